@@ -1,0 +1,212 @@
+/* sud.h - the one header shared by every file of pysud's native core.
+ *
+ * The core knows registers, signals, stacks and the selector byte; it knows
+ * nothing of syscall names or what a call means (that lives in Python).
+ *
+ * Layout constants used by the assembly (sud_entry.S) are defined here as
+ * plain numbers and checked against the C structs with _Static_assert, so a
+ * change to one that forgets the other does not compile.
+ */
+#ifndef PYSUD_SUD_H
+#define PYSUD_SUD_H
+
+/* ---- kernel interface (numbers from include/uapi/linux/prctl.h) ---- */
+#define SUD_PR_SET_SYSCALL_USER_DISPATCH 59
+#define SUD_OP_OFF 0
+#define SUD_OP_EXCLUSIVE_ON 1
+#define SUD_OP_INCLUSIVE_ON 2
+#define SUD_FILTER_ALLOW 0
+#define SUD_FILTER_BLOCK 1
+#define SUD_SI_CODE_USER_DISPATCH 2
+#define SUD_AUDIT_ARCH_X86_64 0xc000003eu
+#define SUD_AUDIT_ARCH_I386 0x40000003u
+#define SUD_PTRACE_SET_CONFIG 0x4210
+#define SUD_PTRACE_GET_CONFIG 0x4211
+
+/* ---- sizes ---- */
+#define SUD_NSYSCALLS 512          /* x86-64 table slots with a fast-path action */
+#define SUD_AREA_SIZE (256 * 1024) /* per-thread area: struct + signal stack, aligned to its size */
+#define SUD_DSTACK_SIZE (8 * 1024 * 1024) /* dispatch stack (Python handlers run here) */
+#define SUD_SHADOW_ENTRIES 1024    /* nested wrapped calls per thread */
+#define SUD_DEFERRED_RING 64
+#define SUD_THREAD_MAGIC 0x5053554454485244ull /* "PSUDTHRD" */
+#define SUD_REDZONE 128
+
+/* ---- offsets into struct sud_thread used by the assembly ---- */
+#define T_SELQ 8       /* quadword whose first byte is the selector */
+#define T_POLICY 16
+#define T_TARGET 24
+#define T_NEWPOL 32
+#define T_SSP 40
+#define T_SSP_END 48
+#define T_HOSTFS 80
+
+/* ---- offsets into struct sud_frame used by the assembly ---- */
+#define F_RAX 112
+#define F_RIP 120
+#define F_RSP 144
+#define F_XSAVE 184
+#define F_THREAD 192
+#define F_FLAGS 213
+
+#ifndef __ASSEMBLER__
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Fast-path actions, chosen per syscall number by Python. */
+enum sud_action_kind {
+    SUD_ACT_PYTHON = 0, /* call the policy's Python hook */
+    SUD_ACT_NATIVE = 1, /* run the call natively, in C */
+    SUD_ACT_ERRNO = 2,  /* fail with -value */
+    SUD_ACT_RETURN = 3, /* return value without running it */
+};
+
+struct sud_action {
+    int32_t kind;
+    int32_t hazard; /* never enter Python when called from the host's libc/ld.so */
+    int64_t value;
+};
+
+/* One record of a call that was run in C because entering Python was unsafe. */
+struct sud_deferred {
+    uint64_t nr, args[6], result, call_addr;
+};
+
+struct sud_frame;
+
+/* The per-dispatcher policy.  Owned by a Python object; an armed thread
+ * holds a reference (refs) so it outlives the object while still in use. */
+struct sud_policy {
+    struct sud_action act[SUD_NSYSCALLS];
+    struct sud_action other; /* numbers >= SUD_NSYSCALLS and int $0x80 calls */
+    uint64_t count[SUD_NSYSCALLS];
+    uint64_t count_other;
+    int64_t refs;
+    void *hook_ctx; /* opaque to the core: the glue's Python object */
+};
+
+/* A trapped call's registers.  The first 20 quadwords are restored by
+ * sud_resume with pops and iretq, in this order. */
+struct sud_frame {
+    uint64_t r15, r14, r13, r12, r11, r10, r9, r8, rbp, rdi, rsi, rdx, rcx, rbx, rax;
+    uint64_t rip, cs, rflags, rsp, ss;
+    uint64_t nr;         /* 160: syscall number (RAX at the trap) */
+    uint64_t call_addr;  /* 168: si_call_addr, the address after the syscall instruction */
+    uint64_t fs_base;    /* 176: restored on resume */
+    uint64_t xsave;      /* 184: 64-byte aligned XSAVE area */
+    struct sud_thread *thread; /* 192 */
+    struct sud_frame *prev;    /* 200: enclosing frame when dispatches nest */
+    uint32_t arch;       /* 208: si_arch */
+    uint8_t selector;    /* 212: selector at the trap, restored on resume */
+    uint8_t flags;       /* 213 */
+    uint8_t pad[2];
+};
+#define SUD_FRAME_DIRTY 1 /* a register was written by a handler */
+
+struct sud_thread {
+    uint64_t magic;          /* 0 */
+    volatile uint8_t selector; /* 8: the byte the kernel reads */
+    uint8_t selq_pad[7];
+    struct sud_policy *policy; /* 16 */
+    uint64_t target;         /* 24 */
+    uint64_t newpol;         /* 32 */
+    uint64_t *ssp;           /* 40 */
+    uint64_t *ssp_end;       /* 48 */
+    /* arming */
+    int op;                  /* SUD_OP_*, OFF when disarmed */
+    int gate_allowed;        /* the core's gate lies in the allowed range */
+    uint64_t offset, len;
+    uint64_t host_fs;
+    int tid;
+    /* memory */
+    char *dstack_lo, *dstack_hi;
+    stack_t old_altstack;
+    struct sud_frame *top;   /* innermost frame being dispatched */
+    /* calls made safe by the core, reported to Python afterwards */
+    struct sud_deferred deferred[SUD_DEFERRED_RING];
+    uint32_t ndeferred, deferred_lost;
+    /* virtualised so foreign code cannot break the mechanism */
+    stack_t virt_altstack;
+    int virt_altstack_set;
+    uint64_t shadow[3 * SUD_SHADOW_ENTRIES];
+};
+
+_Static_assert(offsetof(struct sud_thread, selector) == T_SELQ, "T_SELQ");
+_Static_assert(offsetof(struct sud_thread, policy) == T_POLICY, "T_POLICY");
+_Static_assert(offsetof(struct sud_thread, target) == T_TARGET, "T_TARGET");
+_Static_assert(offsetof(struct sud_thread, newpol) == T_NEWPOL, "T_NEWPOL");
+_Static_assert(offsetof(struct sud_thread, ssp) == T_SSP, "T_SSP");
+_Static_assert(offsetof(struct sud_thread, ssp_end) == T_SSP_END, "T_SSP_END");
+_Static_assert(offsetof(struct sud_thread, host_fs) == T_HOSTFS, "T_HOSTFS");
+_Static_assert(offsetof(struct sud_frame, rax) == F_RAX, "F_RAX");
+_Static_assert(offsetof(struct sud_frame, rip) == F_RIP, "F_RIP");
+_Static_assert(offsetof(struct sud_frame, rsp) == F_RSP, "F_RSP");
+_Static_assert(offsetof(struct sud_frame, xsave) == F_XSAVE, "F_XSAVE");
+_Static_assert(offsetof(struct sud_frame, thread) == F_THREAD, "F_THREAD");
+_Static_assert(offsetof(struct sud_frame, flags) == F_FLAGS, "F_FLAGS");
+_Static_assert(sizeof(struct sud_thread) < SUD_AREA_SIZE / 2, "thread area too small");
+
+/* ---- process-wide facts, set once by sud_init (sud_thread.c) ---- */
+extern uint64_t sud_xsave_size;  /* bytes of the XSAVE area for enabled features */
+extern uint64_t sud_xsave_mask;  /* XCR0 */
+extern int sud_have_fsgsbase;
+extern uint64_t sud_user_cs, sud_user_ss;
+extern uint32_t sud_mxcsr_default;
+extern int sud_debug_enabled;
+extern uintptr_t sud_hazard_lo[4], sud_hazard_hi[4];
+extern int sud_nhazard;
+extern __thread struct sud_thread *sud_self;
+
+/* The glue's Python entry: fills in the frame's result. */
+extern void (*sud_python_hook)(struct sud_frame *f);
+/* The glue's check for calls that were run in C instead of Python. */
+
+/* ---- assembly (sud_entry.S) ---- */
+extern char sud_gate_start[], sud_gate_end[];
+extern char sud_gate_rt_sigreturn[], sud_gate_restorer[];
+long sud_gate_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
+long sud_gate_int80(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
+/* Layout known to sud_gate_clone. */
+struct sud_clone_req {
+    long nr;            /* 0 */
+    long a[6];          /* 8 */
+    uint64_t fs;        /* 56: FS base for a child on a new stack */
+    struct sud_frame *frame; /* 64: registers the child starts with */
+    uint64_t newstack;  /* 72: the child jumps to *(new_sp - 8) */
+};
+long sud_gate_clone(struct sud_clone_req *req);
+void sud_dispatch_entry(void);
+extern char sud_thunk_common[];
+
+/* ---- signal context (sud_signal.c): async-signal-safe only ---- */
+void sud_sigsys_handler(int sig, siginfo_t *si, void *uc);
+void sud_set_chained(const struct sigaction *old);
+void sud_floor_handler(int sig, siginfo_t *si, void *uc); /* benchmark floor */
+void sud_frame_args(const struct sud_frame *f, long a[6]);
+void sud_rearm_after_fork(void);
+
+/* ---- dispatch, outside signal context (sud_dispatch.c) ---- */
+struct sud_frame *sud_dispatch(struct sud_frame *f);
+long sud_native(struct sud_frame *f, long nr, const long a[6]);
+
+/* ---- threads and arming (sud_thread.c) ---- */
+int sud_init(void);
+int sud_arm(int op, uint64_t offset, uint64_t len, struct sud_policy *p);
+int sud_disarm(void);
+int sud_prctl_raw(long op, long offset, long len, void *selector);
+struct sud_policy *sud_policy_new(void);
+void sud_policy_decref(struct sud_policy *p);
+void *sud_thunk_new(uint64_t target, struct sud_policy *p);
+static inline uint64_t sud_rdfsbase(void)
+{
+    uint64_t v;
+    __asm__ volatile("rdfsbase %0" : "=r"(v));
+    return v;
+}
+static inline void sud_wrfsbase(uint64_t v) { __asm__ volatile("wrfsbase %0" ::"r"(v) : "memory"); }
+uint64_t sud_get_fs(void);
+void sud_set_fs(uint64_t v);
+void sud_debug(const char *msg);
+#endif /* __ASSEMBLER__ */
+#endif

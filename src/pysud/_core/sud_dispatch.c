@@ -1,0 +1,230 @@
+/* sud_dispatch.c - what a trapped call does once it has left signal context.
+ *
+ * Runs on the thread's dispatch stack with the selector at ALLOW and the
+ * host's FS base, vector state saved.  Chooses the per-syscall action the
+ * policy holds, runs the call natively, fails it, or calls the Python hook.
+ * Native execution keeps the mechanism intact: calls that would disarm,
+ * unhook or deadlock it are run in the one way that is safe (see
+ * docs/architecture.md, "Calls the core runs with care").
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "sud.h"
+
+#define SUD_CLONE_VM 0x00000100ul
+#define SUD_CLONE_VFORK 0x00004000ul
+#define SUD_CLONE_SETTLS 0x00080000ul
+
+void (*sud_python_hook)(struct sud_frame *f);
+uintptr_t sud_hazard_lo[4], sud_hazard_hi[4];
+int sud_nhazard;
+
+static int in_hazard_range(uint64_t addr)
+{
+    for (int i = 0; i < sud_nhazard; i++)
+        if (addr >= sud_hazard_lo[i] && addr < sud_hazard_hi[i])
+            return 1;
+    return 0;
+}
+
+void sud_rearm_after_fork(void);
+
+/* Copy from/to memory that foreign code named, without faulting on a bad
+ * pointer: the kernel checks it and answers EFAULT. */
+static long safe_copy(void *dst, const void *src, size_t n, int to_foreign)
+{
+    struct iovec local = {to_foreign ? (void *)src : dst, n};
+    struct iovec remote = {to_foreign ? dst : (void *)src, n};
+    long pid = sud_gate_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+    long r = sud_gate_syscall6(to_foreign ? SYS_process_vm_writev : SYS_process_vm_readv, pid,
+                               (long)&local, 1, (long)&remote, 1, 0);
+    return r == (long)n ? 0 : -EFAULT;
+}
+
+static long native_clone(struct sud_frame *f, long nr, const long a[6])
+{
+    struct sud_clone_req req = {.nr = nr, .fs = f->fs_base, .frame = f};
+    memcpy(req.a, a, sizeof(req.a));
+    uint64_t flags, child_sp = 0;
+    uint64_t cargs[16]; /* a private copy of struct clone_args for clone3 */
+
+    if (nr == SYS_fork || nr == SYS_vfork) {
+        /* vfork would run the child on the parent's dispatch stack: fork instead. */
+        req.nr = SYS_fork;
+        flags = 0;
+    } else if (nr == SYS_clone) {
+        flags = (uint64_t)a[0];
+        child_sp = (uint64_t)a[1];
+        if ((flags & SUD_CLONE_VFORK) && !child_sp)
+            flags &= ~(SUD_CLONE_VM | SUD_CLONE_VFORK);
+        req.a[0] = (long)flags;
+    } else { /* clone3 */
+        long size = a[1];
+        if (size < 64 || size > (long)sizeof(cargs))
+            return sud_gate_syscall6(nr, a[0], a[1], 0, 0, 0, 0); /* let the kernel say why */
+        if (safe_copy(cargs, (void *)a[0], size, 0))
+            return -EFAULT;
+        flags = cargs[0];
+        if (cargs[5]) /* stack, stack_size */
+            child_sp = cargs[5] + cargs[6];
+        if ((flags & SUD_CLONE_VFORK) && !child_sp) {
+            flags &= ~(SUD_CLONE_VM | SUD_CLONE_VFORK);
+            cargs[0] = flags;
+        }
+        req.a[0] = (long)cargs;
+    }
+    if (child_sp) {
+        /* The child starts on its own stack at the foreign code's next
+         * instruction; the gate finds that address just below the stack top. */
+        uint64_t rip = f->rip;
+        if (safe_copy((void *)(child_sp - 8), &rip, 8, 1))
+            return -EFAULT;
+        req.newstack = 1;
+    }
+    long r = sud_gate_clone(&req);
+    if (req.newstack && sud_have_fsgsbase)
+        sud_wrfsbase(f->thread->host_fs);
+    if (r == 0 && !(flags & SUD_CLONE_VM))
+        sud_rearm_after_fork(); /* a forked child continues under dispatch, as armed */
+    return r;
+}
+
+long sud_native(struct sud_frame *f, long nr, const long a[6])
+{
+    if (f->arch == SUD_AUDIT_ARCH_I386)
+        return sud_gate_int80(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    struct sud_thread *t = f->thread;
+    switch (nr) {
+    case SYS_clone:
+    case SYS_clone3:
+    case SYS_fork:
+    case SYS_vfork:
+        return native_clone(f, nr, a);
+    case SYS_rt_sigprocmask: {
+        /* SIGSYS must stay deliverable: a trap with it blocked kills the process. */
+        long r = sud_gate_syscall6(nr, a[0], a[1], a[2], a[3], 0, 0);
+        unsigned long sys = 1ul << (SIGSYS - 1);
+        sud_gate_syscall6(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&sys, 0, 8, 0, 0);
+        return r;
+    }
+    case SYS_rt_sigaction:
+        /* SIGSYS is the mechanism's own; the disposition may be read, not changed. */
+        if (a[0] == SIGSYS && a[1])
+            return -EINVAL;
+        break;
+    case SYS_sigaltstack: {
+        /* The signal stack holds the thread's dispatch state: keep it, and
+         * give the foreign code a virtual one. */
+        stack_t nss;
+        if (a[1] && safe_copy((void *)a[1], &t->virt_altstack, sizeof(stack_t), 1))
+            return -EFAULT;
+        if (a[0]) {
+            if (safe_copy(&nss, (void *)a[0], sizeof(nss), 0))
+                return -EFAULT;
+            if (!(nss.ss_flags & SS_DISABLE) && nss.ss_size < 2048 /* MINSIGSTKSZ */)
+                return -ENOMEM;
+            t->virt_altstack = nss;
+            t->virt_altstack_set = 1;
+        }
+        return 0;
+    }
+    default:
+        break;
+    }
+    return sud_gate_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+static void frame_args(const struct sud_frame *f, long a[6])
+{
+    if (f->arch == SUD_AUDIT_ARCH_I386) {
+        a[0] = (long)(uint32_t)f->rbx;
+        a[1] = (long)(uint32_t)f->rcx;
+        a[2] = (long)(uint32_t)f->rdx;
+        a[3] = (long)(uint32_t)f->rsi;
+        a[4] = (long)(uint32_t)f->rdi;
+        a[5] = (long)(uint32_t)f->rbp;
+    } else {
+        a[0] = (long)f->rdi;
+        a[1] = (long)f->rsi;
+        a[2] = (long)f->rdx;
+        a[3] = (long)f->r10;
+        a[4] = (long)f->r8;
+        a[5] = (long)f->r9;
+    }
+}
+
+static void record_deferred(struct sud_thread *t, const struct sud_frame *f, const long a[6])
+{
+    if (t->ndeferred >= SUD_DEFERRED_RING) {
+        t->deferred_lost++;
+        return;
+    }
+    struct sud_deferred *d = &t->deferred[t->ndeferred++];
+    d->nr = f->nr;
+    for (int i = 0; i < 6; i++)
+        d->args[i] = (uint64_t)a[i];
+    d->result = f->rax;
+    d->call_addr = f->call_addr;
+}
+
+struct sud_frame *sud_dispatch(struct sud_frame *f)
+{
+    struct sud_thread *t = f->thread;
+    struct sud_policy *p = t->policy;
+    f->prev = t->top;
+    t->top = f;
+
+    const struct sud_action *a;
+    if (!p) {
+        static const struct sud_action native = {SUD_ACT_NATIVE, 0, 0};
+        a = &native;
+    } else if (f->arch == SUD_AUDIT_ARCH_X86_64 && f->nr < SUD_NSYSCALLS) {
+        a = &p->act[f->nr];
+        __atomic_add_fetch(&p->count[f->nr], 1, __ATOMIC_RELAXED);
+    } else {
+        a = &p->other;
+        __atomic_add_fetch(&p->count_other, 1, __ATOMIC_RELAXED);
+    }
+
+    int kind = a->kind, deferred = 0;
+    long args[6];
+    if (kind == SUD_ACT_PYTHON) {
+        if (!sud_python_hook || !p->hook_ctx) {
+            kind = SUD_ACT_NATIVE;
+        } else if (a->hazard && in_hazard_range(f->call_addr)) {
+            /* The host's libc may hold a lock that Python would need
+             * (malloc's arena lock around mmap, the GIL's mutex around
+             * futex): run it here and tell Python afterwards. */
+            kind = SUD_ACT_NATIVE;
+            deferred = 1;
+        }
+    }
+    switch (kind) {
+    case SUD_ACT_NATIVE:
+        frame_args(f, args);
+        f->rax = (uint64_t)sud_native(f, (long)f->nr, args);
+        if (deferred)
+            record_deferred(t, f, args);
+        break;
+    case SUD_ACT_ERRNO:
+        f->rax = (uint64_t)-a->value;
+        break;
+    case SUD_ACT_RETURN:
+        f->rax = (uint64_t)a->value;
+        break;
+    default:
+        sud_python_hook(f);
+        break;
+    }
+    t->top = f->prev;
+    return f;
+}
+
+/* Exposed for the glue: a frame's arguments as the kernel would read them. */
+void sud_frame_args(const struct sud_frame *f, long a[6]) { frame_args(f, a); }

@@ -1,0 +1,249 @@
+/* sud_entry.S - the core's assembly: the gate (every syscall instruction the
+ * core executes itself), the way into and out of dispatch, and the common
+ * part of the thunks that flip the selector around a wrapped native call.
+ */
+#include "sud.h"
+
+/* ------------------------------------------------------------------------
+ * The gate.  Its own page-aligned section: in exclusive mode pysud arms with
+ * this section as the allowed region, so these syscalls always run directly.
+ * ---------------------------------------------------------------------- */
+        .section .text.pysud_gate,"ax",@progbits
+        .balign 4096
+        .globl sud_gate_start
+        .hidden sud_gate_start
+sud_gate_start:
+
+/* long sud_gate_syscall6(nr, a1, a2, a3, a4, a5, a6) */
+        .globl sud_gate_syscall6
+        .hidden sud_gate_syscall6
+        .type sud_gate_syscall6, @function
+sud_gate_syscall6:
+        mov     %rdi, %rax
+        mov     %rsi, %rdi
+        mov     %rdx, %rsi
+        mov     %rcx, %rdx
+        mov     %r8, %r10
+        mov     %r9, %r8
+        mov     8(%rsp), %r9
+        syscall
+        ret
+        .size sud_gate_syscall6, .-sud_gate_syscall6
+
+/* long sud_gate_int80(nr, a1..a6): the i386 convention, for int $0x80 calls */
+        .globl sud_gate_int80
+        .hidden sud_gate_int80
+        .type sud_gate_int80, @function
+sud_gate_int80:
+        push    %rbx
+        push    %rbp
+        mov     %rdi, %rax
+        mov     %rsi, %rbx
+        mov     %rcx, %r10
+        mov     %rdx, %rcx
+        mov     %r10, %rdx
+        mov     %r8, %rsi
+        mov     %r9, %rdi
+        mov     24(%rsp), %rbp
+        int     $0x80
+        pop     %rbp
+        pop     %rbx
+        ret
+        .size sud_gate_int80, .-sud_gate_int80
+
+/* a signal restorer that is never dispatched (used by the benchmark floor) */
+        .globl sud_gate_restorer
+        .hidden sud_gate_restorer
+sud_gate_restorer:
+        mov     $15, %eax
+        syscall
+        ud2
+
+/* rt_sigreturn at the interrupted RSP (RAX already holds its number) */
+        .globl sud_gate_rt_sigreturn
+        .hidden sud_gate_rt_sigreturn
+sud_gate_rt_sigreturn:
+        syscall
+        ud2
+
+/* long sud_gate_clone(struct sud_clone_req *req)
+ * req: {nr, a[6], fs, regs*}.  Loads the trapped frame's registers, so that a
+ * child sees what it would have seen after its own syscall, and issues the
+ * call.  Two ways out for the child:
+ *   same stack (fork-like): it returns here, like the parent, with RAX 0;
+ *   new stack: it jumps to the address the caller stored at new_sp - 8. */
+        .globl sud_gate_clone
+        .hidden sud_gate_clone
+        .type sud_gate_clone, @function
+sud_gate_clone:
+        push    %rbx
+        push    %rbp
+        push    %r12
+        push    %r13
+        push    %r14
+        push    %r15
+        mov     %rdi, %r11              /* req */
+        mov     64(%r11), %rcx          /* frame */
+        mov     104(%rcx), %rbx         /* frame->rbx (offset 13*8) */
+        mov     64(%rcx), %rbp          /* frame->rbp (8*8) */
+        mov     24(%rcx), %r12
+        mov     16(%rcx), %r13
+        mov     8(%rcx), %r14
+        mov     0(%rcx), %r15
+        mov     72(%r11), %r10          /* newstack flag */
+        test    %r10, %r10
+        jnz     2f
+        mov     8(%r11), %rdi
+        mov     16(%r11), %rsi
+        mov     24(%r11), %rdx
+        mov     32(%r11), %r10
+        mov     40(%r11), %r8
+        mov     48(%r11), %r9
+        mov     0(%r11), %rax
+        syscall
+1:      pop     %r15
+        pop     %r14
+        pop     %r13
+        pop     %r12
+        pop     %rbp
+        pop     %rbx
+        ret
+2:      /* new stack: switch FS to the caller's first, so the child starts with it */
+        mov     56(%r11), %rax
+        cmpl    $0, sud_have_fsgsbase(%rip)
+        je      3f
+        wrfsbase %rax
+3:      mov     8(%r11), %rdi
+        mov     16(%r11), %rsi
+        mov     24(%r11), %rdx
+        mov     32(%r11), %r10
+        mov     40(%r11), %r8
+        mov     48(%r11), %r9
+        mov     0(%r11), %rax
+        syscall
+        test    %rax, %rax
+        jnz     4f
+        mov     -8(%rsp), %rcx          /* child: continue the foreign code */
+        jmp     *%rcx
+4:      /* parent: host FS back (the caller restores it too; this keeps C safe) */
+        jmp     1b
+        .size sud_gate_clone, .-sud_gate_clone
+
+        .balign 4096
+        .globl sud_gate_end
+        .hidden sud_gate_end
+sud_gate_end:
+
+/* ------------------------------------------------------------------------
+ * Into and out of dispatch.
+ * ---------------------------------------------------------------------- */
+        .text
+/* Entered by sigreturn (the SIGSYS handler rewrote RIP/RSP/RDI): RDI = frame,
+ * RSP 16-byte aligned on the dispatch stack, selector ALLOW, host FS. */
+        .globl sud_dispatch_entry
+        .hidden sud_dispatch_entry
+        .type sud_dispatch_entry, @function
+sud_dispatch_entry:
+        cld
+        mov     F_XSAVE(%rdi), %rcx
+        mov     sud_xsave_mask(%rip), %eax
+        mov     sud_xsave_mask+4(%rip), %edx
+        xsave64 (%rcx)
+        fninit
+        ldmxcsr sud_mxcsr_default(%rip)
+        push    %rdi
+        push    %rdi
+        call    sud_dispatch
+        mov     %rax, %rdi
+        /* fall through */
+/* Back to the trapped code: vector state, FS, selector, every GPR, then
+ * iretq, which loads RIP, RFLAGS and RSP at once without touching the
+ * foreign stack or its red zone. */
+        .globl sud_resume
+        .hidden sud_resume
+sud_resume:
+        mov     %rdi, %rsp
+        mov     F_XSAVE(%rsp), %rcx
+        mov     $-1, %eax
+        mov     $-1, %edx
+        xrstor64 (%rcx)
+        mov     F_THREAD(%rsp), %rax
+        mov     176(%rsp), %rsi         /* frame->fs_base */
+        cmp     T_HOSTFS(%rax), %rsi
+        je      2f
+        cmpl    $0, sud_have_fsgsbase(%rip)
+        je      1f
+        wrfsbase %rsi
+        jmp     2f
+1:      mov     $0x1002, %edi           /* arch_prctl(ARCH_SET_FS, fs) */
+        mov     $158, %eax
+        syscall
+        mov     F_THREAD(%rsp), %rax
+2:      movzbl  212(%rsp), %ecx         /* frame->selector */
+        movb    %cl, T_SELQ(%rax)
+        pop     %r15
+        pop     %r14
+        pop     %r13
+        pop     %r12
+        pop     %r11
+        pop     %r10
+        pop     %r9
+        pop     %r8
+        pop     %rbp
+        pop     %rdi
+        pop     %rsi
+        pop     %rdx
+        pop     %rcx
+        pop     %rbx
+        pop     %rax
+        iretq
+        .size sud_dispatch_entry, .-sud_dispatch_entry
+
+/* ------------------------------------------------------------------------
+ * Thunks.  A per-target thunk is `movabs $target,%r11; movabs $policy,%r10;
+ * jmp *sud_thunk_common`.  The common part saves the return address, the
+ * policy and the selector on the thread's shadow stack (never on the C
+ * stack: stack arguments stay where the target expects them), sets BLOCK,
+ * calls the target, and on return restores the selector before anything else.
+ * ---------------------------------------------------------------------- */
+        .globl sud_thunk_common
+        .hidden sud_thunk_common
+        .type sud_thunk_common, @function
+sud_thunk_common:
+        push    %r11
+        mov     sud_self@gottpoff(%rip), %r11
+        mov     %fs:(%r11), %r11
+        test    %r11, %r11
+        jz      9f
+        pop     T_TARGET(%r11)
+        mov     %r10, T_NEWPOL(%r11)
+        mov     T_SSP(%r11), %r10
+        cmp     T_SSP_END(%r11), %r10
+        jae     8f
+        pop     0(%r10)                 /* return address */
+        push    T_POLICY(%r11)
+        pop     8(%r10)
+        push    T_SELQ(%r11)
+        pop     16(%r10)
+        push    T_NEWPOL(%r11)
+        pop     T_POLICY(%r11)
+        add     $24, %r10
+        mov     %r10, T_SSP(%r11)
+        movb    $SUD_FILTER_BLOCK, T_SELQ(%r11)
+        call    *T_TARGET(%r11)
+        mov     sud_self@gottpoff(%rip), %r11
+        mov     %fs:(%r11), %r11
+        mov     T_SSP(%r11), %r10
+        sub     $24, %r10
+        push    16(%r10)
+        pop     T_SELQ(%r11)            /* selector first */
+        mov     %r10, T_SSP(%r11)
+        push    8(%r10)
+        pop     T_POLICY(%r11)
+        push    0(%r10)
+        ret
+8:      call    sud_thunk_fatal_depth
+9:      call    sud_thunk_fatal_unarmed
+        .size sud_thunk_common, .-sud_thunk_common
+
+        .section .note.GNU-stack,"",@progbits
