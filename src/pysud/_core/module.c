@@ -106,7 +106,19 @@ static PyObject *frame_get_dirty(PyObject *self, void *c)
     return PyBool_FromLong(frame_view((FrameObject *)self)->flags & SUD_FRAME_DIRTY);
 }
 
+/* The six arguments as the kernel reads them for this call's ABI (the core
+ * needs this to run calls natively; tests check it against pysud._abi). */
+static PyObject *frame_get_args(PyObject *self, void *c)
+{
+    (void)c;
+    long a[6];
+    sud_frame_args(frame_view((FrameObject *)self), a);
+    return Py_BuildValue("(kkkkkk)", (unsigned long)a[0], (unsigned long)a[1], (unsigned long)a[2],
+                         (unsigned long)a[3], (unsigned long)a[4], (unsigned long)a[5]);
+}
+
 static PyGetSetDef frame_getset[] = {
+    {"args", frame_get_args, NULL, NULL, NULL},
     REG(rax), REG(rbx), REG(rcx), REG(rdx), REG(rsi), REG(rdi), REG(rbp), REG(rsp),
     REG(r8), REG(r9), REG(r10), REG(r11), REG(r12), REG(r13), REG(r14), REG(r15),
     REG(rip), REG(rflags), REG(fs_base),
@@ -119,33 +131,57 @@ static PyGetSetDef frame_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-/* frame._native(nr, a0, ..., a5) -> int: run a call natively from the handler,
- * with the care the core takes for clone/fork/signal calls. */
-static PyObject *frame_native(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+static int long_arg(PyObject *o, long *out)
+{
+    if (!PyLong_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "system call arguments are ints, not %.100s", Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    if (_PyLong_Sign(o) < 0)
+        *out = PyLong_AsLong(o);
+    else
+        *out = (long)PyLong_AsUnsignedLong(o);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* call.native(*args, nr=None) -> int: run the call natively now, from the
+ * handler, with the care the core takes for clone/fork/signal calls.  Given
+ * arguments replace the call's own (missing ones keep theirs); the foreign
+ * code's registers are not changed.  Returns the raw result (-errno). */
+static PyObject *frame_native(PyObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
 {
     struct sud_frame *f = frame_live((FrameObject *)self);
     if (!f)
         return NULL;
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "_native(nr, a0, a1, a2, a3, a4, a5)");
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    if (n > 6) {
+        PyErr_SetString(PyExc_TypeError, "a system call has at most six arguments");
         return NULL;
     }
-    long v[7];
-    for (int i = 0; i < 7; i++) {
-        if (PyLong_Check(args[i]) && _PyLong_Sign(args[i]) < 0)
-            v[i] = PyLong_AsLong(args[i]);
-        else
-            v[i] = (long)PyLong_AsUnsignedLong(args[i]);
-        if (PyErr_Occurred())
+    long a[6], nr = (long)f->nr;
+    sud_frame_args(f, a);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (long_arg(args[i], &a[i]) < 0)
             return NULL;
+    if (kwnames) {
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(kwnames); k++) {
+            PyObject *key = PyTuple_GET_ITEM(kwnames, k), *val = args[n + k];
+            if (!PyUnicode_Check(key) || PyUnicode_CompareWithASCIIString(key, "nr") != 0) {
+                PyErr_Format(PyExc_TypeError, "native() got an unexpected keyword argument %R", key);
+                return NULL;
+            }
+            if (val != Py_None && long_arg(val, &nr) < 0)
+                return NULL;
+        }
     }
     long r;
-    Py_BEGIN_ALLOW_THREADS r = sud_native(f, v[0], v + 1);
+    Py_BEGIN_ALLOW_THREADS r = sud_native(f, nr, a);
     Py_END_ALLOW_THREADS return PyLong_FromLong(r);
 }
 
 static PyMethodDef frame_methods[] = {
-    {"_native", (PyCFunction)(void (*)(void))frame_native, METH_FASTCALL, "Run a call natively."},
+    {"native", (PyCFunction)(void (*)(void))frame_native, METH_FASTCALL | METH_KEYWORDS,
+     "native(*args, nr=None) -> int: run the call natively now and return its raw result."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -162,7 +198,10 @@ static PyTypeObject Frame_Type = {
 
 typedef struct {
     PyObject_HEAD struct sud_policy *p;
-    PyObject *callback;   /* callback(frame) answers a call */
+    PyObject *handlers[SUD_NSYSCALLS]; /* x86-64 handlers called directly, or NULL */
+    PyObject *on_result;  /* on_result(frame, result): results that are not ints */
+    PyObject *on_error;   /* on_error(frame, exc): a handler raised */
+    PyObject *callback;   /* callback(frame) answers a call that has no direct handler */
     PyObject *deferred;   /* deferred(list_of_records) hears calls run in C */
     PyTypeObject *frame_type;
 } PolicyObject;
@@ -171,10 +210,11 @@ static PyTypeObject Policy_Type;
 
 static PyObject *policy_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
-    PyObject *callback, *deferred;
+    PyObject *callback, *deferred, *on_result, *on_error;
     PyTypeObject *ft = &Frame_Type;
-    static char *kwlist[] = {"callback", "deferred", "frame_type", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|O!", kwlist, &callback, &deferred, &PyType_Type, &ft))
+    static char *kwlist[] = {"callback", "deferred", "on_result", "on_error", "frame_type", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|O!", kwlist, &callback, &deferred, &on_result, &on_error,
+                                     &PyType_Type, &ft))
         return NULL;
     if (!PyType_IsSubtype(ft, &Frame_Type)) {
         PyErr_SetString(PyExc_TypeError, "frame_type must derive from pysud._core.Frame");
@@ -193,6 +233,10 @@ static PyObject *policy_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     self->callback = callback;
     Py_INCREF(deferred);
     self->deferred = deferred;
+    Py_INCREF(on_result);
+    self->on_result = on_result;
+    Py_INCREF(on_error);
+    self->on_error = on_error;
     Py_INCREF(ft);
     self->frame_type = ft;
     return (PyObject *)self;
@@ -206,6 +250,10 @@ static void policy_dealloc(PolicyObject *self)
     }
     Py_XDECREF(self->callback);
     Py_XDECREF(self->deferred);
+    Py_XDECREF(self->on_result);
+    Py_XDECREF(self->on_error);
+    for (int i = 0; i < SUD_NSYSCALLS; i++)
+        Py_CLEAR(self->handlers[i]);
     Py_XDECREF(self->frame_type);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -232,6 +280,23 @@ static PyObject *policy_set_action(PolicyObject *self, PyObject *args)
     a->value = value;
     a->hazard = (int32_t)hazard;
     __atomic_store_n(&a->kind, (int32_t)kind, __ATOMIC_RELEASE);
+    Py_RETURN_NONE;
+}
+
+/* set_handler(nr, handler_or_None): a handler the hook calls directly */
+static PyObject *policy_set_handler(PolicyObject *self, PyObject *args)
+{
+    long nr;
+    PyObject *h;
+    if (!PyArg_ParseTuple(args, "lO", &nr, &h))
+        return NULL;
+    if (nr < 0 || nr >= SUD_NSYSCALLS) {
+        PyErr_Format(PyExc_ValueError, "syscall number %ld out of range", nr);
+        return NULL;
+    }
+    PyObject *old = self->handlers[nr];
+    self->handlers[nr] = h == Py_None ? NULL : Py_NewRef(h);
+    Py_XDECREF(old);
     Py_RETURN_NONE;
 }
 
@@ -280,6 +345,7 @@ static PyObject *policy_reset_counts(PolicyObject *self, PyObject *unused)
 static PyMethodDef policy_methods[] = {
     {"set_action", (PyCFunction)policy_set_action, METH_VARARGS,
      "set_action(nr, kind, value, hazard); nr -1 sets the action for other calls."},
+    {"set_handler", (PyCFunction)policy_set_handler, METH_VARARGS, "set_handler(nr, handler or None)."},
     {"counts", (PyCFunction)policy_counts, METH_NOARGS, "Calls seen, by number."},
     {"reset_counts", (PyCFunction)policy_reset_counts, METH_NOARGS, "Zero the counters."},
     {NULL, NULL, 0, NULL},
@@ -343,6 +409,21 @@ static void deliver_deferred(struct sud_thread *t, PolicyObject *po)
     Py_XDECREF(r);
 }
 
+/* The raised exception as one object, with its traceback (3.12's PyErr_GetRaisedException). */
+static PyObject *fetch_exception(void)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb && value)
+        PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    if (!value)
+        value = Py_NewRef(Py_None);
+    return value;
+}
+
 static void python_hook(struct sud_frame *f)
 {
     PyGILState_STATE g = PyGILState_Ensure();
@@ -364,14 +445,52 @@ static void python_hook(struct sud_frame *f)
         f->rax = (uint64_t)-ENOSYS;
     } else {
         fo->live = f;
-        PyObject *r = PyObject_CallOneArg(po->callback, (PyObject *)fo);
-        if (!r) {
-            /* The Python side turns handler errors into results; this is a
-             * last resort that keeps the foreign code's result defined. */
-            PyErr_WriteUnraisable(po->callback);
-            f->rax = (uint64_t)-ENOSYS;
+        PyObject *h = NULL;
+        if (f->arch == SUD_AUDIT_ARCH_X86_64 && f->nr < SUD_NSYSCALLS)
+            h = po->handlers[f->nr];
+        if (h) {
+            /* The common case without a Python frame in between: an int
+             * result goes to RAX; anything else goes to on_result, and an
+             * exception to on_error, which decide what it means. */
+            Py_INCREF(h);
+            PyObject *r = PyObject_CallOneArg(h, (PyObject *)fo);
+            Py_DECREF(h);
+            int done = 0;
+            if (r && PyLong_CheckExact(r)) {
+                int overflow;
+                long long v = PyLong_AsLongLongAndOverflow(r, &overflow);
+                if (!overflow && !(v == -1 && PyErr_Occurred())) {
+                    f->rax = (uint64_t)v;
+                    done = 1;
+                }
+                PyErr_Clear();
+            }
+            PyObject *r2 = NULL;
+            if (!done && r) {
+                r2 = PyObject_CallFunctionObjArgs(po->on_result, (PyObject *)fo, r, NULL);
+            } else if (!r) {
+                PyObject *exc = fetch_exception();
+                r2 = PyObject_CallFunctionObjArgs(po->on_error, (PyObject *)fo, exc, NULL);
+                Py_XDECREF(exc);
+            } else {
+                r2 = Py_NewRef(Py_None);
+            }
+            Py_XDECREF(r);
+            if (!r2) {
+                PyErr_WriteUnraisable(po->on_error);
+                f->rax = (uint64_t)-ENOSYS;
+            }
+            Py_XDECREF(r2);
+        } else {
+            PyObject *r = PyObject_CallOneArg(po->callback, (PyObject *)fo);
+            if (!r) {
+                /* The Python side turns handler errors into results; this is a
+                 * last resort that keeps the foreign code's result defined. */
+                PyErr_WriteUnraisable(po->callback);
+                f->rax = (uint64_t)-ENOSYS;
+            }
+            Py_XDECREF(r);
         }
-        Py_XDECREF(r);
         fo->snap = *f;
         fo->live = NULL;
         Py_DECREF(fo);
@@ -706,8 +825,9 @@ static PyObject *m_features(PyObject *m, PyObject *unused)
     int r = sud_init();
     if (r)
         return errno_error(r);
-    return Py_BuildValue("{s:K,s:K,s:O,s:K,s:K}", "xsave_size", (unsigned long long)sud_xsave_size, "xsave_mask",
+    return Py_BuildValue("{s:K,s:K,s:O,s:O,s:K,s:K}", "xsave_size", (unsigned long long)sud_xsave_size, "xsave_mask",
                          (unsigned long long)sud_xsave_mask, "fsgsbase", sud_have_fsgsbase ? Py_True : Py_False,
+                         "xsavec", sud_have_xsavec ? Py_True : Py_False,
                          "hwcap2", (unsigned long long)getauxval(AT_HWCAP2), "area_size",
                          (unsigned long long)SUD_AREA_SIZE);
 }

@@ -48,6 +48,8 @@
 #define F_XSAVE 184
 #define F_THREAD 192
 #define F_FLAGS 213
+#define SUD_FRAME_DIRTY 1  /* a register was written by a handler */
+#define SUD_FRAME_XSAVED 2 /* vector state saved in the XSAVE area */
 
 #ifndef __ASSEMBLER__
 #include <signal.h>
@@ -102,7 +104,7 @@ struct sud_frame {
     uint8_t flags;       /* 213 */
     uint8_t pad[2];
 };
-#define SUD_FRAME_DIRTY 1 /* a register was written by a handler */
+
 
 struct sud_thread {
     uint64_t magic;          /* 0 */
@@ -151,6 +153,7 @@ _Static_assert(sizeof(struct sud_thread) < SUD_AREA_SIZE / 2, "thread area too s
 extern uint64_t sud_xsave_size;  /* bytes of the XSAVE area for enabled features */
 extern uint64_t sud_xsave_mask;  /* XCR0 */
 extern int sud_have_fsgsbase;
+extern int sud_have_xsavec;
 extern uint64_t sud_user_cs, sud_user_ss;
 extern uint32_t sud_mxcsr_default;
 extern int sud_debug_enabled;
@@ -177,6 +180,7 @@ struct sud_clone_req {
 };
 long sud_gate_clone(struct sud_clone_req *req);
 void sud_dispatch_entry(void);
+void sud_xsave(struct sud_frame *f);
 extern char sud_thunk_common[];
 
 /* ---- signal context (sud_signal.c): async-signal-safe only ---- */

@@ -8,6 +8,9 @@
  * docs/architecture.md, "Calls the core runs with care").
  */
 #define _GNU_SOURCE
+/* The fast path runs with the trapped code's vector registers live and unsaved:
+ * no vector instructions here, and no libc calls that might use them. */
+#pragma GCC target("general-regs-only")
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
@@ -50,7 +53,8 @@ static long safe_copy(void *dst, const void *src, size_t n, int to_foreign)
 static long native_clone(struct sud_frame *f, long nr, const long a[6])
 {
     struct sud_clone_req req = {.nr = nr, .fs = f->fs_base, .frame = f};
-    memcpy(req.a, a, sizeof(req.a));
+    for (int i = 0; i < 6; i++)
+        req.a[i] = a[i];
     uint64_t flags, child_sp = 0;
     uint64_t cargs[16]; /* a private copy of struct clone_args for clone3 */
 
@@ -219,6 +223,7 @@ struct sud_frame *sud_dispatch(struct sud_frame *f)
         f->rax = (uint64_t)a->value;
         break;
     default:
+        sud_xsave(f);
         sud_python_hook(f);
         break;
     }

@@ -145,12 +145,6 @@ sud_gate_end:
         .type sud_dispatch_entry, @function
 sud_dispatch_entry:
         cld
-        mov     F_XSAVE(%rdi), %rcx
-        mov     sud_xsave_mask(%rip), %eax
-        mov     sud_xsave_mask+4(%rip), %edx
-        xsave64 (%rcx)
-        fninit
-        ldmxcsr sud_mxcsr_default(%rip)
         push    %rdi
         push    %rdi
         call    sud_dispatch
@@ -163,10 +157,13 @@ sud_dispatch_entry:
         .hidden sud_resume
 sud_resume:
         mov     %rdi, %rsp
+        testb   $SUD_FRAME_XSAVED, F_FLAGS(%rsp)
+        jz      3f
         mov     F_XSAVE(%rsp), %rcx
         mov     $-1, %eax
         mov     $-1, %edx
         xrstor64 (%rcx)
+3:
         mov     F_THREAD(%rsp), %rax
         mov     176(%rsp), %rsi         /* frame->fs_base */
         cmp     T_HOSTFS(%rax), %rsi
@@ -198,6 +195,27 @@ sud_resume:
         pop     %rax
         iretq
         .size sud_dispatch_entry, .-sud_dispatch_entry
+
+/* void sud_xsave(struct sud_frame *f): save the trapped code's vector state
+ * before code that may use vector registers runs (Python), and give that code
+ * the default MXCSR and x87 control word.  sud_resume restores it. */
+        .globl sud_xsave
+        .hidden sud_xsave
+        .type sud_xsave, @function
+sud_xsave:
+        mov     F_XSAVE(%rdi), %rcx
+        mov     sud_xsave_mask(%rip), %eax
+        mov     sud_xsave_mask+4(%rip), %edx
+        cmpl    $0, sud_have_xsavec(%rip)
+        je      1f
+        xsavec64 (%rcx)                 /* compact: skips components in their initial state */
+        jmp     2f
+1:      xsave64 (%rcx)
+2:      fninit
+        ldmxcsr sud_mxcsr_default(%rip)
+        orb     $SUD_FRAME_XSAVED, F_FLAGS(%rdi)
+        ret
+        .size sud_xsave, .-sud_xsave
 
 /* ------------------------------------------------------------------------
  * Thunks.  A per-target thunk is `movabs $target,%r11; movabs $policy,%r10;

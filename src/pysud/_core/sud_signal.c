@@ -10,6 +10,7 @@
  * belong to foreign code when this runs.
  */
 #define _GNU_SOURCE
+#pragma GCC target("general-regs-only")
 #include <errno.h>
 #include <string.h>
 #include <sys/syscall.h>

@@ -22,6 +22,7 @@
 __attribute__((tls_model("initial-exec"))) __thread struct sud_thread *sud_self;
 uint64_t sud_xsave_size, sud_xsave_mask;
 int sud_have_fsgsbase;
+int sud_have_xsavec;
 uint64_t sud_user_cs, sud_user_ss;
 uint32_t sud_mxcsr_default = 0x1f80;
 
@@ -106,6 +107,8 @@ int sud_init(void)
     sud_xsave_mask = ((uint64_t)hi << 32) | lo;
     __cpuid_count(0xd, 0, a, b, c, d);
     sud_xsave_size = (b + 63) & ~63u;
+    __cpuid_count(0xd, 1, a, b, c, d);
+    sud_have_xsavec = (a & 2) != 0 && !(getenv("PYSUD_NO_XSAVEC"));
     sud_have_fsgsbase = (getauxval(AT_HWCAP2) & 2) != 0;
     uint16_t cs, ss;
     __asm__ volatile("mov %%cs, %0; mov %%ss, %1" : "=r"(cs), "=r"(ss));

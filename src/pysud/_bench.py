@@ -1,0 +1,128 @@
+"""`pysud bench`: ns per system call on each path, measured side by side in one run.
+
+Rows are measured in interleaved rounds (every row once per round) and the
+median round is reported, so drift in machine load hits all rows alike.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import _core
+from ._dispatch import NATIVE, Dispatcher, Syscall
+
+NR_GETPPID = 110  # cheap, no arguments, no side effects
+
+
+@dataclass
+class Row:
+    key: str
+    label: str
+    ns: float = 0.0
+
+
+def _rows() -> list[Row]:
+    return [
+        Row("native", "native (thread not armed)"),
+        Row("allow", "armed, selector ALLOW"),
+        Row("floor", "floor: minimal C SIGSYS handler"),
+        Row("fast_native", "dispatched, fast path NATIVE (no Python)"),
+        Row("python_return", "dispatched, Python handler returns a value"),
+        Row("python_native", "dispatched, Python handler runs it natively"),
+    ]
+
+
+def measure(iterations: int = 20000, rounds: int = 7) -> dict[str, object]:
+    nr = NR_GETPPID
+    fast = Dispatcher()
+    fast.set_fast(nr, NATIVE)
+    py_ret = Dispatcher()
+    py_ret.on(nr, lambda call: 0)
+    py_nat = Dispatcher()
+
+    def run_natively(call: Syscall) -> int:
+        return call.native()
+
+    py_nat.on(nr, run_natively)
+
+    def armed(d: Dispatcher, block: bool) -> Callable[[], int]:
+        def run() -> int:
+            d.arm_thread()
+            return int(_core.bench_loop(nr, iterations, block))
+
+        return run
+
+    def native() -> int:
+        _core.disarm()
+        return int(_core.bench_loop(nr, iterations, False))
+
+    def floor() -> int:
+        fast.arm_thread()
+        return int(_core.bench_floor(nr, iterations))
+
+    runs: dict[str, Callable[[], int]] = {
+        "native": native,
+        "allow": armed(fast, False),
+        "floor": floor,
+        "fast_native": armed(fast, True),
+        "python_return": armed(py_ret, True),
+        "python_native": armed(py_nat, True),
+    }
+    rows = _rows()
+    samples: dict[str, list[float]] = {r.key: [] for r in rows}
+    for fn in runs.values():  # warm-up: first arming, first Python calls
+        fn()
+    for _ in range(rounds):
+        for row in rows:
+            samples[row.key].append(runs[row.key]() / iterations)
+    _core.disarm()
+    for row in rows:
+        row.ns = statistics.median(samples[row.key])
+        py_ret.check()
+        py_nat.check()
+    by = {r.key: r.ns for r in rows}
+    return {
+        "syscall": "getppid",
+        "iterations": iterations,
+        "rounds": rounds,
+        "ns_per_call": by,
+        "ratios": {
+            "allow_over_native_ns": by["allow"] - by["native"],
+            "fast_native_over_floor": by["fast_native"] / by["floor"],
+            "python_return_over_floor": by["python_return"] / by["floor"],
+            "python_native_over_floor": by["python_native"] / by["floor"],
+        },
+        "targets": {
+            "python_over_floor_max": 1.3,
+            "python_return_met": by["python_return"] / by["floor"] <= 1.3,
+            "python_native_met": by["python_native"] / by["floor"] <= 1.3,
+        },
+        "labels": {r.key: r.label for r in rows},
+    }
+
+
+def render(result: dict[str, object]) -> str:
+    ns = result["ns_per_call"]
+    labels = result["labels"]
+    assert isinstance(ns, dict) and isinstance(labels, dict)
+    floor = ns["floor"]
+    native = ns["native"]
+    lines = [
+        f"pysud bench: {result['syscall']} x {result['iterations']}, median of {result['rounds']} "
+        "interleaved rounds",
+        f"{'path':<46} {'ns/call':>9} {'x native':>9} {'x floor':>8}",
+        "-" * 75,
+    ]
+    for key, label in labels.items():
+        v = ns[key]
+        lines.append(f"{label:<46} {v:>9.0f} {v / native:>9.2f} {v / floor:>8.2f}")
+    ratios = result["ratios"]
+    assert isinstance(ratios, dict)
+    lines.append("-" * 75)
+    lines.append(f"ALLOW path adds {ratios['allow_over_native_ns']:.0f} ns over native "
+                 "(the kernel's selector read)")
+    lines.append(f"Python handler / floor: {ratios['python_return_over_floor']:.2f}x (return value), "
+                 f"{ratios['python_native_over_floor']:.2f}x (native); target <= 1.30x")
+    return "\n".join(lines)

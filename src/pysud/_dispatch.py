@@ -1,0 +1,545 @@
+"""The Dispatcher: handlers in Python for the system calls of native code.
+
+A Dispatcher holds a policy (one fast-path action per syscall number, kept in C)
+and the Python handlers.  Threads are armed for it on first use; wrapped
+functions and code blobs flip the selector to BLOCK around the native call only.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, Final, Union
+
+from . import _core
+from ._abi import BY_AUDIT_ARCH, X86_64, SyscallABI
+from ._errors import GuestMemoryError, HandlerError, SUDUnavailable, UnhandledSyscall, UnknownSyscall
+
+
+class Mode(IntEnum):
+    """The prctl operation a dispatcher arms threads with."""
+
+    EXCLUSIVE = 1  # PR_SYS_DISPATCH_EXCLUSIVE_ON: the region always runs directly
+    INCLUSIVE = 2  # PR_SYS_DISPATCH_INCLUSIVE_ON (6.17+): only the region is dispatched
+
+
+class Selector(IntEnum):
+    ALLOW = 0  # SYSCALL_DISPATCH_FILTER_ALLOW
+    BLOCK = 1  # SYSCALL_DISPATCH_FILTER_BLOCK
+
+
+# ---------------------------------------------------------------- actions
+
+
+class _Native:
+    """Run the call natively.  As a handler result, as a default, as a fast-path action."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NATIVE"
+
+
+class _Raise:
+    """Default for unhandled calls: fail them with ENOSYS and raise UnhandledSyscall afterwards."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "RAISE"
+
+
+NATIVE: Final = _Native()
+RAISE: Final = _Raise()
+
+
+@dataclass(frozen=True)
+class Errno:
+    """Fail the call with this errno (the foreign code sees -errno in RAX)."""
+
+    errno: int
+
+    def __post_init__(self) -> None:
+        if not 0 < self.errno < 4096:
+            raise ValueError(f"errno must be in 1..4095, not {self.errno}")
+
+    def __repr__(self) -> str:
+        return f"Errno({_errno.errorcode.get(self.errno, self.errno)})"
+
+
+@dataclass(frozen=True)
+class Return:
+    """Answer the call with this value without running it."""
+
+    value: int
+
+
+FastAction = Union[_Native, Errno, Return]
+Default = Union[_Native, _Raise, Errno, Return]
+Handler = Callable[["Syscall"], Any]
+
+# Calls the host's libc makes while holding locks a Python handler would need
+# (malloc's arena lock around mmap/brk/madvise, the GIL's mutex around futex,
+# fork's locks around clone).  From inside libc/ld.so they run in C and are
+# reported to their handlers afterwards (see docs/architecture.md).
+LOCK_HAZARD_CALLS: Final = frozenset(
+    {"mmap", "munmap", "mremap", "brk", "madvise", "mprotect", "futex", "clone", "clone3", "fork", "vfork"}
+)
+
+
+# -------------------------------------------------------------- the call
+
+
+class CallRecord:
+    """A plain description of an intercepted call, safe to keep after it returned."""
+
+    __slots__ = ("args", "arch", "call_addr", "name", "nr", "result", "tid")
+
+    def __init__(self, nr: int, name: str, args: tuple[int, ...], call_addr: int, tid: int, arch: str,
+                 result: int | None) -> None:
+        self.nr, self.name, self.args, self.call_addr = nr, name, args, call_addr
+        self.tid, self.arch, self.result = tid, arch, result
+
+    def __repr__(self) -> str:
+        args = ", ".join(hex(a) for a in self.args)
+        return f"{self.name}({args}) [nr {self.nr}, {self.arch}, from {self.call_addr:#x}, tid {self.tid}]"
+
+    __str__ = __repr__
+
+
+class _Memory:
+    """Reading and writing the process's memory for handlers: bad pointers raise, never crash."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def read(addr: int, size: int) -> bytes:
+        """``size`` bytes at ``addr``; GuestMemoryError (EFAULT) for a bad address."""
+        try:
+            return _core.read_memory(addr, size)  # type: ignore[no-any-return]
+        except OSError as e:
+            raise GuestMemoryError(e.errno, str(e)) from None
+
+    @staticmethod
+    def write(addr: int, data: bytes) -> None:
+        """Write ``data`` at ``addr`` (the page must be writable)."""
+        try:
+            _core.write_memory(addr, data)
+        except OSError as e:
+            raise GuestMemoryError(e.errno, str(e)) from None
+
+    @classmethod
+    def read_cstring(cls, addr: int, limit: int = 4096) -> bytes:
+        """The NUL-terminated string at ``addr`` (without the NUL), at most ``limit`` bytes."""
+        out = bytearray()
+        while len(out) < limit:
+            # Read up to the end of the page, so a string near unmapped memory still reads.
+            chunk = min(4096 - ((addr + len(out)) & 4095), limit - len(out))
+            data = cls.read(addr + len(out), chunk)
+            nul = data.find(b"\0")
+            if nul >= 0:
+                out += data[:nul]
+                return bytes(out)
+            out += data
+        return bytes(out)
+
+    @classmethod
+    def read_struct(cls, addr: int, ctype: type[Any]) -> Any:
+        """A copy of the ctypes structure (or array, or scalar type) stored at ``addr``."""
+        return ctype.from_buffer_copy(cls.read(addr, ctypes.sizeof(ctype)))
+
+    @classmethod
+    def write_struct(cls, addr: int, value: Any) -> None:
+        """Store a ctypes object at ``addr``."""
+        cls.write(addr, bytes(value))
+
+
+class Syscall(_core.Frame):
+    """One intercepted system call, as a handler receives it.
+
+    Registers are attributes (``rax`` ... ``r15``, ``rip``, ``rsp``, ``rflags``,
+    ``fs_base``); writing one changes what the foreign code sees when the call
+    returns.  ``nr``, ``name``, ``args`` and ``abi`` follow the ABI the call was
+    made with (``syscall`` or ``int $0x80``).  ``call_addr`` is the address
+    after the trapping instruction, ``tid`` the kernel thread id.
+    """
+
+    __slots__ = ()
+    deferred: Final = False  # see DeferredCall
+
+    read = staticmethod(_Memory.read)
+    write = staticmethod(_Memory.write)
+    read_cstring = _Memory.read_cstring
+    read_struct = _Memory.read_struct
+    write_struct = _Memory.write_struct
+
+    @property
+    def abi(self) -> SyscallABI:
+        return BY_AUDIT_ARCH.get(self.arch, X86_64)
+
+    @property
+    def name(self) -> str:
+        return self.abi.name_of(self.nr)
+
+    @property
+    def thread(self) -> threading.Thread:
+        return threading.current_thread()
+
+    @staticmethod
+    def fail(err: int) -> int:
+        """The result that fails a call with ``err``: ``return call.fail(errno.EPERM)``."""
+        return -abs(err)
+
+    def record(self, result: int | None = None) -> CallRecord:
+        return CallRecord(self.nr, self.name, self.args, self.call_addr, self.tid, self.abi.name, result)
+
+    def __repr__(self) -> str:
+        return f"<Syscall {self.record()!r}>"
+
+
+class DeferredCall:
+    """A call that ran in C because Python could not safely run then (see LOCK_HAZARD_CALLS).
+
+    Handlers for those calls receive this instead of a Syscall, after the fact:
+    ``result`` is what the kernel returned; ``native()`` returns it; the return
+    value of the handler is ignored.  Memory can still be read.
+    """
+
+    __slots__ = ("args", "call_addr", "nr", "result", "tid")
+    deferred: Final = True
+    abi: Final = X86_64
+    read = staticmethod(_Memory.read)
+    read_cstring = _Memory.read_cstring
+    read_struct = _Memory.read_struct
+
+    def __init__(self, nr: int, args: tuple[int, ...], result: int, call_addr: int, tid: int) -> None:
+        self.nr, self.args, self.result, self.call_addr, self.tid = nr, args, result, call_addr, tid
+
+    @property
+    def name(self) -> str:
+        return X86_64.name_of(self.nr)
+
+    def native(self, *args: int, nr: int | None = None) -> int:
+        return self.result
+
+    def record(self, result: int | None = None) -> CallRecord:
+        return CallRecord(self.nr, self.name, self.args, self.call_addr, self.tid, "x86_64", self.result)
+
+    def __repr__(self) -> str:
+        return f"<DeferredCall {self.record()!r} = {self.result}>"
+
+
+# ------------------------------------------------------------ dispatcher
+
+
+class _ThreadState(threading.local):
+    def __init__(self) -> None:
+        self.errors: list[tuple[CallRecord, BaseException]] = []
+
+
+class Dispatcher:
+    """Handlers for the system calls of native code, and the switches that route them here.
+
+    ``default`` says what happens to calls without a handler: NATIVE (run them),
+    ``Errno(e)`` (fail them), ``Return(v)``, or RAISE (fail with ENOSYS and raise
+    UnhandledSyscall when control returns to Python).  ``mode`` and ``region``
+    choose how threads are armed: EXCLUSIVE with ``region=None`` makes only
+    pysud's own gate run directly, so every call made while the selector is
+    BLOCK is dispatched; INCLUSIVE with a region dispatches only calls made
+    from that region (the selector must still be BLOCK).  ``handler_error`` is
+    the result foreign code gets when a handler raises.  ``lock_safe`` routes
+    the LOCK_HAZARD_CALLS that come from the host's libc through C (off only
+    if you know no handler can deadlock).
+    """
+
+    def __init__(
+        self,
+        default: Default = NATIVE,
+        *,
+        mode: Mode = Mode.EXCLUSIVE,
+        region: tuple[int, int] | None = None,
+        handler_error: Errno = Errno(_errno.ENOSYS),
+        lock_safe: bool = True,
+        abi: SyscallABI = X86_64,
+    ) -> None:
+        self.abi = abi
+        self.mode = Mode(mode)
+        if region is None:
+            if self.mode is Mode.INCLUSIVE:
+                raise ValueError("inclusive mode needs a region: the (start, length) whose calls are dispatched")
+            start, end = _core.gate_range()
+            region = (start, end - start)
+        start, length = region
+        if start < 0 or length < 0:
+            raise ValueError("region is (start, length) with non-negative values")
+        self.region = (start, length)
+        if not isinstance(handler_error, Errno):
+            raise TypeError("handler_error must be an Errno")
+        self.handler_error = handler_error
+        self.lock_safe = lock_safe
+        self._handlers: dict[int, Handler] = {}
+        self._other_handlers: dict[tuple[int, int], Handler] = {}
+        self._fast: dict[int, FastAction] = {}
+        self._tls = _ThreadState()
+        self._policy = _core.Policy(self._on_call, self._on_deferred, self._on_result, self._on_error, Syscall)
+        self._default: Default = NATIVE
+        self.default = default
+        self._closed = False
+
+    # ---- configuration
+
+    @property
+    def default(self) -> Default:
+        return self._default
+
+    @default.setter
+    def default(self, value: Default) -> None:
+        if not isinstance(value, _Native | _Raise | Errno | Return):
+            raise TypeError(f"default must be NATIVE, RAISE, Errno(e) or Return(v), not {value!r}")
+        self._default = value
+        for nr in range(_core.NSYSCALLS):
+            self._sync(nr)
+        self._policy.set_action(-1, *self._encode(value), 0)
+
+    def _nr(self, call: str | int) -> int:
+        if isinstance(call, bool) or not isinstance(call, int | str):
+            raise TypeError(f"a syscall is named by its name or number, not {call!r}")
+        if isinstance(call, int):
+            if not 0 <= call < _core.NSYSCALLS:
+                raise UnknownSyscall(f"syscall number {call} is out of range 0..{_core.NSYSCALLS - 1}")
+            return call
+        try:
+            return self.abi.number_of(call)
+        except KeyError:
+            raise UnknownSyscall(f"unknown {self.abi.name} syscall {call!r}") from None
+
+    @staticmethod
+    def _encode(action: Default) -> tuple[int, int]:
+        if isinstance(action, _Native):
+            return _core.ACT_NATIVE, 0
+        if isinstance(action, Errno):
+            return _core.ACT_ERRNO, action.errno
+        if isinstance(action, Return):
+            return _core.ACT_RETURN, action.value
+        return _core.ACT_PYTHON, 0  # RAISE is decided in Python
+
+    def _sync(self, nr: int) -> None:
+        """Push the effective action for one number into the C policy."""
+        hazard = int(self.lock_safe and self.abi.name_of(nr) in LOCK_HAZARD_CALLS)
+        self._policy.set_handler(nr, self._handlers.get(nr))
+        if nr in self._fast:
+            kind, value = self._encode(self._fast[nr])
+        elif nr in self._handlers:
+            kind, value = _core.ACT_PYTHON, 0
+        else:
+            kind, value = self._encode(self._default)
+        self._policy.set_action(nr, kind, value, hazard)
+
+    def on(self, call: str | int, handler: Handler | None = None) -> Any:
+        """Register ``handler`` for a syscall (name or number); usable as a decorator.
+
+        The handler gets a :class:`Syscall` and answers by returning an int (the
+        result; negative values are -errno), NATIVE (run it natively), or None
+        after setting registers itself.  Raising fails the call with
+        ``handler_error`` and raises HandlerError when control returns to Python.
+        """
+        nr = self._nr(call)
+
+        def register(h: Handler) -> Handler:
+            if not callable(h):
+                raise TypeError(f"handler must be callable, not {h!r}")
+            self._handlers[nr] = h
+            self._sync(nr)
+            return h
+
+        return register(handler) if handler is not None else register
+
+    def on_i386(self, call: str | int, handler: Handler) -> Handler:
+        """Register a handler for an ``int $0x80`` call of the i386 ABI."""
+        from ._abi import I386
+
+        nr = I386.number_of(call) if isinstance(call, str) else call
+        self._other_handlers[(I386.audit_arch, nr)] = handler
+        self._policy.set_action(-1, _core.ACT_PYTHON, 0, 0)
+        return handler
+
+    def remove(self, call: str | int) -> None:
+        """Forget the handler (and any fast-path action) for a syscall."""
+        nr = self._nr(call)
+        self._handlers.pop(nr, None)
+        self._fast.pop(nr, None)
+        self._sync(nr)
+
+    def set_fast(self, call: str | int, action: FastAction | None) -> None:
+        """A fast-path action for a syscall that never enters Python: NATIVE, Errno(e) or Return(v).
+
+        It takes precedence over a Python handler; None removes it.  Every call
+        is counted either way (see counts()).
+        """
+        nr = self._nr(call)
+        if action is None:
+            self._fast.pop(nr, None)
+        elif not isinstance(action, _Native | Errno | Return):
+            raise TypeError(f"a fast-path action is NATIVE, Errno(e) or Return(v), not {action!r}")
+        else:
+            self._fast[nr] = action
+        self._sync(nr)
+
+    def counts(self) -> dict[str, int]:
+        """How many calls of each syscall this dispatcher has seen, by name."""
+        raw = self._policy.counts()
+        return {(k if isinstance(k, str) else self.abi.name_of(k)): v for k, v in raw.items()}
+
+    def reset_counts(self) -> None:
+        self._policy.reset_counts()
+
+    # ---- the hook (runs on the dispatch stack, GIL held, selector ALLOW)
+
+    # The core calls a registered x86-64 handler directly and puts an int
+    # result in RAX itself; these three methods decide everything else.
+
+    def _on_call(self, call: Syscall) -> None:
+        """A call without a direct handler: i386 calls, and the RAISE default."""
+        try:
+            handler = None
+            if call.arch == self.abi.audit_arch:
+                handler = self._handlers.get(call.nr)
+            else:
+                handler = self._other_handlers.get((call.arch, call.nr))
+            if handler is None:
+                if isinstance(self._default, _Raise):
+                    raise UnhandledSyscall(f"no handler for {call.record()}")
+                result: Any = self._default
+            else:
+                result = handler(call)
+        except BaseException as exc:  # noqa: BLE001 - every error must reach the user, none the kernel
+            self._on_error(call, exc)
+            return
+        self._on_result(call, result, handler)
+
+    def _on_result(self, call: Syscall, result: Any, handler: Any = None) -> None:
+        try:
+            if result is None:
+                if not call.dirty:
+                    raise TypeError(
+                        f"handler {handler or self._handlers.get(call.nr)!r} for {call.name} returned None "
+                        "without setting any register; return an int, NATIVE, or set call.rax"
+                    )
+            elif result is NATIVE:
+                call.rax = call.native()
+            elif isinstance(result, Errno):
+                call.rax = -result.errno
+            elif isinstance(result, Return):
+                call.rax = result.value
+            elif isinstance(result, int) and not isinstance(result, bool):
+                call.rax = result  # an int subclass, or one that needs all 64 bits
+            else:
+                raise TypeError(
+                    f"handler {handler or self._handlers.get(call.nr)!r} for {call.name} returned {result!r}; "
+                    "expected an int, NATIVE, Errno(e), Return(v) or None"
+                )
+        except BaseException as exc:  # noqa: BLE001
+            self._on_error(call, exc)
+
+    def _on_error(self, call: Syscall, exc: BaseException) -> None:
+        self._tls.errors.append((call.record(), exc))
+        call.rax = -self.handler_error.errno
+
+    def _on_deferred(self, records: list[tuple[int, tuple[int, ...], int, int]]) -> None:
+        tid = threading.get_native_id()
+        for nr, args, result, call_addr in records:
+            handler = self._handlers.get(nr)
+            if handler is None:
+                continue
+            call = DeferredCall(nr, args, result, call_addr, tid)
+            try:
+                handler(call)
+            except BaseException as exc:  # noqa: BLE001
+                self._tls.errors.append((call.record(), exc))
+
+    # ---- arming and the selector
+
+    def arm_thread(self) -> None:
+        """Arm the calling thread for this dispatcher (done on first use; idempotent)."""
+        if self._closed:
+            raise RuntimeError("this dispatcher is closed")
+        start, length = self.region
+        if _core.armed_as(self._policy, int(self.mode), start, length):
+            return
+        try:
+            _core.arm(self._policy, int(self.mode), start, length)
+        except OSError as e:
+            raise SUDUnavailable(e.errno or 0, f"arming this thread ({self.mode.name.lower()} mode)") from None
+
+    def disarm_thread(self) -> None:
+        """Disarm the calling thread (the kernel stops checking its calls entirely)."""
+        _core.disarm()
+
+    @contextmanager
+    def blocked(self) -> Iterator[None]:
+        """Selector BLOCK for the block: every call this thread makes is dispatched,
+        the Python interpreter's own included.  Nests with allowed()."""
+        self.arm_thread()
+        old = _core.set_selector(Selector.BLOCK)
+        try:
+            yield
+        finally:
+            _core.set_selector(old)
+            self.check()
+
+    @contextmanager
+    def allowed(self) -> Iterator[None]:
+        """Selector ALLOW for the block (inside blocked(): let Python run directly)."""
+        self.arm_thread()
+        old = _core.set_selector(Selector.ALLOW)
+        try:
+            yield
+        finally:
+            _core.set_selector(old)
+
+    def check(self) -> None:
+        """Deliver calls run in C to their handlers; raise HandlerError for handler errors on this thread."""
+        deferred = _core.take_deferred()
+        if deferred:
+            self._on_deferred(deferred)
+        errors = self._tls.errors
+        if errors:
+            self._tls.errors = []
+            first_call, first_exc = errors[0]
+            raise HandlerError(first_call, errors) from first_exc
+
+    # ---- running native code
+
+    def wrap(self, func: Any, *, ffi: Any = None) -> Callable[..., Any]:
+        """A callable that runs ``func`` (a ctypes function, or a cffi one with ``ffi``)
+        with its system calls dispatched here, and the host's own calls untouched."""
+        from ._native import wrap
+
+        return wrap(self, func, ffi)
+
+    def call(self, func: Any, *args: Any) -> Any:
+        """``wrap(func)(*args)`` for one call."""
+        return self.wrap(func)(*args)
+
+    def close(self) -> None:
+        """Disarm the calling thread; threads still armed run their calls natively from now on."""
+        st = _core.thread_state(self._policy)
+        if st is not None and st[5]:
+            _core.disarm()
+        self._closed = True
+
+    def __enter__(self) -> Dispatcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def policy(self) -> Any:
+        """The C policy (for pysud's own modules)."""
+        return self._policy

@@ -1,0 +1,62 @@
+"""The `pysud` command: check, bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ._kernel import support
+
+    s = support()
+    if args.json:
+        print(json.dumps(s.as_dict(), indent=2))
+    else:
+        print(f"kernel {s.kernel} on {s.machine}")
+        for name in ("exclusive", "inclusive", "ptrace_config", "fsgsbase", "sysctl"):
+            f = getattr(s, name)
+            print(f"  {name:<14} {'yes' if f.supported else 'no ':<4} {f.detail}")
+        print("syscall user dispatch is usable" if s.usable else "syscall user dispatch is NOT usable here")
+    return 0 if s.usable else 1
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from ._bench import measure, render
+
+    result = measure(iterations=args.iterations, rounds=args.rounds)
+    print(json.dumps(result) if args.json else render(result))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="pysud",
+        description="Syscall User Dispatch for Python: native code at full speed, its system calls in Python. "
+        "Not a security boundary.",
+    )
+    sub = ap.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("check", help="what this machine supports; exit status 1 if dispatch is unusable")
+    c.add_argument("--json", action="store_true", help="one JSON object")
+    c.set_defaults(func=_check)
+    b = sub.add_parser("bench", help="ns per system call on each path, side by side")
+    b.add_argument("--json", action="store_true", help="one JSON object")
+    b.add_argument("--iterations", type=int, default=20000, help="calls per measurement (default 20000)")
+    b.add_argument("--rounds", type=int, default=7, help="interleaved rounds; the median is reported")
+    b.set_defaults(func=_bench)
+    args = ap.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except Exception as e:  # the CLI reports, never dumps a traceback on a user
+        from ._errors import PysudError
+
+        if isinstance(e, PysudError | OSError):
+            print(f"pysud: {e}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
