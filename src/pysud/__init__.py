@@ -6,7 +6,7 @@ security boundary: code under dispatch can flip its own selector.
 
 from __future__ import annotations
 
-from . import _core
+from . import _core, lowlevel
 from ._abi import I386, X86_64, SyscallABI
 from ._dispatch import (
     LOCK_HAZARD_CALLS,
@@ -61,5 +61,6 @@ __all__ = [
     "SyscallABI",
     "UnhandledSyscall",
     "UnknownSyscall",
+    "lowlevel",
     "support",
 ]
