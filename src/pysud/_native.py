@@ -58,8 +58,6 @@ def _ctypes_wrap(dispatcher: Dispatcher, func: Any) -> InterceptedFunction:
 
 def _cffi_wrap(dispatcher: Dispatcher, func: Any, ffi: Any) -> InterceptedFunction:
     ctype = ffi.typeof(func)
-    if ctype.kind == "function":  # a function from ffi.dlopen(): take its pointer type
-        ctype = ffi.typeof(ffi.addressof(func)) if hasattr(ffi, "addressof") else ctype
     address = int(ffi.cast("uintptr_t", func))
     thunk = _core.thunk(address, dispatcher.policy)
     twin = ffi.cast(ctype, thunk)
