@@ -14,6 +14,7 @@ def assemble(source: str, *, intel: bool = True) -> bytes:
         src, obj, raw = Path(tmp, "a.s"), Path(tmp, "a.o"), Path(tmp, "a.bin")
         src.write_text(prefix + ".text\n" + source + "\n")
         subprocess.run(["as", "--64", "-o", str(obj), str(src)], check=True, capture_output=True)
-        subprocess.run(["objcopy", "-O", "binary", "-j", ".text", str(obj), str(raw)], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["objcopy", "-O", "binary", "-j", ".text", str(obj), str(raw)], check=True, capture_output=True
+        )
         return raw.read_bytes()

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-import pysud  # noqa: E402
+import pysud
 
 SUPPORT = pysud.support()
 

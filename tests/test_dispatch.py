@@ -7,10 +7,10 @@ import errno
 import os
 
 import pytest
-from asm import assemble
-from conftest import requires_sud
 
 import pysud
+from asm import assemble
+from conftest import requires_sud
 from pysud import NATIVE, RAISE, CodeBlob, Dispatcher, Errno, Return
 
 pytestmark = requires_sud

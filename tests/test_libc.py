@@ -8,10 +8,10 @@ import os
 import threading
 
 import pytest
-from asm import assemble
-from conftest import requires_sud
 
 import pysud
+from asm import assemble
+from conftest import requires_sud
 from pysud import NATIVE, CodeBlob, Dispatcher
 
 pytestmark = requires_sud

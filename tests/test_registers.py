@@ -14,10 +14,10 @@ import errno
 import math
 
 import pytest
-from asm import assemble
-from conftest import requires_sud
 
 import pysud
+from asm import assemble
+from conftest import requires_sud
 from pysud import NATIVE, CodeBlob, Dispatcher, Errno
 
 pytestmark = requires_sud
@@ -35,12 +35,20 @@ DUMP_SIZE = VEC_AT + NVEC * VBYTES + 64
 
 def _source(nr: int) -> str:
     lines = [
-        "push rbx", "push rbp", "push r12", "push r13", "push r14", "push r15",
-        "push rdi", "sub rsp, 8",
+        "push rbx",
+        "push rbp",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
+        "push rdi",
+        "sub rsp, 8",
         "stmxcsr [rsp]",
         # foreign FP environment: round toward zero in SSE and x87
-        "mov dword ptr [rsp+4], 0x7f80", "ldmxcsr [rsp+4]",
-        "mov word ptr [rsp+4], 0x0f7f", "fldcw [rsp+4]",
+        "mov dword ptr [rsp+4], 0x7f80",
+        "ldmxcsr [rsp+4]",
+        "mov word ptr [rsp+4], 0x0f7f",
+        "fldcw [rsp+4]",
     ]
     for i in range(NVEC):
         lines += [f"mov rax, {0xA5A5000000000000 + i * 0x0101010101 + 1}", f"vpbroadcastq {VEC}{i}, rax"]
@@ -53,7 +61,9 @@ def _source(nr: int) -> str:
         lines.append(f"mov {reg}, {0x1000000000000000 * ((i % 7) + 1) + i * 0x10101}")
     lines += [
         "xor eax, eax",  # deterministic arithmetic flags
-        "pushfq", "pop rax", f"mov [rdi+{FLAGS_AT}], rax",  # flags, as SYSCALL will see them
+        "pushfq",
+        "pop rax",
+        f"mov [rdi+{FLAGS_AT}], rax",  # flags, as SYSCALL will see them
         f"mov rdi, {0x7EADBEEF00000000}",
         f"mov eax, {nr}",
         "syscall",
@@ -63,19 +73,34 @@ def _source(nr: int) -> str:
     for i, reg in enumerate(GPRS):
         lines.append(f"mov [rax+{16 + 8 * i}], {reg}")
     lines += [
-        "pop rcx", "mov [rax+0], rcx",  # result
-        "stmxcsr [rax+160]", "fnstcw [rax+164]",
+        "pop rcx",
+        "mov [rax+0], rcx",  # result
+        "stmxcsr [rax+160]",
+        "fnstcw [rax+164]",
     ]
     for i in range(NVEC):
-        lines.append(f"vmovdqu64 [rax+{VEC_AT + VBYTES * i}], {VEC}{i}" if AVX512
-                     else f"vmovdqu [rax+{VEC_AT + VBYTES * i}], {VEC}{i}")
+        lines.append(
+            f"vmovdqu64 [rax+{VEC_AT + VBYTES * i}], {VEC}{i}"
+            if AVX512
+            else f"vmovdqu [rax+{VEC_AT + VBYTES * i}], {VEC}{i}"
+        )
     if AVX512:
         for k in range(1, 8):
             lines += [f"kmovq rcx, k{k}", f"mov [rax+{168 + 8 * k}], rcx"]
     lines += [
-        "ldmxcsr [rsp]", "mov word ptr [rsp+4], 0x037f", "fldcw [rsp+4]",
-        "add rsp, 8", "pop rdi", "pop r15", "pop r14", "pop r13", "pop r12", "pop rbp", "pop rbx",
-        "vzeroupper", "ret",
+        "ldmxcsr [rsp]",
+        "mov word ptr [rsp+4], 0x037f",
+        "fldcw [rsp+4]",
+        "add rsp, 8",
+        "pop rdi",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop rbp",
+        "pop rbx",
+        "vzeroupper",
+        "ret",
     ]
     return "\n".join(lines)
 
@@ -97,9 +122,9 @@ def _dump_dispatched(d: Dispatcher) -> bytes:
 
 def _describe(a: bytes, b: bytes) -> str:
     diffs = []
-    names = ["result", "flags_before"] + GPRS
+    names = ["result", "flags_before", *GPRS]
     for i, name in enumerate(names):
-        x, y = a[8 * i:8 * i + 8], b[8 * i:8 * i + 8]
+        x, y = a[8 * i : 8 * i + 8], b[8 * i : 8 * i + 8]
         if x != y:
             diffs.append(f"{name}: {x[::-1].hex()} != {y[::-1].hex()}")
     if a[160:168] != b[160:168]:
@@ -123,10 +148,10 @@ def native_dump() -> bytes:
 def test_native_dump_is_meaningful(native_dump):
     """The oracle itself: RCX holds the address after the syscall, R11 the flags."""
     syscall_at = BLOB.code.index(b"\x0f\x05")
-    rcx = int.from_bytes(native_dump[16 + 8 * GPRS.index("rcx"):][:8], "little")
+    rcx = int.from_bytes(native_dump[16 + 8 * GPRS.index("rcx") :][:8], "little")
     assert rcx == BLOB.address + syscall_at + 2
-    r11 = int.from_bytes(native_dump[16 + 8 * GPRS.index("r11"):][:8], "little")
-    flags = int.from_bytes(native_dump[FLAGS_AT:FLAGS_AT + 8], "little")
+    r11 = int.from_bytes(native_dump[16 + 8 * GPRS.index("r11") :][:8], "little")
+    flags = int.from_bytes(native_dump[FLAGS_AT : FLAGS_AT + 8], "little")
     assert r11 & 0xCD5 == flags & 0xCD5
     assert native_dump[160:164] == (0x7F80).to_bytes(4, "little")
 
@@ -169,8 +194,10 @@ def test_handler_written_registers_reach_foreign_code(native_dump):
 
     d.on(500, h)
     dump = _dump_dispatched(d)
-    reg = {name: int.from_bytes(dump[16 + 8 * i:24 + 8 * i], "little") for i, name in enumerate(GPRS)}
-    nat = {name: int.from_bytes(native_dump[16 + 8 * i:24 + 8 * i], "little") for i, name in enumerate(GPRS)}
+    reg = {name: int.from_bytes(dump[16 + 8 * i : 24 + 8 * i], "little") for i, name in enumerate(GPRS)}
+    nat = {
+        name: int.from_bytes(native_dump[16 + 8 * i : 24 + 8 * i], "little") for i, name in enumerate(GPRS)
+    }
     assert reg["rbx"] == 0x1234 and reg["r15"] == 0x5678
     assert {k: v for k, v in reg.items() if k not in ("rbx", "r15")} == {
         k: v for k, v in nat.items() if k not in ("rbx", "r15")

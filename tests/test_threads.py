@@ -6,10 +6,9 @@ import ctypes
 import os
 import threading
 
+import pysud
 from asm import assemble
 from conftest import requires_sud, run_in_child
-
-import pysud
 from pysud import CodeBlob, Dispatcher, Return
 
 pytestmark = requires_sud
@@ -187,8 +186,12 @@ def test_pthread_create_under_dispatch(libc):
     d = Dispatcher()
     tid = ctypes.c_ulong()
     start = ctypes.cast(libc.getpid, ctypes.c_void_p)  # void *(*)(void *): returns the pid
-    libc.pthread_create.argtypes = [ctypes.POINTER(ctypes.c_ulong), ctypes.c_void_p, ctypes.c_void_p,
-                                    ctypes.c_void_p]
+    libc.pthread_create.argtypes = [
+        ctypes.POINTER(ctypes.c_ulong),
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+    ]
     create = d.wrap(libc.pthread_create)
     assert create(ctypes.byref(tid), None, start, None) == 0
     ret = ctypes.c_void_p()

@@ -37,7 +37,9 @@ def source_version() -> str:
     try:
         out = subprocess.run(
             ["dpkg-query", "-W", "-f=${Package} ${Version}", "linux-libc-dev"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         return out or "unknown"
     except (OSError, subprocess.CalledProcessError):

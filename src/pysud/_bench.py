@@ -121,8 +121,11 @@ def render(result: dict[str, object]) -> str:
     ratios = result["ratios"]
     assert isinstance(ratios, dict)
     lines.append("-" * 75)
-    lines.append(f"ALLOW path adds {ratios['allow_over_native_ns']:.0f} ns over native "
-                 "(the kernel's selector read)")
-    lines.append(f"Python handler / floor: {ratios['python_return_over_floor']:.2f}x (return value), "
-                 f"{ratios['python_native_over_floor']:.2f}x (native); target <= 1.30x")
+    lines.append(
+        f"ALLOW path adds {ratios['allow_over_native_ns']:.0f} ns over native (the kernel's selector read)"
+    )
+    lines.append(
+        f"Python handler / floor: {ratios['python_return_over_floor']:.2f}x (return value), "
+        f"{ratios['python_native_over_floor']:.2f}x (native); target <= 1.30x"
+    )
     return "\n".join(lines)

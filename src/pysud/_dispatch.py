@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Final, Union
+from typing import Any, Final
 
 from . import _core
 from ._abi import BY_AUDIT_ARCH, X86_64, SyscallABI
@@ -29,6 +29,8 @@ class Mode(IntEnum):
 
 
 class Selector(IntEnum):
+    """Values of the per-thread selector byte; any other value makes the kernel kill the process."""
+
     ALLOW = 0  # SYSCALL_DISPATCH_FILTER_ALLOW
     BLOCK = 1  # SYSCALL_DISPATCH_FILTER_BLOCK
 
@@ -79,9 +81,9 @@ class Return:
     value: int
 
 
-FastAction = Union[_Native, Errno, Return]
-Default = Union[_Native, _Raise, Errno, Return]
-Handler = Callable[["Syscall"], Any]
+FastAction = _Native | Errno | Return
+Default = _Native | _Raise | Errno | Return
+Handler = Callable[[Any], Any]  # receives a Syscall, or a DeferredCall for lock-hazard calls
 
 # Calls the host's libc makes while holding locks a Python handler would need
 # (malloc's arena lock around mmap/brk/madvise, the GIL's mutex around futex,
@@ -98,10 +100,18 @@ LOCK_HAZARD_CALLS: Final = frozenset(
 class CallRecord:
     """A plain description of an intercepted call, safe to keep after it returned."""
 
-    __slots__ = ("args", "arch", "call_addr", "name", "nr", "result", "tid")
+    __slots__ = ("arch", "args", "call_addr", "name", "nr", "result", "tid")
 
-    def __init__(self, nr: int, name: str, args: tuple[int, ...], call_addr: int, tid: int, arch: str,
-                 result: int | None) -> None:
+    def __init__(
+        self,
+        nr: int,
+        name: str,
+        args: tuple[int, ...],
+        call_addr: int,
+        tid: int,
+        arch: str,
+        result: int | None,
+    ) -> None:
         self.nr, self.name, self.args, self.call_addr = nr, name, args, call_addr
         self.tid, self.arch, self.result = tid, arch, result
 
@@ -121,7 +131,7 @@ class _Memory:
     def read(addr: int, size: int) -> bytes:
         """``size`` bytes at ``addr``; GuestMemoryError (EFAULT) for a bad address."""
         try:
-            return _core.read_memory(addr, size)  # type: ignore[no-any-return]
+            return _core.read_memory(addr, size)
         except OSError as e:
             raise GuestMemoryError(e.errno, str(e)) from None
 
@@ -271,7 +281,9 @@ class Dispatcher:
         self.mode = Mode(mode)
         if region is None:
             if self.mode is Mode.INCLUSIVE:
-                raise ValueError("inclusive mode needs a region: the (start, length) whose calls are dispatched")
+                raise ValueError(
+                    "inclusive mode needs a region: the (start, length) whose calls are dispatched"
+                )
             start, end = _core.gate_range()
             region = (start, end - start)
         start, length = region
@@ -286,7 +298,9 @@ class Dispatcher:
         self._other_handlers: dict[tuple[int, int], Handler] = {}
         self._fast: dict[int, FastAction] = {}
         self._tls = _ThreadState()
-        self._policy = _core.Policy(self._on_call, self._on_deferred, self._on_result, self._on_error, Syscall)
+        self._policy = _core.Policy(
+            self._on_call, self._on_deferred, self._on_result, self._on_error, Syscall
+        )
         self._default: Default = NATIVE
         self.default = default
         self._closed = False
@@ -440,8 +454,8 @@ class Dispatcher:
                 call.rax = result  # an int subclass, or one that needs all 64 bits
             else:
                 raise TypeError(
-                    f"handler {handler or self._handlers.get(call.nr)!r} for {call.name} returned {result!r}; "
-                    "expected an int, NATIVE, Errno(e), Return(v) or None"
+                    f"handler {handler or self._handlers.get(call.nr)!r} for {call.name} "
+                    f"returned {result!r}; expected an int, NATIVE, Errno(e), Return(v) or None"
                 )
         except BaseException as exc:  # noqa: BLE001
             self._on_error(call, exc)
@@ -474,7 +488,9 @@ class Dispatcher:
         try:
             _core.arm(self._policy, int(self.mode), start, length)
         except OSError as e:
-            raise SUDUnavailable(e.errno or 0, f"arming this thread ({self.mode.name.lower()} mode)") from None
+            raise SUDUnavailable(
+                e.errno or 0, f"arming this thread ({self.mode.name.lower()} mode)"
+            ) from None
 
     def disarm_thread(self) -> None:
         """Disarm the calling thread (the kernel stops checking its calls entirely)."""

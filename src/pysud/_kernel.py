@@ -97,8 +97,10 @@ def _ptrace_config() -> Feature:
         try:
             mode, sel, off, length = _core.ptrace_get_config(pid)
         except OSError as e:
-            return Feature(False, f"PTRACE_GET_SYSCALL_USER_DISPATCH_CONFIG: {os.strerror(e.errno or 0)} "
-                                  "(needs Linux 6.4)")
+            return Feature(
+                False,
+                f"PTRACE_GET_SYSCALL_USER_DISPATCH_CONFIG: {os.strerror(e.errno or 0)} (needs Linux 6.4)",
+            )
         return Feature(mode == 1, f"read mode={mode} selector={sel:#x} offset={off:#x} len={length:#x}")
     finally:
         try:
@@ -133,8 +135,11 @@ def support() -> Support:
         exclusive=feature(exclusive, "PR_SYS_DISPATCH_EXCLUSIVE_ON (5.11+)"),
         inclusive=feature(inclusive, "PR_SYS_DISPATCH_INCLUSIVE_ON (6.17+)"),
         ptrace_config=_ptrace_config() if exclusive == 0 else Feature(False, "dispatch unavailable"),
-        fsgsbase=Feature(bool(feats["fsgsbase"]),
-                         "rdfsbase/wrfsbase usable (AT_HWCAP2 bit 1)" if feats["fsgsbase"]
-                         else "no FSGSBASE: FS switches cost an arch_prctl call"),
+        fsgsbase=Feature(
+            bool(feats["fsgsbase"]),
+            "rdfsbase/wrfsbase usable (AT_HWCAP2 bit 1)"
+            if feats["fsgsbase"]
+            else "no FSGSBASE: FS switches cost an arch_prctl call",
+        ),
         sysctl=sysctl,
     )

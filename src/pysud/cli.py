@@ -34,8 +34,8 @@ def _bench(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="pysud",
-        description="Syscall User Dispatch for Python: native code at full speed, its system calls in Python. "
-        "Not a security boundary.",
+        description="Syscall User Dispatch for Python: native code at full speed, "
+        "its system calls in Python. Not a security boundary.",
     )
     sub = ap.add_subparsers(dest="command", required=True)
     c = sub.add_parser("check", help="what this machine supports; exit status 1 if dispatch is unusable")

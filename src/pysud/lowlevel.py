@@ -58,31 +58,31 @@ def prctl(op: int, offset: int, length: int, selector: int) -> int:
 
 def selector_address() -> int | None:
     """Address of the calling thread's selector byte (None before the thread is armed)."""
-    return _core.selector_address()  # type: ignore[no-any-return]
+    return _core.selector_address()
 
 
 def get_selector() -> int | None:
-    return _core.get_selector()  # type: ignore[no-any-return]
+    return _core.get_selector()
 
 
 def set_selector(value: int) -> int:
     """Set the calling thread's selector; values other than ALLOW/BLOCK are refused (ValueError)."""
-    return _core.set_selector(value)  # type: ignore[no-any-return]
+    return _core.set_selector(value)
 
 
 def gate_range() -> tuple[int, int]:
     """(start, end) of pysud's gate: the code whose syscalls the exclusive default region allows."""
-    return _core.gate_range()  # type: ignore[no-any-return]
+    return _core.gate_range()
 
 
 def hazard_ranges() -> list[tuple[int, int]]:
     """Text ranges of the host's libc and ld.so (where lock-hazard calls are run in C)."""
-    return _core.hazard_ranges()  # type: ignore[no-any-return]
+    return _core.hazard_ranges()
 
 
 def raw_syscall(nr: int, *args: int) -> int:
     """A system call from pysud's gate (never dispatched); returns -errno on failure."""
-    return _core.syscall(nr, *args)  # type: ignore[no-any-return]
+    return _core.syscall(nr, *args)
 
 
 @dataclass(frozen=True)

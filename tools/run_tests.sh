@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): all set-up and every check, on a fresh
+# Debian machine that has Python and gcc.  Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages the tests use: binutils (as/objcopy assemble test code).
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    need=()
+    for pkg in binutils linux-libc-dev; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+    done
+    if [ ${#need[@]} -gt 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+    fi
+fi
+
+python3 -m pip install -q --disable-pip-version-check ".[test,dev]"
+
+echo "== generated tables"
+python3 tools/gen_syscall_table.py --check
+echo "== ruff"
+python3 -m ruff check src tests tools benchmarks
+python3 -m ruff format --check src tests tools benchmarks
+echo "== mypy"
+python3 -m mypy
+echo "== machine"
+python3 -m pysud check || true
+echo "== pytest"
+python3 -m pytest -q "$@"
