@@ -57,7 +57,7 @@ def render() -> str:
     for name, path in HEADERS.items():
         table = parse(path)
         lines.append(f"{name}: dict[int, str] = {{")
-        lines.extend(f"    {nr}: {sym!r}," for nr, sym in sorted(table.items()))
+        lines.extend(f'    {nr}: "{sym}",' for nr, sym in sorted(table.items()))
         lines.append("}")
         lines.append("")
     return "\n".join(lines)
