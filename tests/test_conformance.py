@@ -65,7 +65,7 @@ TRIGGER_CALL_OFFSET = 8
 # ------------------------------------------------------------------ support
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _support() -> pysud.Support:
     return pysud.support()
 
@@ -246,7 +246,8 @@ class RawHarness:
         ctypes.memset(ctypes.addressof(self.rec), 0, ctypes.sizeof(self.rec))
 
     def record(self) -> dict[str, int]:
-        return {name: getattr(self.rec, name) for name, _ in _SigsysRecorder._fields_ if name != "_pad"}
+        names = [field[0] for field in _SigsysRecorder._fields_ if field[0] != "_pad"]
+        return {name: getattr(self.rec, name) for name in names}
 
 
 # ----------------------------------------------------------- pysud helpers
@@ -268,7 +269,7 @@ def magic_blob() -> Any:
 
 def _direct(blob: CodeBlob) -> Callable[[], int]:
     """The blob called without pysud's thunk: the selector stays as it is."""
-    return ctypes.CFUNCTYPE(ctypes.c_int64)(blob.address)  # type: ignore[no-any-return]
+    return ctypes.CFUNCTYPE(ctypes.c_int64)(blob.address)
 
 
 def _getpid_dispatcher(seen: list[tuple[int, str, int, int]], **kw: Any) -> Dispatcher:
@@ -566,6 +567,7 @@ def test_bad_selector_pysud_thread() -> None:
         d = Dispatcher()
         d.arm_thread()
         addr = ll.selector_address()
+        assert addr is not None
         ctypes.c_uint8.from_address(addr).value = 0xFF
         os.getpid()
         return "Unreachable!"
@@ -675,7 +677,9 @@ def test_disable_dispatch_pysud(getpid_blob: CodeBlob) -> None:
         d.disarm_thread()
         out["rearmed"] = getpid_blob.run(d)
         d.disarm_thread()
-        sel = ctypes.c_uint8.from_address(ll.selector_address())
+        addr = ll.selector_address()
+        assert addr is not None
+        sel = ctypes.c_uint8.from_address(addr)
         sel.value = ll.SYSCALL_DISPATCH_FILTER_BLOCK
         out["after_disarm"] = direct()
         sel.value = ll.SYSCALL_DISPATCH_FILTER_ALLOW

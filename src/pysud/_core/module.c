@@ -622,9 +622,9 @@ static PyObject *m_selector_address(PyObject *m, PyObject *unused)
 static PyObject *m_prctl_raw(PyObject *m, PyObject *args)
 {
     (void)m;
-    long long op, off, len;
-    unsigned long long sel;
-    if (!PyArg_ParseTuple(args, "LLLK", &op, &off, &len, &sel))
+    long long op;
+    unsigned long long off, len, sel;
+    if (!PyArg_ParseTuple(args, "LKKK", &op, &off, &len, &sel))
         return NULL;
     return PyLong_FromLong(sud_prctl_raw((long)op, (long)off, (long)len, (void *)(uintptr_t)sel));
 }
