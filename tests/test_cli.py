@@ -30,7 +30,15 @@ def test_bench_json_has_every_row():
     assert r.returncode == 0, r.stderr
     j = json.loads(r.stdout)
     rows = j["ns_per_call"]
-    assert set(rows) == {"native", "allow", "floor", "fast_native", "python_return", "python_native"}
+    assert set(rows) == {
+        "native",
+        "allow",
+        "floor",
+        "floor_native",
+        "fast_native",
+        "python_return",
+        "python_native",
+    }
     assert all(v > 0 for v in rows.values())
     # structural facts, not timings: a trapped call costs more than an untrapped one
     assert rows["floor"] > rows["native"]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import _core
-from ._dispatch import NATIVE, Dispatcher, Syscall
+from ._dispatch import NATIVE, Dispatcher
 
 NR_GETPPID = 110  # cheap, no arguments, no side effects
 
@@ -28,9 +28,10 @@ def _rows() -> list[Row]:
         Row("native", "native (thread not armed)"),
         Row("allow", "armed, selector ALLOW"),
         Row("floor", "floor: minimal C SIGSYS handler"),
+        Row("floor_native", "floor + running the call natively"),
         Row("fast_native", "dispatched, fast path NATIVE (no Python)"),
         Row("python_return", "dispatched, Python handler returns a value"),
-        Row("python_native", "dispatched, Python handler runs it natively"),
+        Row("python_native", "dispatched, Python handler returns NATIVE"),
     ]
 
 
@@ -42,10 +43,7 @@ def measure(iterations: int = 20000, rounds: int = 7) -> dict[str, object]:
     py_ret.on(nr, lambda call: 0)
     py_nat = Dispatcher()
 
-    def run_natively(call: Syscall) -> int:
-        return call.native()
-
-    py_nat.on(nr, run_natively)
+    py_nat.on(nr, lambda call: NATIVE)
 
     def armed(d: Dispatcher, block: bool) -> Callable[[], int]:
         def run() -> int:
@@ -62,10 +60,15 @@ def measure(iterations: int = 20000, rounds: int = 7) -> dict[str, object]:
         fast.arm_thread()
         return int(_core.bench_floor(nr, iterations))
 
+    def floor_native() -> int:
+        fast.arm_thread()
+        return int(_core.bench_floor(nr, iterations, True))
+
     runs: dict[str, Callable[[], int]] = {
         "native": native,
         "allow": armed(fast, False),
         "floor": floor,
+        "floor_native": floor_native,
         "fast_native": armed(fast, True),
         "python_return": armed(py_ret, True),
         "python_native": armed(py_nat, True),
@@ -93,11 +96,13 @@ def measure(iterations: int = 20000, rounds: int = 7) -> dict[str, object]:
             "fast_native_over_floor": by["fast_native"] / by["floor"],
             "python_return_over_floor": by["python_return"] / by["floor"],
             "python_native_over_floor": by["python_native"] / by["floor"],
+            "python_native_over_floor_native": by["python_native"] / by["floor_native"],
+            "fast_native_over_floor_native": by["fast_native"] / by["floor_native"],
         },
         "targets": {
             "python_over_floor_max": 1.3,
             "python_return_met": by["python_return"] / by["floor"] <= 1.3,
-            "python_native_met": by["python_native"] / by["floor"] <= 1.3,
+            "python_native_met": by["python_native"] / by["floor_native"] <= 1.3,
         },
         "labels": {r.key: r.label for r in rows},
     }
@@ -125,7 +130,8 @@ def render(result: dict[str, object]) -> str:
         f"ALLOW path adds {ratios['allow_over_native_ns']:.0f} ns over native (the kernel's selector read)"
     )
     lines.append(
-        f"Python handler / floor: {ratios['python_return_over_floor']:.2f}x (return value), "
-        f"{ratios['python_native_over_floor']:.2f}x (native); target <= 1.30x"
+        f"Python handler: {ratios['python_return_over_floor']:.2f}x the floor (returns a value), "
+        f"{ratios['python_native_over_floor_native']:.2f}x the floor that also runs the call (NATIVE); "
+        "target <= 1.30x"
     )
     return "\n".join(lines)

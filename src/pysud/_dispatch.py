@@ -299,7 +299,7 @@ class Dispatcher:
         self._fast: dict[int, FastAction] = {}
         self._tls = _ThreadState()
         self._policy = _core.Policy(
-            self._on_call, self._on_deferred, self._on_result, self._on_error, Syscall
+            self._on_call, self._on_deferred, self._on_result, self._on_error, Syscall, NATIVE
         )
         self._default: Default = NATIVE
         self.default = default

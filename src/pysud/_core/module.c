@@ -201,6 +201,7 @@ typedef struct {
     PyObject *handlers[SUD_NSYSCALLS]; /* x86-64 handlers called directly, or NULL */
     PyObject *on_result;  /* on_result(frame, result): results that are not ints */
     PyObject *on_error;   /* on_error(frame, exc): a handler raised */
+    PyObject *native_token; /* the result that means "run it natively" */
     PyObject *callback;   /* callback(frame) answers a call that has no direct handler */
     PyObject *deferred;   /* deferred(list_of_records) hears calls run in C */
     PyTypeObject *frame_type;
@@ -210,11 +211,11 @@ static PyTypeObject Policy_Type;
 
 static PyObject *policy_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
-    PyObject *callback, *deferred, *on_result, *on_error;
+    PyObject *callback, *deferred, *on_result, *on_error, *native_token = Py_None;
     PyTypeObject *ft = &Frame_Type;
-    static char *kwlist[] = {"callback", "deferred", "on_result", "on_error", "frame_type", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|O!", kwlist, &callback, &deferred, &on_result, &on_error,
-                                     &PyType_Type, &ft))
+    static char *kwlist[] = {"callback", "deferred", "on_result", "on_error", "frame_type", "native_token", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|O!O", kwlist, &callback, &deferred, &on_result, &on_error,
+                                     &PyType_Type, &ft, &native_token))
         return NULL;
     if (!PyType_IsSubtype(ft, &Frame_Type)) {
         PyErr_SetString(PyExc_TypeError, "frame_type must derive from pysud._core.Frame");
@@ -237,6 +238,8 @@ static PyObject *policy_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     self->on_result = on_result;
     Py_INCREF(on_error);
     self->on_error = on_error;
+    Py_INCREF(native_token);
+    self->native_token = native_token;
     Py_INCREF(ft);
     self->frame_type = ft;
     return (PyObject *)self;
@@ -252,6 +255,7 @@ static void policy_dealloc(PolicyObject *self)
     Py_XDECREF(self->deferred);
     Py_XDECREF(self->on_result);
     Py_XDECREF(self->on_error);
+    Py_XDECREF(self->native_token);
     for (int i = 0; i < SUD_NSYSCALLS; i++)
         Py_CLEAR(self->handlers[i]);
     Py_XDECREF(self->frame_type);
@@ -437,9 +441,22 @@ static void python_hook(struct sud_frame *f)
         return;
     }
     Py_INCREF(po);
+    int run_native = 0;
     if (t->ndeferred)
         deliver_deferred(t, po);
-    FrameObject *fo = (FrameObject *)po->frame_type->tp_alloc(po->frame_type, 0);
+    /* One frame object per thread is reused while no handler keeps it. */
+    static __thread FrameObject *spare;
+    FrameObject *fo = spare;
+    spare = NULL;
+    if (fo && Py_TYPE(fo) != po->frame_type) {
+        Py_DECREF(fo);
+        fo = NULL;
+    }
+    if (fo) {
+        fo->snap.flags = 0;
+    } else {
+        fo = (FrameObject *)po->frame_type->tp_alloc(po->frame_type, 0);
+    }
     if (!fo) {
         PyErr_WriteUnraisable(po->callback);
         f->rax = (uint64_t)-ENOSYS;
@@ -466,7 +483,11 @@ static void python_hook(struct sud_frame *f)
                 PyErr_Clear();
             }
             PyObject *r2 = NULL;
-            if (!done && r) {
+            if (!done && r && r == po->native_token && po->native_token != Py_None) {
+                run_native = 1; /* after the GIL is released: no second GIL round trip */
+                done = 1;
+                r2 = Py_NewRef(Py_None);
+            } else if (!done && r) {
                 r2 = PyObject_CallFunctionObjArgs(po->on_result, (PyObject *)fo, r, NULL);
             } else if (!r) {
                 PyObject *exc = fetch_exception();
@@ -491,12 +512,21 @@ static void python_hook(struct sud_frame *f)
             }
             Py_XDECREF(r);
         }
-        fo->snap = *f;
         fo->live = NULL;
-        Py_DECREF(fo);
+        if (Py_REFCNT(fo) == 1 && !spare) {
+            spare = fo; /* nobody kept it: reuse it for the next call */
+        } else {
+            fo->snap = *f; /* kept by the handler: it keeps what the call held */
+            Py_DECREF(fo);
+        }
     }
     Py_DECREF(po);
     PyGILState_Release(g);
+    if (run_native) {
+        long a[6];
+        sud_frame_args(f, a);
+        f->rax = (uint64_t)sud_native(f, (long)f->nr, a);
+    }
 }
 
 /* -------------------------------------------------------------- functions */
@@ -873,13 +903,15 @@ static PyObject *m_bench_loop(PyObject *m, PyObject *args)
     Py_END_ALLOW_THREADS return PyLong_FromUnsignedLongLong(t1 - t0);
 }
 
-/* bench_floor(nr, n) -> ns for n trapped calls answered by a minimal C
- * SIGSYS handler (the floor any SUD design pays).  Arms this thread itself. */
+/* bench_floor(nr, n, run_call=False) -> ns for n trapped calls answered by a
+ * minimal C SIGSYS handler (the floor any SUD design pays), which runs the
+ * call natively when run_call is true.  The thread must be armed. */
 static PyObject *m_bench_floor(PyObject *m, PyObject *args)
 {
     (void)m;
     long nr, n;
-    if (!PyArg_ParseTuple(args, "ll", &nr, &n))
+    int run_call = 0;
+    if (!PyArg_ParseTuple(args, "ll|p", &nr, &n, &run_call))
         return NULL;
     struct sud_thread *t = sud_self;
     if (!t || t->op != SUD_OP_EXCLUSIVE_ON || !t->gate_allowed) {
@@ -891,7 +923,8 @@ static PyObject *m_bench_floor(PyObject *m, PyObject *args)
         unsigned long flags;
         void *restorer;
         unsigned long mask;
-    } ksa = {(void *)sud_floor_handler, SA_SIGINFO | 0x04000000 /* SA_RESTORER */, sud_gate_restorer, 0},
+    } ksa = {run_call ? (void *)sud_floor_native_handler : (void *)sud_floor_handler,
+             SA_SIGINFO | 0x04000000 /* SA_RESTORER */, sud_gate_restorer, 0},
       kold;
     uint64_t t0 = 0, t1 = 0;
     long r;

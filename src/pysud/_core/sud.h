@@ -186,7 +186,8 @@ extern char sud_thunk_common[];
 /* ---- signal context (sud_signal.c): async-signal-safe only ---- */
 void sud_sigsys_handler(int sig, siginfo_t *si, void *uc);
 void sud_set_chained(const struct sigaction *old);
-void sud_floor_handler(int sig, siginfo_t *si, void *uc); /* benchmark floor */
+void sud_floor_handler(int sig, siginfo_t *si, void *uc);        /* benchmark floor */
+void sud_floor_native_handler(int sig, siginfo_t *si, void *uc); /* floor + the call */
 void sud_frame_args(const struct sud_frame *f, long a[6]);
 void sud_rearm_after_fork(void);
 

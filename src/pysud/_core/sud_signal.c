@@ -196,3 +196,12 @@ void sud_floor_handler(int sig, siginfo_t *si, void *ucv)
     (void)si;
     ((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RAX] = 0;
 }
+
+/* The same, running the call natively (for comparison with paths that do). */
+void sud_floor_native_handler(int sig, siginfo_t *si, void *ucv)
+{
+    (void)sig;
+    greg_t *g = ((ucontext_t *)ucv)->uc_mcontext.gregs;
+    g[REG_RAX] = sud_gate_syscall6(si->si_syscall, g[REG_RDI], g[REG_RSI], g[REG_RDX], g[REG_R10], g[REG_R8],
+                                   g[REG_R9]);
+}
