@@ -58,3 +58,13 @@ def test_syscall_table_against_the_kernel():
     assert pysud.X86_64.name_of(9999) == "syscall_9999"
     assert pysud.X86_64.number_of("syscall_9999") == 9999
     assert pysud.I386.number_of("getpid") == 20
+
+
+def test_unavailable_errors_explain_themselves():
+    import errno
+
+    e = pysud.SUDUnavailable(errno.EPERM, "arming")
+    assert "kernel.syscall_user_dispatch" in str(e) and e.errno == errno.EPERM
+    e = pysud.SUDUnavailable(errno.EINVAL, "arming")
+    assert "5.11" in str(e) and "rr" in str(e)
+    assert isinstance(e, OSError) and isinstance(e, pysud.PysudError)

@@ -387,3 +387,94 @@ def test_closed_dispatcher_refuses_to_arm():
     d.close()
     with pytest.raises(RuntimeError, match="closed"):
         d.arm_thread()
+
+
+def test_handler_runs_with_host_tls_while_foreign_code_has_its_own_fs():
+    """Foreign code sets its own FS base; the handler (CPython, glibc: all TLS) still works,
+    sees the foreign FS base in call.fs_base, and the foreign code gets its FS back."""
+    foreign_tls = ctypes.create_string_buffer(4096)
+    blob = CodeBlob(
+        assemble(
+            """
+            push rbx
+            rdfsbase rbx          # the host's FS
+            wrfsbase rdi          # the foreign code's own TLS
+            mov eax, 500
+            syscall
+            rdfsbase rcx          # FS after the call
+            wrfsbase rbx          # back to the host's before returning to ctypes
+            sub rcx, rdi          # 0 if the foreign FS came back
+            add rax, rcx
+            pop rbx
+            ret
+            """
+        )
+    )
+    d = Dispatcher()
+    seen = {}
+
+    @d.on(500)
+    def h(call):
+        import threading
+
+        seen["fs"] = call.fs_base
+        seen["thread"] = threading.current_thread().name  # TLS-heavy work
+        seen["tid"] = threading.get_native_id()
+        return 1000
+
+    assert blob.run(d, [ctypes.addressof(foreign_tls)]) == 1000
+    assert seen["fs"] == ctypes.addressof(foreign_tls)
+    assert seen["thread"] == "MainThread"
+
+
+def test_handler_runs_with_sigsys_unblocked():
+    import signal
+
+    d = Dispatcher()
+    masks = []
+    d.on("getpid", lambda call: masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, [])) or 0)
+    CodeBlob(GETPID_BLOB).run(d)
+    assert masks and signal.SIGSYS not in masks[0]
+
+
+def test_foreign_code_cannot_block_sigsys_or_take_it_over():
+    """rt_sigprocmask cannot leave SIGSYS blocked; rt_sigaction(SIGSYS) is refused."""
+    import signal
+
+    blob = CodeBlob(
+        assemble(
+            """
+            sub rsp, 40
+            mov qword ptr [rsp], -1   # block every signal
+            mov eax, 14               # rt_sigprocmask(SIG_BLOCK, &all, &old, 8)
+            mov edi, 0
+            mov rsi, rsp
+            lea rdx, [rsp+8]
+            mov r10d, 8
+            syscall
+            mov eax, 14               # read the mask back into [rsp+16]
+            mov edi, 0
+            xor esi, esi
+            lea rdx, [rsp+16]
+            mov r10d, 8
+            syscall
+            mov eax, 14               # restore the old mask
+            mov edi, 2
+            lea rsi, [rsp+8]
+            xor edx, edx
+            mov r10d, 8
+            syscall
+            mov rax, [rsp+16]
+            add rsp, 40
+            ret
+            """
+        )
+    )
+    d = Dispatcher()
+    mask = blob.run(d)
+    assert not mask & (1 << (signal.SIGSYS - 1))
+    assert mask & (1 << (signal.SIGUSR1 - 1))
+    act = (ctypes.c_ulong * 4)(1, 0, 0, 0)  # SIG_IGN
+    sigaction = CodeBlob(assemble("mov eax, 13\nmov r10, rcx\nsyscall\nret"))
+    assert sigaction.run(d, [signal.SIGSYS, ctypes.addressof(act), 0, 8]) == -errno.EINVAL
+    assert sigaction.run(d, [signal.SIGUSR2, 0, ctypes.addressof(act), 8]) == 0  # reading works
