@@ -60,6 +60,7 @@ void sud_rearm_after_fork(void)
     struct sud_thread *t = sud_self;
     if (t && t->op != SUD_OP_OFF) {
         t->tid = (int)syscall(SYS_gettid);
+        sud_debug("re-arming the child of a fork");
         if (sud_prctl_raw(t->op, (long)t->offset, (long)t->len, (void *)&t->selector) != 0) {
             static const char msg[] = "pysud: could not re-arm the forked child\n";
             if (write(2, msg, sizeof msg - 1) < 0) {
@@ -189,8 +190,11 @@ int sud_arm(int op, uint64_t offset, uint64_t len, struct sud_policy *p)
             return -errno;
     }
     r = sud_prctl_raw(op, (long)offset, (long)len, (void *)&t->selector);
-    if (r)
+    if (r) {
+        sud_debug("arming failed");
         return r;
+    }
+    sud_debug(op == SUD_OP_INCLUSIVE_ON ? "armed a thread (inclusive)" : "armed a thread (exclusive)");
     t->op = op;
     t->offset = offset;
     t->len = len;
