@@ -30,6 +30,7 @@ from ._errors import (
     UnknownSyscall,
 )
 from ._kernel import Support, support
+from ._linux import ProgramError, run
 from ._native import CodeBlob, InterceptedFunction
 
 __version__ = "0.1.0"
@@ -52,6 +53,7 @@ __all__ = [
     "HandlerError",
     "InterceptedFunction",
     "Mode",
+    "ProgramError",
     "PysudError",
     "Return",
     "SUDUnavailable",
@@ -62,5 +64,6 @@ __all__ = [
     "UnhandledSyscall",
     "UnknownSyscall",
     "lowlevel",
+    "run",
     "support",
 ]

@@ -31,6 +31,12 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from ._linux import run
+
+    return run(args.program, args.args, vdso=not args.no_vdso)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="pysud",
@@ -46,6 +52,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--iterations", type=int, default=20000, help="calls per measurement (default 20000)")
     b.add_argument("--rounds", type=int, default=7, help="interleaved rounds; the median is reported")
     b.set_defaults(func=_bench)
+    r = sub.add_parser(
+        "run",
+        help="run a Linux x86-64 program in this process, its system calls dispatched",
+        description="Load PROGRAM into this Python process and run it natively; every system call it "
+        "makes goes through a dispatcher whose default runs it natively. Exit status propagated.",
+    )
+    r.add_argument("--no-vdso", action="store_true", help="hide the vDSO: time calls become syscalls")
+    r.add_argument("program")
+    r.add_argument("args", nargs=argparse.REMAINDER)
+    r.set_defaults(func=_run)
     args = ap.parse_args(argv)
     try:
         return int(args.func(args))

@@ -179,7 +179,27 @@ static PyObject *frame_native(PyObject *self, PyObject *const *args, Py_ssize_t 
     Py_END_ALLOW_THREADS return PyLong_FromLong(r);
 }
 
+/* call.exit_guest(value): when this call returns, leave the guest program and
+ * make run_guest() return value (exit, exit_group, a fatal signal...). */
+static PyObject *frame_exit_guest(PyObject *self, PyObject *arg)
+{
+    struct sud_frame *f = frame_live((FrameObject *)self);
+    if (!f)
+        return NULL;
+    if (f->thread->guest_depth <= 0) {
+        PyErr_SetString(PyExc_RuntimeError, "no guest program is running on this thread (see pysud.run)");
+        return NULL;
+    }
+    long long v = PyLong_AsLongLong(arg);
+    if (v == -1 && PyErr_Occurred())
+        return NULL;
+    f->rax = (uint64_t)v;
+    f->flags |= SUD_FRAME_EXIT | SUD_FRAME_DIRTY;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef frame_methods[] = {
+    {"exit_guest", frame_exit_guest, METH_O, "Leave the running guest program; run_guest() returns the value."},
     {"native", (PyCFunction)(void (*)(void))frame_native, METH_FASTCALL | METH_KEYWORDS,
      "native(*args, nr=None) -> int: run the call natively now and return its raw result."},
     {NULL, NULL, 0, NULL},
@@ -942,7 +962,32 @@ static PyObject *m_bench_floor(PyObject *m, PyObject *args)
     return PyLong_FromUnsignedLongLong(t1 - t0);
 }
 
+/* run_guest(entry, sp) -> int: run a loaded program on this (armed) thread
+ * until a handler calls exit_guest(); the GIL is released meanwhile. */
+static PyObject *m_run_guest(PyObject *m, PyObject *args)
+{
+    (void)m;
+    unsigned long long entry, sp;
+    if (!PyArg_ParseTuple(args, "KK", &entry, &sp))
+        return NULL;
+    struct sud_thread *t = sud_self;
+    if (!t || t->op == SUD_OP_OFF) {
+        PyErr_SetString(PyExc_RuntimeError, "this thread is not armed");
+        return NULL;
+    }
+    if (t->guest_depth) {
+        PyErr_SetString(PyExc_RuntimeError, "a guest program is already running on this thread");
+        return NULL;
+    }
+    long r;
+    t->guest_depth++;
+    Py_BEGIN_ALLOW_THREADS r = sud_run_guest(entry, sp, t);
+    Py_END_ALLOW_THREADS t->guest_depth--;
+    return PyLong_FromLong(r);
+}
+
 static PyMethodDef module_methods[] = {
+    {"run_guest", m_run_guest, METH_VARARGS, "run_guest(entry, sp) -> value given to exit_guest()."},
     {"init", m_init, METH_NOARGS, "Install the SIGSYS handler (idempotent)."},
     {"arm", m_arm, METH_VARARGS, "arm(policy, op, offset, len): arm this thread."},
     {"disarm", m_disarm, METH_NOARGS, "Disarm this thread."},

@@ -40,6 +40,7 @@
 #define T_SSP 40
 #define T_SSP_END 48
 #define T_HOSTFS 80
+#define T_HOSTRSP 88
 
 /* ---- offsets into struct sud_frame used by the assembly ---- */
 #define F_RAX 112
@@ -50,6 +51,7 @@
 #define F_FLAGS 213
 #define SUD_FRAME_DIRTY 1  /* a register was written by a handler */
 #define SUD_FRAME_XSAVED 2 /* vector state saved in the XSAVE area */
+#define SUD_FRAME_EXIT 4   /* leave the guest: sud_run_guest returns RAX */
 
 #ifndef __ASSEMBLER__
 #include <signal.h>
@@ -120,7 +122,9 @@ struct sud_thread {
     int gate_allowed;        /* the core's gate lies in the allowed range */
     uint64_t offset, len;
     uint64_t host_fs;
+    uint64_t host_rsp;       /* 88: where sud_run_guest left the host's stack */
     int tid;
+    int guest_depth;         /* sud_run_guest calls in progress (0 or 1) */
     /* memory */
     char *dstack_lo, *dstack_hi;
     stack_t old_altstack;
@@ -141,6 +145,7 @@ _Static_assert(offsetof(struct sud_thread, newpol) == T_NEWPOL, "T_NEWPOL");
 _Static_assert(offsetof(struct sud_thread, ssp) == T_SSP, "T_SSP");
 _Static_assert(offsetof(struct sud_thread, ssp_end) == T_SSP_END, "T_SSP_END");
 _Static_assert(offsetof(struct sud_thread, host_fs) == T_HOSTFS, "T_HOSTFS");
+_Static_assert(offsetof(struct sud_thread, host_rsp) == T_HOSTRSP, "T_HOSTRSP");
 _Static_assert(offsetof(struct sud_frame, rax) == F_RAX, "F_RAX");
 _Static_assert(offsetof(struct sud_frame, rip) == F_RIP, "F_RIP");
 _Static_assert(offsetof(struct sud_frame, rsp) == F_RSP, "F_RSP");
@@ -181,6 +186,9 @@ struct sud_clone_req {
 long sud_gate_clone(struct sud_clone_req *req);
 void sud_dispatch_entry(void);
 void sud_xsave(struct sud_frame *f);
+/* Run a guest from its entry point on its own stack, selector BLOCK, until a
+ * handler sets SUD_FRAME_EXIT; returns the frame's RAX then. */
+long sud_run_guest(uint64_t entry, uint64_t sp, struct sud_thread *t);
 extern char sud_thunk_common[];
 
 /* ---- signal context (sud_signal.c): async-signal-safe only ---- */

@@ -156,6 +156,8 @@ sud_dispatch_entry:
         .globl sud_resume
         .hidden sud_resume
 sud_resume:
+        testb   $SUD_FRAME_EXIT, F_FLAGS(%rdi)
+        jnz     sud_guest_return
         mov     %rdi, %rsp
         testb   $SUD_FRAME_XSAVED, F_FLAGS(%rsp)
         jz      3f
@@ -195,6 +197,60 @@ sud_resume:
         pop     %rax
         iretq
         .size sud_dispatch_entry, .-sud_dispatch_entry
+
+/* long sud_run_guest(entry, sp, thread): enter a loaded program as the
+ * kernel would after execve (registers zero, RSP at argc), with the selector
+ * at BLOCK.  Comes back through sud_guest_return when a handler ends it. */
+        .globl sud_run_guest
+        .hidden sud_run_guest
+        .type sud_run_guest, @function
+sud_run_guest:
+        push    %rbx
+        push    %rbp
+        push    %r12
+        push    %r13
+        push    %r14
+        push    %r15
+        mov     %rsp, T_HOSTRSP(%rdx)
+        mov     %rdi, %r11
+        movb    $SUD_FILTER_BLOCK, T_SELQ(%rdx)
+        mov     %rsi, %rsp
+        xor     %eax, %eax
+        xor     %ebx, %ebx
+        xor     %ecx, %ecx
+        xor     %edx, %edx              /* no rtld_fini */
+        xor     %esi, %esi
+        xor     %edi, %edi
+        xor     %ebp, %ebp
+        xor     %r8d, %r8d
+        xor     %r9d, %r9d
+        xor     %r10d, %r10d
+        xor     %r12d, %r12d
+        xor     %r13d, %r13d
+        xor     %r14d, %r14d
+        xor     %r15d, %r15d
+        jmp     *%r11
+        .size sud_run_guest, .-sud_run_guest
+
+/* From sud_resume when the frame says EXIT: back on the host's stack, selector
+ * ALLOW, host FS (dispatch already runs with it), default FP environment. */
+        .type sud_guest_return, @function
+sud_guest_return:
+        mov     F_THREAD(%rdi), %rdx
+        mov     F_RAX(%rdi), %rax
+        movb    $SUD_FILTER_ALLOW, T_SELQ(%rdx)
+        mov     T_HOSTRSP(%rdx), %rsp
+        fninit
+        ldmxcsr sud_mxcsr_default(%rip)
+        cld
+        pop     %r15
+        pop     %r14
+        pop     %r13
+        pop     %r12
+        pop     %rbp
+        pop     %rbx
+        ret
+        .size sud_guest_return, .-sud_guest_return
 
 /* void sud_xsave(struct sud_frame *f): save the trapped code's vector state
  * before code that may use vector registers runs (Python), and give that code

@@ -1,0 +1,598 @@
+"""In-process ELF loader: map an x86-64 program and build its initial stack the way execve does.
+
+Nothing here runs the program.  :func:`load_image` maps every ``PT_LOAD`` of an
+executable (or of its interpreter) into the current process, copying the file's
+bytes rather than mapping the file, zeroing the bss and applying the segments'
+final protections; :func:`build_stack` lays out argc, argv, envp and the
+auxiliary vector exactly as the kernel's ``create_elf_tables`` does.  Every
+problem with the input file is reported as :class:`ELFLoadError`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import io
+import os
+import stat
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from elftools.common.exceptions import ELFError
+from elftools.construct import ConstructError
+from elftools.elf.elffile import ELFFile
+
+from ._errors import PysudError
+
+__all__ = [
+    "AT_BASE",
+    "AT_CLKTCK",
+    "AT_EGID",
+    "AT_ENTRY",
+    "AT_EUID",
+    "AT_EXECFN",
+    "AT_FLAGS",
+    "AT_GID",
+    "AT_HWCAP",
+    "AT_HWCAP2",
+    "AT_MINSIGSTKSZ",
+    "AT_NULL",
+    "AT_PAGESZ",
+    "AT_PHDR",
+    "AT_PHENT",
+    "AT_PHNUM",
+    "AT_PLATFORM",
+    "AT_RANDOM",
+    "AT_SECURE",
+    "AT_SYSINFO_EHDR",
+    "AT_UID",
+    "ELFLoadError",
+    "LoadedImage",
+    "build_stack",
+    "host_auxv",
+    "load_image",
+    "unload",
+    "unmap_region",
+]
+
+# --- constants -----------------------------------------------------------------------------------
+
+PAGE_SIZE = 4096  # x86-64
+#: Highest user address + 1 with 4-level paging; the kernel refuses segments beyond it.
+TASK_SIZE = (1 << 47) - PAGE_SIZE
+PLATFORM = b"x86_64"
+
+EM_X86_64 = 62
+ET_EXEC = 2
+ET_DYN = 3
+PT_LOAD = 1
+PT_INTERP = 3
+PT_PHDR = 6
+PT_GNU_STACK = 0x6474E551
+PF_X = 1
+PF_W = 2
+PF_R = 4
+
+_EHDR_SIZE = 64
+_PHDR_SIZE = 56
+#: The kernel refuses program header tables larger than 64 KiB.
+_MAX_PHNUM = 65536 // _PHDR_SIZE
+#: The kernel's PATH_MAX for the interpreter name.
+_MAX_INTERP = 4096
+
+PROT_NONE = 0
+PROT_READ = 1
+PROT_WRITE = 2
+PROT_EXEC = 4
+MAP_PRIVATE = 0x02
+MAP_FIXED = 0x10
+MAP_ANONYMOUS = 0x20
+MAP_NORESERVE = 0x4000
+MAP_STACK = 0x20000
+MAP_FIXED_NOREPLACE = 0x100000
+_MAP_FAILED = ctypes.c_void_p(-1).value
+
+AT_NULL = 0
+AT_PHDR = 3
+AT_PHENT = 4
+AT_PHNUM = 5
+AT_PAGESZ = 6
+AT_BASE = 7
+AT_FLAGS = 8
+AT_ENTRY = 9
+AT_UID = 11
+AT_EUID = 12
+AT_GID = 13
+AT_EGID = 14
+AT_PLATFORM = 15
+AT_HWCAP = 16
+AT_CLKTCK = 17
+AT_SECURE = 23
+AT_RANDOM = 25
+AT_HWCAP2 = 26
+AT_EXECFN = 31
+AT_SYSINFO_EHDR = 33
+AT_MINSIGSTKSZ = 51
+
+DEFAULT_STACK_SIZE = 8 << 20
+
+
+class ELFLoadError(PysudError):
+    """A program or interpreter cannot be loaded; the message names the file and the reason."""
+
+
+# --- libc ----------------------------------------------------------------------------------------
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_mmap = _libc.mmap
+_mmap.restype = ctypes.c_void_p
+_mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+_mprotect = _libc.mprotect
+_mprotect.restype = ctypes.c_int
+_mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_munmap = _libc.munmap
+_munmap.restype = ctypes.c_int
+_munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+
+
+def _errstr(err: int) -> str:
+    return f"{_errno.errorcode.get(err, str(err))} ({os.strerror(err)})"
+
+
+def _map(addr: int, size: int, prot: int, flags: int, what: str) -> int:
+    """mmap anonymous memory; raise ELFLoadError saying ``what`` failed and why."""
+    ctypes.set_errno(0)
+    got = _mmap(addr or None, size, prot, flags | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    if got == _MAP_FAILED:
+        err = ctypes.get_errno()
+        raise ELFLoadError(f"{what}: mmap of {size:#x} bytes at {addr:#x} failed: {_errstr(err)}")
+    result = int(got or 0)
+    if flags & MAP_FIXED_NOREPLACE and result != addr:
+        # Kernels before 4.17 treat the unknown flag as a mere hint.
+        _munmap(result, size)
+        raise ELFLoadError(f"{what}: {addr:#x}..{addr + size:#x} is already in use")
+    return result
+
+
+def _protect(addr: int, size: int, prot: int, what: str) -> None:
+    if _mprotect(addr, size, prot) != 0:
+        err = ctypes.get_errno()
+        raise ELFLoadError(f"{what}: mprotect of {addr:#x}..{addr + size:#x} failed: {_errstr(err)}")
+
+
+def unmap_region(addr: int, size: int) -> None:
+    """munmap a range this module mapped (an image's mapping or a stack from build_stack)."""
+    if _munmap(addr, size) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"munmap of {addr:#x}..{addr + size:#x} failed: {os.strerror(err)}")
+
+
+def _page_down(x: int) -> int:
+    return x & ~(PAGE_SIZE - 1)
+
+
+def _page_up(x: int) -> int:
+    return (x + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+
+
+# --- the image -----------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedImage:
+    """An ELF file mapped into this process, with what the auxiliary vector needs to describe it."""
+
+    path: str
+    #: Load bias: what was added to every p_vaddr (0 for ET_EXEC).
+    base: int
+    #: Absolute entry point.
+    entry: int
+    #: Absolute address of the program header table in memory, for AT_PHDR.
+    phdr: int
+    phent: int
+    phnum: int
+    #: PT_INTERP's path, or None for a static program or an interpreter itself.
+    interp: str | None
+    #: The mapped range [start, end); everything the image occupies lies inside it.
+    start: int
+    end: int
+    #: Page-aligned end of the highest segment including its bss: where the program break starts.
+    brk_start: int
+    #: (addr, size) ranges to munmap on unload.
+    mappings: list[tuple[int, int]] = field(default_factory=list)
+    #: ET_EXEC or ET_DYN.
+    e_type: int = ET_DYN
+    #: PT_GNU_STACK asks for an executable stack.
+    exec_stack: bool = False
+
+    def __repr__(self) -> str:
+        return (
+            f"<LoadedImage {self.path!r} base={self.base:#x} entry={self.entry:#x} "
+            f"range={self.start:#x}..{self.end:#x} interp={self.interp!r}>"
+        )
+
+
+@dataclass
+class _Segment:
+    vaddr: int
+    offset: int
+    filesz: int
+    memsz: int
+    flags: int
+
+
+def _read_file(path: str) -> bytearray:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ELFLoadError(f"{path}: cannot open: {exc.strerror}") from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise ELFLoadError(f"{path}: is a directory, not an ELF executable")
+    if not stat.S_ISREG(st.st_mode):
+        raise ELFLoadError(f"{path}: not a regular file")
+    try:
+        with open(path, "rb") as f:
+            return bytearray(f.read())
+    except OSError as exc:
+        raise ELFLoadError(f"{path}: cannot read: {exc.strerror}") from exc
+
+
+def _enum(value: Any, names: dict[str, int]) -> int:
+    """pyelftools gives known enum values as names and unknown ones as ints; normalise to int."""
+    if isinstance(value, str):
+        return names.get(value, -1)
+    return int(value)
+
+
+_E_TYPES = {"ET_NONE": 0, "ET_REL": 1, "ET_EXEC": ET_EXEC, "ET_DYN": ET_DYN, "ET_CORE": 4}
+_P_TYPES = {"PT_LOAD": PT_LOAD, "PT_INTERP": PT_INTERP, "PT_PHDR": PT_PHDR, "PT_GNU_STACK": PT_GNU_STACK}
+
+
+@dataclass
+class _Parsed:
+    e_type: int
+    entry: int
+    phoff: int
+    phnum: int
+    loads: list[_Segment]
+    phdr_vaddr: int | None
+    interp: str | None
+    exec_stack: bool
+
+
+def _parse(path: str, data: bytearray) -> _Parsed:
+    """Validate the ELF header and program headers as binfmt_elf does; raise ELFLoadError on anything off."""
+    if len(data) == 0:
+        raise ELFLoadError(f"{path}: empty file, not an ELF executable")
+    if data[:4] != b"\x7fELF":
+        raise ELFLoadError(f"{path}: not an ELF file (bad magic {bytes(data[:4])!r})")
+    if len(data) < _EHDR_SIZE:
+        raise ELFLoadError(f"{path}: truncated ELF file ({len(data)} bytes, shorter than an ELF header)")
+    if data[4] == 1:
+        raise ELFLoadError(f"{path}: 32-bit ELF (ELFCLASS32); only 64-bit x86-64 programs are supported")
+    if data[4] != 2:
+        raise ELFLoadError(f"{path}: invalid ELF class {data[4]} in e_ident")
+    if data[5] != 1:
+        raise ELFLoadError(f"{path}: not a little-endian ELF file (EI_DATA={data[5]})")
+    try:
+        return _parse_checked(path, data)
+    except ELFLoadError:
+        raise
+    except (ELFError, ConstructError, struct.error, ValueError, IndexError, KeyError, TypeError) as exc:
+        raise ELFLoadError(f"{path}: malformed ELF file: {exc}") from exc
+
+
+def _parse_checked(path: str, data: bytearray) -> _Parsed:
+    elf = ELFFile(io.BytesIO(bytes(data)))
+    hdr = elf.header
+    machine = _enum(hdr["e_machine"], {"EM_X86_64": EM_X86_64})
+    if machine != EM_X86_64:
+        raise ELFLoadError(f"{path}: wrong machine {hdr['e_machine']} (e_machine), expected EM_X86_64")
+    e_type = _enum(hdr["e_type"], _E_TYPES)
+    if e_type not in (ET_EXEC, ET_DYN):
+        raise ELFLoadError(f"{path}: ELF type {hdr['e_type']} is not an executable (ET_EXEC or ET_DYN)")
+    phentsize = int(hdr["e_phentsize"])
+    phnum = int(hdr["e_phnum"])
+    phoff = int(hdr["e_phoff"])
+    if phentsize != _PHDR_SIZE:
+        raise ELFLoadError(f"{path}: bad program headers: e_phentsize is {phentsize}, expected {_PHDR_SIZE}")
+    if not 1 <= phnum <= _MAX_PHNUM:
+        raise ELFLoadError(f"{path}: bad program headers: e_phnum is {phnum}")
+    if phoff + phnum * phentsize > len(data):
+        raise ELFLoadError(
+            f"{path}: truncated file: program headers at {phoff:#x}+{phnum * phentsize:#x} "
+            f"lie beyond its {len(data):#x} bytes"
+        )
+    entry = int(hdr["e_entry"])
+    if entry >= TASK_SIZE:
+        raise ELFLoadError(f"{path}: entry point {entry:#x} is not a user-space address")
+
+    loads: list[_Segment] = []
+    phdr_vaddr: int | None = None
+    interp: str | None = None
+    exec_stack = False
+    for i in range(phnum):
+        ph = elf.structs.Elf_Phdr.parse(bytes(data[phoff + i * phentsize : phoff + (i + 1) * phentsize]))
+        p_type = _enum(ph["p_type"], _P_TYPES)
+        offset, vaddr = int(ph["p_offset"]), int(ph["p_vaddr"])
+        filesz, memsz, flags = int(ph["p_filesz"]), int(ph["p_memsz"]), int(ph["p_flags"])
+        if p_type == PT_LOAD:
+            if filesz > memsz:
+                raise ELFLoadError(f"{path}: bad program header {i}: filesz {filesz:#x} > memsz {memsz:#x}")
+            if vaddr >= TASK_SIZE or memsz > TASK_SIZE - vaddr:
+                raise ELFLoadError(
+                    f"{path}: bad program header {i}: segment {vaddr:#x}+{memsz:#x} is outside user space"
+                )
+            if filesz and (offset > len(data) or filesz > len(data) - offset):
+                raise ELFLoadError(
+                    f"{path}: truncated file: segment {i} needs bytes {offset:#x}..{offset + filesz:#x} "
+                    f"of a {len(data):#x}-byte file"
+                )
+            if filesz and offset < vaddr % PAGE_SIZE:
+                raise ELFLoadError(
+                    f"{path}: bad program header {i}: p_offset {offset:#x} and p_vaddr {vaddr:#x} "
+                    "cannot be mapped page-aligned"
+                )
+            if memsz:
+                loads.append(_Segment(vaddr, offset, filesz, memsz, flags))
+        elif p_type == PT_INTERP:
+            if interp is not None:
+                raise ELFLoadError(f"{path}: more than one PT_INTERP")
+            if not 2 <= filesz <= _MAX_INTERP or offset > len(data) or filesz > len(data) - offset:
+                raise ELFLoadError(f"{path}: bad PT_INTERP (offset {offset:#x}, size {filesz:#x})")
+            raw = bytes(data[offset : offset + filesz])
+            if raw[-1] != 0 or raw[0] == 0:  # the kernel, too, only checks the final NUL
+                raise ELFLoadError(f"{path}: PT_INTERP is not a NUL-terminated path")
+            interp = os.fsdecode(raw[: raw.index(0)])
+        elif p_type == PT_PHDR:
+            phdr_vaddr = vaddr
+        elif p_type == PT_GNU_STACK:
+            exec_stack = bool(flags & PF_X)
+    if not loads:
+        raise ELFLoadError(f"{path}: no PT_LOAD segment, nothing to load")
+    if interp is not None:
+        try:
+            ist = os.stat(interp)
+        except OSError as exc:
+            raise ELFLoadError(f"{path}: interpreter {interp} does not exist ({exc.strerror})") from exc
+        if not stat.S_ISREG(ist.st_mode):
+            raise ELFLoadError(f"{path}: interpreter {interp} is not a regular file")
+    # Where the program headers are in memory: the kernel uses the PT_LOAD holding e_phoff's bytes.
+    for seg in loads:
+        if seg.offset <= phoff and phoff + phnum * phentsize <= seg.offset + seg.filesz:
+            phdr_vaddr = seg.vaddr + (phoff - seg.offset)
+            break
+    return _Parsed(e_type, entry, phoff, phnum, loads, phdr_vaddr, interp, exec_stack)
+
+
+def _prot(flags: int) -> int:
+    return (
+        (PROT_READ if flags & PF_R else 0)
+        | (PROT_WRITE if flags & PF_W else 0)
+        | (PROT_EXEC if flags & PF_X else 0)
+    )
+
+
+def _max_align(path: str, data: bytearray, phoff: int, phnum: int) -> int:
+    """The largest power-of-two p_align among PT_LOADs (the kernel aligns an ET_DYN's bias to it)."""
+    align = PAGE_SIZE
+    for i in range(phnum):
+        p_type, _, _, _, _, _, _, p_align = struct.unpack_from("<IIQQQQQQ", data, phoff + i * _PHDR_SIZE)
+        if p_type == PT_LOAD and p_align > align and p_align & (p_align - 1) == 0:
+            align = p_align
+    if align > TASK_SIZE // 4:
+        raise ELFLoadError(f"{path}: segment alignment {align:#x} is absurdly large")
+    return align
+
+
+def _reserve(path: str, parsed: _Parsed, lo: int, span: int, align: int, base_hint: int | None) -> int:
+    """Reserve the image's whole address range PROT_NONE; return its start."""
+    if parsed.e_type == ET_EXEC:
+        return _map(lo, span, PROT_NONE, MAP_FIXED_NOREPLACE | MAP_NORESERVE, f"{path}: fixed-address image")
+    hint = _page_down(base_hint + lo) if base_hint is not None else 0
+    if align <= PAGE_SIZE:
+        return _map(hint, span, PROT_NONE, MAP_NORESERVE, f"{path}: reserving the image's range")
+    # Over-reserve, then trim to an aligned start.
+    total = span + align
+    raw = _map(hint, total, PROT_NONE, MAP_NORESERVE, f"{path}: reserving the image's range")
+    start = (raw + align - 1) & ~(align - 1)
+    if start > raw:
+        _munmap(raw, start - raw)
+    if raw + total > start + span:
+        _munmap(start + span, raw + total - (start + span))
+    return start
+
+
+def load_image(path: str | os.PathLike[str], *, base_hint: int | None = None) -> LoadedImage:
+    """Map an x86-64 ELF executable (ET_EXEC at its own addresses, ET_DYN anywhere) without running it.
+
+    ``base_hint`` is the preferred load bias for an ET_DYN image (a hint: the kernel picks
+    elsewhere if the range is taken); ignored for ET_EXEC, whose range must be free or
+    ELFLoadError is raised.  Release with :func:`unload`.
+    """
+    spath = os.fspath(path)
+    data = _read_file(spath)
+    parsed = _parse(spath, data)
+    lo = _page_down(min(s.vaddr for s in parsed.loads))
+    hi = _page_up(max(s.vaddr + s.memsz for s in parsed.loads))
+    span = hi - lo
+    if parsed.e_type == ET_DYN and span > TASK_SIZE // 2:
+        raise ELFLoadError(f"{spath}: segments span {span:#x} bytes, too large to load")
+    align = _max_align(spath, data, parsed.phoff, parsed.phnum) if parsed.e_type == ET_DYN else PAGE_SIZE
+    start = _reserve(spath, parsed, lo, span, align, base_hint)
+    base = start - lo if parsed.e_type == ET_DYN else 0
+    try:
+        for seg in parsed.loads:
+            _fill_segment(spath, data, seg, base)
+        for seg in parsed.loads:
+            addr = base + _page_down(seg.vaddr)
+            _protect(addr, _page_up(base + seg.vaddr + seg.memsz) - addr, _prot(seg.flags), spath)
+    except BaseException:
+        _munmap(start, span)
+        raise
+    return LoadedImage(
+        path=spath,
+        base=base,
+        entry=base + parsed.entry,
+        phdr=base + parsed.phdr_vaddr if parsed.phdr_vaddr is not None else 0,
+        phent=_PHDR_SIZE,
+        phnum=parsed.phnum,
+        interp=parsed.interp,
+        start=start,
+        end=start + span,
+        brk_start=base + hi,
+        mappings=[(start, span)],
+        e_type=parsed.e_type,
+        exec_stack=parsed.exec_stack,
+    )
+
+
+def _fill_segment(path: str, data: bytearray, seg: _Segment, base: int) -> None:
+    """Give one segment fresh writable pages in the reservation and copy its file bytes in.
+
+    Like the kernel's file mapping, the copy starts at the page holding p_vaddr (the bytes
+    before p_vaddr in that page come from the file too); without a bss the rest of the last
+    page also holds file bytes, with one it is zero (the kernel's padzero).
+    """
+    page = _page_down(seg.vaddr)
+    size = _page_up(seg.vaddr + seg.memsz) - page
+    addr = _map(base + page, size, PROT_READ | PROT_WRITE, MAP_FIXED, f"{path}: segment at {seg.vaddr:#x}")
+    if not seg.filesz:
+        return
+    in_page = seg.vaddr - page
+    file_start = seg.offset - in_page
+    count = in_page + seg.filesz
+    if seg.memsz == seg.filesz:
+        count = min(_page_up(count), len(data) - file_start)
+    src = (ctypes.c_char * count).from_buffer(data, file_start)
+    ctypes.memmove(addr, src, count)
+
+
+def unload(image: LoadedImage) -> None:
+    """Unmap everything load_image mapped for ``image``; calling it twice is harmless."""
+    while image.mappings:
+        addr, size = image.mappings.pop()
+        unmap_region(addr, size)
+
+
+# --- the initial stack ---------------------------------------------------------------------------
+
+
+def host_auxv() -> dict[int, int]:
+    """This process's own auxiliary vector (from /proc/self/auxv), AT_NULL excluded."""
+    result: dict[int, int] = {}
+    try:
+        with open("/proc/self/auxv", "rb") as f:
+            raw = f.read()
+    except OSError:
+        getauxval = _libc.getauxval
+        getauxval.restype = ctypes.c_ulong
+        getauxval.argtypes = [ctypes.c_ulong]
+        for key in (AT_HWCAP, AT_HWCAP2, AT_MINSIGSTKSZ, AT_CLKTCK, AT_PAGESZ, AT_SYSINFO_EHDR):
+            value = int(getauxval(key))
+            if value:
+                result[key] = value
+        return result
+    for key, value in struct.iter_unpack("<QQ", raw[: len(raw) // 16 * 16]):
+        if key == AT_NULL:
+            break
+        result[key] = value
+    return result
+
+
+def build_stack(
+    image: LoadedImage,
+    interp: LoadedImage | None,
+    argv: list[bytes],
+    envp: list[bytes],
+    *,
+    execfn: bytes,
+    stack_size: int = DEFAULT_STACK_SIZE,
+    vdso_base: int | None,
+) -> tuple[int, int, int]:
+    """Map a stack and lay out the process's start-up data on it as execve would.
+
+    From the top down, as the kernel's copy_strings and create_elf_tables place them: an
+    8-byte NULL, the execfn string, the envp strings, the argv strings (so argv[0] is
+    lowest and argv then envp strings are contiguous), 16-byte alignment, the platform
+    string "x86_64", the 16 AT_RANDOM bytes, then at the 16-byte aligned initial rsp: argc,
+    argv pointers, NULL, envp pointers, NULL, auxv pairs ending in AT_NULL.
+
+    Returns (stack mapping address, stack mapping size, initial rsp); release the mapping
+    with :func:`unmap_region`.
+    """
+    for s in (*argv, *envp, execfn):
+        if b"\0" in s:
+            raise ValueError(f"argument, environment string or execfn contains a NUL byte: {s!r}")
+    if stack_size < 64 * 1024 or stack_size % PAGE_SIZE:
+        raise ValueError(f"stack_size must be a multiple of {PAGE_SIZE} and >= 64 KiB, not {stack_size}")
+    strings = sum(len(s) + 1 for s in (*argv, *envp, execfn))
+    pointers = 8 * (len(argv) + len(envp) + 3)
+    if strings + pointers > stack_size // 4:  # the kernel's limit: a quarter of the stack rlimit
+        raise ELFLoadError(
+            f"argument list too long: {strings} bytes of strings and {len(argv) + len(envp)} pointers "
+            f"for a {stack_size:#x}-byte stack"
+        )
+
+    host = host_auxv()
+    prot = PROT_READ | PROT_WRITE | (PROT_EXEC if image.exec_stack else 0)
+    stack = _map(0, stack_size, prot, MAP_STACK | MAP_NORESERVE, "the program's stack")
+    try:
+        top = stack + stack_size
+        p = top - 8  # a NULL word at the very top, as the kernel leaves
+        ctypes.memset(p, 0, 8)
+
+        def push_bytes(b: bytes) -> int:
+            nonlocal p
+            p -= len(b)
+            ctypes.memmove(p, b, len(b))
+            return p
+
+        execfn_addr = push_bytes(execfn + b"\0")
+        # copy_strings walks each array from its last element down, so element 0 ends lowest.
+        env_addrs = [push_bytes(s + b"\0") for s in reversed(envp)][::-1]
+        arg_addrs = [push_bytes(s + b"\0") for s in reversed(argv)][::-1]
+        p &= ~15  # arch_align_stack, without the random offset
+        platform_addr = push_bytes(PLATFORM + b"\0")
+        random_addr = push_bytes(os.urandom(16))
+
+        auxv: list[tuple[int, int]] = []
+        if vdso_base is not None:
+            auxv.append((AT_SYSINFO_EHDR, vdso_base))
+        if AT_MINSIGSTKSZ in host:
+            auxv.append((AT_MINSIGSTKSZ, host[AT_MINSIGSTKSZ]))
+        auxv += [
+            (AT_HWCAP, host.get(AT_HWCAP, 0)),
+            (AT_PAGESZ, PAGE_SIZE),
+            (AT_CLKTCK, os.sysconf("SC_CLK_TCK")),
+            (AT_PHDR, image.phdr),
+            (AT_PHENT, image.phent),
+            (AT_PHNUM, image.phnum),
+            (AT_BASE, interp.base if interp is not None else 0),
+            (AT_FLAGS, 0),
+            (AT_ENTRY, image.entry),
+            (AT_UID, os.getuid()),
+            (AT_EUID, os.geteuid()),
+            (AT_GID, os.getgid()),
+            (AT_EGID, os.getegid()),
+            (AT_SECURE, 0),
+            (AT_RANDOM, random_addr),
+            (AT_HWCAP2, host.get(AT_HWCAP2, 0)),
+            (AT_EXECFN, execfn_addr),
+            (AT_PLATFORM, platform_addr),
+            (AT_NULL, 0),
+        ]
+        words = [len(argv), *arg_addrs, 0, *env_addrs, 0]
+        for key, value in auxv:
+            words += [key, value]
+        rsp = (p - 8 * len(words)) & ~15
+        if rsp < stack + PAGE_SIZE:
+            raise ELFLoadError(f"argument list too long for a {stack_size:#x}-byte stack")
+        table = struct.pack(f"<{len(words)}Q", *(w & 0xFFFF_FFFF_FFFF_FFFF for w in words))
+        ctypes.memmove(rsp, table, len(table))
+        ctypes.memset(rsp + len(table), 0, p - (rsp + len(table)))
+    except BaseException:
+        _munmap(stack, stack_size)
+        raise
+    return stack, stack_size, rsp

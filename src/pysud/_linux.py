@@ -1,0 +1,247 @@
+"""The default Linux personality: a whole program run in-process, native unless a call touches the host."""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _core
+from ._dispatch import NATIVE, Dispatcher, Syscall
+from ._errors import PysudError
+
+ARCH_SET_FS = 0x1002
+ARCH_GET_FS = 0x1003
+PAGE = 4096
+_EXEC = 1 << 40  # exit_guest value meaning "load the next image" (above any status)
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [
+    ctypes.c_void_p,
+    ctypes.c_size_t,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_long,
+]
+_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+MAP_FAILED = ctypes.c_void_p(-1).value
+PROT_RW = 0x3
+MAP_PRIVATE_ANON_FIXED_NOREPLACE = 0x02 | 0x20 | 0x100000
+
+
+class ProgramError(PysudError):
+    """A program could not be run (not found, not loadable)."""
+
+
+@dataclass
+class _Brk:
+    """The program's own heap: brk emulated in a region of its own, never the host's."""
+
+    start: int
+    cur: int = 0
+    mapped_end: int = 0
+    mappings: list[tuple[int, int]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.cur = self.mapped_end = self.start
+
+    def set(self, want: int) -> int:
+        if want < self.start:
+            return self.cur
+        end = (want + PAGE - 1) & ~(PAGE - 1)
+        if end > self.mapped_end:
+            size = end - self.mapped_end
+            p = _libc.mmap(self.mapped_end, size, PROT_RW, MAP_PRIVATE_ANON_FIXED_NOREPLACE, -1, 0)
+            if p != self.mapped_end:
+                if p not in (None, MAP_FAILED):
+                    _libc.munmap(p, size)
+                return self.cur  # as the kernel does: the old break means failure
+            self.mappings.append((self.mapped_end, size))
+            self.mapped_end = end
+        self.cur = want
+        return want
+
+    def release(self) -> None:
+        for addr, size in self.mappings:
+            _libc.munmap(addr, size)
+        self.mappings.clear()
+
+
+def find_program(name: str) -> str:
+    """A program path as a shell finds it: with a slash as given, else on PATH."""
+    if "/" in name:
+        if not os.path.exists(name):
+            raise ProgramError(f"{name}: no such file")
+        return name
+    found = shutil.which(name)
+    if not found:
+        raise ProgramError(f"{name}: not found on PATH")
+    return found
+
+
+class LinuxPersonality:
+    """Handlers that keep a program's per-process state apart from the host's.
+
+    What is virtualised: exit/exit_group (return to Python), arch_prctl FS
+    (the program's TLS), brk (its own heap), set_tid_address and
+    set_robust_list (never replace the host thread's), rseq (refused so libc
+    does not register one), rt_sigaction (recorded, never installed in the
+    host), readlink of /proc/self/exe (the program's path), execve (the new
+    image is loaded in-process).  Everything else runs natively.
+    """
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.d = dispatcher
+        self.exe = b""
+        self.brk: _Brk | None = None
+        self.sigactions: dict[int, bytes] = {}
+        self.next_exec: tuple[str, list[bytes], list[bytes]] | None = None
+        d = dispatcher
+        d.on("exit", self._exit)
+        d.on("exit_group", self._exit)
+        d.on("arch_prctl", self._arch_prctl)
+        d.on("brk", self._brk)
+        d.on("set_tid_address", lambda call: call.tid)
+        d.on("set_robust_list", lambda call: 0)
+        d.on("rseq", lambda call: -_errno.ENOSYS)
+        d.on("rt_sigaction", self._rt_sigaction)
+        d.on("readlink", self._readlink)
+        d.on("readlinkat", self._readlink)
+        d.on("execve", self._execve)
+
+    # ---- handlers
+
+    def _exit(self, call: Syscall) -> None:
+        call.exit_guest(call.args[0] & 0xFF)
+
+    def _arch_prctl(self, call: Syscall) -> Any:
+        code, addr = call.args[:2]
+        if code == ARCH_SET_FS:
+            call.fs_base = addr
+            return 0
+        if code == ARCH_GET_FS:
+            call.write(addr, call.fs_base.to_bytes(8, "little"))
+            return 0
+        return NATIVE
+
+    def _brk(self, call: Syscall) -> int:
+        assert self.brk is not None
+        want = call.args[0]
+        return self.brk.cur if want == 0 else self.brk.set(want)
+
+    def _rt_sigaction(self, call: Syscall) -> int:
+        sig, new, old, size = call.args[:4]
+        if not 1 <= sig <= 64 or (sig in (9, 19) and new):
+            return -_errno.EINVAL
+        n = 8 * 3 + size
+        if old:
+            call.write(old, self.sigactions.get(sig, bytes(n)))
+        if new:
+            self.sigactions[sig] = call.read(new, n)
+        return 0
+
+    def _readlink(self, call: Syscall) -> Any:
+        if call.name == "readlinkat":
+            _dirfd, path_at, buf, size = call.args[:4]
+        else:
+            path_at, buf, size = call.args[:3]
+        if call.read_cstring(path_at) != b"/proc/self/exe":
+            return NATIVE
+        data = self.exe[:size]
+        call.write(buf, data)
+        return len(data)
+
+    def _execve(self, call: Syscall) -> Any:
+        path = call.read_cstring(call.args[0]).decode(errors="surrogateescape")
+        if path == "/proc/self/exe":  # the program re-executing itself, not the Python host
+            path = os.fsdecode(self.exe)
+        if not os.access(path, os.X_OK) or os.path.isdir(path):
+            return -_errno.EACCES if os.path.exists(path) else -_errno.ENOENT
+        self.next_exec = (path, self._strings(call, call.args[1]), self._strings(call, call.args[2]))
+        call.exit_guest(_EXEC)
+        return None
+
+    @staticmethod
+    def _strings(call: Syscall, vec: int) -> list[bytes]:
+        out: list[bytes] = []
+        while vec:
+            ptr = int.from_bytes(call.read(vec, 8), "little")
+            if not ptr:
+                break
+            out.append(call.read_cstring(ptr, 1 << 20))
+            vec += 8
+        return out
+
+    # ---- running
+
+    def run(self, path: str, argv: list[bytes], envp: list[bytes], *, vdso: bool = True) -> int:
+        from . import _elf
+
+        start_pid = os.getpid()
+        self.d.arm_thread()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        while True:
+            images = []
+            try:
+                image = _elf.load_image(path)
+                images.append(image)
+                interp = _elf.load_image(image.interp) if image.interp else None
+                if interp:
+                    images.append(interp)
+            except BaseException:
+                for im in images:
+                    _elf.unload(im)
+                raise
+            self.exe = os.path.abspath(path).encode()
+            self.brk = _Brk(image.brk_start)
+            vdso_base = _elf.host_auxv().get(33) if vdso else None  # AT_SYSINFO_EHDR
+            stack, stack_size, sp = _elf.build_stack(
+                image, interp, argv, envp, execfn=path.encode(), vdso_base=vdso_base
+            )
+            entry = interp.entry if interp else image.entry
+            self.next_exec = None
+            value = 127
+            try:
+                value = _core.run_guest(entry, sp)
+                self.d.check()
+            finally:
+                self.brk.release()
+                _libc.munmap(stack, stack_size)
+                for im in images:
+                    _elf.unload(im)
+            if value == _EXEC and self.next_exec is not None:
+                path, argv, envp = self.next_exec
+                continue
+            if os.getpid() != start_pid:
+                # a forked child of the program ends here, never back in the caller
+                os._exit(value & 0xFF)
+            return value
+
+
+def run(
+    program: str,
+    args: list[str] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    dispatcher: Dispatcher | None = None,
+    vdso: bool = True,
+) -> int:
+    """Run a Linux x86-64 program in this process with its system calls dispatched; its exit status.
+
+    ``args`` is argv[1:] (argv[0] is ``program`` as given). Calls without a
+    handler in ``dispatcher`` run natively; the personality's handlers keep
+    the program's TLS, heap, signal dispositions and exit apart from the host.
+    """
+    path = find_program(program)
+    d = dispatcher or Dispatcher()
+    argv = [os.fsencode(program)] + [os.fsencode(a) for a in (args or [])]
+    environ = os.environ if env is None else env
+    envp = [os.fsencode(f"{k}={v}") for k, v in environ.items()]
+    return LinuxPersonality(d).run(path, argv, envp, vdso=vdso)
