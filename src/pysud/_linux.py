@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 import os
 import shutil
@@ -18,21 +17,6 @@ ARCH_SET_FS = 0x1002
 ARCH_GET_FS = 0x1003
 PAGE = 4096
 _EXEC = 1 << 40  # exit_guest value meaning "load the next image" (above any status)
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mmap.restype = ctypes.c_void_p
-_libc.mmap.argtypes = [
-    ctypes.c_void_p,
-    ctypes.c_size_t,
-    ctypes.c_int,
-    ctypes.c_int,
-    ctypes.c_int,
-    ctypes.c_long,
-]
-_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-MAP_FAILED = ctypes.c_void_p(-1).value
-PROT_RW = 0x3
-MAP_PRIVATE_ANON_FIXED_NOREPLACE = 0x02 | 0x20 | 0x100000
 
 
 class ProgramError(PysudError):
@@ -54,13 +38,16 @@ class _Brk:
     def set(self, want: int) -> int:
         if want < self.start:
             return self.cur
+        from . import _elf
+
         end = (want + PAGE - 1) & ~(PAGE - 1)
         if end > self.mapped_end:
             size = end - self.mapped_end
-            p = _libc.mmap(self.mapped_end, size, PROT_RW, MAP_PRIVATE_ANON_FIXED_NOREPLACE, -1, 0)
-            if p != self.mapped_end:
-                if p not in (None, MAP_FAILED):
-                    _libc.munmap(p, size)
+            try:
+                _elf._map(
+                    self.mapped_end, size, _elf.PROT_READ | _elf.PROT_WRITE, _elf.MAP_FIXED_NOREPLACE, "brk"
+                )
+            except _elf.ELFLoadError:
                 return self.cur  # as the kernel does: the old break means failure
             self.mappings.append((self.mapped_end, size))
             self.mapped_end = end
@@ -68,8 +55,10 @@ class _Brk:
         return want
 
     def release(self) -> None:
+        from . import _elf
+
         for addr, size in self.mappings:
-            _libc.munmap(addr, size)
+            _elf.unmap_region(addr, size)
         self.mappings.clear()
 
 
@@ -213,7 +202,7 @@ class LinuxPersonality:
                 self.d.check()
             finally:
                 self.brk.release()
-                _libc.munmap(stack, stack_size)
+                _elf.unmap_region(stack, stack_size)
                 for im in images:
                     _elf.unload(im)
             if value == _EXEC and self.next_exec is not None:
