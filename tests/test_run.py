@@ -133,3 +133,33 @@ def test_run_api_returns_status_and_bad_input_is_clear(tmp_path):
     assert r.returncode == 2 and "not found" in r.stderr
     assert pysud.run("/bin/true") == 0
     assert pysud.run("/bin/false") == 1
+
+
+def test_vdso_option_decides_whether_time_calls_are_syscalls():
+    """With the vDSO (default) clock_gettime makes no syscall; hidden, handlers see every one."""
+    import pysud
+
+    if not os.path.exists("/bin/date"):
+        pytest.skip("/bin/date not on this machine")
+    seen = {}
+    for vdso in (True, False):
+        d = pysud.Dispatcher()
+        r = pysud.run("/bin/date", ["+%s"], dispatcher=d, vdso=vdso)
+        assert r == 0
+        seen[vdso] = d.counts().get("clock_gettime", 0)
+    assert seen[True] == 0
+    assert seen[False] >= 1
+
+
+def test_host_stdio_survives_a_program_that_closes_it(capfd):
+    """coreutils close stdout/stderr at exit; the host's descriptors must still work afterwards."""
+    import pysud
+
+    if not os.path.exists("/bin/echo"):
+        pytest.skip("/bin/echo not on this machine")
+    assert pysud.run("/bin/echo", ["from the guest"]) == 0
+    os.write(1, b"host stdout\n")
+    os.write(2, b"host stderr\n")
+    out, err = capfd.readouterr()
+    assert out == "from the guest\nhost stdout\n"
+    assert err == "host stderr\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno as _errno
+import fcntl
 import os
 import shutil
 import sys
@@ -170,12 +171,29 @@ class LinuxPersonality:
     # ---- running
 
     def run(self, path: str, argv: list[bytes], envp: list[bytes], *, vdso: bool = True) -> int:
-        from . import _elf
 
         start_pid = os.getpid()
         self.d.arm_thread()
         sys.stdout.flush()
         sys.stderr.flush()
+        # The program shares the host's descriptors; many programs close their stdio at exit
+        # (coreutils' close_stdout). Keep copies far above the usual numbers and put them back.
+        saved = {}
+        for fd in (0, 1, 2):
+            try:
+                saved[fd] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 900)
+            except OSError:
+                pass
+        try:
+            return self._run(path, argv, envp, vdso, start_pid)
+        finally:
+            for fd, copy in saved.items():
+                os.dup2(copy, fd, inheritable=True)
+                os.close(copy)
+
+    def _run(self, path: str, argv: list[bytes], envp: list[bytes], vdso: bool, start_pid: int) -> int:
+        from . import _elf
+
         while True:
             images = []
             try:
