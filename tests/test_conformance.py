@@ -607,19 +607,10 @@ def test_unmapped_selector_kills_with_sigsegv() -> None:
     _require_exclusive()
 
     def run() -> str:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.mmap.restype = ctypes.c_void_p
-        libc.mmap.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_size_t,
-            ctypes.c_int,
-            ctypes.c_int,
-            ctypes.c_int,
-            ctypes.c_long,
-        ]
-        libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-        page = libc.mmap(None, 4096, 3, 0x22, -1, 0)  # PROT_READ|WRITE, MAP_PRIVATE|ANONYMOUS
-        libc.munmap(page, 4096)
+        from pysud import _elf
+
+        page = _elf._map(0, 4096, _elf.PROT_READ | _elf.PROT_WRITE, 0, "test page")
+        _elf.unmap_region(page, 4096)
         r = ll.prctl(EXCL, 0, 0, page)
         if r != 0:
             return f"prctl returned {r}"

@@ -91,7 +91,7 @@ class CodeBlob:
         self.address, self.size = _core.map_code(self.code)
         self.nargs = nargs
         self._functype = ctypes.CFUNCTYPE(ctypes.c_int64, *([ctypes.c_uint64] * nargs))
-        self._funcs: dict[int, InterceptedFunction] = {}
+        self._funcs: dict[tuple[int, int], InterceptedFunction] = {}
 
     @property
     def region(self) -> tuple[int, int]:
@@ -102,9 +102,10 @@ class CodeBlob:
         """The code at ``offset`` as a function whose calls go to ``dispatcher``."""
         if not 0 <= offset < len(self.code):
             raise ValueError(f"offset {offset} is outside the blob")
-        key = id(dispatcher) ^ offset
+        # The cached function holds the dispatcher, so its id stays unique while cached.
+        key = (id(dispatcher), offset)
         f = self._funcs.get(key)
-        if f is None or f._dispatcher is not dispatcher:
+        if f is None:
             f = wrap(dispatcher, self._functype(self.address + offset))
             self._funcs[key] = f
         return f

@@ -66,6 +66,17 @@ sud_gate_rt_sigreturn:
         syscall
         ud2
 
+/* req (in %r11) -> the syscall's number and arguments */
+        .macro LOAD_CLONE_ARGS
+        mov     8(%r11), %rdi
+        mov     16(%r11), %rsi
+        mov     24(%r11), %rdx
+        mov     32(%r11), %r10
+        mov     40(%r11), %r8
+        mov     48(%r11), %r9
+        mov     0(%r11), %rax
+        .endm
+
 /* long sud_gate_clone(struct sud_clone_req *req)
  * req: {nr, a[6], fs, regs*}.  Loads the trapped frame's registers, so that a
  * child sees what it would have seen after its own syscall, and issues the
@@ -93,13 +104,7 @@ sud_gate_clone:
         mov     72(%r11), %r10          /* newstack flag */
         test    %r10, %r10
         jnz     2f
-        mov     8(%r11), %rdi
-        mov     16(%r11), %rsi
-        mov     24(%r11), %rdx
-        mov     32(%r11), %r10
-        mov     40(%r11), %r8
-        mov     48(%r11), %r9
-        mov     0(%r11), %rax
+        LOAD_CLONE_ARGS
         syscall
 1:      pop     %r15
         pop     %r14
@@ -113,13 +118,7 @@ sud_gate_clone:
         cmpl    $0, sud_have_fsgsbase(%rip)
         je      3f
         wrfsbase %rax
-3:      mov     8(%r11), %rdi
-        mov     16(%r11), %rsi
-        mov     24(%r11), %rdx
-        mov     32(%r11), %r10
-        mov     40(%r11), %r8
-        mov     48(%r11), %r9
-        mov     0(%r11), %rax
+3:      LOAD_CLONE_ARGS
         syscall
         test    %rax, %rax
         jnz     4f
