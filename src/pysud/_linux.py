@@ -75,6 +75,45 @@ def find_program(name: str) -> str:
     return found
 
 
+#: binfmt_script reads this much of a file for its ``#!`` line (BINPRM_BUF_SIZE).
+_BINPRM_BUF = 256
+#: Interpreters in a chain (a script whose interpreter is a script...): the kernel stops after 4 with ELOOP.
+_MAX_INTERP_DEPTH = 4
+
+
+def resolve_interpreter(path: str, argv: list[bytes]) -> tuple[str, list[bytes]]:
+    """What execve(path, argv) runs, as the kernel decides: an ELF file, or a ``#!`` script's interpreter.
+
+    For a script the interpreter gets ``[interpreter, optional-argument, path, argv[1:]...]``
+    (binfmt_script; nested up to four levels).  Raises OSError with the errno execve would
+    give: ENOEXEC for a file that is neither ELF nor script, ELOOP, EACCES, ENOENT.
+    """
+    for _ in range(_MAX_INTERP_DEPTH + 1):
+        if not os.path.exists(path):
+            raise OSError(_errno.ENOENT, f"{path}: no such file")
+        if os.path.isdir(path) or not os.access(path, os.X_OK):
+            raise OSError(_errno.EACCES, f"{path}: permission denied")
+        try:
+            with open(path, "rb") as f:
+                head = f.read(_BINPRM_BUF)
+        except OSError as exc:
+            raise OSError(exc.errno, f"{path}: {exc.strerror}") from exc
+        if head[:4] == b"\x7fELF":
+            return path, argv
+        if head[:2] != b"#!":
+            raise OSError(_errno.ENOEXEC, f"{path}: not an ELF file or a #! script")
+        line, newline, _ = head[2:].partition(b"\n")
+        line = line.strip(b" \t")
+        name = line.replace(b"\t", b" ").split(b" ", 1)[0]
+        arg = line[len(name) :].strip(b" \t")
+        if not name or (not newline and len(head) == _BINPRM_BUF and not arg):
+            # no interpreter, or its name cut off by the end of the buffer
+            raise OSError(_errno.ENOEXEC, f"{path}: bad or too long #! line")
+        argv = [name, *([arg] if arg else []), os.fsencode(path), *argv[1:]]
+        path = os.fsdecode(name)
+    raise OSError(_errno.ELOOP, f"{path}: too many levels of #! interpreters")
+
+
 class LinuxPersonality:
     """Handlers that keep a program's per-process state apart from the host's.
 
@@ -89,6 +128,7 @@ class LinuxPersonality:
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.d = dispatcher
         self.exe = b""
+        self.execfn = b""  # the path execve was given (a script's, when an interpreter runs)
         self.brk: _Brk | None = None
         self.sigactions: dict[int, bytes] = {}
         self.next_exec: tuple[str, list[bytes], list[bytes]] | None = None
@@ -151,9 +191,13 @@ class LinuxPersonality:
         path = call.read_cstring(call.args[0]).decode(errors="surrogateescape")
         if path == "/proc/self/exe":  # the program re-executing itself, not the Python host
             path = os.fsdecode(self.exe)
-        if not os.access(path, os.X_OK) or os.path.isdir(path):
-            return -_errno.EACCES if os.path.exists(path) else -_errno.ENOENT
-        self.next_exec = (path, self._strings(call, call.args[1]), self._strings(call, call.args[2]))
+        argv = self._strings(call, call.args[1])
+        try:
+            target, argv = resolve_interpreter(path, argv)
+        except OSError as exc:
+            return -(exc.errno or _errno.ENOEXEC)
+        self.execfn, path = path.encode(), target
+        self.next_exec = (path, argv, self._strings(call, call.args[2]))
         call.exit_guest(_EXEC)
         return None
 
@@ -194,6 +238,11 @@ class LinuxPersonality:
     def _run(self, path: str, argv: list[bytes], envp: list[bytes], vdso: bool, start_pid: int) -> int:
         from . import _elf
 
+        self.execfn = path.encode()
+        try:
+            path, argv = resolve_interpreter(path, argv)
+        except OSError as exc:
+            raise ProgramError(exc.strerror) from exc
         while True:
             images = []
             try:
@@ -210,7 +259,7 @@ class LinuxPersonality:
             self.brk = _Brk(image.brk_start)
             vdso_base = _elf.host_auxv().get(33) if vdso else None  # AT_SYSINFO_EHDR
             stack, stack_size, sp = _elf.build_stack(
-                image, interp, argv, envp, execfn=path.encode(), vdso_base=vdso_base
+                image, interp, argv, envp, execfn=self.execfn, vdso_base=vdso_base
             )
             entry = interp.entry if interp else image.entry
             self.next_exec = None
