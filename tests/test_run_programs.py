@@ -472,3 +472,25 @@ def test_go_program_threads_end_with_it(build, tmp_path):
     r, data = run_script(GO_THEN_HOST, str(tmp_path / "out.json"), exe, str(tmp_path / "scratch"))
     assert r.returncode == 0, f"host died: {r.returncode}"
     assert data == {"status": 5, "threads": 1}
+
+
+# ---- the `pysud bench` rows for programs
+
+
+def test_bench_program_rows():
+    """One run per row: every row measured, the strace row exactly when strace is installed."""
+    bench = [sys.executable, "-m", "pysud", "bench", "--iterations", "300", "--rounds", "1"]
+    r = subprocess.run([*bench, "--json", "--program-runs", "1"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    programs = json.loads(r.stdout)["programs"]
+    secs = programs["seconds_per_run"]
+    want = {"true_native", "python_import", "true_pysud", "true_inprocess", "dd_native", "dd_pysud"}
+    if shutil.which("strace"):
+        want.add("dd_strace")
+    else:
+        assert any("strace" in n for n in programs["notes"])
+    assert set(secs) == want
+    assert all(v > 0 for v in secs.values())
+    table = subprocess.run([*bench, "--program-runs", "1"], capture_output=True, text=True, timeout=300)
+    assert table.returncode == 0, table.stderr
+    assert "pysud run /" in table.stdout and "per system call over native" in table.stdout
