@@ -1,5 +1,5 @@
 /* Signal handling as a program sees it: handlers, masks, pending signals, SA_SIGINFO,
-   EINTR against SA_RESTART, an alternate signal stack, a SIGSEGV handled with siglongjmp,
+   EINTR against SA_RESTART, sigsuspend, an alternate signal stack, a SIGSEGV handled with siglongjmp,
    and at the end death by SIGTERM with the default action. Every line is deterministic. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -129,10 +129,16 @@ int main(void) {
     c = 0;
     r = read(wake_pipe[0], &c, 1);
     printf("SA_RESTART: read=%zd byte=%c alrm=%d\n", r, c, alrm);
+    /* waiting for the signal without a race: blocked while the timer is armed, sigsuspend unblocks */
+    sigset_t alrm_set, before;
+    sigemptyset(&alrm_set);
+    sigaddset(&alrm_set, SIGALRM);
+    sigprocmask(SIG_BLOCK, &alrm_set, &before);
     arm_timer();
     errno = 0;
-    int p = pause();
-    printf("pause: %d eintr=%d alrm=%d\n", p, errno == EINTR, alrm);
+    int p = sigsuspend(&before);
+    sigprocmask(SIG_SETMASK, &before, NULL);
+    printf("sigsuspend: %d eintr=%d alrm=%d\n", p, errno == EINTR, alrm);
 
     /* 5. a handler on the alternate signal stack */
     alt_size = 1 << 16;
