@@ -283,6 +283,15 @@ def test_shell_runs_scripts_and_plain_files_through_exec(tmp_path):
     assert_same(native, ours)
 
 
+def test_proc_self_exe_is_the_resolved_path(tmp_path):
+    """/proc/self/exe names the file with symlinks resolved (/bin/x -> /usr/bin/x on merged /usr)."""
+    link = tmp_path / "readlink-link"
+    link.symlink_to(shutil.which("readlink") or "/bin/readlink")
+    native, ours = both([str(link), "/proc/self/exe"], tmp_path)
+    assert native.stdout == os.path.realpath(link).encode() + b"\n"
+    assert_same(native, ours)
+
+
 # ---- C programs built from tests/programs/
 
 

@@ -255,7 +255,7 @@ class LinuxPersonality:
                 for im in images:
                     _elf.unload(im)
                 raise
-            self.exe = os.path.abspath(path).encode()
+            self.exe = os.path.realpath(path).encode()  # as the kernel shows it: symlinks resolved
             self.brk = _Brk(image.brk_start)
             vdso_base = _elf.host_auxv().get(33) if vdso else None  # AT_SYSINFO_EHDR
             stack, stack_size, sp = _elf.build_stack(
