@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -289,6 +290,24 @@ def test_proc_self_exe_is_the_resolved_path(tmp_path):
     link.symlink_to(shutil.which("readlink") or "/bin/readlink")
     native, ours = both([str(link), "/proc/self/exe"], tmp_path)
     assert native.stdout == os.path.realpath(link).encode() + b"\n"
+    assert_same(native, ours)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["/bin/cat", "/proc/self/cmdline"],
+        ["/usr/bin/env", "-i", "A=1", "B=two words", "/bin/cat", "/proc/self/environ"],
+        ["/bin/sh", "-c", "exec cat /proc/$$/cmdline /proc/thread-self/cmdline"],
+    ],
+    ids=["cmdline", "environ-after-exec", "cmdline-by-pid"],
+)
+def test_proc_self_cmdline_and_environ_are_the_programs(tmp_path, argv):
+    """The program reads its own argv and environment there, not the Python host's."""
+    native, ours = both(argv, tmp_path)
+    assert native.stdout.count(b"\0") >= 2
+    for r in (native, ours):  # the shell's pid is in its own argv: differs from run to run
+        r.stdout = re.sub(rb"/proc/\d+/", b"/proc/PID/", r.stdout)
     assert_same(native, ours)
 
 

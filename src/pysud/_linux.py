@@ -121,7 +121,8 @@ class LinuxPersonality:
     (the program's TLS), brk (its own heap), set_tid_address and
     set_robust_list (never replace the host thread's), rseq (refused so libc
     does not register one), rt_sigaction (recorded, never installed in the
-    host), readlink of /proc/self/exe (the program's path), execve (the new
+    host), readlink of /proc/self/exe (the program's path),
+    /proc/self/cmdline and environ (its argv and environment), execve (the new
     image is loaded in-process).  Everything else runs natively.
     """
 
@@ -129,6 +130,8 @@ class LinuxPersonality:
         self.d = dispatcher
         self.exe = b""
         self.execfn = b""  # the path execve was given (a script's, when an interpreter runs)
+        self.argv: list[bytes] = []  # the running image's, for /proc/self/cmdline and environ
+        self.envp: list[bytes] = []
         self.brk: _Brk | None = None
         self.sigactions: dict[int, bytes] = {}
         self.next_exec: tuple[str, list[bytes], list[bytes]] | None = None
@@ -144,6 +147,8 @@ class LinuxPersonality:
         d.on("readlink", self._readlink)
         d.on("readlinkat", self._readlink)
         d.on("execve", self._execve)
+        d.on("open", self._open_proc_self)
+        d.on("openat", self._open_proc_self)
 
     # ---- handlers
 
@@ -186,6 +191,25 @@ class LinuxPersonality:
         data = self.exe[:size]
         call.write(buf, data)
         return len(data)
+
+    def _open_proc_self(self, call: Syscall) -> Any:
+        """/proc/self/cmdline and environ describe the program, not the Python host: a memfd with its own."""
+        path_at, flags = (call.args[1], call.args[2]) if call.name == "openat" else call.args[:2]
+        path = call.read_cstring(path_at)
+        if not path.startswith(b"/proc/") or flags & os.O_ACCMODE != os.O_RDONLY:
+            return NATIVE
+        what = path.rsplit(b"/", 1)[-1]
+        if what not in (b"cmdline", b"environ") or path[6 : -len(what)] not in (
+            b"self/",
+            b"thread-self/",
+            b"%d/" % os.getpid(),
+        ):
+            return NATIVE
+        strings = self.argv if what == b"cmdline" else self.envp
+        fd = os.memfd_create(what.decode(), os.MFD_CLOEXEC if flags & os.O_CLOEXEC else 0)
+        os.write(fd, b"".join(s + b"\0" for s in strings))
+        os.lseek(fd, 0, os.SEEK_SET)
+        return fd
 
     def _execve(self, call: Syscall) -> Any:
         path = call.read_cstring(call.args[0]).decode(errors="surrogateescape")
@@ -256,6 +280,7 @@ class LinuxPersonality:
                     _elf.unload(im)
                 raise
             self.exe = os.path.realpath(path).encode()  # as the kernel shows it: symlinks resolved
+            self.argv, self.envp = argv, envp
             self.brk = _Brk(image.brk_start)
             vdso_base = _elf.host_auxv().get(33) if vdso else None  # AT_SYSINFO_EHDR
             stack, stack_size, sp = _elf.build_stack(
