@@ -407,6 +407,17 @@ def test_host_survives_a_crashing_program(build, tmp_path):
     assert data["status"] == 128 + 11
 
 
+@needs_guest_signals
+@pytest.mark.parametrize(
+    "argv", [["1", "/bin/true"], ["0.3", "/bin/sleep", "5"]], ids=["finishes", "times-out"]
+)
+def test_coreutils_timeout_matches_native(tmp_path, argv):
+    """timeout(1) waits for SIGCHLD or its own SIGALRM in sigsuspend: both must reach its handlers."""
+    native, ours = both(["/usr/bin/timeout", *argv], tmp_path)
+    assert native.returncode == (0 if argv[1] == "/bin/true" else 124)
+    assert_same(native, ours)
+
+
 def test_fork_and_wait_program_matches_native(build, tmp_path):
     exe = build.c("forkwait")
     native, ours = both([exe], tmp_path)
