@@ -107,8 +107,10 @@ class LinuxPersonality:
 
     # ---- handlers
 
-    def _exit(self, call: Syscall) -> None:
-        call.exit_guest(call.args[0] & 0xFF)
+    def _exit(self, call: Syscall) -> Any:
+        # The core ends the guest on this thread (exit) or on all of the
+        # program's threads (exit_group); run_guest returns the status.
+        return NATIVE
 
     def _arch_prctl(self, call: Syscall) -> Any:
         code, addr = call.args[:2]
@@ -229,7 +231,7 @@ class LinuxPersonality:
             if os.getpid() != start_pid:
                 # a forked child of the program ends here, never back in the caller
                 os._exit(value & 0xFF)
-            return value
+            return value & 0xFF
 
 
 def run(

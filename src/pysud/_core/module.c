@@ -981,9 +981,36 @@ static PyObject *m_run_guest(PyObject *m, PyObject *args)
     }
     long r;
     t->guest_depth++;
+    sud_guest_register(t, t->tid);
     Py_BEGIN_ALLOW_THREADS r = sud_run_guest(entry, sp, t);
+    /* The program has ended on this thread: its other threads end too (a
+     * thread's exit here is the program's exit), before its memory goes. */
+    for (int i = 0; sud_group_count(t->group, t) > 0; i++) {
+        if (i % 100 == 0)
+            sud_group_exit(t, t->exit_requested ? sud_group_status : r);
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    if (t->exit_requested)
+        r = sud_group_status;
+    sud_guest_unregister(t);
     Py_END_ALLOW_THREADS t->guest_depth--;
     return PyLong_FromLong(r);
+}
+
+/* Threads the core starts for a guest keep one Python thread state for their
+ * whole life, so handlers on them do not create and destroy one per call. */
+static void guest_thread_hook(int start)
+{
+    static __thread PyThreadState *ts;
+    if (start) {
+        PyGILState_Ensure();
+        ts = PyEval_SaveThread();
+    } else if (ts) {
+        PyEval_RestoreThread(ts);
+        PyGILState_Release(PyGILState_UNLOCKED);
+        ts = NULL;
+    }
 }
 
 static PyMethodDef module_methods[] = {
@@ -1027,6 +1054,7 @@ PyMODINIT_FUNC PyInit__core(void)
     if (!m)
         return NULL;
     sud_python_hook = python_hook;
+    sud_guest_thread_hook = guest_thread_hook;
     Py_INCREF(&Frame_Type);
     Py_INCREF(&Policy_Type);
     if (PyModule_AddObject(m, "Frame", (PyObject *)&Frame_Type) < 0 ||

@@ -125,6 +125,12 @@ struct sud_thread {
     uint64_t host_rsp;       /* 88: where sud_run_guest left the host's stack */
     int tid;
     int guest_depth;         /* sud_run_guest calls in progress (0 or 1) */
+    /* guest programs (sud_guest.c) */
+    volatile int exit_requested; /* the program is exiting: leave the guest at the next chance */
+    int group;               /* the program this thread runs (tid of its first thread), 0 if none */
+    int gpid;                /* the process that registered it (a fork child's copies do not count) */
+    uint64_t clear_tid;      /* the guest's CLONE_CHILD_CLEARTID / set_tid_address word */
+    struct sud_thread *gnext; /* registry of threads running guest code */
     /* memory */
     char *dstack_lo, *dstack_hi;
     stack_t old_altstack;
@@ -189,6 +195,11 @@ void sud_xsave(struct sud_frame *f);
 /* Run a guest from its entry point on its own stack, selector BLOCK, until a
  * handler sets SUD_FRAME_EXIT; returns the frame's RAX then. */
 long sud_run_guest(uint64_t entry, uint64_t sp, struct sud_thread *t);
+/* Enter guest code with a whole register set (a frame on t's dispatch stack);
+ * returns the frame's RAX when a handler ends the guest on this thread. */
+long sud_enter_guest(struct sud_frame *f, struct sud_thread *t);
+/* Leave the guest at once, from anywhere on t (used by the kick signal). */
+void sud_guest_abort(void);
 extern char sud_thunk_common[];
 
 /* ---- signal context (sud_signal.c): async-signal-safe only ---- */
@@ -202,6 +213,19 @@ void sud_rearm_after_fork(void);
 /* ---- dispatch, outside signal context (sud_dispatch.c) ---- */
 struct sud_frame *sud_dispatch(struct sud_frame *f);
 long sud_native(struct sud_frame *f, long nr, const long a[6]);
+
+/* ---- guest threads and program exit (sud_guest.c) ---- */
+#define SUD_SIG_KICK 63 /* real-time signal that tells a guest thread its program is exiting */
+extern void (*sud_guest_thread_hook)(int start); /* glue: interpreter state for core-made threads */
+extern volatile long sud_group_status;
+long sud_spawn_guest_thread(struct sud_frame *f, uint64_t flags, uint64_t sp, uint64_t ptid, uint64_t ctid,
+                            uint64_t tls);
+void sud_guest_register(struct sud_thread *t, int group);
+void sud_guest_unregister(struct sud_thread *t);
+void sud_group_exit(struct sud_thread *self, long status);
+int sud_group_count(int group, struct sud_thread *except);
+void sud_kick_handler(int sig, siginfo_t *si, void *uc);
+long sud_safe_copy(void *dst, const void *src, size_t n, int to_foreign);
 
 /* ---- threads and arming (sud_thread.c) ---- */
 int sud_init(void);

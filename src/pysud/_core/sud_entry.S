@@ -122,7 +122,33 @@ sud_gate_clone:
         syscall
         test    %rax, %rax
         jnz     4f
-        mov     -8(%rsp), %rcx          /* child: continue the foreign code */
+        /* child.  A forked one (no CLONE_VM) re-arms itself first: the caller
+         * left {selector value, len, offset, op, &selector} below the address
+         * at new_sp - 8; &selector is 0 when there is nothing to arm. */
+        cmpq    $0, -16(%rsp)
+        je      5f
+        mov     %rdi, -56(%rsp)
+        mov     %rsi, -64(%rsp)
+        mov     %rdx, -72(%rsp)
+        mov     %r10, -80(%rsp)
+        mov     %r8, -88(%rsp)
+        mov     $157, %eax              /* prctl(PR_SET_SYSCALL_USER_DISPATCH, op, off, len, sel) */
+        mov     $SUD_PR_SET_SYSCALL_USER_DISPATCH, %edi
+        mov     -24(%rsp), %rsi
+        mov     -32(%rsp), %rdx
+        mov     -40(%rsp), %r10
+        mov     -16(%rsp), %r8
+        syscall
+        mov     -16(%rsp), %rcx
+        movzbl  -48(%rsp), %eax
+        movb    %al, (%rcx)             /* the selector the foreign code had */
+        mov     -56(%rsp), %rdi
+        mov     -64(%rsp), %rsi
+        mov     -72(%rsp), %rdx
+        mov     -80(%rsp), %r10
+        mov     -88(%rsp), %r8
+        xor     %eax, %eax
+5:      mov     -8(%rsp), %rcx          /* continue the foreign code */
         jmp     *%rcx
 4:      /* parent: host FS back (the caller restores it too; this keeps C safe) */
         jmp     1b
@@ -231,6 +257,34 @@ sud_run_guest:
         jmp     *%r11
         .size sud_run_guest, .-sud_run_guest
 
+/* long sud_enter_guest(frame, thread): start guest code with the frame's
+ * registers (the frame lies on the thread's dispatch stack); comes back
+ * through sud_guest_return like sud_run_guest. */
+        .globl sud_enter_guest
+        .hidden sud_enter_guest
+        .type sud_enter_guest, @function
+sud_enter_guest:
+        push    %rbx
+        push    %rbp
+        push    %r12
+        push    %r13
+        push    %r14
+        push    %r15
+        mov     %rsp, T_HOSTRSP(%rsi)
+        jmp     sud_resume
+        .size sud_enter_guest, .-sud_enter_guest
+
+/* From the kick signal (RDI = thread, selector ALLOW, host FS already): the
+ * program is exiting; leave the guest with the group's status. */
+        .globl sud_guest_abort
+        .hidden sud_guest_abort
+        .type sud_guest_abort, @function
+sud_guest_abort:
+        mov     T_HOSTRSP(%rdi), %rsp
+        mov     sud_group_status(%rip), %rax
+        jmp     1f
+        .size sud_guest_abort, .-sud_guest_abort
+
 /* From sud_resume when the frame says EXIT: back on the host's stack, selector
  * ALLOW, host FS (dispatch already runs with it), default FP environment. */
         .type sud_guest_return, @function
@@ -239,7 +293,7 @@ sud_guest_return:
         mov     F_RAX(%rdi), %rax
         movb    $SUD_FILTER_ALLOW, T_SELQ(%rdx)
         mov     T_HOSTRSP(%rdx), %rsp
-        fninit
+1:      fninit
         ldmxcsr sud_mxcsr_default(%rip)
         cld
         pop     %r15

@@ -128,6 +128,12 @@ int sud_init(void)
     }
     if (old.sa_sigaction != sud_sigsys_handler)
         sud_set_chained(&old);
+    sa.sa_sigaction = sud_kick_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK; /* no SA_RESTART: blocking calls return EINTR */
+    if (sigaction(SUD_SIG_KICK, &sa, NULL) != 0) {
+        pthread_mutex_unlock(&init_lock);
+        return -errno;
+    }
     pthread_key_create(&thread_key, thread_free);
     pthread_atfork(NULL, NULL, sud_rearm_after_fork);
     initialised = 1;
