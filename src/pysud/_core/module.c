@@ -982,6 +982,7 @@ static PyObject *m_run_guest(PyObject *m, PyObject *args)
     long r;
     t->guest_depth++;
     sud_guest_register(t, t->tid);
+    sud_vsig_begin();
     Py_BEGIN_ALLOW_THREADS r = sud_run_guest(entry, sp, t);
     /* The program has ended on this thread: its other threads end too (a
      * thread's exit here is the program's exit), before its memory goes. */
@@ -994,8 +995,49 @@ static PyObject *m_run_guest(PyObject *m, PyObject *args)
     if (t->exit_requested)
         r = sud_group_status;
     sud_guest_unregister(t);
+    t->vpending = 0;
+    t->vfatal = 0;
+    sud_vsig_end();
     Py_END_ALLOW_THREADS t->guest_depth--;
     return PyLong_FromLong(r);
+}
+
+/* reset_signals(keep_ignored): a new program starts with default
+ * dispositions; after execve, ignored signals stay ignored (POSIX). */
+static PyObject *m_reset_signals(PyObject *m, PyObject *arg)
+{
+    (void)m;
+    int keep = PyObject_IsTrue(arg);
+    if (keep < 0)
+        return NULL;
+    sud_vsig_reset(keep);
+    Py_RETURN_NONE;
+}
+
+/* last_fault() -> None or (sig, si_code, address, {register: value}) */
+static PyObject *m_last_fault(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    if (!sud_last_fault.sig)
+        Py_RETURN_NONE;
+    static const char *names[23] = {"r8",  "r9",  "r10", "r11", "r12", "r13",    "r14", "r15",
+                                    "rdi", "rsi", "rbp", "rbx", "rdx", "rax",    "rcx", "rsp",
+                                    "rip", "rflags", "csgsfs", "err", "trapno", "oldmask", "cr2"};
+    PyObject *regs = PyDict_New();
+    if (!regs)
+        return NULL;
+    for (int i = 0; i < 23; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(sud_last_fault.gregs[i]);
+        if (!v || PyDict_SetItemString(regs, names[i], v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(regs);
+            return NULL;
+        }
+        Py_DECREF(v);
+    }
+    return Py_BuildValue("(iiKN)", sud_last_fault.sig, sud_last_fault.code,
+                         (unsigned long long)sud_last_fault.addr, regs);
 }
 
 /* Threads the core starts for a guest keep one Python thread state for their
@@ -1015,6 +1057,8 @@ static void guest_thread_hook(int start)
 
 static PyMethodDef module_methods[] = {
     {"run_guest", m_run_guest, METH_VARARGS, "run_guest(entry, sp) -> value given to exit_guest()."},
+    {"reset_signals", m_reset_signals, METH_O, "reset_signals(keep_ignored): the program's dispositions."},
+    {"last_fault", m_last_fault, METH_NOARGS, "(sig, code, addr, regs) of the signal a program died of."},
     {"init", m_init, METH_NOARGS, "Install the SIGSYS handler (idempotent)."},
     {"arm", m_arm, METH_VARARGS, "arm(policy, op, offset, len): arm this thread."},
     {"disarm", m_disarm, METH_NOARGS, "Disarm this thread."},

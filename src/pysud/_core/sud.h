@@ -131,6 +131,11 @@ struct sud_thread {
     int gpid;                /* the process that registered it (a fork child's copies do not count) */
     uint64_t clear_tid;      /* the guest's CLONE_CHILD_CLEARTID / set_tid_address word */
     struct sud_thread *gnext; /* registry of threads running guest code */
+    /* the program's signals (sud_vsig.c) */
+    volatile uint64_t vpending;  /* signals to deliver to the program when dispatch ends */
+    volatile int vrestart;       /* the interrupted call is to be restarted (SA_RESTART) */
+    volatile int vfatal;         /* the program dies of this signal */
+    siginfo_t vinfo[65];
     /* memory */
     char *dstack_lo, *dstack_hi;
     stack_t old_altstack;
@@ -163,6 +168,7 @@ _Static_assert(sizeof(struct sud_thread) < SUD_AREA_SIZE / 2, "thread area too s
 /* ---- process-wide facts, set once by sud_init (sud_thread.c) ---- */
 extern uint64_t sud_xsave_size;  /* bytes of the XSAVE area for enabled features */
 extern uint64_t sud_xsave_mask;  /* XCR0 */
+extern uint64_t sud_xsave_std_size; /* bytes of a standard-format XSAVE image (signal frames) */
 extern int sud_have_fsgsbase;
 extern int sud_have_xsavec;
 extern uint64_t sud_user_cs, sud_user_ss;
@@ -225,10 +231,32 @@ void sud_guest_unregister(struct sud_thread *t);
 void sud_group_exit(struct sud_thread *self, long status);
 int sud_group_count(int group, struct sud_thread *except);
 void sud_kick_handler(int sig, siginfo_t *si, void *uc);
+long sud_guest_aborted(struct sud_thread *t);
+int sud_any_guest_tid(void);
+
+/* ---- the program's signals (sud_vsig.c): signal-context safe ---- */
+struct sud_kaction { /* the kernel's struct sigaction */
+    uint64_t handler, flags, restorer, mask;
+};
+struct sud_fault { /* how the program died, for Python */
+    int sig, code;
+    uint64_t addr;
+    uint64_t gregs[23];
+};
+extern struct sud_fault sud_last_fault;
+struct sud_thread *sud_thread_of(const void *uc);
+int sud_vsig_begin(void);
+void sud_vsig_end(void);
+void sud_vsig_reset(int keep_ignored);
+long sud_vsig_sigaction(long sig, uint64_t act, uint64_t oact, long size);
+void sud_vsig_deliver(struct sud_frame *f);
+void sud_vsig_handler(int sig, siginfo_t *si, void *uc);
 long sud_safe_copy(void *dst, const void *src, size_t n, int to_foreign);
 
 /* ---- threads and arming (sud_thread.c) ---- */
 int sud_init(void);
+int sud_install_handler(int sig, void (*h)(int, siginfo_t *, void *), unsigned long flags, uint64_t mask,
+                        struct sigaction *old);
 int sud_arm(int op, uint64_t offset, uint64_t len, struct sud_policy *p);
 int sud_disarm(void);
 int sud_prctl_raw(long op, long offset, long len, void *selector);

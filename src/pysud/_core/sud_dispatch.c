@@ -164,6 +164,9 @@ long sud_native(struct sud_frame *f, long nr, const long a[6])
         return r;
     }
     case SYS_rt_sigaction:
+        /* A program's dispositions are virtual (sud_vsig.c). */
+        if (t->guest_depth > 0)
+            return sud_vsig_sigaction(a[0], (uint64_t)a[1], (uint64_t)a[2], a[3]);
         /* SIGSYS is the mechanism's own; the disposition may be read, not changed. */
         if ((a[0] == SIGSYS || a[0] == SUD_SIG_KICK) && a[1])
             return -EINVAL;
@@ -273,10 +276,19 @@ struct sud_frame *sud_dispatch(struct sud_frame *f)
         sud_python_hook(f);
         break;
     }
-    if (t->exit_requested && t->guest_depth > 0 && !f->prev) {
-        /* Another thread ended the program (exit_group): leave the guest. */
-        f->rax = (uint64_t)sud_group_status;
-        f->flags |= SUD_FRAME_EXIT | SUD_FRAME_DIRTY;
+    if (t->guest_depth > 0 && !f->prev) {
+        /* Signals that arrived during the dispatch go to the program now. */
+        if (t->vpending && !t->exit_requested)
+            sud_vsig_deliver(f);
+        if (t->exit_requested) {
+            /* The program ended (exit_group elsewhere, or a signal it dies of). */
+            if (t->vfatal) {
+                sud_group_exit(t, 128 + t->vfatal);
+                t->vfatal = 0;
+            }
+            f->rax = (uint64_t)sud_group_status;
+            f->flags |= SUD_FRAME_EXIT | SUD_FRAME_DIRTY;
+        }
     }
     t->top = f->prev;
     return f;

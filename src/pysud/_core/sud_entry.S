@@ -281,7 +281,12 @@ sud_enter_guest:
         .type sud_guest_abort, @function
 sud_guest_abort:
         mov     T_HOSTRSP(%rdi), %rsp
-        mov     sud_group_status(%rip), %rax
+        fninit
+        ldmxcsr sud_mxcsr_default(%rip)
+        cld
+        sub     $8, %rsp
+        call    sud_guest_aborted       /* (thread) -> status */
+        add     $8, %rsp
         jmp     1f
         .size sud_guest_abort, .-sud_guest_abort
 

@@ -176,3 +176,26 @@ long sud_spawn_guest_thread(struct sud_frame *f, uint64_t flags, uint64_t sp, ui
         futex(&s.tid, FUTEX_WAIT, 0);
     return tid;
 }
+
+/* After sud_guest_abort (the kick, or a signal the program dies of): a fatal
+ * signal ends all of the program's threads; the status to return. */
+long sud_guest_aborted(struct sud_thread *t)
+{
+    if (t->vfatal) {
+        sud_group_exit(t, 128 + t->vfatal);
+        t->vfatal = 0;
+    }
+    return sud_group_status;
+}
+
+/* Signal context: a thread of a running program, for a signal sent to the
+ * process that reached a host thread.  Reads the registry without the lock
+ * (threads are added and removed at their start and end only). */
+int sud_any_guest_tid(void)
+{
+    long pid = sud_gate_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+    for (struct sud_thread *t = __atomic_load_n(&registry, __ATOMIC_ACQUIRE); t; t = t->gnext)
+        if (t->gpid == pid && t->guest_depth > 0)
+            return t->tid;
+    return 0;
+}

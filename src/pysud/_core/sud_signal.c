@@ -58,8 +58,9 @@ static void chain(int sig, siginfo_t *si, void *uc)
 
 /* The thread's state sits at the base of the area that holds its signal
  * stack; the kernel tells us which signal stack is in force (uc_stack). */
-static struct sud_thread *thread_of(const ucontext_t *uc)
+struct sud_thread *sud_thread_of(const void *ucv)
 {
+    const ucontext_t *uc = ucv;
     if (uc->uc_stack.ss_flags & SS_DISABLE || !uc->uc_stack.ss_sp)
         return NULL;
     uintptr_t base = (uintptr_t)uc->uc_stack.ss_sp & ~(uintptr_t)(SUD_AREA_SIZE - 1);
@@ -76,7 +77,7 @@ void sud_sigsys_handler(int sig, siginfo_t *si, void *ucv)
         chain(sig, si, ucv);
         return;
     }
-    struct sud_thread *t = thread_of(uc);
+    struct sud_thread *t = sud_thread_of(uc);
     if (!t) {
         /* Dispatch was armed by someone else, or our signal stack was replaced. */
         say("pysud: SIGSYS from syscall user dispatch on a thread pysud does not know\n");
@@ -168,7 +169,7 @@ void sud_kick_handler(int sig, siginfo_t *si, void *ucv)
     (void)sig;
     (void)si;
     ucontext_t *uc = ucv;
-    struct sud_thread *t = thread_of(uc);
+    struct sud_thread *t = sud_thread_of(uc);
     if (!t || !t->exit_requested || t->guest_depth <= 0)
         return;
     if (t->top || t->selector != SUD_FILTER_BLOCK)
