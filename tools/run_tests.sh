@@ -5,10 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the tests use: binutils (as/objcopy assemble test code),
-# busybox-static (real programs for `pysud run`, compared with native runs).
+# busybox-static (real programs for `pysud run`, compared with native runs),
+# linux-headers-amd64 (syscall prototypes for the generated table), strace (the
+# oracle `pysud trace` is compared with).
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     need=()
-    for pkg in binutils linux-libc-dev busybox-static; do
+    for pkg in binutils linux-libc-dev busybox-static linux-headers-amd64 strace; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
     done
     if [ ${#need[@]} -gt 0 ]; then
