@@ -147,7 +147,8 @@ def xlat(v: int, table: dict[int, str], unknown: str = "") -> str:
 
 
 def mode(v: int) -> str:
-    return "0" if not v else f"0{v & 0o7777:03o}"
+    """C's %#03o, as strace prints modes: 000, 022, 0644."""
+    return ("0" + format(v & 0o7777, "o") if v & 0o7777 else "0").rjust(3, "0")
 
 
 def fd_text(ctx: Ctx, v: int) -> str:
@@ -168,8 +169,8 @@ def open_flags(v: int) -> str:
 
 
 def signame(v: int) -> str:
-    if 34 <= v <= 64:
-        return "SIGRTMIN" if v == 34 else f"SIGRT_{v - 34}"
+    if 32 <= v <= 64:  # the kernel's real-time range (glibc reserves the first two)
+        return "SIGRTMIN" if v == 32 else f"SIGRT_{v - 32}"
     return X.SIGNALS.get(v, str(v))
 
 
@@ -405,6 +406,8 @@ def _kinds() -> dict[str, tuple[int, Callable[[int, str], Decoder]]]:
     k["stat"] = (EXIT, out(lambda ctx, a, i: stat_struct(a[i])))
     k["statx"] = (EXIT, out(lambda ctx, a, i: statx_struct(a[i])))
     k["ostr"] = (EXIT, out(lambda ctx, a, i: cstr(ctx, a[i])))
+    k["opath"] = (EXIT, out(lambda ctx, a, i: path(ctx, a[i])))
+    k["sysinfo"] = (EXIT, out(lambda ctx, a, i: _sysinfo(a[i])))
     k["pipe"] = (EXIT, out(lambda ctx, a, i: "[{}, {}]".format(*struct.unpack("<ii", read(a[i], 8) or bytes(8)))))
     k["orlim"] = (EXIT, out(lambda ctx, a, i: _rlimit(a[i])))
     k["irlim"] = (ENTRY, lambda i, p: lambda ctx, call, a, r: _rlimit(a[i]) if a[i] else "NULL")
@@ -478,8 +481,57 @@ def _kinds() -> dict[str, tuple[int, Callable[[int, str], Decoder]]]:
         return dec
 
     k["envp"] = (ENTRY, envp)
+
+    def cpuset(i: int, p: str) -> Decoder:
+        def dec(ctx: Ctx, call: Any, a: tuple[int, ...], r: int) -> str:
+            data = None if _failed(r) else read(a[i], r)
+            if data is None:
+                return ptr(a[i])
+            bits = int.from_bytes(data, "little")
+            return "[" + " ".join(str(c) for c in range(len(data) * 8) if bits >> c & 1) + "]"
+
+        return dec
+
+    k["cpuset"] = (EXIT, cpuset)
+    k["pollfds"] = (ENTRY, lambda i, p: lambda ctx, call, a, r: _pollfds(a[i], a[1], "events"))
     k["prctl"] = (EXIT, lambda i, p: lambda ctx, call, a, r: prctl_text(ctx, a, r))
     return k
+
+
+def _pollfds(addr: int, n: int, field: str, only_set: bool = False) -> str:
+    data = read(addr, 8 * min(n, 1024))
+    if data is None:
+        return ptr(addr)
+    items = []
+    for j in range(min(n, 1024)):
+        fd, ev, rev = struct.unpack_from("<ihh", data, 8 * j)
+        v = (ev if field == "events" else rev) & 0xFFFF
+        if only_set and not v:
+            continue
+        items.append(f"{{fd={fd}, {field}={flags(v, X.POLL)}}}")
+    return "[" + ", ".join(items) + "]"
+
+
+def result_suffix(name: str, a: tuple[int, ...], r: int) -> str:
+    """What strace adds after some results: poll's revents."""
+    if name in ("poll", "ppoll") and r > 0:
+        return f" ({_pollfds(a[0], a[1], 'revents', True)})"
+    return ""
+
+
+_SYSINFO = struct.Struct("<q3Q6QHxxxxxxQQI")
+
+
+def _sysinfo(addr: int) -> str:
+    data = read(addr, _SYSINFO.size)
+    if data is None:
+        return ptr(addr)
+    up, l1, l5, l15, tr, fr, sr, br, ts, fs, procs, th, fh, unit = _SYSINFO.unpack(data)
+    return (
+        f"{{uptime={up}, loads=[{l1}, {l5}, {l15}], totalram={tr}, freeram={fr}, sharedram={sr}, "
+        f"bufferram={br}, totalswap={ts}, freeswap={fs}, procs={procs}, totalhigh={th}, freehigh={fh}, "
+        f"mem_unit={unit}}}"
+    )
 
 
 def _rlimit(addr: int) -> str:
@@ -560,7 +612,8 @@ SPECS: dict[str, tuple[str, ...]] = {
     "uname": ("uname",),
     "fcntl": ("fd", "fcntl", "x"),
     "getdents64": ("fd", "dents", "u"),
-    "getcwd": ("ostr", "u"),
+    "getcwd": ("opath", "u"),
+    "sysinfo": ("sysinfo",),
     "chdir": ("path",),
     "fchdir": ("fd",),
     "rename": ("path", "path"),
@@ -597,9 +650,13 @@ SPECS: dict[str, tuple[str, ...]] = {
     "madvise": ("p", "u", "d"),
     "futex": ("p", "d", "d", "p", "p", "d"),
     "sched_yield": (),
+    "poll": ("pollfds", "u", "d"),
+    "sched_getaffinity": ("d", "u", "cpuset"),
     "prctl": ("prctl",),  # the whole argument list depends on the option
 }
 
+# Calls whose result strace prints in octal.
+OCT_RESULT = frozenset({"umask"})
 # Calls whose result strace prints in hex (addresses).
 HEX_RESULT = frozenset({"mmap", "brk", "mremap", "shmat"})
 # Calls whose result is a new descriptor (-y decorates it).
@@ -631,7 +688,7 @@ def _generic_kind(typ: str, name: str) -> str:
 class CallDecoder:
     """How one syscall number is printed: its name, entry and exit decoders, result style."""
 
-    __slots__ = ("entry", "exit", "fd_result", "hex_result", "layout", "name", "nargs")
+    __slots__ = ("entry", "exit", "fd_result", "hex_result", "layout", "name", "nargs", "oct_result")
 
     def __init__(self, nr: int) -> None:
         self.name = X86_64.name_of(nr)
@@ -653,6 +710,7 @@ class CallDecoder:
         self.exit = tuple(exit_)
         self.hex_result = self.name in HEX_RESULT
         self.fd_result = self.name in FD_RESULT
+        self.oct_result = self.name in OCT_RESULT
         self.layout: Callable[[list[str], tuple[int, ...]], list[str]] | None = LAYOUTS.get(self.name)
 
     def decode_entry(self, ctx: Ctx, call: Any, args: tuple[int, ...]) -> list[str]:

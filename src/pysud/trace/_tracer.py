@@ -253,10 +253,16 @@ class Tracer:
             rtext = D.error_text(res)
         elif dec.hex_result:
             rtext = hex(res & D.MASK64)
+        elif dec.name == "fcntl" and args[1] == 3:  # F_GETFL
+            rtext = f"{hex(res)} (flags {D.open_flags(res)})"
+        elif dec.oct_result:
+            rtext = D.mode(res)
         elif dec.fd_result and ctx.fd_paths:
             rtext = D.fd_text(ctx, res)
         else:
             rtext = str(D.s64(res))
+        if res is not None and dec.name in ("poll", "ppoll"):
+            rtext += D.result_suffix(dec.name, args, res)
         if injected:
             rtext += " (INJECTED)"
         frame = _python_frame() if self.opts.frames else None

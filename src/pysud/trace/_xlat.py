@@ -29,12 +29,12 @@ OPEN_FLAGS: Flags = (
     (0o20000, "O_ASYNC"),
     (0o40000, "O_DIRECT"),
     (0o100000, "O_LARGEFILE"),
-    (0o20200000, "O_TMPFILE"),  # __O_TMPFILE|O_DIRECTORY
-    (0o200000, "O_DIRECTORY"),
     (0o400000, "O_NOFOLLOW"),
     (0o1000000, "O_NOATIME"),
     (0o2000000, "O_CLOEXEC"),
     (0o10000000, "O_PATH"),
+    (0o20200000, "O_TMPFILE"),  # __O_TMPFILE|O_DIRECTORY
+    (0o200000, "O_DIRECTORY"),
 )
 PROT: Flags = (
     (_mmap.PROT_READ, "PROT_READ"),
@@ -185,3 +185,6 @@ KERNEL_ERRNO = {
     514: ("ERESTARTNOHAND", "To be restarted if no handler"),
     516: ("ERESTART_RESTARTBLOCK", "Interrupted by signal"),
 }
+POLL: Flags = ((0x1, "POLLIN"), (0x2, "POLLPRI"), (0x4, "POLLOUT"), (0x8, "POLLERR"), (0x10, "POLLHUP"),
+                (0x20, "POLLNVAL"), (0x40, "POLLRDNORM"), (0x80, "POLLRDBAND"), (0x100, "POLLWRNORM"),
+                (0x200, "POLLWRBAND"), (0x400, "POLLMSG"), (0x2000, "POLLRDHUP"))  # fmt: skip
