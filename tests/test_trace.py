@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -177,3 +178,116 @@ def test_dynamic_trace_matches_strace(argv, tree):
     assert ours.stdout == native.stdout
     assert ours.returncode == native.returncode
     compare(s_text, p_text)
+
+
+INJECTS = [
+    (["/bin/cat", "a.txt"], "openat:error=EACCES:when=3"),
+    (["/bin/cat", "a.txt"], "read:error=EIO"),
+    (["busybox", "cat", "a.txt", "b.txt"], "openat:error=ENOENT:when=2"),
+    (["busybox", "wc", "a.txt", "b.txt"], "read:retval=0:when=2+2"),
+    (["busybox", "ls", "-1"], "getdents64:error=EPERM:when=1..2"),
+]
+
+
+@needs_strace
+@pytest.mark.parametrize(("argv", "spec"), INJECTS, ids=[f"{a[-2]} {s}" for a, s in INJECTS])
+def test_inject_matches_strace(argv, spec, tree):
+    """Same program output, errors and exit status as `strace -e inject=` with the same spec."""
+    if not _strace_can_trace():
+        pytest.skip("strace cannot ptrace here (container without CAP_SYS_PTRACE)")
+    native, ours, s_text, p_text = run_both(argv, tree, ["-e", f"inject={spec}"])
+    assert ours.stdout == native.stdout
+    assert ours.stderr == native.stderr
+    assert ours.returncode == native.returncode
+    assert "(INJECTED)" in p_text
+    compare(s_text, p_text)
+
+
+def test_bad_options_are_clear_errors(tree):
+    for args, msg in [
+        (["-e", "inject=openat:error=NOPE"], "unknown error"),
+        (["-e", "inject=openat:when=0:error=EIO"], "when="),
+        (["-e", "trace=nosuchcall"], "invalid system call"),
+        (["-e", "bogus=1"], "only trace= and inject="),
+    ]:
+        r = subprocess.run(
+            [sys.executable, "-m", "pysud", "trace", *args, "/bin/true"], capture_output=True, text=True, timeout=60
+        )
+        assert r.returncode == 2, r
+        assert msg in r.stderr and "Traceback" not in r.stderr
+
+
+def test_help_says_why_there_is_no_p():
+    r = subprocess.run([sys.executable, "-m", "pysud", "trace", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "There is no -p PID" in r.stdout
+
+
+def test_json_summary_and_class_filter(tree):
+    import json
+
+    out = tree + "-json.out"
+    r = subprocess.run(
+        [sys.executable, "-m", "pysud", "trace", "--json", "-e", "trace=%file", "-o", out, "/bin/cat", "a.txt"],
+        cwd=tree, capture_output=True, env=ENV, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 0 and r.stdout == b"banana\napple\ncherry\napple\n"
+    recs = [json.loads(line) for line in Path(out).read_text().splitlines()]
+    names = {rec["syscall"] for rec in recs}
+    assert "openat" in names and "read" not in names and "mmap" not in names
+    opened = [rec for rec in recs if rec["syscall"] == "openat" and rec["text"].endswith('"a.txt", O_RDONLY)')]
+    assert len(opened) == 1 and opened[0]["result"] >= 3 and opened[0]["error"] is None
+    r = subprocess.run(
+        [sys.executable, "-m", "pysud", "trace", "-c", "-o", out, "busybox", "sh", "-c", "(echo x); echo y"],
+        cwd=tree, capture_output=True, env=ENV, timeout=60,
+    )  # fmt: skip
+    text = Path(out).read_text()
+    assert r.stdout == b"x\ny\n"
+    total = [line for line in text.splitlines() if line.endswith(" total")]
+    assert len(total) == 1
+    # the child's write is counted with the parent's: two writes in all
+    write = [line.split() for line in text.splitlines() if line.endswith(" write")]
+    assert write and int(write[0][3]) == 2
+
+
+def test_python_api_names_the_calling_frame():
+    import ctypes
+
+    from pysud.trace import tracer_for
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    d, tracer = tracer_for(frames=True)
+    getppid = d.wrap(libc.getppid)
+
+    def caller():
+        return getppid()
+
+    assert caller() == os.getppid()
+    assert tracer.records is not None
+    rec = [r for r in tracer.records if r["syscall"] == "getppid"]
+    assert rec and re.match(rf"getppid\(\) +  = {os.getppid()}  # ", rec[0]["line"]), rec
+    assert rec[0]["frame"].startswith("test_trace.py:") and rec[0]["frame"].endswith(" in caller")
+    d.close()
+
+
+THREADS = (
+    "import threading, os\n"
+    "def f(): os.getppid()\n"
+    "t = threading.Thread(target=f); t.start(); t.join()\n"
+)
+
+
+@needs_strace
+@pytest.mark.xfail(
+    strict=True, reason="threads created by the program are not armed by the core yet (their calls run unseen)"
+)
+def test_follow_threads_like_strace(tree):
+    """strace -f shows the calls of threads the program starts (clone(CLONE_THREAD) children).
+
+    Until the core arms such threads, their calls run unseen: this test then fails for that reason.
+    """
+    if not _strace_can_trace():
+        pytest.skip("strace cannot ptrace here (container without CAP_SYS_PTRACE)")
+    native, ours, s_text, p_text = run_both([sys.executable, "-c", THREADS], tree, ["-e", "trace=getppid"])
+    assert ours.returncode == native.returncode == 0
+    assert s_text.count("getppid()") == 1
+    assert p_text.count("getppid()") == 1
