@@ -28,7 +28,8 @@ pytestmark = requires_sud
 STRACE = shutil.which("strace")
 BUSYBOX = shutil.which("busybox")
 needs_strace = pytest.mark.skipif(
-    STRACE is None and not os.environ.get("CI"), reason="strace not installed (tools/run_tests.sh installs it)"
+    STRACE is None and not os.environ.get("CI"),
+    reason="strace not installed (tools/run_tests.sh installs it)",
 )
 ENV = dict(os.environ, LC_ALL="C", GLIBC_TUNABLES="glibc.pthread.rseq=0")
 RESUMED = re.compile(r"^<\.\.\. (\w+) resumed>(.*)$")
@@ -211,7 +212,10 @@ def test_bad_options_are_clear_errors(tree):
         (["-e", "bogus=1"], "only trace= and inject="),
     ]:
         r = subprocess.run(
-            [sys.executable, "-m", "pysud", "trace", *args, "/bin/true"], capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", "pysud", "trace", *args, "/bin/true"],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert r.returncode == 2, r
         assert msg in r.stderr and "Traceback" not in r.stderr
@@ -227,19 +231,39 @@ def test_json_summary_and_class_filter(tree):
 
     out = tree + "-json.out"
     r = subprocess.run(
-        [sys.executable, "-m", "pysud", "trace", "--json", "-e", "trace=%file", "-o", out, "/bin/cat", "a.txt"],
-        cwd=tree, capture_output=True, env=ENV, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pysud",
+            "trace",
+            "--json",
+            "-e",
+            "trace=%file",
+            "-o",
+            out,
+            "/bin/cat",
+            "a.txt",
+        ],
+        cwd=tree,
+        capture_output=True,
+        env=ENV,
+        timeout=60,
+    )
     assert r.returncode == 0 and r.stdout == b"banana\napple\ncherry\napple\n"
     recs = [json.loads(line) for line in Path(out).read_text().splitlines()]
     names = {rec["syscall"] for rec in recs}
     assert "openat" in names and "read" not in names and "mmap" not in names
-    opened = [rec for rec in recs if rec["syscall"] == "openat" and rec["text"].endswith('"a.txt", O_RDONLY)')]
+    opened = [
+        rec for rec in recs if rec["syscall"] == "openat" and rec["text"].endswith('"a.txt", O_RDONLY)')
+    ]
     assert len(opened) == 1 and opened[0]["result"] >= 3 and opened[0]["error"] is None
     r = subprocess.run(
         [sys.executable, "-m", "pysud", "trace", "-c", "-o", out, "busybox", "sh", "-c", "(echo x); echo y"],
-        cwd=tree, capture_output=True, env=ENV, timeout=60,
-    )  # fmt: skip
+        cwd=tree,
+        capture_output=True,
+        env=ENV,
+        timeout=60,
+    )
     text = Path(out).read_text()
     assert r.stdout == b"x\ny\n"
     total = [line for line in text.splitlines() if line.endswith(" total")]
@@ -269,16 +293,13 @@ def test_python_api_names_the_calling_frame():
     d.close()
 
 
-THREADS = (
-    "import threading, os\n"
-    "def f(): os.getppid()\n"
-    "t = threading.Thread(target=f); t.start(); t.join()\n"
-)
+THREADS = "import threading, os\ndef f(): os.getppid()\nt = threading.Thread(target=f); t.start(); t.join()\n"
 
 
 @needs_strace
 @pytest.mark.xfail(
-    strict=True, reason="threads created by the program are not armed by the core yet (their calls run unseen)"
+    strict=True,
+    reason="threads created by the program are not armed by the core yet (their calls run unseen)",
 )
 def test_follow_threads_like_strace(tree):
     """strace -f shows the calls of threads the program starts (clone(CLONE_THREAD) children).

@@ -24,7 +24,9 @@ class SyscallABI:
     argument_bits: int
     table: dict[int, str] = field(repr=False, compare=False)
     # (type, name) per argument, from the kernel's prototypes (generated); empty where unknown
-    prototypes: dict[int, tuple[tuple[str, str], ...]] = field(default_factory=dict, repr=False, compare=False)
+    prototypes: dict[int, tuple[tuple[str, str], ...]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
     numbers: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -131,7 +131,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except Exception as e:  # the CLI reports, never dumps a traceback on a user
         from ._errors import PysudError
-
         from .trace import SpecError
 
         if isinstance(e, PysudError | OSError | SpecError):

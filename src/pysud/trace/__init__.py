@@ -12,7 +12,7 @@ from typing import Any
 
 from .._dispatch import Dispatcher
 from ._spec import CLASSES, Inject, SpecError, parse_inject, parse_when, syscall_set
-from ._tracer import Tracer, TraceOptions, format_summary
+from ._tracer import TraceOptions, Tracer, format_summary
 
 __all__ = [
     "CLASSES",

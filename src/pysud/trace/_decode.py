@@ -343,17 +343,33 @@ def _kinds() -> dict[str, tuple[int, Callable[[int, str], Decoder]]]:
     entry("o", mode)
     entry("open_flags", open_flags)
     entry("prot", lambda v: flags(v, X.PROT, "PROT_NONE"))
-    entry("mmap_flags", lambda v: "|".join(
-        [X.MAP_TYPE.get(v & 0xF, hex(v & 0xF))] + ([flags(v & ~0xF, X.MAP_FLAGS)] if v & ~0xF else [])))  # fmt: skip
+    entry(
+        "mmap_flags",
+        lambda v: "|".join(
+            [X.MAP_TYPE.get(v & 0xF, hex(v & 0xF))] + ([flags(v & ~0xF, X.MAP_FLAGS)] if v & ~0xF else [])
+        ),
+    )
     entry("at_flags", lambda v: flags(v & 0xFFFFFFFF, X.AT_FLAGS))
-    entry("statx_flags", lambda v: "|".join(
-        ["AT_STATX_SYNC_AS_STAT"] + ([flags(v & ~0x6000 & 0xFFFFFFFF, X.AT_FLAGS)] if v & ~0x6000 else [])))  # fmt: skip
+    entry(
+        "statx_flags",
+        lambda v: "|".join(
+            ["AT_STATX_SYNC_AS_STAT"] + ([flags(v & ~0x6000 & 0xFFFFFFFF, X.AT_FLAGS)] if v & ~0x6000 else [])
+        ),
+    )
     entry("statx_mask", lambda v: flags(v & 0xFFFFFFFF, X.STATX_MASK))
     entry("access", lambda v: flags(v, X.ACCESS, "F_OK"))
     entry("grnd", lambda v: flags(v, X.GRND))
-    entry("clone_flags", lambda v: (
-        flags(v & ~0xFF, X.CLONE, "") + ("|" if v & ~0xFF and v & 0xFF else "") + (signame(v & 0xFF) if v & 0xFF else "")
-    ) or "0")  # fmt: skip
+    entry(
+        "clone_flags",
+        lambda v: (
+            (
+                flags(v & ~0xFF, X.CLONE, "")
+                + ("|" if v & ~0xFF and v & 0xFF else "")
+                + (signame(v & 0xFF) if v & 0xFF else "")
+            )
+            or "0"
+        ),
+    )
     entry("seek", lambda v: X.SEEK.get(v, str(v)))
     entry("fadv", lambda v: X.FADV.get(v, str(v)))
     entry("arch_prctl", lambda v: xlat(v, X.ARCH_PRCTL, "ARCH_???"))
@@ -367,8 +383,12 @@ def _kinds() -> dict[str, tuple[int, Callable[[int, str], Decoder]]]:
     entry("fcntl", lambda v: X.FCNTL.get(v, str(v)))
     entry("clock", lambda v: X.CLOCKS.get(v, str(v)))
     entry("af", lambda v: X.AF.get(v, str(v)))
-    entry("socktype", lambda v: "|".join(
-        [X.SOCK_TYPE.get(v & 0xF, hex(v & 0xF))] + ([flags(v & ~0xF, X.SOCK_FLAGS)] if v & ~0xF else [])))  # fmt: skip
+    entry(
+        "socktype",
+        lambda v: "|".join(
+            [X.SOCK_TYPE.get(v & 0xF, hex(v & 0xF))] + ([flags(v & ~0xF, X.SOCK_FLAGS)] if v & ~0xF else [])
+        ),
+    )
     k["fd"] = (ENTRY, lambda i, p: lambda ctx, call, a, r: fd_text(ctx, a[i]))
     k["dirfd"] = (
         ENTRY,
@@ -408,7 +428,10 @@ def _kinds() -> dict[str, tuple[int, Callable[[int, str], Decoder]]]:
     k["ostr"] = (EXIT, out(lambda ctx, a, i: cstr(ctx, a[i])))
     k["opath"] = (EXIT, out(lambda ctx, a, i: path(ctx, a[i])))
     k["sysinfo"] = (EXIT, out(lambda ctx, a, i: _sysinfo(a[i])))
-    k["pipe"] = (EXIT, out(lambda ctx, a, i: "[{}, {}]".format(*struct.unpack("<ii", read(a[i], 8) or bytes(8)))))
+    k["pipe"] = (
+        EXIT,
+        out(lambda ctx, a, i: "[{}, {}]".format(*struct.unpack("<ii", read(a[i], 8) or bytes(8)))),
+    )
     k["orlim"] = (EXIT, out(lambda ctx, a, i: _rlimit(a[i])))
     k["irlim"] = (ENTRY, lambda i, p: lambda ctx, call, a, r: _rlimit(a[i]) if a[i] else "NULL")
     k["osigset"] = (EXIT, out(lambda ctx, a, i: _sigset_at(a[i], a[3])))
@@ -418,7 +441,10 @@ def _kinds() -> dict[str, tuple[int, Callable[[int, str], Decoder]]]:
     k["itimespec"] = (ENTRY, lambda i, p: lambda ctx, call, a, r: timespec(a[i]) if a[i] else "NULL")
     k["otimespec"] = (EXIT, out(lambda ctx, a, i: timespec(a[i])))
     k["uname"] = (EXIT, out(lambda ctx, a, i: _uname(ctx, a[i])))
-    k["wstatus"] = (EXIT, out(lambda ctx, a, i: wait_status(struct.unpack("<i", read(a[i], 4) or bytes(4))[0])))
+    k["wstatus"] = (
+        EXIT,
+        out(lambda ctx, a, i: wait_status(struct.unpack("<i", read(a[i], 4) or bytes(4))[0])),
+    )
     k["isockaddr"] = (ENTRY, lambda i, p: lambda ctx, call, a, r: sockaddr(ctx, a[i], a[int(p)]))
     k["iiov"] = (ENTRY, lambda i, p: lambda ctx, call, a, r: iovec(ctx, a[i], a[int(p)], None))
 
@@ -447,7 +473,8 @@ def _kinds() -> dict[str, tuple[int, Callable[[int, str], Decoder]]]:
 
     def argv(i: int, p: str) -> Decoder:
         def dec(ctx: Ctx, call: Any, a: tuple[int, ...], r: int) -> str:
-            items, vec = [], a[i]
+            items: list[str] = []
+            vec = a[i]
             if not vec:
                 return "NULL"
             while True:
@@ -661,15 +688,39 @@ OCT_RESULT = frozenset({"umask"})
 HEX_RESULT = frozenset({"mmap", "brk", "mremap", "shmat"})
 # Calls whose result is a new descriptor (-y decorates it).
 FD_RESULT = frozenset(
-    {"open", "openat", "creat", "dup", "dup2", "dup3", "socket", "accept", "accept4", "epoll_create1",
-     "eventfd2", "memfd_create", "timerfd_create", "signalfd4", "pidfd_open", "inotify_init1"}
-)  # fmt: skip
+    {
+        "open",
+        "openat",
+        "creat",
+        "dup",
+        "dup2",
+        "dup3",
+        "socket",
+        "accept",
+        "accept4",
+        "epoll_create1",
+        "eventfd2",
+        "memfd_create",
+        "timerfd_create",
+        "signalfd4",
+        "pidfd_open",
+        "inotify_init1",
+    }
+)
 
 
 def _generic_kind(typ: str, name: str) -> str:
     t = typ.replace("const ", "")
     if "*" in t:
-        if t == "char *" and name in ("filename", "pathname", "path", "oldname", "newname", "name", "dir_name"):
+        if t == "char *" and name in (
+            "filename",
+            "pathname",
+            "path",
+            "oldname",
+            "newname",
+            "name",
+            "dir_name",
+        ):
             return "path"
         return "p"
     if name in ("fd", "dfd", "oldfd", "newfd", "out_fd", "in_fd") and "int" in t:
@@ -680,7 +731,16 @@ def _generic_kind(typ: str, name: str) -> str:
         return "d"
     if t in ("long", "loff_t", "off_t", "ssize_t"):
         return "ld"
-    if "unsigned" in t or t in ("size_t", "u32", "u64", "__u32", "__u64", "unsigned", "qid_t", "aio_context_t"):
+    if "unsigned" in t or t in (
+        "size_t",
+        "u32",
+        "u64",
+        "__u32",
+        "__u64",
+        "unsigned",
+        "qid_t",
+        "aio_context_t",
+    ):
         return "u"
     return "x"
 

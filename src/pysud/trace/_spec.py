@@ -10,25 +10,97 @@ from .._abi import X86_64
 # Classes strace names (its syscall flags TP, TN, TM, TS); %file and %desc are derived from the
 # kernel prototypes below: a call is in %file if it takes a path name, in %desc if it takes an fd.
 PROCESS = frozenset(
-    {"clone", "clone3", "fork", "vfork", "execve", "execveat", "exit", "exit_group", "wait4", "waitid",
-     "kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_signal", "arch_prctl",
-     "unshare"}
-)  # fmt: skip
+    {
+        "clone",
+        "clone3",
+        "fork",
+        "vfork",
+        "execve",
+        "execveat",
+        "exit",
+        "exit_group",
+        "wait4",
+        "waitid",
+        "kill",
+        "tkill",
+        "tgkill",
+        "rt_sigqueueinfo",
+        "rt_tgsigqueueinfo",
+        "pidfd_send_signal",
+        "arch_prctl",
+        "unshare",
+    }
+)
 NETWORK = frozenset(
-    {"socket", "socketpair", "bind", "listen", "accept", "accept4", "connect", "getsockname", "getpeername",
-     "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "shutdown", "setsockopt",
-     "getsockopt"}
-)  # fmt: skip
+    {
+        "socket",
+        "socketpair",
+        "bind",
+        "listen",
+        "accept",
+        "accept4",
+        "connect",
+        "getsockname",
+        "getpeername",
+        "sendto",
+        "recvfrom",
+        "sendmsg",
+        "recvmsg",
+        "sendmmsg",
+        "recvmmsg",
+        "shutdown",
+        "setsockopt",
+        "getsockopt",
+    }
+)
 MEMORY = frozenset(
-    {"brk", "mmap", "munmap", "mremap", "mprotect", "madvise", "mlock", "munlock", "mlockall", "munlockall",
-     "mincore", "msync", "remap_file_pages", "mbind", "get_mempolicy", "set_mempolicy", "migrate_pages",
-     "move_pages", "pkey_mprotect", "mlock2", "process_madvise", "set_mempolicy_home_node", "shmat", "shmdt"}
-)  # fmt: skip
+    {
+        "brk",
+        "mmap",
+        "munmap",
+        "mremap",
+        "mprotect",
+        "madvise",
+        "mlock",
+        "munlock",
+        "mlockall",
+        "munlockall",
+        "mincore",
+        "msync",
+        "remap_file_pages",
+        "mbind",
+        "get_mempolicy",
+        "set_mempolicy",
+        "migrate_pages",
+        "move_pages",
+        "pkey_mprotect",
+        "mlock2",
+        "process_madvise",
+        "set_mempolicy_home_node",
+        "shmat",
+        "shmdt",
+    }
+)
 SIGNAL = frozenset(
-    {"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigpending", "rt_sigtimedwait", "rt_sigsuspend",
-     "rt_sigqueueinfo", "rt_tgsigqueueinfo", "sigaltstack", "kill", "tkill", "tgkill", "pause", "signalfd",
-     "signalfd4", "pidfd_send_signal"}
-)  # fmt: skip
+    {
+        "rt_sigaction",
+        "rt_sigprocmask",
+        "rt_sigreturn",
+        "rt_sigpending",
+        "rt_sigtimedwait",
+        "rt_sigsuspend",
+        "rt_sigqueueinfo",
+        "rt_tgsigqueueinfo",
+        "sigaltstack",
+        "kill",
+        "tkill",
+        "tgkill",
+        "pause",
+        "signalfd",
+        "signalfd4",
+        "pidfd_send_signal",
+    }
+)
 _PATH_NAMES = {"filename", "pathname", "path", "oldname", "newname", "dir_name", "specialfile", "library"}
 _FD_NAMES = {"fd", "dfd", "oldfd", "newfd", "out_fd", "in_fd", "fd_in", "fd_out", "epfd", "olddfd", "newdfd"}
 
@@ -43,8 +115,19 @@ def _by_prototype(names: set[str], pointer: bool) -> frozenset[str]:
 
 
 FILE = _by_prototype(_PATH_NAMES, True) | {"execve", "execveat", "statfs", "getxattr", "lgetxattr"}
-DESC = _by_prototype(_FD_NAMES, False) | {"pipe", "pipe2", "epoll_create", "epoll_create1", "mmap", "poll",
-                                         "select", "pselect6", "ppoll", "eventfd", "eventfd2"}  # fmt: skip
+DESC = _by_prototype(_FD_NAMES, False) | {
+    "pipe",
+    "pipe2",
+    "epoll_create",
+    "epoll_create1",
+    "mmap",
+    "poll",
+    "select",
+    "pselect6",
+    "ppoll",
+    "eventfd",
+    "eventfd2",
+}
 CLASSES = {
     "%file": FILE,
     "file": FILE,
@@ -125,7 +208,9 @@ def parse_when(expr: str) -> tuple[int, int | None, int]:
         if last is not None and step == 0:
             step = 1
     except ValueError:
-        raise SpecError(f"invalid when={expr!r}: use first, first+, first+step or first..last[+step]") from None
+        raise SpecError(
+            f"invalid when={expr!r}: use first, first+, first+step or first..last[+step]"
+        ) from None
     if first < 1 or (last is not None and last < first) or step < 0 or first > 65535:
         raise SpecError(f"invalid when={expr!r}: 1 <= first <= last <= 65535")
     return first, last, step

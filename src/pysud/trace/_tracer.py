@@ -15,6 +15,7 @@ from .. import _core
 from .._abi import X86_64
 from .._dispatch import NATIVE, Dispatcher, Errno, Return
 from . import _decode as D
+from . import _xlat as X
 from ._spec import Inject
 
 _FORKS = frozenset({"clone", "clone3", "fork", "vfork"})
@@ -99,7 +100,9 @@ class Tracer:
         o = self.opts
         self.ctx = D.Ctx(o.strsize, o.fd_paths)
         self.print_lines = o.lines and o.summary != "c"
-        self.out = _Output(o.output, buffered=o.output is not None) if (self.print_lines or o.summary) else None
+        self.out = (
+            _Output(o.output, buffered=o.output is not None) if (self.print_lines or o.summary) else None
+        )
         self.root_pid = os.getpid()
         self.pid = self.root_pid
         self.prefix_all = o.follow and o.output is not None
@@ -167,7 +170,7 @@ class Tracer:
                     if ret is native_token:
                         ret = res = call.native()
                     else:
-                        res = _result_of(ret)
+                        res = _result_of(ret)  # type: ignore[assignment]
                     if res is None:
                         if is_exit:
                             return ret
@@ -206,7 +209,9 @@ class Tracer:
         for s in self.stats.values():
             s[0] = s[1] = s[2] = 0
 
-    def _on_exit(self, dec: D.CallDecoder, call: Any, args: tuple[int, ...], pre: list[str] | None, status: int) -> None:
+    def _on_exit(
+        self, dec: D.CallDecoder, call: Any, args: tuple[int, ...], pre: list[str] | None, status: int
+    ) -> None:
         if pre is not None and self.out is not None:
             self._emit(dec, call, args, pre, None, 0, False)
             if dec.name == "exit_group":
@@ -276,7 +281,7 @@ class Tracer:
                 "args": list(args[: dec.nargs]),
                 "text": f"{dec.name}({text})",
                 "result": res,
-                "error": D.X.ERRNO_NAMES.get(-res) if res is not None and -4096 < res < 0 else None,
+                "error": X.ERRNO_NAMES.get(-res) if res is not None and -4096 < res < 0 else None,
                 "injected": injected,
             }
             if self.opts.durations or self.opts.summary:
@@ -354,11 +359,14 @@ def format_summary(stats: dict[int, list[int]], only: frozenset[int] | None = No
         calls += n
         errors += err
         e = str(err) if err else ""
-        out.append(f"{100 * ns / total_ns:6.2f} {ns / 1e9:11.6f} {ns // 1000 // max(n, 1):11d} {n:9d} {e:>9} {name}")
+        out.append(
+            f"{100 * ns / total_ns:6.2f} {ns / 1e9:11.6f} {ns // 1000 // max(n, 1):11d} {n:9d} {e:>9} {name}"
+        )
     out.append(sep)
     t = sum(r[0] for r in rows)
     e = str(errors) if errors else ""
-    out.append(f"{100.0 if rows else 0:6.2f} {t / 1e9:11.6f} {t // 1000 // max(calls, 1):11d} {calls:9d} {e:>9} total")
+    pct = 100.0 if rows else 0.0
+    out.append(f"{pct:6.2f} {t / 1e9:11.6f} {t // 1000 // max(calls, 1):11d} {calls:9d} {e:>9} total")
     return "\n".join(out) + "\n"
 
 

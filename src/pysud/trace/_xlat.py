@@ -153,26 +153,88 @@ PIPE_FLAGS: Flags = ((0o2000000, "O_CLOEXEC"), (0o4000, "O_NONBLOCK"), (0o40000,
 DUP3_FLAGS: Flags = ((0o2000000, "O_CLOEXEC"),)
 
 SEEK = {0: "SEEK_SET", 1: "SEEK_CUR", 2: "SEEK_END", 3: "SEEK_DATA", 4: "SEEK_HOLE"}
-FADV = {0: "POSIX_FADV_NORMAL", 1: "POSIX_FADV_RANDOM", 2: "POSIX_FADV_SEQUENTIAL", 3: "POSIX_FADV_WILLNEED",
-        4: "POSIX_FADV_DONTNEED", 5: "POSIX_FADV_NOREUSE"}  # fmt: skip
-ARCH_PRCTL = {0x1001: "ARCH_SET_GS", 0x1002: "ARCH_SET_FS", 0x1003: "ARCH_GET_FS", 0x1004: "ARCH_GET_GS",
-              0x1011: "ARCH_GET_CPUID", 0x1012: "ARCH_SET_CPUID"}  # fmt: skip
+FADV = {
+    0: "POSIX_FADV_NORMAL",
+    1: "POSIX_FADV_RANDOM",
+    2: "POSIX_FADV_SEQUENTIAL",
+    3: "POSIX_FADV_WILLNEED",
+    4: "POSIX_FADV_DONTNEED",
+    5: "POSIX_FADV_NOREUSE",
+}
+ARCH_PRCTL = {
+    0x1001: "ARCH_SET_GS",
+    0x1002: "ARCH_SET_FS",
+    0x1003: "ARCH_GET_FS",
+    0x1004: "ARCH_GET_GS",
+    0x1011: "ARCH_GET_CPUID",
+    0x1012: "ARCH_SET_CPUID",
+}
 SIGPROCMASK_HOW = {0: "SIG_BLOCK", 1: "SIG_UNBLOCK", 2: "SIG_SETMASK"}
-PRCTL = {15: "PR_SET_NAME", 16: "PR_GET_NAME", 1: "PR_SET_PDEATHSIG", 2: "PR_GET_PDEATHSIG",
-         3: "PR_GET_DUMPABLE", 4: "PR_SET_DUMPABLE", 38: "PR_SET_NO_NEW_PRIVS", 39: "PR_GET_NO_NEW_PRIVS",
-         59: "PR_SET_SYSCALL_USER_DISPATCH", 8: "PR_SET_TIMING", 22: "PR_SET_SECCOMP"}  # fmt: skip
-FCNTL = {0: "F_DUPFD", 1: "F_GETFD", 2: "F_SETFD", 3: "F_GETFL", 4: "F_SETFL", 5: "F_GETLK", 6: "F_SETLK",
-         7: "F_SETLKW", 8: "F_SETOWN", 9: "F_GETOWN", 1030: "F_DUPFD_CLOEXEC", 1031: "F_SETPIPE_SZ",
-         1032: "F_GETPIPE_SZ", 1033: "F_ADD_SEALS", 1034: "F_GET_SEALS"}  # fmt: skip
-IOCTL = {0x5401: "TCGETS", 0x5402: "TCSETS", 0x5403: "TCSETSW", 0x5404: "TCSETSF", 0x540F: "TIOCGPGRP",
-         0x5410: "TIOCSPGRP", 0x5413: "TIOCGWINSZ", 0x5414: "TIOCSWINSZ", 0x541B: "FIONREAD",
-         0x5421: "FIONBIO", 0x5451: "FIOCLEX", 0x5450: "FIONCLEX"}  # fmt: skip
-CLOCKS = {0: "CLOCK_REALTIME", 1: "CLOCK_MONOTONIC", 2: "CLOCK_PROCESS_CPUTIME_ID", 3: "CLOCK_THREAD_CPUTIME_ID",
-          4: "CLOCK_MONOTONIC_RAW", 5: "CLOCK_REALTIME_COARSE", 6: "CLOCK_MONOTONIC_COARSE", 7: "CLOCK_BOOTTIME"}  # fmt: skip
+PRCTL = {
+    15: "PR_SET_NAME",
+    16: "PR_GET_NAME",
+    1: "PR_SET_PDEATHSIG",
+    2: "PR_GET_PDEATHSIG",
+    3: "PR_GET_DUMPABLE",
+    4: "PR_SET_DUMPABLE",
+    38: "PR_SET_NO_NEW_PRIVS",
+    39: "PR_GET_NO_NEW_PRIVS",
+    59: "PR_SET_SYSCALL_USER_DISPATCH",
+    8: "PR_SET_TIMING",
+    22: "PR_SET_SECCOMP",
+}
+FCNTL = {
+    0: "F_DUPFD",
+    1: "F_GETFD",
+    2: "F_SETFD",
+    3: "F_GETFL",
+    4: "F_SETFL",
+    5: "F_GETLK",
+    6: "F_SETLK",
+    7: "F_SETLKW",
+    8: "F_SETOWN",
+    9: "F_GETOWN",
+    1030: "F_DUPFD_CLOEXEC",
+    1031: "F_SETPIPE_SZ",
+    1032: "F_GETPIPE_SZ",
+    1033: "F_ADD_SEALS",
+    1034: "F_GET_SEALS",
+}
+IOCTL = {
+    0x5401: "TCGETS",
+    0x5402: "TCSETS",
+    0x5403: "TCSETSW",
+    0x5404: "TCSETSF",
+    0x540F: "TIOCGPGRP",
+    0x5410: "TIOCSPGRP",
+    0x5413: "TIOCGWINSZ",
+    0x5414: "TIOCSWINSZ",
+    0x541B: "FIONREAD",
+    0x5421: "FIONBIO",
+    0x5451: "FIOCLEX",
+    0x5450: "FIONCLEX",
+}
+CLOCKS = {
+    0: "CLOCK_REALTIME",
+    1: "CLOCK_MONOTONIC",
+    2: "CLOCK_PROCESS_CPUTIME_ID",
+    3: "CLOCK_THREAD_CPUTIME_ID",
+    4: "CLOCK_MONOTONIC_RAW",
+    5: "CLOCK_REALTIME_COARSE",
+    6: "CLOCK_MONOTONIC_COARSE",
+    7: "CLOCK_BOOTTIME",
+}
 RLIMIT = {v: k for k, v in vars(_resource).items() if k.startswith("RLIMIT_") and isinstance(v, int)}
 RLIMIT.update({_resource.RLIMIT_NOFILE: "RLIMIT_NOFILE", _resource.RLIMIT_AS: "RLIMIT_AS"})
-S_IFMT = {0o140000: "S_IFSOCK", 0o120000: "S_IFLNK", 0o100000: "S_IFREG", 0o60000: "S_IFBLK",
-          0o40000: "S_IFDIR", 0o20000: "S_IFCHR", 0o10000: "S_IFIFO"}  # fmt: skip
+S_IFMT = {
+    0o140000: "S_IFSOCK",
+    0o120000: "S_IFLNK",
+    0o100000: "S_IFREG",
+    0o60000: "S_IFBLK",
+    0o40000: "S_IFDIR",
+    0o20000: "S_IFCHR",
+    0o10000: "S_IFIFO",
+}
 AT_FDCWD = -100
 
 SIGNALS: dict[int, str] = {s.value: s.name for s in _signal.Signals if not s.name.startswith("SIG_")}
@@ -185,6 +247,17 @@ KERNEL_ERRNO = {
     514: ("ERESTARTNOHAND", "To be restarted if no handler"),
     516: ("ERESTART_RESTARTBLOCK", "Interrupted by signal"),
 }
-POLL: Flags = ((0x1, "POLLIN"), (0x2, "POLLPRI"), (0x4, "POLLOUT"), (0x8, "POLLERR"), (0x10, "POLLHUP"),
-                (0x20, "POLLNVAL"), (0x40, "POLLRDNORM"), (0x80, "POLLRDBAND"), (0x100, "POLLWRNORM"),
-                (0x200, "POLLWRBAND"), (0x400, "POLLMSG"), (0x2000, "POLLRDHUP"))  # fmt: skip
+POLL: Flags = (
+    (0x1, "POLLIN"),
+    (0x2, "POLLPRI"),
+    (0x4, "POLLOUT"),
+    (0x8, "POLLERR"),
+    (0x10, "POLLHUP"),
+    (0x20, "POLLNVAL"),
+    (0x40, "POLLRDNORM"),
+    (0x80, "POLLRDBAND"),
+    (0x100, "POLLWRNORM"),
+    (0x200, "POLLWRBAND"),
+    (0x400, "POLLMSG"),
+    (0x2000, "POLLRDHUP"),
+)
