@@ -18,6 +18,7 @@ from ._errors import PysudError
 ARCH_SET_FS = 0x1002
 ARCH_GET_FS = 0x1003
 PAGE = 4096
+_ET_DYN_BASE = 0x555555554000  # x86-64 ELF_ET_DYN_BASE (2/3 of the user address space), page-aligned
 _EXEC = 1 << 40  # exit_guest value meaning "load the next image" (above any status)
 
 
@@ -191,7 +192,8 @@ class LinuxPersonality:
         while True:
             images = []
             try:
-                image = _elf.load_image(path)
+                # where the kernel puts a PIE program (ELF_ET_DYN_BASE): room above it for brk
+                image = _elf.load_image(path, base_hint=_ET_DYN_BASE)
                 images.append(image)
                 interp = _elf.load_image(image.interp) if image.interp else None
                 if interp:
