@@ -297,15 +297,8 @@ THREADS = "import threading, os\ndef f(): os.getppid()\nt = threading.Thread(tar
 
 
 @needs_strace
-@pytest.mark.xfail(
-    strict=True,
-    reason="threads created by the program are not armed by the core yet (their calls run unseen)",
-)
 def test_follow_threads_like_strace(tree):
-    """strace -f shows the calls of threads the program starts (clone(CLONE_THREAD) children).
-
-    Until the core arms such threads, their calls run unseen: this test then fails for that reason.
-    """
+    """strace -f shows the calls of threads the program starts (clone(CLONE_THREAD) children)."""
     if not _strace_can_trace():
         pytest.skip("strace cannot ptrace here (container without CAP_SYS_PTRACE)")
     native, ours, s_text, p_text = run_both([sys.executable, "-c", THREADS], tree, ["-e", "trace=getppid"])

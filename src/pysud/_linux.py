@@ -5,8 +5,8 @@ from __future__ import annotations
 import errno as _errno
 import fcntl
 import os
-import signal
 import shutil
+import signal
 import sys
 from dataclasses import dataclass, field
 from typing import Any

@@ -160,8 +160,11 @@ class Tracer:
                 ret = res = call.result
             else:
                 if is_exit:
+                    # Never returns to the program: strace prints `= ?` for it, and the
+                    # core ends the thread or the program when the call runs.
                     self._on_exit(dec, call, args, pre, s32(args[0]))
-                elif is_fork:
+                    return native_token if inner is None else inner(call)
+                if is_fork:
                     self._before_fork(args)
                 if inner is None:
                     ret = res = call.native()
