@@ -1002,6 +1002,27 @@ static PyObject *m_run_guest(PyObject *m, PyObject *args)
     return PyLong_FromLong(r);
 }
 
+/* direct_entry_address() -> the flip-switch entry (see sud_direct_entry). */
+static PyObject *m_direct_entry_address(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)sud_direct_entry);
+}
+
+/* thread_block() -> this armed thread's block, the RCX sud_direct_entry wants. */
+static PyObject *m_thread_block(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    struct sud_thread *t = sud_self;
+    if (!t || t->op == SUD_OP_OFF) {
+        PyErr_SetString(PyExc_RuntimeError, "this thread is not armed");
+        return NULL;
+    }
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)t);
+}
+
 /* reset_signals(keep_ignored): a new program starts with default
  * dispositions; after execve, ignored signals stay ignored (POSIX). */
 static PyObject *m_reset_signals(PyObject *m, PyObject *arg)
@@ -1057,6 +1078,8 @@ static void guest_thread_hook(int start)
 
 static PyMethodDef module_methods[] = {
     {"run_guest", m_run_guest, METH_VARARGS, "run_guest(entry, sp) -> value given to exit_guest()."},
+    {"direct_entry_address", m_direct_entry_address, METH_NOARGS, "Address of the flip-switch entry."},
+    {"thread_block", m_thread_block, METH_NOARGS, "This armed thread's block (RCX for the direct entry)."},
     {"reset_signals", m_reset_signals, METH_O, "reset_signals(keep_ignored): the program's dispositions."},
     {"last_fault", m_last_fault, METH_NOARGS, "(sig, code, addr, regs) of the signal a program died of."},
     {"init", m_init, METH_NOARGS, "Install the SIGSYS handler (idempotent)."},

@@ -41,6 +41,10 @@
 #define T_SSP_END 48
 #define T_HOSTFS 80
 #define T_HOSTRSP 88
+#define T_DSTACK_LO 96
+#define T_DSTACK_HI 104
+#define T_DRIP 112
+#define T_DRSP 120
 
 /* ---- offsets into struct sud_frame used by the assembly ---- */
 #define F_RAX 112
@@ -123,6 +127,8 @@ struct sud_thread {
     uint64_t offset, len;
     uint64_t host_fs;
     uint64_t host_rsp;       /* 88: where sud_run_guest left the host's stack */
+    char *dstack_lo, *dstack_hi; /* 96, 104: the dispatch stack */
+    uint64_t direct_rip, direct_rsp; /* 112, 120: scratch of sud_direct_entry */
     int tid;
     int guest_depth;         /* sud_run_guest calls in progress (0 or 1) */
     /* guest programs (sud_guest.c) */
@@ -137,7 +143,6 @@ struct sud_thread {
     volatile int vfatal;         /* the program dies of this signal */
     siginfo_t vinfo[65];
     /* memory */
-    char *dstack_lo, *dstack_hi;
     stack_t old_altstack;
     struct sud_frame *top;   /* innermost frame being dispatched */
     /* calls made safe by the core, reported to Python afterwards */
@@ -157,6 +162,11 @@ _Static_assert(offsetof(struct sud_thread, ssp) == T_SSP, "T_SSP");
 _Static_assert(offsetof(struct sud_thread, ssp_end) == T_SSP_END, "T_SSP_END");
 _Static_assert(offsetof(struct sud_thread, host_fs) == T_HOSTFS, "T_HOSTFS");
 _Static_assert(offsetof(struct sud_thread, host_rsp) == T_HOSTRSP, "T_HOSTRSP");
+_Static_assert(offsetof(struct sud_thread, dstack_lo) == T_DSTACK_LO, "T_DSTACK_LO");
+_Static_assert(offsetof(struct sud_thread, dstack_hi) == T_DSTACK_HI, "T_DSTACK_HI");
+_Static_assert(offsetof(struct sud_thread, direct_rip) == T_DRIP, "T_DRIP");
+_Static_assert(offsetof(struct sud_thread, direct_rsp) == T_DRSP, "T_DRSP");
+_Static_assert(sizeof(struct sud_frame) == 216, "frame size used by sud_direct_entry");
 _Static_assert(offsetof(struct sud_frame, rax) == F_RAX, "F_RAX");
 _Static_assert(offsetof(struct sud_frame, rip) == F_RIP, "F_RIP");
 _Static_assert(offsetof(struct sud_frame, rsp) == F_RSP, "F_RSP");
@@ -197,6 +207,9 @@ struct sud_clone_req {
 };
 long sud_gate_clone(struct sud_clone_req *req);
 void sud_dispatch_entry(void);
+/* The flip-switch way in: jumped to, not called, with the registers of a
+ * syscall instruction, RCX = the thread, R11 = where to resume. */
+void sud_direct_entry(void);
 void sud_xsave(struct sud_frame *f);
 /* Run a guest from its entry point on its own stack, selector BLOCK, until a
  * handler sets SUD_FRAME_EXIT; returns the frame's RAX then. */
