@@ -23,6 +23,8 @@ setup(
                 CORE + "sud_signal.c",
                 CORE + "sud_dispatch.c",
                 CORE + "sud_thread.c",
+                CORE + "sud_guest.c",
+                CORE + "sud_vsig.c",
                 CORE + "sud_entry.S",
             ],
             depends=[CORE + "sud.h"],

@@ -38,6 +38,8 @@ def test_bench_json_has_every_row():
         "fast_native",
         "python_return",
         "python_native",
+        "direct_fast",
+        "direct_python",
     }
     assert all(v > 0 for v in rows.values())
     # structural facts, not timings: a trapped call costs more than an untrapped one

@@ -5,11 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the tests use: binutils (as/objcopy assemble test code),
-# busybox-static (real programs for `pysud run`, compared with native runs);
-# gcc, musl-tools, golang-go (tests/programs/ are compiled at test time), tar and gzip.
+# busybox-static (real programs for `pysud run`, compared with native runs),
+# musl-tools (static musl programs built at test time), linux-headers-amd64
+# (syscall prototypes for the generated table), strace (the oracle `pysud trace`
+# is compared with); gcc, golang-go, tar, gzip (tests/programs/ are compiled at
+# test time, tar and gzip run under `pysud run`).
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     need=()
-    for pkg in binutils linux-libc-dev busybox-static gcc musl-tools golang-go tar gzip; do
+    for pkg in binutils linux-libc-dev busybox-static musl-tools linux-headers-amd64 strace gcc golang-go tar gzip; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
     done
     if [ ${#need[@]} -gt 0 ]; then

@@ -23,6 +23,10 @@ class SyscallABI:
     clobbered: tuple[str, ...]  # what the instruction itself overwrites
     argument_bits: int
     table: dict[int, str] = field(repr=False, compare=False)
+    # (type, name) per argument, from the kernel's prototypes (generated); empty where unknown
+    prototypes: dict[int, tuple[tuple[str, str], ...]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
     numbers: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -52,6 +56,7 @@ X86_64 = SyscallABI(
     clobbered=("rcx", "r11"),
     argument_bits=64,
     table=_syscall_table.X86_64,
+    prototypes=_syscall_table.X86_64_ARGS,
 )
 
 I386 = SyscallABI(

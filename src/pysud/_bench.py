@@ -32,7 +32,16 @@ def _rows() -> list[Row]:
         Row("fast_native", "dispatched, fast path NATIVE (no Python)"),
         Row("python_return", "dispatched, Python handler returns a value"),
         Row("python_native", "dispatched, Python handler returns NATIVE"),
+        Row("direct_fast", "flip switch, fast path NATIVE (no Python)"),
+        Row("direct_python", "flip switch, Python handler returns a value"),
     ]
+
+
+# f(thread, entry, n): n getppid calls through sud_direct_entry, as a compatibility boundary
+# (an ntdll stub) makes them:  push rbx; push r12; mov rbx, rdx; mov r12, rsi; mov r8, rdi;
+# 1: mov eax, 110; mov rcx, r8; lea r11, [rip + 2f]; jmp r12; 2: dec rbx; jnz 1b;
+# pop r12; pop rbx; ret
+DIRECT_LOOP = bytes.fromhex("5341544889d34989f44989f8b86e0000004c89c14c8d1d0300000041ffe448ffcb75e9415c5bc3")
 
 
 def measure(iterations: int = 20000, rounds: int = 7) -> dict[str, object]:
@@ -64,6 +73,23 @@ def measure(iterations: int = 20000, rounds: int = 7) -> dict[str, object]:
         fast.arm_thread()
         return int(_core.bench_floor(nr, iterations, True))
 
+    import ctypes
+    import time
+
+    code_addr, code_size = _core.map_code(DIRECT_LOOP)
+    loop = ctypes.CFUNCTYPE(None, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64)(code_addr)
+    entry = _core.direct_entry_address()
+
+    def direct(d: Dispatcher) -> Callable[[], int]:
+        def run() -> int:
+            d.arm_thread()
+            thread = _core.thread_block()
+            t0 = time.perf_counter_ns()
+            loop(thread, entry, iterations)
+            return time.perf_counter_ns() - t0
+
+        return run
+
     runs: dict[str, Callable[[], int]] = {
         "native": native,
         "allow": armed(fast, False),
@@ -72,6 +98,8 @@ def measure(iterations: int = 20000, rounds: int = 7) -> dict[str, object]:
         "fast_native": armed(fast, True),
         "python_return": armed(py_ret, True),
         "python_native": armed(py_nat, True),
+        "direct_fast": direct(fast),
+        "direct_python": direct(py_ret),
     }
     rows = _rows()
     samples: dict[str, list[float]] = {r.key: [] for r in rows}
@@ -81,6 +109,7 @@ def measure(iterations: int = 20000, rounds: int = 7) -> dict[str, object]:
         for row in rows:
             samples[row.key].append(runs[row.key]() / iterations)
     _core.disarm()
+    _core.unmap(code_addr, code_size)
     py_ret.check()
     py_nat.check()
     for row in rows:
@@ -98,6 +127,7 @@ def measure(iterations: int = 20000, rounds: int = 7) -> dict[str, object]:
             "python_native_over_floor": by["python_native"] / by["floor"],
             "python_native_over_floor_native": by["python_native"] / by["floor_native"],
             "fast_native_over_floor_native": by["fast_native"] / by["floor_native"],
+            "direct_python_over_trap_python": by["direct_python"] / by["python_return"],
         },
         "targets": {
             "python_over_floor_max": 1.3,
@@ -133,6 +163,10 @@ def render(result: dict[str, object]) -> str:
         f"Python handler: {ratios['python_return_over_floor']:.2f}x the floor (returns a value), "
         f"{ratios['python_native_over_floor_native']:.2f}x the floor that also runs the call (NATIVE); "
         "target <= 1.30x"
+    )
+    lines.append(
+        f"Flip switch (no kernel trap): {ratios['direct_python_over_trap_python']:.2f}x the trap path "
+        "with the same Python handler"
     )
     return "\n".join(lines)
 

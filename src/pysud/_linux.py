@@ -6,6 +6,7 @@ import errno as _errno
 import fcntl
 import os
 import shutil
+import signal
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from ._errors import PysudError
 ARCH_SET_FS = 0x1002
 ARCH_GET_FS = 0x1003
 PAGE = 4096
+_ET_DYN_BASE = 0x555555554000  # x86-64 ELF_ET_DYN_BASE (2/3 of the user address space), page-aligned
 _EXEC = 1 << 40  # exit_guest value meaning "load the next image" (above any status)
 
 
@@ -120,10 +122,12 @@ class LinuxPersonality:
     What is virtualised: exit/exit_group (return to Python), arch_prctl FS
     (the program's TLS), brk (its own heap), set_tid_address and
     set_robust_list (never replace the host thread's), rseq (refused so libc
-    does not register one), rt_sigaction (recorded, never installed in the
-    host), readlink of /proc/self/exe (the program's path),
-    /proc/self/cmdline and environ (its argv and environment), execve (the new
-    image is loaded in-process).  Everything else runs natively.
+    does not register one), readlink of /proc/self/exe (the program's path),
+    /proc/self/cmdline and environ (its argv and environment), execve (the
+    new image is loaded in-process).  The core virtualises the program's
+    signals (rt_sigaction, delivery, sigaltstack) and its threads.
+    Everything else runs natively.  After a run, ``fault`` holds (signal,
+    si_code, address, registers) if the program died of a signal.
     """
 
     def __init__(self, dispatcher: Dispatcher) -> None:
@@ -133,7 +137,7 @@ class LinuxPersonality:
         self.argv: list[bytes] = []  # the running image's, for /proc/self/cmdline and environ
         self.envp: list[bytes] = []
         self.brk: _Brk | None = None
-        self.sigactions: dict[int, bytes] = {}
+        self.fault: tuple[int, int, int, dict[str, int]] | None = None
         self.next_exec: tuple[str, list[bytes], list[bytes]] | None = None
         d = dispatcher
         d.on("exit", self._exit)
@@ -143,7 +147,6 @@ class LinuxPersonality:
         d.on("set_tid_address", lambda call: call.tid)
         d.on("set_robust_list", lambda call: 0)
         d.on("rseq", lambda call: -_errno.ENOSYS)
-        d.on("rt_sigaction", self._rt_sigaction)
         d.on("readlink", self._readlink)
         d.on("readlinkat", self._readlink)
         d.on("execve", self._execve)
@@ -152,8 +155,10 @@ class LinuxPersonality:
 
     # ---- handlers
 
-    def _exit(self, call: Syscall) -> None:
-        call.exit_guest(call.args[0] & 0xFF)
+    def _exit(self, call: Syscall) -> Any:
+        # The core ends the guest on this thread (exit) or on all of the
+        # program's threads (exit_group); run_guest returns the status.
+        return NATIVE
 
     def _arch_prctl(self, call: Syscall) -> Any:
         code, addr = call.args[:2]
@@ -169,17 +174,6 @@ class LinuxPersonality:
         assert self.brk is not None
         want = call.args[0]
         return self.brk.cur if want == 0 else self.brk.set(want)
-
-    def _rt_sigaction(self, call: Syscall) -> int:
-        sig, new, old, size = call.args[:4]
-        if not 1 <= sig <= 64 or (sig in (9, 19) and new):
-            return -_errno.EINVAL
-        n = 8 * 3 + size
-        if old:
-            call.write(old, self.sigactions.get(sig, bytes(n)))
-        if new:
-            self.sigactions[sig] = call.read(new, n)
-        return 0
 
     def _readlink(self, call: Syscall) -> Any:
         if call.name == "readlinkat":
@@ -267,10 +261,12 @@ class LinuxPersonality:
             path, argv = resolve_interpreter(path, argv)
         except OSError as exc:
             raise ProgramError(exc.strerror) from exc
+        after_exec = False
         while True:
             images = []
             try:
-                image = _elf.load_image(path)
+                # where the kernel puts a PIE program (ELF_ET_DYN_BASE): room above it for brk
+                image = _elf.load_image(path, base_hint=_ET_DYN_BASE)
                 images.append(image)
                 interp = _elf.load_image(image.interp) if image.interp else None
                 if interp:
@@ -289,8 +285,12 @@ class LinuxPersonality:
             entry = interp.entry if interp else image.entry
             self.next_exec = None
             value = 127
+            # A new program starts with default signal dispositions; after execve the
+            # ignored ones stay ignored, as POSIX says.
+            _core.reset_signals(after_exec)
             try:
                 value = _core.run_guest(entry, sp)
+                self.fault = _core.last_fault()
                 self.d.check()
             finally:
                 self.brk.release()
@@ -299,11 +299,17 @@ class LinuxPersonality:
                     _elf.unload(im)
             if value == _EXEC and self.next_exec is not None:
                 path, argv, envp = self.next_exec
+                after_exec = True
                 continue
             if os.getpid() != start_pid:
-                # a forked child of the program ends here, never back in the caller
+                # A forked child of the program ends here, never back in the caller; one
+                # that died of a signal dies of it for real, so its parent sees that.
+                if self.fault is not None and value == 128 + self.fault[0]:
+                    sys.stdout.flush()
+                    signal.signal(self.fault[0], signal.SIG_DFL)
+                    os.kill(os.getpid(), self.fault[0])
                 os._exit(value & 0xFF)
-            return value
+            return value & 0xFF
 
 
 def run(

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -53,6 +54,68 @@ def _run(args: argparse.Namespace) -> int:
     return run(args.program, args.args, vdso=not args.no_vdso)
 
 
+def _trace(args: argparse.Namespace) -> int:
+    from .trace import SpecError, TraceOptions, parse_inject, syscall_set, trace_program
+
+    trace = None
+    inject = []
+    for expr in args.expr or []:
+        key, eq, value = expr.partition("=")
+        if not eq:
+            key, value = "trace", expr
+        if key in ("trace", "t"):
+            trace = syscall_set(value)
+        elif key == "inject":
+            inject.append(parse_inject(value))
+        else:
+            raise SpecError(f"-e {key}=: only trace= and inject= are supported")
+    opts = TraceOptions(
+        output=args.output,
+        follow=args.follow,
+        strsize=args.strsize,
+        fd_paths=args.fd_paths,
+        durations=args.durations,
+        timestamps=args.timestamps >= 2,
+        json=args.json,
+        summary="C" if args.summary_and_lines else ("c" if args.summary else ""),
+        trace=trace,
+        inject=inject,
+    )
+    return trace_program(args.program, args.args, opts, vdso=not args.no_vdso)
+
+
+def _trace_parser(sub: Any) -> None:
+    t = sub.add_parser(
+        "trace",
+        help="run a program in this process and print its system calls as strace does",
+        description="Run PROGRAM in this Python process (as `pysud run`) and print every system call it "
+        "makes in strace's format, with strace's options. There is no -p PID: tracing works by Syscall "
+        "User Dispatch inside the traced process itself, so it cannot attach to a process that is "
+        "already running elsewhere.",
+    )
+    t.add_argument("-o", dest="output", metavar="FILE", help="write the trace to FILE (default: stderr)")
+    t.add_argument("-f", dest="follow", action="store_true", help="follow forked children (and threads)")
+    t.add_argument("-s", dest="strsize", type=int, default=32, metavar="N", help="string limit (default 32)")
+    t.add_argument("-y", dest="fd_paths", action="store_true", help="print paths of file descriptors")
+    t.add_argument("-T", dest="durations", action="store_true", help="time spent in each call")
+    t.add_argument("-t", dest="timestamps", action="count", default=0, help="-tt: wall clock, microseconds")
+    t.add_argument("-c", dest="summary", action="store_true", help="summary table only")
+    t.add_argument("-C", dest="summary_and_lines", action="store_true", help="lines and summary table")
+    t.add_argument(
+        "-e",
+        dest="expr",
+        action="append",
+        metavar="EXPR",
+        help="trace=SET (names, %%file %%process %%network %%memory %%signal %%desc, !negated) or "
+        "inject=SET:error=ERRNO|retval=N[:when=first[..last][+step]]",
+    )
+    t.add_argument("--json", action="store_true", help="one JSON object per call")
+    t.add_argument("--no-vdso", action="store_true", help="hide the vDSO: time calls become syscalls")
+    t.add_argument("program")
+    t.add_argument("args", nargs=argparse.REMAINDER)
+    t.set_defaults(func=_trace)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="pysud",
@@ -84,13 +147,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("program")
     r.add_argument("args", nargs=argparse.REMAINDER)
     r.set_defaults(func=_run)
+    _trace_parser(sub)
     args = ap.parse_args(argv)
     try:
         return int(args.func(args))
     except Exception as e:  # the CLI reports, never dumps a traceback on a user
         from ._errors import PysudError
+        from .trace import SpecError
 
-        if isinstance(e, PysudError | OSError):
+        if isinstance(e, PysudError | OSError | SpecError):
             print(f"pysud: {e}", file=sys.stderr)
             return 2
         raise

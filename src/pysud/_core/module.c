@@ -981,13 +981,107 @@ static PyObject *m_run_guest(PyObject *m, PyObject *args)
     }
     long r;
     t->guest_depth++;
+    sud_guest_register(t, t->tid);
+    sud_vsig_begin();
     Py_BEGIN_ALLOW_THREADS r = sud_run_guest(entry, sp, t);
+    /* The program has ended on this thread: its other threads end too (a
+     * thread's exit here is the program's exit), before its memory goes. */
+    for (int i = 0; sud_group_count(t->group, t) > 0; i++) {
+        if (i % 100 == 0)
+            sud_group_exit(t, t->exit_requested ? sud_group_status : r);
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    if (t->exit_requested)
+        r = sud_group_status;
+    sud_guest_unregister(t);
+    t->vpending = 0;
+    t->vfatal = 0;
+    sud_vsig_end();
     Py_END_ALLOW_THREADS t->guest_depth--;
     return PyLong_FromLong(r);
 }
 
+/* direct_entry_address() -> the flip-switch entry (see sud_direct_entry). */
+static PyObject *m_direct_entry_address(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)sud_direct_entry);
+}
+
+/* thread_block() -> this armed thread's block, the RCX sud_direct_entry wants. */
+static PyObject *m_thread_block(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    struct sud_thread *t = sud_self;
+    if (!t || t->op == SUD_OP_OFF) {
+        PyErr_SetString(PyExc_RuntimeError, "this thread is not armed");
+        return NULL;
+    }
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)t);
+}
+
+/* reset_signals(keep_ignored): a new program starts with default
+ * dispositions; after execve, ignored signals stay ignored (POSIX). */
+static PyObject *m_reset_signals(PyObject *m, PyObject *arg)
+{
+    (void)m;
+    int keep = PyObject_IsTrue(arg);
+    if (keep < 0)
+        return NULL;
+    sud_vsig_reset(keep);
+    Py_RETURN_NONE;
+}
+
+/* last_fault() -> None or (sig, si_code, address, {register: value}) */
+static PyObject *m_last_fault(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    if (!sud_last_fault.sig)
+        Py_RETURN_NONE;
+    static const char *names[23] = {"r8",  "r9",  "r10", "r11", "r12", "r13",    "r14", "r15",
+                                    "rdi", "rsi", "rbp", "rbx", "rdx", "rax",    "rcx", "rsp",
+                                    "rip", "rflags", "csgsfs", "err", "trapno", "oldmask", "cr2"};
+    PyObject *regs = PyDict_New();
+    if (!regs)
+        return NULL;
+    for (int i = 0; i < 23; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(sud_last_fault.gregs[i]);
+        if (!v || PyDict_SetItemString(regs, names[i], v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(regs);
+            return NULL;
+        }
+        Py_DECREF(v);
+    }
+    return Py_BuildValue("(iiKN)", sud_last_fault.sig, sud_last_fault.code,
+                         (unsigned long long)sud_last_fault.addr, regs);
+}
+
+/* Threads the core starts for a guest keep one Python thread state for their
+ * whole life, so handlers on them do not create and destroy one per call. */
+static void guest_thread_hook(int start)
+{
+    static __thread PyThreadState *ts;
+    if (start) {
+        PyGILState_Ensure();
+        ts = PyEval_SaveThread();
+    } else if (ts) {
+        PyEval_RestoreThread(ts);
+        PyGILState_Release(PyGILState_UNLOCKED);
+        ts = NULL;
+    }
+}
+
 static PyMethodDef module_methods[] = {
     {"run_guest", m_run_guest, METH_VARARGS, "run_guest(entry, sp) -> value given to exit_guest()."},
+    {"direct_entry_address", m_direct_entry_address, METH_NOARGS, "Address of the flip-switch entry."},
+    {"thread_block", m_thread_block, METH_NOARGS, "This armed thread's block (RCX for the direct entry)."},
+    {"reset_signals", m_reset_signals, METH_O, "reset_signals(keep_ignored): the program's dispositions."},
+    {"last_fault", m_last_fault, METH_NOARGS, "(sig, code, addr, regs) of the signal a program died of."},
     {"init", m_init, METH_NOARGS, "Install the SIGSYS handler (idempotent)."},
     {"arm", m_arm, METH_VARARGS, "arm(policy, op, offset, len): arm this thread."},
     {"disarm", m_disarm, METH_NOARGS, "Disarm this thread."},
@@ -1027,6 +1121,7 @@ PyMODINIT_FUNC PyInit__core(void)
     if (!m)
         return NULL;
     sud_python_hook = python_hook;
+    sud_guest_thread_hook = guest_thread_hook;
     Py_INCREF(&Frame_Type);
     Py_INCREF(&Policy_Type);
     if (PyModule_AddObject(m, "Frame", (PyObject *)&Frame_Type) < 0 ||

@@ -41,6 +41,10 @@
 #define T_SSP_END 48
 #define T_HOSTFS 80
 #define T_HOSTRSP 88
+#define T_DSTACK_LO 96
+#define T_DSTACK_HI 104
+#define T_DRIP 112
+#define T_DRSP 120
 
 /* ---- offsets into struct sud_frame used by the assembly ---- */
 #define F_RAX 112
@@ -123,10 +127,22 @@ struct sud_thread {
     uint64_t offset, len;
     uint64_t host_fs;
     uint64_t host_rsp;       /* 88: where sud_run_guest left the host's stack */
+    char *dstack_lo, *dstack_hi; /* 96, 104: the dispatch stack */
+    uint64_t direct_rip, direct_rsp; /* 112, 120: scratch of sud_direct_entry */
     int tid;
     int guest_depth;         /* sud_run_guest calls in progress (0 or 1) */
+    /* guest programs (sud_guest.c) */
+    volatile int exit_requested; /* the program is exiting: leave the guest at the next chance */
+    int group;               /* the program this thread runs (tid of its first thread), 0 if none */
+    int gpid;                /* the process that registered it (a fork child's copies do not count) */
+    uint64_t clear_tid;      /* the guest's CLONE_CHILD_CLEARTID / set_tid_address word */
+    struct sud_thread *gnext; /* registry of threads running guest code */
+    /* the program's signals (sud_vsig.c) */
+    volatile uint64_t vpending;  /* signals to deliver to the program when dispatch ends */
+    volatile int vrestart;       /* the interrupted call is to be restarted (SA_RESTART) */
+    volatile int vfatal;         /* the program dies of this signal */
+    siginfo_t vinfo[65];
     /* memory */
-    char *dstack_lo, *dstack_hi;
     stack_t old_altstack;
     struct sud_frame *top;   /* innermost frame being dispatched */
     /* calls made safe by the core, reported to Python afterwards */
@@ -146,6 +162,11 @@ _Static_assert(offsetof(struct sud_thread, ssp) == T_SSP, "T_SSP");
 _Static_assert(offsetof(struct sud_thread, ssp_end) == T_SSP_END, "T_SSP_END");
 _Static_assert(offsetof(struct sud_thread, host_fs) == T_HOSTFS, "T_HOSTFS");
 _Static_assert(offsetof(struct sud_thread, host_rsp) == T_HOSTRSP, "T_HOSTRSP");
+_Static_assert(offsetof(struct sud_thread, dstack_lo) == T_DSTACK_LO, "T_DSTACK_LO");
+_Static_assert(offsetof(struct sud_thread, dstack_hi) == T_DSTACK_HI, "T_DSTACK_HI");
+_Static_assert(offsetof(struct sud_thread, direct_rip) == T_DRIP, "T_DRIP");
+_Static_assert(offsetof(struct sud_thread, direct_rsp) == T_DRSP, "T_DRSP");
+_Static_assert(sizeof(struct sud_frame) == 216, "frame size used by sud_direct_entry");
 _Static_assert(offsetof(struct sud_frame, rax) == F_RAX, "F_RAX");
 _Static_assert(offsetof(struct sud_frame, rip) == F_RIP, "F_RIP");
 _Static_assert(offsetof(struct sud_frame, rsp) == F_RSP, "F_RSP");
@@ -157,6 +178,7 @@ _Static_assert(sizeof(struct sud_thread) < SUD_AREA_SIZE / 2, "thread area too s
 /* ---- process-wide facts, set once by sud_init (sud_thread.c) ---- */
 extern uint64_t sud_xsave_size;  /* bytes of the XSAVE area for enabled features */
 extern uint64_t sud_xsave_mask;  /* XCR0 */
+extern uint64_t sud_xsave_std_size; /* bytes of a standard-format XSAVE image (signal frames) */
 extern int sud_have_fsgsbase;
 extern int sud_have_xsavec;
 extern uint64_t sud_user_cs, sud_user_ss;
@@ -185,10 +207,18 @@ struct sud_clone_req {
 };
 long sud_gate_clone(struct sud_clone_req *req);
 void sud_dispatch_entry(void);
+/* The flip-switch way in: jumped to, not called, with the registers of a
+ * syscall instruction, RCX = the thread, R11 = where to resume. */
+void sud_direct_entry(void);
 void sud_xsave(struct sud_frame *f);
 /* Run a guest from its entry point on its own stack, selector BLOCK, until a
  * handler sets SUD_FRAME_EXIT; returns the frame's RAX then. */
 long sud_run_guest(uint64_t entry, uint64_t sp, struct sud_thread *t);
+/* Enter guest code with a whole register set (a frame on t's dispatch stack);
+ * returns the frame's RAX when a handler ends the guest on this thread. */
+long sud_enter_guest(struct sud_frame *f, struct sud_thread *t);
+/* Leave the guest at once, from anywhere on t (used by the kick signal). */
+void sud_guest_abort(void);
 extern char sud_thunk_common[];
 
 /* ---- signal context (sud_signal.c): async-signal-safe only ---- */
@@ -203,8 +233,43 @@ void sud_rearm_after_fork(void);
 struct sud_frame *sud_dispatch(struct sud_frame *f);
 long sud_native(struct sud_frame *f, long nr, const long a[6]);
 
+/* ---- guest threads and program exit (sud_guest.c) ---- */
+#define SUD_SIG_KICK 63 /* real-time signal that tells a guest thread its program is exiting */
+extern void (*sud_guest_thread_hook)(int start); /* glue: interpreter state for core-made threads */
+extern volatile long sud_group_status;
+long sud_spawn_guest_thread(struct sud_frame *f, uint64_t flags, uint64_t sp, uint64_t ptid, uint64_t ctid,
+                            uint64_t tls);
+void sud_guest_register(struct sud_thread *t, int group);
+void sud_guest_unregister(struct sud_thread *t);
+void sud_group_exit(struct sud_thread *self, long status);
+int sud_group_count(int group, struct sud_thread *except);
+void sud_kick_handler(int sig, siginfo_t *si, void *uc);
+long sud_guest_aborted(struct sud_thread *t);
+int sud_any_guest_tid(void);
+
+/* ---- the program's signals (sud_vsig.c): signal-context safe ---- */
+struct sud_kaction { /* the kernel's struct sigaction */
+    uint64_t handler, flags, restorer, mask;
+};
+struct sud_fault { /* how the program died, for Python */
+    int sig, code;
+    uint64_t addr;
+    uint64_t gregs[23];
+};
+extern struct sud_fault sud_last_fault;
+struct sud_thread *sud_thread_of(const void *uc);
+int sud_vsig_begin(void);
+void sud_vsig_end(void);
+void sud_vsig_reset(int keep_ignored);
+long sud_vsig_sigaction(long sig, uint64_t act, uint64_t oact, long size);
+void sud_vsig_deliver(struct sud_frame *f);
+void sud_vsig_handler(int sig, siginfo_t *si, void *uc);
+long sud_safe_copy(void *dst, const void *src, size_t n, int to_foreign);
+
 /* ---- threads and arming (sud_thread.c) ---- */
 int sud_init(void);
+int sud_install_handler(int sig, void (*h)(int, siginfo_t *, void *), unsigned long flags, uint64_t mask,
+                        struct sigaction *old);
 int sud_arm(int op, uint64_t offset, uint64_t len, struct sud_policy *p);
 int sud_disarm(void);
 int sud_prctl_raw(long op, long offset, long len, void *selector);

@@ -23,6 +23,7 @@
 #define SUD_CLONE_VM 0x00000100ul
 #define SUD_CLONE_VFORK 0x00004000ul
 #define SUD_CLONE_SETTLS 0x00080000ul
+#define SUD_CLONE_THREAD 0x00010000ul
 
 void (*sud_python_hook)(struct sud_frame *f);
 uintptr_t sud_hazard_lo[4], sud_hazard_hi[4];
@@ -40,7 +41,7 @@ void sud_rearm_after_fork(void);
 
 /* Copy from/to memory that foreign code named, without faulting on a bad
  * pointer: the kernel checks it and answers EFAULT. */
-static long safe_copy(void *dst, const void *src, size_t n, int to_foreign)
+long sud_safe_copy(void *dst, const void *src, size_t n, int to_foreign)
 {
     struct iovec local = {to_foreign ? (void *)src : dst, n};
     struct iovec remote = {to_foreign ? dst : (void *)src, n};
@@ -72,7 +73,7 @@ static long native_clone(struct sud_frame *f, long nr, const long a[6])
         long size = a[1];
         if (size < 64 || size > (long)sizeof(cargs))
             return sud_gate_syscall6(nr, a[0], a[1], 0, 0, 0, 0); /* let the kernel say why */
-        if (safe_copy(cargs, (void *)a[0], size, 0))
+        if (sud_safe_copy(cargs, (void *)a[0], size, 0))
             return -EFAULT;
         flags = cargs[0];
         if (cargs[5]) /* stack, stack_size */
@@ -83,11 +84,41 @@ static long native_clone(struct sud_frame *f, long nr, const long a[6])
         }
         req.a[0] = (long)cargs;
     }
+    struct sud_thread *t = f->thread;
+    int from_host = in_hazard_range(f->call_addr);
+    if (child_sp && (flags & SUD_CLONE_VM) && (flags & SUD_CLONE_THREAD) && t->op != SUD_OP_OFF && !from_host) {
+        /* A thread of foreign code: a host thread that arms itself first. */
+        uint64_t ptid, ctid, tls;
+        if (nr == SYS_clone)
+            ptid = (uint64_t)a[2], ctid = (uint64_t)a[3], tls = (uint64_t)a[4];
+        else
+            ptid = cargs[3], ctid = cargs[2], tls = cargs[7];
+        return sud_spawn_guest_thread(f, flags, child_sp, ptid, ctid, tls);
+    }
+    if (child_sp && (flags & SUD_CLONE_VM) && !(flags & SUD_CLONE_THREAD) && t->op != SUD_OP_OFF && !from_host) {
+        /* A process sharing memory (posix_spawn's vfork-like clone): handlers
+         * could not run in it without a TLS of its own; make it a fork on a
+         * copy of its stack, which continues under dispatch. */
+        flags &= ~(SUD_CLONE_VM | SUD_CLONE_VFORK);
+        if (nr == SYS_clone) {
+            req.a[0] = (long)flags;
+        } else {
+            cargs[0] = flags;
+        }
+    }
     if (child_sp) {
         /* The child starts on its own stack at the foreign code's next
-         * instruction; the gate finds that address just below the stack top. */
-        uint64_t rip = f->rip;
-        if (safe_copy((void *)(child_sp - 8), &rip, 8, 1))
+         * instruction; the gate finds that address just below the stack top,
+         * and below it, for a forked child, how to re-arm. */
+        uint64_t slots[6] = {0, 0, 0, 0, 0, f->rip}; /* sel value, len, offset, op, &sel, rip */
+        if (!(flags & SUD_CLONE_VM) && t->op != SUD_OP_OFF) {
+            slots[0] = f->selector;
+            slots[1] = t->len;
+            slots[2] = t->offset;
+            slots[3] = (uint64_t)t->op;
+            slots[4] = (uint64_t)&t->selector;
+        }
+        if (sud_safe_copy((void *)(child_sp - sizeof slots), slots, sizeof slots, 1))
             return -EFAULT;
         req.newstack = 1;
     }
@@ -110,26 +141,44 @@ long sud_native(struct sud_frame *f, long nr, const long a[6])
     case SYS_fork:
     case SYS_vfork:
         return native_clone(f, nr, a);
+    case SYS_exit:
+        /* A thread of a guest program leaves it; the host thread lives on. */
+        if (t->guest_depth > 0 && !f->prev) {
+            f->flags |= SUD_FRAME_EXIT | SUD_FRAME_DIRTY;
+            return a[0];
+        }
+        break;
+    case SYS_exit_group:
+        if (t->guest_depth > 0 && !f->prev) {
+            sud_group_exit(t, a[0] & 0xff);
+            f->flags |= SUD_FRAME_EXIT | SUD_FRAME_DIRTY;
+            return a[0] & 0xff;
+        }
+        break;
     case SYS_rt_sigprocmask: {
-        /* SIGSYS must stay deliverable: a trap with it blocked kills the process. */
+        /* SIGSYS must stay deliverable: a trap with it blocked kills the process;
+         * so must the kick that ends a guest program's threads. */
         long r = sud_gate_syscall6(nr, a[0], a[1], a[2], a[3], 0, 0);
-        unsigned long sys = 1ul << (SIGSYS - 1);
+        unsigned long sys = (1ul << (SIGSYS - 1)) | (1ul << (SUD_SIG_KICK - 1));
         sud_gate_syscall6(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&sys, 0, 8, 0, 0);
         return r;
     }
     case SYS_rt_sigaction:
+        /* A program's dispositions are virtual (sud_vsig.c). */
+        if (t->guest_depth > 0)
+            return sud_vsig_sigaction(a[0], (uint64_t)a[1], (uint64_t)a[2], a[3]);
         /* SIGSYS is the mechanism's own; the disposition may be read, not changed. */
-        if (a[0] == SIGSYS && a[1])
+        if ((a[0] == SIGSYS || a[0] == SUD_SIG_KICK) && a[1])
             return -EINVAL;
         break;
     case SYS_sigaltstack: {
         /* The signal stack holds the thread's dispatch state: keep it, and
          * give the foreign code a virtual one. */
         stack_t nss;
-        if (a[1] && safe_copy((void *)a[1], &t->virt_altstack, sizeof(stack_t), 1))
+        if (a[1] && sud_safe_copy((void *)a[1], &t->virt_altstack, sizeof(stack_t), 1))
             return -EFAULT;
         if (a[0]) {
-            if (safe_copy(&nss, (void *)a[0], sizeof(nss), 0))
+            if (sud_safe_copy(&nss, (void *)a[0], sizeof(nss), 0))
                 return -EFAULT;
             if (!(nss.ss_flags & SS_DISABLE) && nss.ss_size < 2048 /* MINSIGSTKSZ */)
                 return -ENOMEM;
@@ -226,6 +275,20 @@ struct sud_frame *sud_dispatch(struct sud_frame *f)
         sud_xsave(f);
         sud_python_hook(f);
         break;
+    }
+    if (t->guest_depth > 0 && !f->prev) {
+        /* Signals that arrived during the dispatch go to the program now. */
+        if (t->vpending && !t->exit_requested)
+            sud_vsig_deliver(f);
+        if (t->exit_requested) {
+            /* The program ended (exit_group elsewhere, or a signal it dies of). */
+            if (t->vfatal) {
+                sud_group_exit(t, 128 + t->vfatal);
+                t->vfatal = 0;
+            }
+            f->rax = (uint64_t)sud_group_status;
+            f->flags |= SUD_FRAME_EXIT | SUD_FRAME_DIRTY;
+        }
     }
     t->top = f->prev;
     return f;

@@ -122,7 +122,33 @@ sud_gate_clone:
         syscall
         test    %rax, %rax
         jnz     4f
-        mov     -8(%rsp), %rcx          /* child: continue the foreign code */
+        /* child.  A forked one (no CLONE_VM) re-arms itself first: the caller
+         * left {selector value, len, offset, op, &selector} below the address
+         * at new_sp - 8; &selector is 0 when there is nothing to arm. */
+        cmpq    $0, -16(%rsp)
+        je      5f
+        mov     %rdi, -56(%rsp)
+        mov     %rsi, -64(%rsp)
+        mov     %rdx, -72(%rsp)
+        mov     %r10, -80(%rsp)
+        mov     %r8, -88(%rsp)
+        mov     $157, %eax              /* prctl(PR_SET_SYSCALL_USER_DISPATCH, op, off, len, sel) */
+        mov     $SUD_PR_SET_SYSCALL_USER_DISPATCH, %edi
+        mov     -24(%rsp), %rsi
+        mov     -32(%rsp), %rdx
+        mov     -40(%rsp), %r10
+        mov     -16(%rsp), %r8
+        syscall
+        mov     -16(%rsp), %rcx
+        movzbl  -48(%rsp), %eax
+        movb    %al, (%rcx)             /* the selector the foreign code had */
+        mov     -56(%rsp), %rdi
+        mov     -64(%rsp), %rsi
+        mov     -72(%rsp), %rdx
+        mov     -80(%rsp), %r10
+        mov     -88(%rsp), %r8
+        xor     %eax, %eax
+5:      mov     -8(%rsp), %rcx          /* continue the foreign code */
         jmp     *%rcx
 4:      /* parent: host FS back (the caller restores it too; this keeps C safe) */
         jmp     1b
@@ -137,6 +163,118 @@ sud_gate_end:
  * Into and out of dispatch.
  * ---------------------------------------------------------------------- */
         .text
+/* The flip-switch entry: a call from foreign code that a compatibility
+ * boundary (e.g. an ntdll stub) sends here instead of executing `syscall`.
+ * No kernel entry: the selector is flipped to ALLOW in user space and the
+ * same frame the SIGSYS handler would build is built here.
+ * In: the registers of a syscall instruction (RAX = number, args), with
+ * RCX = struct sud_thread *, R11 = the address to resume at (as after the
+ * syscall).  Out (through sud_resume): RAX = result, RCX = resume address,
+ * R11 = RFLAGS, everything else as it was. */
+        .globl sud_direct_entry
+        .hidden sud_direct_entry
+        .type sud_direct_entry, @function
+sud_direct_entry:
+        movb    $SUD_FILTER_ALLOW, T_SELQ(%rcx)
+        mov     %r11, T_DRIP(%rcx)
+        mov     %rsp, T_DRSP(%rcx)
+        /* the frame: at the top of the dispatch stack, or below the red zone
+         * when the caller already runs on it (a handler called foreign code) */
+        mov     T_DSTACK_HI(%rcx), %r11
+        cmp     T_DSTACK_LO(%rcx), %rsp
+        jbe     1f
+        cmp     %r11, %rsp
+        ja      1f
+        lea     -SUD_REDZONE(%rsp), %r11
+1:      sub     $216, %r11
+        and     $-64, %r11
+        lea     F_RIP(%r11), %rsp
+        push    %rax
+        push    %rbx
+        push    %rcx
+        push    %rdx
+        push    %rsi
+        push    %rdi
+        push    %rbp
+        push    %r8
+        push    %r9
+        push    %r10
+        push    %r11
+        push    %r12
+        push    %r13
+        push    %r14
+        push    %r15
+        /* RSP = frame now */
+        mov     T_DRIP(%rcx), %rax
+        mov     %rax, F_RIP(%rsp)
+        mov     %rax, 96(%rsp)          /* frame->rcx: what syscall leaves in RCX */
+        mov     %rax, 168(%rsp)         /* call_addr */
+        pushfq
+        pop     %rax
+        mov     %rax, 136(%rsp)         /* rflags */
+        mov     %rax, 32(%rsp)          /* frame->r11 */
+        mov     T_DRSP(%rcx), %rax
+        mov     %rax, F_RSP(%rsp)
+        mov     sud_user_cs(%rip), %rax
+        mov     %rax, 128(%rsp)
+        mov     sud_user_ss(%rip), %rax
+        mov     %rax, 152(%rsp)
+        mov     F_RAX(%rsp), %rax
+        mov     %rax, 160(%rsp)         /* nr */
+        mov     %rcx, F_THREAD(%rsp)
+        movq    $0, 200(%rsp)           /* prev */
+        movl    $0xc000003e, 208(%rsp)      /* AUDIT_ARCH_X86_64 */
+        movb    $SUD_FILTER_BLOCK, 212(%rsp) /* the selector to resume with */
+        movb    $0, F_FLAGS(%rsp)
+        /* XSAVE area below the frame, header cleared */
+        mov     %rsp, %rax
+        sub     sud_xsave_size(%rip), %rax
+        and     $-64, %rax
+        mov     %rax, F_XSAVE(%rsp)
+        movq    $0, 512(%rax)
+        movq    $0, 520(%rax)
+        movq    $0, 528(%rax)
+        movq    $0, 536(%rax)
+        movq    $0, 544(%rax)
+        movq    $0, 552(%rax)
+        movq    $0, 560(%rax)
+        movq    $0, 568(%rax)
+        /* FS: the frame keeps the caller's, dispatch runs with the host's */
+        mov     %rsp, %rdi
+        cmpl    $0, sud_have_fsgsbase(%rip)
+        je      2f
+        rdfsbase %rdx
+        mov     %rdx, 176(%rdi)
+        cmp     T_HOSTFS(%rcx), %rdx
+        je      3f
+        mov     T_HOSTFS(%rcx), %rdx
+        wrfsbase %rdx
+        jmp     3f
+2:      /* no fsgsbase: ask the kernel (from the core, which is never dispatched) */
+        sub     $64, %rax
+        and     $-16, %rax
+        mov     %rax, %rsp
+        push    %rdi
+        push    %rcx
+        call    sud_get_fs
+        pop     %rcx
+        pop     %rdi
+        mov     %rax, 176(%rdi)
+        cmp     T_HOSTFS(%rcx), %rax
+        je      3f
+        push    %rdi
+        push    %rcx
+        mov     T_HOSTFS(%rcx), %rdi
+        call    sud_set_fs
+        pop     %rcx
+        pop     %rdi
+3:      mov     F_XSAVE(%rdi), %rax
+        sub     $64, %rax
+        and     $-16, %rax
+        mov     %rax, %rsp
+        jmp     sud_dispatch_entry
+        .size sud_direct_entry, .-sud_direct_entry
+
 /* Entered by sigreturn (the SIGSYS handler rewrote RIP/RSP/RDI): RDI = frame,
  * RSP 16-byte aligned on the dispatch stack, selector ALLOW, host FS. */
         .globl sud_dispatch_entry
@@ -231,6 +369,39 @@ sud_run_guest:
         jmp     *%r11
         .size sud_run_guest, .-sud_run_guest
 
+/* long sud_enter_guest(frame, thread): start guest code with the frame's
+ * registers (the frame lies on the thread's dispatch stack); comes back
+ * through sud_guest_return like sud_run_guest. */
+        .globl sud_enter_guest
+        .hidden sud_enter_guest
+        .type sud_enter_guest, @function
+sud_enter_guest:
+        push    %rbx
+        push    %rbp
+        push    %r12
+        push    %r13
+        push    %r14
+        push    %r15
+        mov     %rsp, T_HOSTRSP(%rsi)
+        jmp     sud_resume
+        .size sud_enter_guest, .-sud_enter_guest
+
+/* From the kick signal (RDI = thread, selector ALLOW, host FS already): the
+ * program is exiting; leave the guest with the group's status. */
+        .globl sud_guest_abort
+        .hidden sud_guest_abort
+        .type sud_guest_abort, @function
+sud_guest_abort:
+        mov     T_HOSTRSP(%rdi), %rsp
+        fninit
+        ldmxcsr sud_mxcsr_default(%rip)
+        cld
+        sub     $8, %rsp
+        call    sud_guest_aborted       /* (thread) -> status */
+        add     $8, %rsp
+        jmp     1f
+        .size sud_guest_abort, .-sud_guest_abort
+
 /* From sud_resume when the frame says EXIT: back on the host's stack, selector
  * ALLOW, host FS (dispatch already runs with it), default FP environment. */
         .type sud_guest_return, @function
@@ -239,7 +410,7 @@ sud_guest_return:
         mov     F_RAX(%rdi), %rax
         movb    $SUD_FILTER_ALLOW, T_SELQ(%rdx)
         mov     T_HOSTRSP(%rdx), %rsp
-        fninit
+1:      fninit
         ldmxcsr sud_mxcsr_default(%rip)
         cld
         pop     %r15

@@ -58,8 +58,9 @@ static void chain(int sig, siginfo_t *si, void *uc)
 
 /* The thread's state sits at the base of the area that holds its signal
  * stack; the kernel tells us which signal stack is in force (uc_stack). */
-static struct sud_thread *thread_of(const ucontext_t *uc)
+struct sud_thread *sud_thread_of(const void *ucv)
 {
+    const ucontext_t *uc = ucv;
     if (uc->uc_stack.ss_flags & SS_DISABLE || !uc->uc_stack.ss_sp)
         return NULL;
     uintptr_t base = (uintptr_t)uc->uc_stack.ss_sp & ~(uintptr_t)(SUD_AREA_SIZE - 1);
@@ -76,7 +77,7 @@ void sud_sigsys_handler(int sig, siginfo_t *si, void *ucv)
         chain(sig, si, ucv);
         return;
     }
-    struct sud_thread *t = thread_of(uc);
+    struct sud_thread *t = sud_thread_of(uc);
     if (!t) {
         /* Dispatch was armed by someone else, or our signal stack was replaced. */
         say("pysud: SIGSYS from syscall user dispatch on a thread pysud does not know\n");
@@ -157,6 +158,30 @@ void sud_sigsys_handler(int sig, siginfo_t *si, void *ucv)
     g[REG_RSP] = (greg_t)(((uintptr_t)xs - 64) & ~15ul);
     g[REG_RDI] = (greg_t)f;
     g[REG_EFL] &= ~0x400; /* DF clear, as the C ABI wants */
+}
+
+/* SUD_SIG_KICK: the thread's program is exiting (another thread called
+ * exit_group).  In guest code, leave at once; anywhere else (a handler, the
+ * core, a blocking call, which the signal interrupts with EINTR) the end of
+ * the current dispatch sees exit_requested and leaves. */
+void sud_kick_handler(int sig, siginfo_t *si, void *ucv)
+{
+    (void)sig;
+    (void)si;
+    ucontext_t *uc = ucv;
+    struct sud_thread *t = sud_thread_of(uc);
+    if (!t || !t->exit_requested || t->guest_depth <= 0)
+        return;
+    if (t->top || t->selector != SUD_FILTER_BLOCK)
+        return; /* in dispatch: sud_dispatch leaves on its way out */
+    t->selector = SUD_FILTER_ALLOW;
+    if (sud_get_fs() != t->host_fs)
+        sud_set_fs(t->host_fs);
+    greg_t *g = uc->uc_mcontext.gregs;
+    g[REG_RIP] = (greg_t)sud_guest_abort;
+    g[REG_RDI] = (greg_t)t;
+    g[REG_RSP] = (greg_t)(((uintptr_t)t->dstack_hi - 256) & ~15ul);
+    g[REG_EFL] &= ~0x400;
 }
 
 /* FS base access, safe in signal context. */

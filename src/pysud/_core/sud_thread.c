@@ -20,7 +20,7 @@
 #include "sud.h"
 
 __attribute__((tls_model("initial-exec"))) __thread struct sud_thread *sud_self;
-uint64_t sud_xsave_size, sud_xsave_mask;
+uint64_t sud_xsave_size, sud_xsave_mask, sud_xsave_std_size;
 int sud_have_fsgsbase;
 int sud_have_xsavec;
 uint64_t sud_user_cs, sud_user_ss;
@@ -87,6 +87,19 @@ static int find_hazards(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
+/* Install one of the core's handlers with the gate's restorer: its return
+ * (rt_sigreturn) then always runs directly, whatever the selector says. */
+int sud_install_handler(int sig, void (*h)(int, siginfo_t *, void *), unsigned long flags, uint64_t mask,
+                        struct sigaction *old)
+{
+    if (old && sigaction(sig, NULL, old) != 0)
+        return -errno;
+    struct sud_kaction k = {(uint64_t)h, SA_SIGINFO | SA_ONSTACK | 0x04000000ul /* SA_RESTORER */ | flags,
+                            (uint64_t)sud_gate_restorer, mask};
+    long r = sud_gate_syscall6(SYS_rt_sigaction, sig, (long)&k, 0, 8, 0, 0);
+    return r < 0 ? (int)r : 0;
+}
+
 int sud_init(void)
 {
     pthread_mutex_lock(&init_lock);
@@ -108,6 +121,7 @@ int sud_init(void)
     sud_xsave_mask = ((uint64_t)hi << 32) | lo;
     __cpuid_count(0xd, 0, a, b, c, d);
     sud_xsave_size = (b + 63) & ~63u;
+    sud_xsave_std_size = b;
     __cpuid_count(0xd, 1, a, b, c, d);
     sud_have_xsavec = (a & 2) != 0 && !(getenv("PYSUD_NO_XSAVEC"));
     sud_have_fsgsbase = (getauxval(AT_HWCAP2) & 2) != 0;
@@ -117,17 +131,20 @@ int sud_init(void)
     sud_user_ss = ss;
     dl_iterate_phdr(find_hazards, NULL);
 
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = sud_sigsys_handler;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGSYS, &sa, &old) != 0) {
+    struct sigaction old;
+    int r = sud_install_handler(SIGSYS, sud_sigsys_handler, SA_RESTART, 0, &old);
+    if (r) {
         pthread_mutex_unlock(&init_lock);
-        return -errno;
+        return r;
     }
     if (old.sa_sigaction != sud_sigsys_handler)
         sud_set_chained(&old);
+    /* no SA_RESTART: blocking calls return EINTR */
+    r = sud_install_handler(SUD_SIG_KICK, sud_kick_handler, 0, 0, NULL);
+    if (r) {
+        pthread_mutex_unlock(&init_lock);
+        return r;
+    }
     pthread_key_create(&thread_key, thread_free);
     pthread_atfork(NULL, NULL, sud_rearm_after_fork);
     initialised = 1;

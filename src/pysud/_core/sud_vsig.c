@@ -1,0 +1,447 @@
+/* sud_vsig.c - the guest program's signals, virtualised.
+ *
+ * The program's rt_sigaction never reaches the kernel: its dispositions live
+ * in a table here.  While a program runs, pysud's handler is installed for
+ * every signal it may see; a signal for the program is delivered the way
+ * the kernel would (a signal frame on the program's stack or its virtual
+ * alternate stack, the handler called with the program's restorer, which
+ * ends in an rt_sigreturn that the kernel itself runs), and a signal for the
+ * host goes to the disposition the host had before.  Signal context:
+ * async-signal-safe code, general registers only, no stack protector.
+ *
+ * Two moments of delivery:
+ *  - the signal interrupts the program's own code: the kernel's frame is
+ *    copied to the program's stack and the handler entered at once;
+ *  - it interrupts a dispatch (a handler, a native call on the program's
+ *    behalf): it is held in the thread's vpending set and delivered when the
+ *    dispatch ends (sud_vsig_deliver), with a frame built from the trapped
+ *    registers; an interrupted call is restarted after the handler when the
+ *    program asked for SA_RESTART, as the kernel does.
+ */
+#define _GNU_SOURCE
+#pragma GCC target("general-regs-only")
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "sud.h"
+
+#define K_SA_RESTORER 0x04000000ul
+#define K_SA_ONSTACK 0x08000000ul
+#define K_SA_RESTART 0x10000000ul
+#define K_SA_NODEFER 0x40000000ul
+#define K_SA_RESETHAND 0x80000000ul
+#define UC_FP_XSTATE 1
+#define UC_SIGCONTEXT_SS 2
+#define UC_STRICT_RESTORE_SS 4
+#define SUD_FP_MAGIC1 0x46505853u
+#define SUD_FP_MAGIC2 0x46505845u
+#define SIGBIT(s) (1ul << ((s) - 1))
+#define OWN_SIGNALS (SIGBIT(SIGSYS) | SIGBIT(SUD_SIG_KICK))
+
+static struct sud_kaction guest_act[65]; /* the program's dispositions */
+static struct sigaction host_act[65];    /* the host's, while ours are installed */
+static int installed;                    /* run_guest calls in progress */
+struct sud_fault sud_last_fault;
+
+/* The kernel's frame layout (arch/x86/include/asm/sigframe.h, rt_sigframe). */
+struct kucontext {
+    uint64_t uc_flags, uc_link;
+    stack_t uc_stack;
+    uint64_t gregs[23]; /* struct sigcontext: r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, ... */
+    uint64_t fpstate;
+    uint64_t reserved[8];
+    uint64_t sigmask;
+};
+struct kframe {
+    uint64_t pretcode;
+    struct kucontext uc;
+    siginfo_t info;
+};
+_Static_assert(sizeof(struct kucontext) == 304, "kernel ucontext");
+_Static_assert(offsetof(struct kucontext, gregs) == offsetof(ucontext_t, uc_mcontext.gregs), "gregs");
+
+static int is_fault(int sig)
+{
+    return sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGTRAP;
+}
+
+static int default_ignores(int sig)
+{
+    return sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH || sig == SIGCONT;
+}
+
+static int default_stops(int sig)
+{
+    return sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+}
+
+static int ours_to_install(int sig)
+{
+    /* SIGKILL/SIGSTOP cannot be caught; SIGSYS and the kick are the core's;
+     * 32 and 33 are glibc's own (cancellation, setxid). */
+    return sig != SIGKILL && sig != SIGSTOP && sig != SIGSYS && sig != SUD_SIG_KICK && sig != 32 && sig != 33;
+}
+
+static long gsys(long nr, long a, long b, long c, long d)
+{
+    return sud_gate_syscall6(nr, a, b, c, d, 0, 0);
+}
+
+/* ---------------------------------------------------- program's actions */
+
+void sud_vsig_reset(int keep_ignored)
+{
+    for (int s = 1; s <= 64; s++) {
+        if (keep_ignored && guest_act[s].handler == (uint64_t)SIG_IGN)
+            continue;
+        memset(&guest_act[s], 0, sizeof guest_act[s]);
+    }
+    memset(&sud_last_fault, 0, sizeof sud_last_fault);
+}
+
+long sud_vsig_sigaction(long sig, uint64_t act, uint64_t oact, long size)
+{
+    if (sig < 1 || sig > 64 || size != 8)
+        return -EINVAL;
+    if ((sig == SIGKILL || sig == SIGSTOP) && act)
+        return -EINVAL;
+    struct sud_kaction nact;
+    if (act && sud_safe_copy(&nact, (void *)act, sizeof nact, 0))
+        return -EFAULT;
+    if (oact && sud_safe_copy((void *)oact, &guest_act[sig], sizeof nact, 1))
+        return -EFAULT;
+    if (act) {
+        nact.mask &= ~(SIGBIT(SIGKILL) | SIGBIT(SIGSTOP));
+        guest_act[sig] = nact;
+    }
+    return 0;
+}
+
+/* -------------------------------------------------- install / uninstall */
+
+int sud_vsig_begin(void)
+{
+    if (installed++)
+        return 0;
+    /* SA_RESTART: the kernel restarts what it would restart; whether the
+     * program's call is restarted is decided here, by its own flags. */
+    for (int s = 1; s <= 64; s++)
+        if (ours_to_install(s))
+            sud_install_handler(s, sud_vsig_handler, SA_RESTART, ~OWN_SIGNALS, &host_act[s]);
+    return 0;
+}
+
+void sud_vsig_end(void)
+{
+    if (--installed)
+        return;
+    for (int s = 1; s <= 64; s++)
+        if (ours_to_install(s))
+            sigaction(s, &host_act[s], NULL);
+}
+
+/* ------------------------------------------------------------- frames */
+
+static uint64_t sigmask_now(void)
+{
+    uint64_t m = 0;
+    gsys(SYS_rt_sigprocmask, SIG_BLOCK, 0, (long)&m, 8);
+    return m;
+}
+
+static int on_virt_altstack(struct sud_thread *t, uint64_t sp)
+{
+    uint64_t lo = (uint64_t)t->virt_altstack.ss_sp;
+    return sp > lo && sp <= lo + t->virt_altstack.ss_size;
+}
+
+/* Write the program's signal frame for `sig` below its stack (or on its
+ * alternate stack); fp is a standard-format XSAVE image with its software
+ * bytes, fp_len bytes long.  Returns the handler's RSP, or 0 if the stack
+ * cannot take the frame. */
+static uint64_t push_frame(struct sud_thread *t, int sig, const uint64_t gregs[23], uint64_t uc_flags,
+                           const void *fp, uint64_t fp_len, uint64_t oldmask, const siginfo_t *si)
+{
+    const struct sud_kaction *a = &guest_act[sig];
+    uint64_t sp = gregs[REG_RSP];
+    if ((a->flags & K_SA_ONSTACK) && t->virt_altstack_set && !(t->virt_altstack.ss_flags & SS_DISABLE) &&
+        !on_virt_altstack(t, sp))
+        sp = (uint64_t)t->virt_altstack.ss_sp + t->virt_altstack.ss_size;
+    else
+        sp -= SUD_REDZONE;
+    uint64_t fpaddr = fp ? (sp - fp_len) & ~63ul : sp;
+    uint64_t frame = ((fpaddr - sizeof(struct kframe)) & ~15ul) - 8;
+
+    struct kframe k;
+    memset(&k, 0, sizeof k);
+    k.pretcode = a->restorer;
+    k.uc.uc_flags = uc_flags | (fp ? UC_FP_XSTATE : 0);
+    size_t hdr = (sizeof(struct sud_thread) + 4095) & ~4095ul;
+    k.uc.uc_stack.ss_sp = (char *)t + hdr; /* rt_sigreturn puts back the stack pysud's handlers need */
+    k.uc.uc_stack.ss_size = SUD_AREA_SIZE - hdr;
+    for (int i = 0; i < 23; i++)
+        k.uc.gregs[i] = gregs[i];
+    k.uc.fpstate = fp ? fpaddr : 0;
+    k.uc.sigmask = oldmask;
+    k.info = *si;
+    if (fp && sud_safe_copy((void *)fpaddr, fp, fp_len, 1))
+        return 0;
+    if (sud_safe_copy((void *)frame, &k, sizeof k, 1))
+        return 0;
+    return frame;
+}
+
+/* The handler's registers and mask, as the kernel sets them. */
+static void enter_handler(int sig, uint64_t frame, uint64_t *rip, uint64_t *rsp, uint64_t *rdi, uint64_t *rsi,
+                          uint64_t *rdx, uint64_t *rax, uint64_t *rflags, uint64_t *mask)
+{
+    struct sud_kaction *a = &guest_act[sig];
+    *rip = a->handler;
+    *rsp = frame;
+    *rdi = (uint64_t)sig;
+    *rsi = frame + offsetof(struct kframe, info);
+    *rdx = frame + offsetof(struct kframe, uc);
+    *rax = 0;
+    *rflags &= ~(0x400ul | 0x100ul); /* DF, TF */
+    *mask |= a->mask;
+    if (!(a->flags & K_SA_NODEFER))
+        *mask |= SIGBIT(sig);
+    *mask &= ~OWN_SIGNALS;
+    if (a->flags & K_SA_RESETHAND)
+        memset(a, 0, sizeof *a);
+}
+
+static void record_fault(int sig, const siginfo_t *si, const uint64_t gregs[23])
+{
+    sud_last_fault.sig = sig;
+    sud_last_fault.code = si->si_code;
+    sud_last_fault.addr = (uint64_t)si->si_addr;
+    for (int i = 0; i < 23; i++)
+        sud_last_fault.gregs[i] = gregs[i];
+}
+
+/* ------------------------------------------------------ the handler */
+
+static void chain_host(int sig, siginfo_t *si, void *uc)
+{
+    struct sigaction *h = &host_act[sig];
+    if ((h->sa_flags & SA_SIGINFO) && h->sa_sigaction) {
+        h->sa_sigaction(sig, si, uc);
+    } else if (h->sa_handler == SIG_IGN) {
+        return;
+    } else if (h->sa_handler != SIG_DFL && h->sa_handler) {
+        h->sa_handler(sig);
+    } else if (!default_ignores(sig)) {
+        /* The host's default: die (or stop) of it, as without pysud. */
+        struct sud_kaction dfl = {0, 0, 0, 0};
+        uint64_t bit = SIGBIT(sig);
+        gsys(SYS_rt_sigaction, sig, (long)&dfl, 0, 8);
+        gsys(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&bit, 0, 8);
+        gsys(SYS_tgkill, gsys(SYS_getpid, 0, 0, 0, 0), gsys(SYS_gettid, 0, 0, 0, 0), sig, 0);
+    }
+}
+
+static int host_has_function(int sig)
+{
+    struct sigaction *h = &host_act[sig];
+    if (h->sa_flags & SA_SIGINFO)
+        return h->sa_sigaction != NULL;
+    return h->sa_handler != SIG_DFL && h->sa_handler != SIG_IGN;
+}
+
+void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
+{
+    ucontext_t *uc = ucv;
+    greg_t *g = uc->uc_mcontext.gregs;
+    struct sud_thread *t = sud_thread_of(uc);
+    int guest = t && t->guest_depth > 0 && t->group;
+    int in_guest_code = guest && !t->top && t->selector == SUD_FILTER_BLOCK;
+    int sync_fault = is_fault(sig) && si->si_code > 0;
+    struct sud_kaction *a = &guest_act[sig];
+
+    if (!guest) {
+        /* A host thread.  Faults and signals sent to this thread are the
+         * host's; a signal sent to the process is the program's when the
+         * program has a handler for it or when the host has none. */
+        if (sync_fault || si->si_code == SI_TKILL || !installed) {
+            chain_host(sig, si, uc);
+            return;
+        }
+        int program_takes = a->handler > (uint64_t)SIG_IGN ||
+                            (a->handler == (uint64_t)SIG_DFL && !host_has_function(sig) && !default_ignores(sig) &&
+                             !default_stops(sig));
+        if (!program_takes) {
+            chain_host(sig, si, uc);
+            return;
+        }
+        /* Forward it to a thread of the program (the registry's first). */
+        int tid = sud_any_guest_tid();
+        if (tid > 0)
+            gsys(SYS_rt_tgsigqueueinfo, gsys(SYS_getpid, 0, 0, 0, 0), tid, sig, (long)si);
+        else
+            chain_host(sig, si, uc);
+        return;
+    }
+
+    if (sync_fault && !in_guest_code) {
+        chain_host(sig, si, uc); /* a fault in the host's own code */
+        return;
+    }
+    if (a->handler == (uint64_t)SIG_IGN)
+        return;
+    if (a->handler == (uint64_t)SIG_DFL) {
+        if (default_ignores(sig))
+            return;
+        if (host_has_function(sig) && !sync_fault) {
+            chain_host(sig, si, uc); /* e.g. Python's SIGINT handler: KeyboardInterrupt */
+            return;
+        }
+        if (default_stops(sig)) {
+            chain_host(sig, si, uc);
+            return;
+        }
+        /* The program dies of it (status 128 + sig); the host lives on. */
+        record_fault(sig, si, (const uint64_t *)g);
+        t->vfatal = sig;
+        if (in_guest_code) {
+            t->exit_requested = 1;
+            t->selector = SUD_FILTER_ALLOW;
+            if (sud_get_fs() != t->host_fs)
+                sud_set_fs(t->host_fs);
+            g[REG_RIP] = (greg_t)sud_guest_abort;
+            g[REG_RDI] = (greg_t)t;
+            g[REG_RSP] = (greg_t)(((uintptr_t)t->dstack_hi - 256) & ~15ul);
+            g[REG_EFL] &= ~0x400;
+        } else {
+            t->exit_requested = 1; /* the dispatch in progress ends the program */
+        }
+        return;
+    }
+
+    /* The program has a handler. */
+    if (!in_guest_code) {
+        /* In a dispatch: hold it until the dispatch ends.  If the kernel is
+         * about to (re)run the interrupted call, make it return EINTR now and
+         * let delivery decide, by the program's SA_RESTART, to run it again. */
+        uint64_t rip = (uint64_t)g[REG_RIP];
+        if (rip >= (uint64_t)sud_gate_start && rip + 2 <= (uint64_t)sud_gate_end &&
+            *(const uint16_t *)rip == 0x050f && rip != (uint64_t)sud_gate_rt_sigreturn) {
+            g[REG_RAX] = -EINTR;
+            g[REG_RIP] = (greg_t)(rip + 2);
+            t->vrestart = 1;
+        }
+        t->vinfo[sig] = *si;
+        __atomic_or_fetch(&t->vpending, SIGBIT(sig), __ATOMIC_RELAXED);
+        return;
+    }
+    /* In the program's code: the kernel's frame, copied to the program's stack. */
+    const uint8_t *fp = (const uint8_t *)uc->uc_mcontext.fpregs;
+    uint64_t fp_len = 0;
+    if (fp && (uc->uc_flags & UC_FP_XSTATE)) {
+        const uint32_t *sw = (const uint32_t *)(fp + 464);
+        fp_len = sw[0] == SUD_FP_MAGIC1 ? sw[1] : 512; /* extended_size */
+    } else if (fp) {
+        fp_len = 512;
+    }
+    uint64_t frame = push_frame(t, sig, (const uint64_t *)g, uc->uc_flags & ~(uint64_t)UC_FP_XSTATE, fp, fp_len,
+                                uc->uc_sigmask.__val[0], si);
+    if (!frame) {
+        record_fault(SIGSEGV, si, (const uint64_t *)g);
+        t->vfatal = SIGSEGV; /* as the kernel: a frame that cannot be written kills */
+        t->exit_requested = 1;
+        t->selector = SUD_FILTER_ALLOW;
+        if (sud_get_fs() != t->host_fs)
+            sud_set_fs(t->host_fs);
+        g[REG_RIP] = (greg_t)sud_guest_abort;
+        g[REG_RDI] = (greg_t)t;
+        g[REG_RSP] = (greg_t)(((uintptr_t)t->dstack_hi - 256) & ~15ul);
+        return;
+    }
+    uint64_t rip, rsp, rdi, rsi, rdx, rax, rfl = (uint64_t)g[REG_EFL], mask = uc->uc_sigmask.__val[0];
+    enter_handler(sig, frame, &rip, &rsp, &rdi, &rsi, &rdx, &rax, &rfl, &mask);
+    g[REG_RIP] = (greg_t)rip;
+    g[REG_RSP] = (greg_t)rsp;
+    g[REG_RDI] = (greg_t)rdi;
+    g[REG_RSI] = (greg_t)rsi;
+    g[REG_RDX] = (greg_t)rdx;
+    g[REG_RAX] = (greg_t)rax;
+    g[REG_EFL] = (greg_t)rfl;
+    uc->uc_sigmask.__val[0] = mask;
+}
+
+/* ------------------------------------------- delivery after a dispatch */
+
+/* Called at the end of a dispatch on a guest thread with signals pending:
+ * build the frame from the trapped registers and resume in the handler. */
+void sud_vsig_deliver(struct sud_frame *f)
+{
+    struct sud_thread *t = f->thread;
+    uint64_t mask = sigmask_now();
+    uint64_t ready = t->vpending & ~mask;
+    if (!ready)
+        return;
+    int sig = __builtin_ctzl(ready) + 1;
+    __atomic_and_fetch(&t->vpending, ~SIGBIT(sig), __ATOMIC_RELAXED);
+    struct sud_kaction *a = &guest_act[sig];
+    if (a->handler <= (uint64_t)SIG_IGN)
+        return; /* changed to default or ignore meanwhile */
+
+    uint64_t rip = f->rip, rax = f->rax;
+    if (t->vrestart && (long)f->rax == -EINTR && (a->flags & K_SA_RESTART)) {
+        rip = f->rip - 2; /* the syscall instruction, run again after the handler */
+        rax = f->nr;
+    }
+    t->vrestart = 0;
+    uint64_t g[23] = {f->r8, f->r9, f->r10, f->r11, f->r12, f->r13, f->r14, f->r15, f->rdi, f->rsi, f->rbp,
+                      f->rbx, f->rdx, rax, f->rcx, f->rsp, rip, f->rflags,
+                      sud_user_cs | (sud_user_ss << 48), 0, 0, 0, 0};
+
+    /* The program's vector state, in the standard XSAVE format with the
+     * software bytes rt_sigreturn checks. */
+    char fpbuf[12288] __attribute__((aligned(64)));
+    uint64_t size = sud_xsave_std_size, fp_len = 0;
+    const void *fp = NULL;
+    if (size + 4 <= sizeof fpbuf) {
+        uint32_t lo = (uint32_t)sud_xsave_mask, hi = (uint32_t)(sud_xsave_mask >> 32);
+        if (f->flags & SUD_FRAME_XSAVED) {
+            __asm__ volatile("xrstor64 (%0)" ::"r"(f->xsave), "a"(-1), "d"(-1) : "memory");
+            f->flags &= ~SUD_FRAME_XSAVED;
+        }
+        memset(fpbuf + 512, 0, 64);
+        __asm__ volatile("xsave64 (%0)" ::"r"(fpbuf), "a"(lo), "d"(hi) : "memory");
+        uint32_t *sw = (uint32_t *)(fpbuf + 464);
+        sw[0] = SUD_FP_MAGIC1;
+        sw[1] = (uint32_t)size + 4;
+        memcpy(&sw[2], &sud_xsave_mask, 8);
+        sw[4] = (uint32_t)size;
+        for (int i = 5; i < 12; i++)
+            sw[i] = 0;
+        uint32_t m2 = SUD_FP_MAGIC2;
+        memcpy(fpbuf + size, &m2, 4);
+        fp = fpbuf;
+        fp_len = size + 4;
+    }
+    siginfo_t info = t->vinfo[sig];
+    uint64_t frame =
+        push_frame(t, sig, g, UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS, fp, fp_len, mask, &info);
+    if (!frame) {
+        record_fault(SIGSEGV, &info, g);
+        t->vfatal = SIGSEGV;
+        t->exit_requested = 1;
+        return;
+    }
+    uint64_t rdi, rsi, rdx, nrax, rfl = f->rflags, nmask = mask;
+    enter_handler(sig, frame, &f->rip, &f->rsp, &rdi, &rsi, &rdx, &nrax, &rfl, &nmask);
+    f->rdi = rdi;
+    f->rsi = rsi;
+    f->rdx = rdx;
+    f->rax = nrax;
+    f->rflags = rfl;
+    f->flags |= SUD_FRAME_DIRTY;
+    gsys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&nmask, 0, 8);
+}

@@ -1,0 +1,73 @@
+"""`pysud trace`: strace's output, options and fault injection, in-process and scriptable.
+
+``trace_program`` runs a Linux program with every system call traced (the CLI's job);
+``Tracer`` plugs into any Dispatcher, so code blobs and wrapped ctypes calls can be traced
+too, with each line naming the Python frame that made the native call (``frames=True``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .._dispatch import Dispatcher
+from ._spec import CLASSES, Inject, SpecError, parse_inject, parse_when, syscall_set
+from ._tracer import TraceOptions, Tracer, format_summary
+
+__all__ = [
+    "CLASSES",
+    "Inject",
+    "SpecError",
+    "TraceOptions",
+    "Tracer",
+    "format_summary",
+    "parse_inject",
+    "parse_when",
+    "syscall_set",
+    "trace_program",
+    "tracer_for",
+]
+
+
+def trace_program(
+    program: str,
+    args: list[str] | None = None,
+    options: TraceOptions | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    vdso: bool = True,
+) -> int:
+    """Run a Linux x86-64 program in this process with every system call traced; its exit status."""
+    from .._linux import LinuxPersonality, find_program
+
+    opts = options or TraceOptions()
+    path = find_program(program)
+    d = Dispatcher()
+    personality = LinuxPersonality(d)
+    tracer = Tracer(opts)
+    tracer.attach(d)
+    argv = [os.fsencode(program)] + [os.fsencode(a) for a in (args or [])]
+    environ = os.environ if env is None else env
+    envp = [os.fsencode(f"{k}={v}") for k, v in environ.items()]
+    try:
+        return personality.run(path, argv, envp, vdso=vdso)
+    finally:
+        tracer.finish()
+
+
+def tracer_for(dispatcher: Dispatcher | None = None, **options: Any) -> tuple[Dispatcher, Tracer]:
+    """A Dispatcher with a Tracer attached, for wrapped functions and code blobs.
+
+    ``tracer.records`` collects one dict per call (``line``, ``syscall``, ``result``, ``frame``)
+    when ``output`` is not given; pass ``output=path`` or an fd to write lines instead.
+    """
+    collect = "output" not in options
+    d = dispatcher or Dispatcher()
+    t = Tracer(TraceOptions(**options))
+    if collect:
+        t.records = []
+        if t.out is not None:
+            t.out.close()
+            t.out = None
+    t.attach(d)
+    return d, t

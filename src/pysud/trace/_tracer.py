@@ -1,0 +1,401 @@
+"""The Tracer: a handler for every syscall of a Dispatcher that runs the call and prints it as strace does."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import _core
+from .._abi import X86_64
+from .._dispatch import NATIVE, Dispatcher, Errno, Return
+from . import _decode as D
+from . import _xlat as X
+from ._spec import Inject
+
+_FORKS = frozenset({"clone", "clone3", "fork", "vfork"})
+_CLONE_THREAD = 0x10000
+_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclass
+class TraceOptions:
+    """What strace's options say, as data (see `pysud trace --help`)."""
+
+    output: str | int | None = None  # a path, an fd, or None for stderr
+    follow: bool = False  # -f
+    strsize: int = 32  # -s
+    fd_paths: bool = False  # -y
+    durations: bool = False  # -T
+    timestamps: bool = False  # -tt
+    json: bool = False  # --json
+    summary: str = ""  # "c": summary only, "C": lines and summary
+    trace: frozenset[int] | None = None  # -e trace=; None: all
+    inject: list[Inject] = field(default_factory=list)
+    frames: bool = False  # name the Python frame that made the native call
+    lines: bool = True  # False: count and inject only (bench stages)
+
+
+class _Output:
+    """Lines to a descriptor of our own (the program may close or reuse its stdio)."""
+
+    def __init__(self, target: str | int | None, buffered: bool) -> None:
+        if target is None:
+            fd = 2
+        elif isinstance(target, int):
+            fd = target
+        else:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        # far above the numbers programs use, so the program's own fds number as they would natively
+        self.fd = _high_dup(fd)
+        if isinstance(target, str):
+            os.close(fd)
+        self.buffered = buffered
+        self.parts: list[str] = []
+        self.size = 0
+
+    def write(self, text: str) -> None:
+        if not self.buffered:
+            os.write(self.fd, text.encode(errors="surrogateescape"))
+            return
+        self.parts.append(text)
+        self.size += len(text)
+        if self.size > 65536:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            data = "".join(self.parts).encode(errors="surrogateescape")
+            self.parts.clear()
+            self.size = 0
+            while data:
+                data = data[os.write(self.fd, data) :]
+
+    def close(self) -> None:
+        self.flush()
+        os.close(self.fd)
+
+
+def _high_dup(fd: int) -> int:
+    import fcntl
+
+    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 700)
+
+
+class Tracer:
+    """Traces every system call of a Dispatcher: strace's lines, JSON, summary, fault injection.
+
+    ``attach(d)`` puts a handler on every syscall number; handlers already registered
+    (a personality's) run inside it, so the line shows what the program saw.  Without
+    an inner handler the call runs natively.
+    """
+
+    def __init__(self, options: TraceOptions | None = None, **kw: Any) -> None:
+        self.opts = options or TraceOptions(**kw)
+        o = self.opts
+        self.ctx = D.Ctx(o.strsize, o.fd_paths)
+        self.print_lines = o.lines and o.summary != "c"
+        self.out = (
+            _Output(o.output, buffered=o.output is not None) if (self.print_lines or o.summary) else None
+        )
+        self.root_pid = os.getpid()
+        self.pid = self.root_pid
+        self.prefix_all = o.follow and o.output is not None
+        self.stats: dict[int, list[int]] = {}
+        self.counters: dict[tuple[int, int], int] = {}
+        self.records: list[dict[str, Any]] | None = None
+        self._stats_file = tempfile.mkstemp(prefix="pysud-trace-")[1] if o.summary else None
+        self.exited: int | None = None
+
+    # ---- installing
+
+    def attach(self, d: Dispatcher, numbers: Iterable[int] | None = None) -> None:
+        """Trace the given syscall numbers (default: every known x86-64 number) of ``d``."""
+        for nr in numbers if numbers is not None else sorted(X86_64.table):
+            inner = d._handlers.get(nr)
+            d.on(nr, self._handler(nr, inner))
+
+    def _handler(self, nr: int, inner: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+        dec = D.CallDecoder(nr)
+        o = self.opts
+        shown = o.trace is None or nr in o.trace
+        injects = [r for r in o.inject if nr in r.nrs]
+        name = dec.name
+        is_fork = name in _FORKS
+        is_exit = name == "exit_group" or name == "exit"
+        is_exec = name == "execve"
+        timed = o.durations or bool(o.summary)
+        want_line = self.print_lines and shown
+        stats = self.stats if o.summary else None
+        counters = self.counters
+        emit = self._emit
+        ctx = self.ctx
+        native_token = NATIVE
+        perf = time.perf_counter_ns
+
+        def handler(call: Any) -> Any:
+            args = call.args
+            deferred = call.deferred
+            injected = False
+            if injects and not deferred:
+                key = (os.getpid(), nr)
+                n = counters.get(key, 0) + 1
+                counters[key] = n
+                for rule in injects:
+                    if rule.hits(n):
+                        injected = True
+                        res = rule.result()
+                        break
+            pre = dec.decode_entry(ctx, call, args) if want_line else None
+            t0 = perf() if timed else 0
+            ret: Any
+            if injected:
+                ret = res
+            elif deferred:
+                ret = res = call.result
+            else:
+                if is_exit:
+                    # Never returns to the program: strace prints `= ?` for it, and the
+                    # core ends the thread or the program when the call runs.
+                    self._on_exit(dec, call, args, pre, s32(args[0]))
+                    return native_token if inner is None else inner(call)
+                if is_fork:
+                    self._before_fork(args)
+                if inner is None:
+                    ret = res = call.native()
+                else:
+                    ret = inner(call)
+                    if ret is native_token:
+                        ret = res = call.native()
+                    else:
+                        res = _result_of(ret)  # type: ignore[assignment]
+                    if res is None:
+                        if is_exit:
+                            return ret
+                        res = 0 if is_exec else call.rax
+                if is_fork and res == 0 and os.getpid() != self.pid:
+                    self._in_child()
+                    return ret
+            dt = perf() - t0 if timed else 0
+            if stats is not None:
+                s = stats.get(nr)
+                if s is None:
+                    s = stats[nr] = [0, 0, 0]
+                s[0] += 1
+                s[2] += dt
+                if -4096 < res < 0:
+                    s[1] += 1
+            if pre is not None:
+                emit(dec, call, args, pre, res, dt, injected)
+            return ret
+
+        return handler
+
+    # ---- events
+
+    def _before_fork(self, args: tuple[int, ...]) -> None:
+        if self.out is not None:
+            self.out.flush()
+
+    def _in_child(self) -> None:
+        """First thing in a forked child of the program."""
+        self.pid = os.getpid()
+        if not self.opts.follow:
+            self.print_lines = False
+            self.out = None
+        # the child counts its own calls; the parent's were counted in the parent
+        for s in self.stats.values():
+            s[0] = s[1] = s[2] = 0
+
+    def _on_exit(
+        self, dec: D.CallDecoder, call: Any, args: tuple[int, ...], pre: list[str] | None, status: int
+    ) -> None:
+        if pre is not None and self.out is not None:
+            self._emit(dec, call, args, pre, None, 0, False)
+            if dec.name == "exit_group":
+                self._write_line(call.tid, f"+++ exited with {status & 0xFF} +++\n")
+        self.exited = status & 0xFF
+        if os.getpid() != self.root_pid:
+            self._save_child_stats()
+        if self.out is not None:
+            self.out.flush()
+
+    # ---- output
+
+    def _prefix(self, tid: int) -> str:
+        o = self.opts
+        p = ""
+        if self.prefix_all:
+            p = f"{tid:<5} "
+        elif o.follow and tid != self.root_pid:
+            p = f"[pid {tid:>5}] "
+        if o.timestamps:
+            now = time.time()
+            p += time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now * 1e6) % 1000000:06d} "
+        return p
+
+    def _write_line(self, tid: int, text: str) -> None:
+        if self.out is not None and not self.opts.json:
+            self.out.write(self._prefix(tid) + text)
+
+    def _emit(
+        self,
+        dec: D.CallDecoder,
+        call: Any,
+        args: tuple[int, ...],
+        pre: list[str],
+        res: int | None,
+        dt: int,
+        injected: bool,
+    ) -> None:
+        ctx = self.ctx
+        text = dec.decode_exit(ctx, call, args, 0 if res is None else res, pre)
+        if res is None:
+            rtext = "?"
+        elif -4096 < res < 0:
+            rtext = D.error_text(res)
+        elif dec.hex_result:
+            rtext = hex(res & D.MASK64)
+        elif dec.name == "fcntl" and args[1] == 3:  # F_GETFL
+            rtext = f"{hex(res)} (flags {D.open_flags(res)})"
+        elif dec.oct_result:
+            rtext = D.mode(res)
+        elif dec.fd_result and ctx.fd_paths:
+            rtext = D.fd_text(ctx, res)
+        else:
+            rtext = str(D.s64(res))
+        if res is not None and dec.name in ("poll", "ppoll"):
+            rtext += D.result_suffix(dec.name, args, res)
+        if injected:
+            rtext += " (INJECTED)"
+        frame = _python_frame() if self.opts.frames else None
+        tid = call.tid
+        if self.opts.json:
+            rec: dict[str, Any] = {
+                "pid": os.getpid(),
+                "tid": tid,
+                "time": time.time(),
+                "syscall": dec.name,
+                "args": list(args[: dec.nargs]),
+                "text": f"{dec.name}({text})",
+                "result": res,
+                "error": X.ERRNO_NAMES.get(-res) if res is not None and -4096 < res < 0 else None,
+                "injected": injected,
+            }
+            if self.opts.durations or self.opts.summary:
+                rec["duration"] = dt / 1e9
+            if frame is not None:
+                rec["frame"] = frame
+            if self.records is not None:
+                self.records.append(rec)
+            if self.out is not None:
+                self.out.write(json.dumps(rec) + "\n")
+            return
+        prefix = self._prefix(tid)
+        line = f"{prefix}{dec.name}({text})"
+        if len(line) < 39:
+            line += " " * (39 - len(line))
+        line = f"{line} = {rtext}"
+        if self.opts.durations and res is not None:
+            line += f" <{dt / 1e9:.6f}>"
+        if frame is not None:
+            line += f"  # {frame}"
+        if self.records is not None:
+            self.records.append({"line": line, "syscall": dec.name, "result": res, "frame": frame})
+        if self.out is not None:
+            self.out.write(line + "\n")
+
+    # ---- summary
+
+    def _save_child_stats(self) -> None:
+        if self._stats_file is None:
+            return
+        line = json.dumps({str(k): v for k, v in self.stats.items() if v[0]}) + "\n"
+        fd = os.open(self._stats_file, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+    def summary(self) -> str:
+        """strace -c's table, over this process and its traced children."""
+        total: dict[int, list[int]] = {k: list(v) for k, v in self.stats.items() if v[0]}
+        if self._stats_file is not None and os.path.exists(self._stats_file):
+            with open(self._stats_file) as f:
+                for line in f:
+                    for k, v in json.loads(line).items():
+                        t = total.setdefault(int(k), [0, 0, 0])
+                        for i in range(3):
+                            t[i] += v[i]
+        return format_summary(total, self.opts.trace)
+
+    def finish(self) -> None:
+        """End of the traced run (in the process that started it): summary, flush, close."""
+        if os.getpid() != self.root_pid:
+            return
+        if self.opts.summary and self.out is not None:
+            self.out.flush()
+            self.out.write(self.summary())
+        if self._stats_file is not None:
+            try:
+                os.unlink(self._stats_file)
+            except OSError:
+                pass
+        if self.out is not None:
+            self.out.close()
+            self.out = None
+
+
+def format_summary(stats: dict[int, list[int]], only: frozenset[int] | None = None) -> str:
+    rows = [(v[2], v[0], v[1], X86_64.name_of(nr)) for nr, v in stats.items() if only is None or nr in only]
+    rows.sort(key=lambda r: (-r[0], -r[1], r[3]))
+    total_ns = sum(r[0] for r in rows) or 1
+    sep = "------ ----------- ----------- --------- --------- ----------------"
+    out = ["% time     seconds  usecs/call     calls    errors syscall", sep]
+    calls = errors = 0
+    for ns, n, err, name in rows:
+        calls += n
+        errors += err
+        e = str(err) if err else ""
+        out.append(
+            f"{100 * ns / total_ns:6.2f} {ns / 1e9:11.6f} {ns // 1000 // max(n, 1):11d} {n:9d} {e:>9} {name}"
+        )
+    out.append(sep)
+    t = sum(r[0] for r in rows)
+    e = str(errors) if errors else ""
+    pct = 100.0 if rows else 0.0
+    out.append(f"{pct:6.2f} {t / 1e9:11.6f} {t // 1000 // max(calls, 1):11d} {calls:9d} {e:>9} total")
+    return "\n".join(out) + "\n"
+
+
+def s32(v: int) -> int:
+    return D.s32(v)
+
+
+def _result_of(ret: Any) -> int | None:
+    """What the program sees for a handler's answer (None: registers set by the handler)."""
+    if ret is None:
+        return None
+    if isinstance(ret, Errno):
+        return -ret.errno
+    if isinstance(ret, Return):
+        return ret.value
+    return int(ret)
+
+
+def _python_frame() -> str | None:
+    """The innermost Python frame outside pysud: the code that made the native call."""
+    f = sys._getframe(2)
+    while f is not None and f.f_code.co_filename.startswith(_PKG):
+        f = f.f_back  # type: ignore[assignment]
+    if f is None:
+        return None
+    return f"{os.path.basename(f.f_code.co_filename)}:{f.f_lineno} in {f.f_code.co_name}"
+
+
+_ = _core  # the core is what runs the calls; imported for its side effect of being loaded
