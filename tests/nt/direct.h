@@ -78,7 +78,7 @@ __asm__(".text\n.globl nt_direct_syscall\nnt_direct_syscall:\n"
 
 #define NT_UNPAREN(...) __VA_ARGS__
 #define NT_DIRECT(name, params, args) \
-    static NTSTATUS name params \
+    __attribute__((unused)) static NTSTATUS name params \
     { \
         static long nr = -2; \
         if (nr == -2) nr = nt_syscall_number(#name); \

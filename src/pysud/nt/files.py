@@ -362,7 +362,9 @@ class FileCalls:
             return self._unimplemented_class(call, cls)  # type: ignore[attr-defined,no-any-return]
         first = f.listing is None
         if first or restart & 0xFF:
-            mask = self.read_unicode(call, mask_ptr) if mask_ptr else "*"
+            if first:  # the mask of the first call holds for the handle's life, as in Windows
+                f.mask = self.read_unicode(call, mask_ptr) if mask_ptr else "*"
+            mask = f.mask
             try:
                 names = [".", ".."] + sorted(os.listdir(f.path))
             except OSError as e:

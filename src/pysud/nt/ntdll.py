@@ -42,7 +42,13 @@ PRIVATE: dict[int, str] = {
     0x1FC: "memmove",
     0x1FD: "strlen",
     0x1FE: "wcslen",
+    0x1FF: "PysudNtClose",  # NtClose on the trap path (see NR_CLOSE_ALIAS)
 }
+#: NtClose is number 0xf on every Windows 10/11 build, which is Linux's rt_sigreturn: the core
+#: runs a trapped rt_sigreturn itself, before any handler.  Until the core tells the two apart
+#: (by call address), the trampoline's trap path renumbers 0xf to this private alias.
+NR_CLOSE = 0x0F
+NR_CLOSE_ALIAS = 0x1FF
 PYSUD_RETURN = 0x1F0
 
 STUB_SIZE = 0x20
@@ -98,7 +104,7 @@ def build(table: dict[int, str], os_version: tuple[int, int, int]) -> NtdllImage
     text_rva = _SECTION_ALIGN
     n_stubs = len(calls) + len(helpers)
     tramp_off = n_stubs * STUB_SIZE
-    thunk_off = tramp_off + 0x20
+    thunk_off = tramp_off + 0x40
     text_size = thunk_off + 0x40
     rdata_rva = text_rva + _align(text_size)
 
@@ -214,16 +220,30 @@ def build(table: dict[int, str], os_version: tuple[int, int, int]) -> NtdllImage
         image[text_rva + i * STUB_SIZE : text_rva + (i + 1) * STUB_SIZE] = _stub(nr, at, tramp)
         stubs[nr] = at
     slot = base + data_rva
-    ret_at = tramp + 9 + 7 + 6
+    # With the slot set: the direct entry (flip-switch path).  Without: the trap path, with
+    # NtClose renumbered (NR_CLOSE_ALIAS).  Offsets: cmp 0..8, je 8..10, mov rcx 10..19,
+    # lea 19..26, jmp 26..32, trap: cmp 32..35, jne 35..37, mov eax 37..42, syscall 42..44, ret 44.
+    ret_at = tramp + 44
     code = (
-        b"\x65\x48\x8b\x0c\x25"
+        b"\x48\x83\x3d"
+        + struct.pack("<i", slot - (tramp + 8))
+        + b"\x00"  # cmp qword [rip -> slot], 0
+        + b"\x74\x16"  # je trap
+        + b"\x65\x48\x8b\x0c\x25"
         + struct.pack("<I", TEB_THREAD_BLOCK)  # mov rcx, gs:[TEB_THREAD_BLOCK]
         + b"\x4c\x8d\x1d"
-        + struct.pack("<i", ret_at - (tramp + 9 + 7))  # lea r11, [rip -> ret]
+        + struct.pack("<i", ret_at - (tramp + 26))  # lea r11, [rip -> ret]
         + b"\xff\x25"
-        + struct.pack("<i", slot - (tramp + 9 + 7 + 6))  # jmp [rip -> direct entry]
-        + b"\xc3"  # ret: where the call "returns" to
+        + struct.pack("<i", slot - (tramp + 32))  # jmp [rip -> direct entry]
+        + b"\x83\xf8"
+        + bytes([NR_CLOSE])  # trap: cmp eax, 0xf
+        + b"\x75\x05"  # jne +5
+        + b"\xb8"
+        + struct.pack("<I", NR_CLOSE_ALIAS)  # mov eax, alias
+        + b"\x0f\x05"  # syscall
+        + b"\xc3"  # ret: where the call "returns" to, on both paths
     )
+    assert len(code) == 45
     image[text_rva + tramp_off : text_rva + tramp_off + len(code)] = code
     thunk = (
         b"\x58\x59\x5a\x41\x58\x41\x59"  # pop rax, rcx, rdx, r8, r9

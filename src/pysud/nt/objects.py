@@ -34,6 +34,7 @@ class File(NtObject):
     directory: bool = False
     delete_on_close: bool = False
     listing: list[str] | None = None  # directory entries still to return
+    mask: str = "*"  # NtQueryDirectoryFile's file name mask, fixed by the first call
     console: bool = False
     type_name = "File"
 

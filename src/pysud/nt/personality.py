@@ -171,6 +171,9 @@ class NtPersonality(FileCalls):
                 if call_name in self.abi.numbers:
                     self.on(call_name, getattr(self, name))
 
+    def _PysudNtClose(self, call: Syscall) -> int:
+        return self._NtClose(call)
+
     def _unimplemented(self, call: Syscall) -> int:
         name = call.name
         if name not in self._reported:
@@ -470,8 +473,8 @@ class NtPersonality(FileCalls):
         (size,) = struct.unpack("<Q", call.read(size_ptr, 8))
         with self._lock:
             region = self._region_of(base)
-            if region is None:
-                return st.STATUS_MEMORY_NOT_ALLOCATED
+            if region is None:  # Wine's answer (Windows may say STATUS_MEMORY_NOT_ALLOCATED)
+                return st.STATUS_INVALID_PARAMETER
             span = self._regions[region][0]
             if kind == MEM_RELEASE:
                 if size or base != region:
@@ -739,9 +742,12 @@ class NtPersonality(FileCalls):
             direct = getattr(_core, "direct_entry_address", None)
             if self.flip_switch and direct is None:
                 raise PELoadError("the flip-switch path needs the core's direct entry (not in this build)")
-            if direct is not None:
+            if direct is not None and self.flip_switch:
                 memory.poke(self.ntdll.direct_slot, struct.pack("<Q", direct()))
-            kuser = process.KUserSharedData(self.version, self.flip_switch)
+            # The stubs take the trampoline path (SystemCall bit set) in both modes until the core
+            # stops running every trapped number 0xf as rt_sigreturn (see ntdll.NR_CLOSE_ALIAS);
+            # the trampoline then picks the direct entry (flip-switch) or a trapped syscall.
+            kuser = process.KUserSharedData(self.version, True)
             for fd in (0, 1, 2):
                 try:
                     dup = os.dup(fd)

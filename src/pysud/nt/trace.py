@@ -74,6 +74,8 @@ def _arg(nt: NtPersonality, call: Syscall, spec: str, value: int) -> str:
 def describe(nt: NtPersonality, call: Syscall, result: Any) -> str | None:
     """One trace line, or None for pysud's own helper calls."""
     name = call.name
+    if name == "PysudNtClose":
+        name = "NtClose"
     if not name.startswith("Nt"):
         return None
     specs = SIGNATURES.get(name)
