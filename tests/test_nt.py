@@ -12,19 +12,28 @@ import sys
 
 import pefile
 import pytest
-from conftest import requires_sud
 
+from conftest import requires_sud
 from pysud.nt import _profiles, ntdll
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(HERE, "nt")
 CC = shutil.which("x86_64-w64-mingw32-gcc")
-WINE = next((w for w in ("/usr/lib/wine/wine64", shutil.which("wine64"), shutil.which("wine")) if w and os.path.exists(w)), None)
+WINE = next(
+    (
+        w
+        for w in ("/usr/lib/wine/wine64", shutil.which("wine64"), shutil.which("wine"))
+        if w and os.path.exists(w)
+    ),
+    None,
+)
 PROGRAMS = ["hello", "files", "dirlist", "memory", "timing", "threads", "exitcode"]
 
 if os.environ.get("CI") and not (CC and WINE):
     raise RuntimeError("CI must have mingw-w64 and wine64 (tools/run_tests.sh installs them)")
-requires_cc = pytest.mark.skipif(CC is None, reason="x86_64-w64-mingw32-gcc not installed (gcc-mingw-w64-x86-64)")
+requires_cc = pytest.mark.skipif(
+    CC is None, reason="x86_64-w64-mingw32-gcc not installed (gcc-mingw-w64-x86-64)"
+)
 requires_wine = pytest.mark.skipif(WINE is None, reason="wine64 not installed (the oracle)")
 
 
@@ -43,7 +52,7 @@ def exes(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, bool], str
     if CC is None:
         pytest.skip("x86_64-w64-mingw32-gcc not installed")
     out = str(tmp_path_factory.mktemp("nt-exe"))
-    return {(p, d): build(out, p, direct=d) for p in PROGRAMS + ["close_direct"] for d in (False, True)}
+    return {(p, d): build(out, p, direct=d) for p in [*PROGRAMS, "close_direct"] for d in (False, True)}
 
 
 @pytest.fixture(scope="session")
@@ -62,9 +71,14 @@ def run_wine(env: dict[str, str], exe: str, *args: str) -> tuple[bytes, int]:
     return r.stdout, r.returncode
 
 
-def run_pysud(exe: str, *args: str, options: tuple[str, ...] = (), cwd: str | None = None) -> subprocess.CompletedProcess[bytes]:
+def run_pysud(
+    exe: str, *args: str, options: tuple[str, ...] = (), cwd: str | None = None
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-m", "pysud", "run", *options, exe, *args], capture_output=True, timeout=120, cwd=cwd
+        [sys.executable, "-m", "pysud", "run", *options, exe, *args],
+        capture_output=True,
+        timeout=120,
+        cwd=cwd,
     )
 
 
@@ -73,7 +87,9 @@ def run_pysud(exe: str, *args: str, options: tuple[str, ...] = (), cwd: str | No
 @requires_wine
 @pytest.mark.slow
 @pytest.mark.parametrize("program", PROGRAMS)
-def test_program_matches_wine(program: str, exes: dict[tuple[str, bool], str], wine_env: dict[str, str]) -> None:
+def test_program_matches_wine(
+    program: str, exes: dict[tuple[str, bool], str], wine_env: dict[str, str]
+) -> None:
     exe = exes[(program, False)]
     wine_out, wine_status = run_wine(wine_env, exe, "42")
     ours = run_pysud(exe, "42")
@@ -135,7 +151,9 @@ def test_drive_map_puts_files_in_the_host_directory(tmp_path, exes: dict[tuple[s
     drive = tmp_path / "c"
     drive.mkdir()
     r = subprocess.run(
-        [sys.executable, "-c", code, exes[("files", False)], str(drive), str(seen)], capture_output=True, timeout=60
+        [sys.executable, "-c", code, exes[("files", False)], str(drive), str(seen)],
+        capture_output=True,
+        timeout=60,
     )
     assert r.returncode == 0, r.stderr.decode()
     lines = seen.read_text().splitlines()
@@ -157,7 +175,20 @@ def test_unimplemented_call_is_reported_once_by_name(tmp_path) -> None:
     )
     exe = tmp_path / "unimpl.exe"
     subprocess.run(
-        [CC, "-O2", "-nostdlib", "-ffreestanding", "-e", "mainCRTStartup", f"-I{SRC}", "-o", exe, src, "-lntdll", "-lgcc"],
+        [
+            CC,
+            "-O2",
+            "-nostdlib",
+            "-ffreestanding",
+            "-e",
+            "mainCRTStartup",
+            f"-I{SRC}",
+            "-o",
+            exe,
+            src,
+            "-lntdll",
+            "-lgcc",
+        ],
         check=True,
     )
     r = run_pysud(str(exe))
@@ -176,8 +207,21 @@ def test_relocated_when_the_preferred_base_is_taken(tmp_path) -> None:
     )
     exe = tmp_path / "reloc.exe"
     subprocess.run(
-        [CC, "-O0", "-nostdlib", "-ffreestanding", "-e", "mainCRTStartup", f"-I{SRC}", "-Wl,--dynamicbase",
-         "-o", exe, src, "-lntdll", "-lgcc"],
+        [
+            CC,
+            "-O0",
+            "-nostdlib",
+            "-ffreestanding",
+            "-e",
+            "mainCRTStartup",
+            f"-I{SRC}",
+            "-Wl,--dynamicbase",
+            "-o",
+            exe,
+            src,
+            "-lntdll",
+            "-lgcc",
+        ],
         check=True,
     )
     base = pefile.PE(str(exe)).OPTIONAL_HEADER.ImageBase
@@ -202,7 +246,10 @@ def test_bad_programs_get_clear_errors(tmp_path, exes: dict[tuple[str, bool], st
     cases = {
         "text.exe": (b"MZ this is not a program", "malformed PE file"),
         "pe32.exe": (good[:opt] + struct.pack("<H", 0x10B) + good[opt + 2 :], "32-bit (PE32)"),
-        "dll.exe": (good[: coff + 18] + struct.pack("<H", 0x2022) + good[coff + 20 :], "a DLL, not a program"),
+        "dll.exe": (
+            good[: coff + 18] + struct.pack("<H", 0x2022) + good[coff + 20 :],
+            "a DLL, not a program",
+        ),
     }
     for name, (data, message) in cases.items():
         path = tmp_path / name
@@ -211,7 +258,9 @@ def test_bad_programs_get_clear_errors(tmp_path, exes: dict[tuple[str, bool], st
         assert r.returncode == 2 and message in r.stderr.decode(), (name, r.stderr)
         assert "Traceback" not in r.stderr.decode()
     src = tmp_path / "k32.c"
-    src.write_text("unsigned __stdcall GetTickCount(void);\nint mainCRTStartup(void) { return GetTickCount(); }\n")
+    src.write_text(
+        "unsigned __stdcall GetTickCount(void);\nint mainCRTStartup(void) { return GetTickCount(); }\n"
+    )
     exe = tmp_path / "k32.exe"
     subprocess.run([CC, "-nostdlib", "-e", "mainCRTStartup", "-o", exe, src, "-lkernel32"], check=True)
     r = run_pysud(str(exe))
@@ -232,7 +281,9 @@ def test_ntdll_exports_find_numbers_as_syswhispers_does(profile: str) -> None:
         for nr, name in table.items():
             stub = memory.peek(image.base + exports[name], 0x15)
             assert exports[name] == exports["Zw" + name[2:]]
-            assert stub[:4] == b"\x4c\x8b\xd1\xb8" and struct.unpack_from("<I", stub, 4)[0] == nr  # Hell's Gate
+            assert (
+                stub[:4] == b"\x4c\x8b\xd1\xb8" and struct.unpack_from("<I", stub, 4)[0] == nr
+            )  # Hell's Gate
             assert stub[0x12:0x15] == b"\x0f\x05\xc3"
         assert {"RtlInitUnicodeString", "RtlAllocateHeap", "RtlFreeHeap", "memset"} <= exports.keys()
     finally:

@@ -73,7 +73,7 @@ def render() -> str:
     ]
     for profile, table in tables.items():
         out.append(f'    "{profile}": {{')
-        out.extend(f'        {nr:#05x}: "{name}",' for nr, name in sorted(table.items()))
+        out.extend(f'        0x{nr:03X}: "{name}",' for nr, name in sorted(table.items()))
         out.append("    },")
     out.append("}")
     out.append("")

@@ -5,15 +5,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the tests use: binutils (as/objcopy assemble test code),
-# busybox-static (real programs for `pysud run`, compared with native runs).
+# busybox-static (real programs for `pysud run`, compared with native runs),
+# gcc-mingw-w64-x86-64 (builds the Windows test programs) and wine64 (their oracle).
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     need=()
-    for pkg in binutils linux-libc-dev busybox-static; do
+    for pkg in binutils linux-libc-dev busybox-static gcc-mingw-w64-x86-64 wine64; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
     done
     if [ ${#need[@]} -gt 0 ]; then
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
     fi
 fi
 
@@ -21,6 +22,7 @@ python3 -m pip install -q --disable-pip-version-check ".[test,dev]"
 
 echo "== generated tables"
 python3 tools/gen_syscall_table.py --check
+python3 tools/gen_nt_syscalls.py --check
 echo "== ruff"
 python3 -m ruff check src tests tools benchmarks
 python3 -m ruff format --check src tests tools benchmarks

@@ -69,7 +69,6 @@ I386 = SyscallABI(
 )
 
 
-
 def nt_x64(table: dict[int, str], build: str) -> SyscallABI:
     """The Windows x64 NT convention (one per Windows build: the numbers differ).
 

@@ -88,10 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--no-vdso", action="store_true", help="hide the vDSO: time calls become syscalls")
     nt = r.add_argument_group("Windows (PE) programs")
     nt.add_argument("--trace", action="store_true", help="print each NT call, arguments decoded, to stderr")
-    nt.add_argument("--nt-profile", default="win11-23h2", help="Windows build whose syscall numbers ntdll uses")
     nt.add_argument(
-        "--drive", action="append", metavar="C=DIR", help="map a drive letter to a host directory (default: "
-        "C: is a fresh scratch directory)"
+        "--nt-profile", default="win11-23h2", help="Windows build whose syscall numbers ntdll uses"
+    )
+    nt.add_argument(
+        "--drive",
+        action="append",
+        metavar="C=DIR",
+        help="map a drive letter to a host directory (default: C: is a fresh scratch directory)",
     )
     nt.add_argument("--flip-switch", action="store_true", help="ntdll calls enter without a kernel trap")
     r.add_argument("program")

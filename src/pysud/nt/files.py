@@ -13,7 +13,7 @@ from . import objects, process
 from . import status as st
 
 if TYPE_CHECKING:
-    from .._dispatch import Syscall
+    from .personality import NtSyscall as Syscall
 
 FILE_DIRECTORY_FILE = 0x1
 FILE_NON_DIRECTORY_FILE = 0x40
@@ -115,7 +115,9 @@ class FileCalls:
 
     # ---- open / create
 
-    def _open(self, call: Syscall, out: int, access: int, oa: int, iosb: int, disposition: int, options: int) -> int:
+    def _open(
+        self, call: Syscall, out: int, access: int, oa: int, iosb: int, disposition: int, options: int
+    ) -> int:
         access &= 0xFFFFFFFF
         options &= 0xFFFFFFFF
         path, status = self.host_path(call, oa)
@@ -338,7 +340,11 @@ class FileCalls:
         raw = name.encode("utf-16-le")
         b = _basic(s)
         size = 0 if stat.S_ISDIR(s.st_mode) else s.st_size
-        common = struct.pack("<II", 0, 0) + b[:32] + struct.pack("<qqII", size, s.st_blocks * 512, _attributes(s), len(raw))
+        common = (
+            struct.pack("<II", 0, 0)
+            + b[:32]
+            + struct.pack("<qqII", size, s.st_blocks * 512, _attributes(s), len(raw))
+        )
         if cls == 1:  # FileDirectoryInformation
             return common + raw
         if cls == 2:  # FileFullDirectoryInformation
@@ -366,7 +372,7 @@ class FileCalls:
                 f.mask = self.read_unicode(call, mask_ptr) if mask_ptr else "*"
             mask = f.mask
             try:
-                names = [".", ".."] + sorted(os.listdir(f.path))
+                names = [".", "..", *sorted(os.listdir(f.path))]
             except OSError as e:
                 return st.from_errno(e.errno or 0)
             if mask not in ("*", "*.*"):

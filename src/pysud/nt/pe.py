@@ -152,7 +152,9 @@ def _fill(pe: pefile.PE, image: LoadedPE, ntdll: NtdllImage) -> None:
             raise PELoadError(f"{path}: imports {dll}; pysud provides ntdll.dll only")
         for imp in entry.imports:
             if imp.name is None:
-                raise PELoadError(f"{path}: imports ntdll.dll ordinal {imp.ordinal}; only names are supported")
+                raise PELoadError(
+                    f"{path}: imports ntdll.dll ordinal {imp.ordinal}; only names are supported"
+                )
             name = imp.name.decode(errors="replace")
             addr = ntdll.exports.get(name)
             if addr is None:

@@ -100,15 +100,15 @@ class NtSyscall(Syscall):
         return regs + stack
 
 
-def _timeout_deadline(call: Syscall, ptr: int) -> float | None:
+def _timeout_deadline(call: NtSyscall, ptr: int) -> float | None:
     """A LARGE_INTEGER timeout: NULL = forever, negative = relative, positive = absolute (100 ns)."""
     if not ptr:
         return None
     (value,) = struct.unpack("<q", call.read(ptr, 8))
     now = time.monotonic()
     if value < 0:
-        return now + (-value) / 1e7
-    return now + max(0.0, (value - process.system_time()) / 1e7)
+        return float(now + (-value) / 1e7)
+    return float(now + max(0.0, (value - process.system_time()) / 1e7))
 
 
 class NtPersonality(FileCalls):
@@ -130,7 +130,9 @@ class NtPersonality(FileCalls):
         table = dict(_profiles.TABLES[profile])
         table.update(ntdll.PRIVATE)
         self.abi = nt_x64(table, profile)
-        frame = type(f"NtSyscall_{profile.replace('-', '_')}", (NtSyscall,), {"__slots__": (), "nt_abi": self.abi})
+        frame = type(
+            f"NtSyscall_{profile.replace('-', '_')}", (NtSyscall,), {"__slots__": (), "nt_abi": self.abi}
+        )
         self.d = Dispatcher(Return(st.STATUS_NOT_IMPLEMENTED), abi=self.abi, frame_type=frame)
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         if drives is None:
@@ -162,7 +164,7 @@ class NtPersonality(FileCalls):
         self.d.on(name, self._traced(name, handler) if self.trace else handler)
 
     def _register(self) -> None:
-        for nr, name in self.abi.table.items():
+        for nr in self.abi.table:
             if nr not in ntdll.PRIVATE:
                 self.d.on(nr, self._unimplemented)
         for name in dir(self):
@@ -171,10 +173,10 @@ class NtPersonality(FileCalls):
                 if call_name in self.abi.numbers:
                     self.on(call_name, getattr(self, name))
 
-    def _PysudNtClose(self, call: Syscall) -> int:
+    def _PysudNtClose(self, call: NtSyscall) -> int:
         return self._NtClose(call)
 
-    def _unimplemented(self, call: Syscall) -> int:
+    def _unimplemented(self, call: NtSyscall) -> int:
         name = call.name
         if name not in self._reported:
             self._reported.add(name)
@@ -184,7 +186,7 @@ class NtPersonality(FileCalls):
         return st.STATUS_NOT_IMPLEMENTED
 
     def _traced(self, name: str, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        def traced(call: Syscall) -> Any:
+        def traced(call: NtSyscall) -> Any:
             result = fn(call)
             self._trace_line(call, result)
             return result
@@ -192,7 +194,7 @@ class NtPersonality(FileCalls):
         traced.__name__ = f"traced_{name}"
         return traced
 
-    def _trace_line(self, call: Syscall, result: Any) -> None:
+    def _trace_line(self, call: NtSyscall, result: Any) -> None:
         from .trace import describe
 
         text = describe(self, call, result)
@@ -202,7 +204,7 @@ class NtPersonality(FileCalls):
     # ------------------------------------------------------------------ guest memory helpers
 
     @staticmethod
-    def read_unicode(call: Syscall, ptr: int) -> str:
+    def read_unicode(call: NtSyscall, ptr: int) -> str:
         """The text of the UNICODE_STRING at ``ptr``."""
         length, _max, _pad, buf = struct.unpack("<HHIQ", call.read(ptr, 16))
         if not length:
@@ -210,23 +212,23 @@ class NtPersonality(FileCalls):
         return call.read(buf, length).decode("utf-16-le", errors="surrogatepass")
 
     @staticmethod
-    def put_iosb(call: Syscall, iosb: int, status: int, information: int) -> None:
+    def put_iosb(call: NtSyscall, iosb: int, status: int, information: int) -> None:
         if iosb:
             call.write(iosb, struct.pack("<QQ", status & 0xFFFFFFFF, information))
 
     @staticmethod
-    def put_u64(call: Syscall, ptr: int, value: int) -> None:
+    def put_u64(call: NtSyscall, ptr: int, value: int) -> None:
         if ptr:
             call.write(ptr, struct.pack("<Q", value & 0xFFFFFFFFFFFFFFFF))
 
     @staticmethod
-    def put_u32(call: Syscall, ptr: int, value: int) -> None:
+    def put_u32(call: NtSyscall, ptr: int, value: int) -> None:
         if ptr:
             call.write(ptr, struct.pack("<I", value & 0xFFFFFFFF))
 
     # ------------------------------------------------------------------ process
 
-    def _NtTerminateProcess(self, call: Syscall) -> Any:
+    def _NtTerminateProcess(self, call: NtSyscall) -> Any:
         handle, code = call.args[0], call.args[1] & 0xFFFFFFFF
         if handle == 0:  # "every other thread": they stop at their next call
             return st.STATUS_SUCCESS
@@ -234,17 +236,17 @@ class NtPersonality(FileCalls):
             return st.STATUS_ACCESS_DENIED  # other processes do not exist here
         return self._exit_process(call, code)
 
-    def _RtlExitUserProcess(self, call: Syscall) -> Any:
+    def _RtlExitUserProcess(self, call: NtSyscall) -> Any:
         return self._exit_process(call, call.args[0] & 0xFFFFFFFF)
 
-    def _exit_process(self, call: Syscall, code: int) -> None:
+    def _exit_process(self, call: NtSyscall, code: int) -> None:
         self.exit_status = code
         self.exiting.set()
         objects.notify()
         call.exit_guest(code)
         return None
 
-    def _PysudReturn(self, call: Syscall) -> None:
+    def _PysudReturn(self, call: NtSyscall) -> None:
         value = call.args[0]
         mode = getattr(self._tls, "mode", "call")
         if mode == "process":
@@ -252,13 +254,15 @@ class NtPersonality(FileCalls):
         call.exit_guest(value & 0xFFFFFFFF)
         return None
 
-    def _NtQueryInformationProcess(self, call: Syscall) -> int:
+    def _NtQueryInformationProcess(self, call: NtSyscall) -> int:
         handle, cls, buf, length, ret = call.args[:5]
         if handle != CURRENT_PROCESS:
             return st.STATUS_INVALID_HANDLE
         cls &= 0xFFFFFFFF
         if cls == 0:  # ProcessBasicInformation
-            data = struct.pack("<QQQQQQ", 0x103, self.peb, (1 << (os.cpu_count() or 1)) - 1, 8, os.getpid(), os.getppid())
+            data = struct.pack(
+                "<QQQQQQ", 0x103, self.peb, (1 << (os.cpu_count() or 1)) - 1, 8, os.getpid(), os.getppid()
+            )
         elif cls == 7:  # ProcessDebugPort: no debugger
             data = struct.pack("<Q", 0)
         else:
@@ -270,22 +274,32 @@ class NtPersonality(FileCalls):
         self.put_u32(call, ret, len(data))
         return st.STATUS_SUCCESS
 
-    def _unimplemented_class(self, call: Syscall, cls: int) -> int:
+    def _unimplemented_class(self, call: NtSyscall, cls: int) -> int:
         key = f"{call.name} class {cls}"
         if key not in self._reported:
             self._reported.add(key)
             print(f"pysud: {key} is not implemented (STATUS_NOT_IMPLEMENTED)", file=sys.stderr, flush=True)
         return st.STATUS_NOT_IMPLEMENTED
 
-    def _NtQuerySystemInformation(self, call: Syscall) -> int:
+    def _NtQuerySystemInformation(self, call: NtSyscall) -> int:
         cls, buf, length, ret = call.args[:4]
         cls &= 0xFFFFFFFF
         ncpu = os.cpu_count() or 1
         if cls == 0:  # SystemBasicInformation
             pages = os.sysconf("SC_PHYS_PAGES")
             data = struct.pack(
-                "<IIIIIIIQQQB7x", 0, 156250, 0x1000, pages, 1, pages, 0x10000, 0x10000, 0x7FFFFFFEFFFF,
-                (1 << ncpu) - 1, ncpu,
+                "<IIIIIIIQQQB7x",
+                0,
+                156250,
+                0x1000,
+                pages,
+                1,
+                pages,
+                0x10000,
+                0x10000,
+                0x7FFFFFFEFFFF,
+                (1 << ncpu) - 1,
+                ncpu,
             )
         elif cls == 1:  # SystemProcessorInformation
             data = struct.pack("<HHHHI", 9, 6, 0, ncpu, 0)
@@ -303,11 +317,11 @@ class NtPersonality(FileCalls):
 
     # ------------------------------------------------------------------ time
 
-    def _NtQuerySystemTime(self, call: Syscall) -> int:
+    def _NtQuerySystemTime(self, call: NtSyscall) -> int:
         self.put_u64(call, call.args[0], process.system_time())
         return st.STATUS_SUCCESS
 
-    def _NtQueryPerformanceCounter(self, call: Syscall) -> int:
+    def _NtQueryPerformanceCounter(self, call: NtSyscall) -> int:
         counter, freq = call.args[:2]
         if not counter:
             return st.STATUS_ACCESS_VIOLATION
@@ -315,7 +329,7 @@ class NtPersonality(FileCalls):
         self.put_u64(call, freq, process.QPC_FREQUENCY)
         return st.STATUS_SUCCESS
 
-    def _NtDelayExecution(self, call: Syscall) -> int:
+    def _NtDelayExecution(self, call: NtSyscall) -> int:
         deadline = _timeout_deadline(call, call.args[1])
         if deadline is None:
             self.exiting.wait()
@@ -323,13 +337,13 @@ class NtPersonality(FileCalls):
             self.exiting.wait(max(0.0, deadline - time.monotonic()))
         return st.STATUS_SUCCESS
 
-    def _NtYieldExecution(self, call: Syscall) -> int:
+    def _NtYieldExecution(self, call: NtSyscall) -> int:
         os.sched_yield()
         return st.STATUS_SUCCESS
 
     # ------------------------------------------------------------------ heap and C helpers
 
-    def _RtlAllocateHeap(self, call: Syscall) -> int:
+    def _RtlAllocateHeap(self, call: NtSyscall) -> int:
         _heap, flags, size = call.args[:3]
         size = max(size, 1)
         ptr = _libc.calloc(1, size) if flags & HEAP_ZERO_MEMORY else _libc.malloc(size)
@@ -337,14 +351,14 @@ class NtPersonality(FileCalls):
             self._heap_sizes[ptr] = size
         return ptr or 0
 
-    def _RtlFreeHeap(self, call: Syscall) -> int:
+    def _RtlFreeHeap(self, call: NtSyscall) -> int:
         ptr = call.args[2]
         if ptr and self._heap_sizes.pop(ptr, None) is not None:
             _libc.free(ptr)
             return 1
         return 1 if not ptr else 0
 
-    def _RtlReAllocateHeap(self, call: Syscall) -> int:
+    def _RtlReAllocateHeap(self, call: NtSyscall) -> int:
         _heap, _flags, ptr, size = call.args[:4]
         if ptr not in self._heap_sizes:
             return 0
@@ -354,17 +368,17 @@ class NtPersonality(FileCalls):
             self._heap_sizes[new] = size
         return new or 0
 
-    def _RtlSizeHeap(self, call: Syscall) -> int:
+    def _RtlSizeHeap(self, call: NtSyscall) -> int:
         return self._heap_sizes.get(call.args[2], 0xFFFFFFFFFFFFFFFF)
 
-    def _RtlNtStatusToDosError(self, call: Syscall) -> int:
+    def _RtlNtStatusToDosError(self, call: NtSyscall) -> int:
         return _DOS_ERRORS.get(call.args[0] & 0xFFFFFFFF, 317)  # ERROR_MR_MID_NOT_FOUND
 
-    def _RtlGetCurrentPeb(self, call: Syscall) -> int:
+    def _RtlGetCurrentPeb(self, call: NtSyscall) -> int:
         return self.peb
 
     @staticmethod
-    def _wcs_length(call: Syscall, ptr: int) -> int:
+    def _wcs_length(call: NtSyscall, ptr: int) -> int:
         n = 0
         while True:
             chunk = call.read(ptr + 2 * n, 256)
@@ -373,25 +387,25 @@ class NtPersonality(FileCalls):
                     return n + i // 2
             n += 128
 
-    def _RtlInitUnicodeString(self, call: Syscall) -> int:
+    def _RtlInitUnicodeString(self, call: NtSyscall) -> int:
         dst, src = call.args[:2]
         n = 2 * self._wcs_length(call, src) if src else 0
         call.write(dst, struct.pack("<HHIQ", min(n, 0xFFFC), min(n + 2, 0xFFFE) if src else 0, 0, src))
         return dst
 
-    def _RtlInitAnsiString(self, call: Syscall) -> int:
+    def _RtlInitAnsiString(self, call: NtSyscall) -> int:
         dst, src = call.args[:2]
         n = len(call.read_cstring(src, 0xFFFE)) if src else 0
         call.write(dst, struct.pack("<HHIQ", n, n + 1 if src else 0, 0, src))
         return dst
 
-    def _memset(self, call: Syscall) -> int:
+    def _memset(self, call: NtSyscall) -> int:
         dst, c, n = call.args[:3]
         if n:
             call.write(dst, bytes([c & 0xFF]) * n)
         return dst
 
-    def _memcpy(self, call: Syscall) -> int:
+    def _memcpy(self, call: NtSyscall) -> int:
         dst, src, n = call.args[:3]
         if n:
             call.write(dst, call.read(src, n))
@@ -399,10 +413,10 @@ class NtPersonality(FileCalls):
 
     _memmove = _memcpy
 
-    def _strlen(self, call: Syscall) -> int:
+    def _strlen(self, call: NtSyscall) -> int:
         return len(call.read_cstring(call.args[0], 1 << 30))
 
-    def _wcslen(self, call: Syscall) -> int:
+    def _wcslen(self, call: NtSyscall) -> int:
         return self._wcs_length(call, call.args[0])
 
     # ------------------------------------------------------------------ virtual memory
@@ -410,7 +424,7 @@ class NtPersonality(FileCalls):
     def _win_prot(self, prot: int) -> int | None:
         return PAGE_PROTECTIONS.get(prot & 0xFF & ~0x0) if not prot & ~0x7FF else None
 
-    def _NtAllocateVirtualMemory(self, call: Syscall) -> int:
+    def _NtAllocateVirtualMemory(self, call: NtSyscall) -> int:
         proc, base_ptr, _zero, size_ptr, kind, prot = call.args[:6]
         if proc != CURRENT_PROCESS:
             return st.STATUS_INVALID_HANDLE
@@ -433,7 +447,9 @@ class NtPersonality(FileCalls):
                 committed = bool(kind & MEM_COMMIT)
                 try:
                     if base:
-                        addr = memory.map_at(start, span, lin if committed else memory.PROT_NONE, "NtAllocate")
+                        addr = memory.map_at(
+                            start, span, lin if committed else memory.PROT_NONE, "NtAllocate"
+                        )
                     else:
                         addr = memory.map_anywhere(
                             span, lin if committed else memory.PROT_NONE, "NtAllocate", align=0x10000
@@ -464,7 +480,7 @@ class NtPersonality(FileCalls):
                 return base
         return None
 
-    def _NtFreeVirtualMemory(self, call: Syscall) -> int:
+    def _NtFreeVirtualMemory(self, call: NtSyscall) -> int:
         proc, base_ptr, size_ptr, kind = call.args[:4]
         if proc != CURRENT_PROCESS:
             return st.STATUS_INVALID_HANDLE
@@ -498,7 +514,7 @@ class NtPersonality(FileCalls):
         self.put_u64(call, size_ptr, size)
         return st.STATUS_SUCCESS
 
-    def _NtProtectVirtualMemory(self, call: Syscall) -> int:
+    def _NtProtectVirtualMemory(self, call: NtSyscall) -> int:
         proc, base_ptr, size_ptr, prot, old_ptr = call.args[:5]
         if proc != CURRENT_PROCESS:
             return st.STATUS_INVALID_HANDLE
@@ -519,9 +535,10 @@ class NtPersonality(FileCalls):
                 for p in pages:
                     self._pages[p] = (MEM_COMMIT, prot)
             else:
-                old = self._host_protection(start)
-                if old is None:
+                host = self._host_protection(start)
+                if host is None:
                     return st.STATUS_NOT_COMMITTED
+                old = host
             try:
                 memory.protect(start, end - start, lin, "NtProtectVirtualMemory")
             except Exception:  # noqa: BLE001
@@ -547,7 +564,7 @@ class NtPersonality(FileCalls):
         m = self._host_mapping(addr)
         return m[2] if m else None
 
-    def _NtQueryVirtualMemory(self, call: Syscall) -> int:
+    def _NtQueryVirtualMemory(self, call: NtSyscall) -> int:
         proc, addr, cls, buf, length, ret = call.args[:6]
         if proc != CURRENT_PROCESS:
             return st.STATUS_INVALID_HANDLE
@@ -582,10 +599,10 @@ class NtPersonality(FileCalls):
 
     # ------------------------------------------------------------------ handles, events, waits
 
-    def _NtClose(self, call: Syscall) -> int:
+    def _NtClose(self, call: NtSyscall) -> int:
         return st.STATUS_SUCCESS if self.handles.remove(call.args[0]) else st.STATUS_INVALID_HANDLE
 
-    def _NtCreateEvent(self, call: Syscall) -> int:
+    def _NtCreateEvent(self, call: NtSyscall) -> int:
         out, _access, _oa, kind, initial = call.args[:5]
         kind &= 0xFFFFFFFF
         if kind not in (0, 1):
@@ -598,11 +615,15 @@ class NtPersonality(FileCalls):
         obj = self.handles.get(handle)
         return obj if isinstance(obj, objects.Event) else None
 
-    def _set_event(self, call: Syscall, state: bool) -> int:
+    def _set_event(self, call: NtSyscall, state: bool) -> int:
         handle, prev = call.args[:2]
         ev = self._event(handle)
         if ev is None:
-            return st.STATUS_INVALID_HANDLE if self.handles.get(handle) is None else st.STATUS_OBJECT_TYPE_MISMATCH
+            return (
+                st.STATUS_INVALID_HANDLE
+                if self.handles.get(handle) is None
+                else st.STATUS_OBJECT_TYPE_MISMATCH
+            )
         with objects.CHANGED:
             old = ev.state
             ev.state = state
@@ -610,13 +631,13 @@ class NtPersonality(FileCalls):
         self.put_u32(call, prev, int(old))
         return st.STATUS_SUCCESS
 
-    def _NtSetEvent(self, call: Syscall) -> int:
+    def _NtSetEvent(self, call: NtSyscall) -> int:
         return self._set_event(call, True)
 
-    def _NtResetEvent(self, call: Syscall) -> int:
+    def _NtResetEvent(self, call: NtSyscall) -> int:
         return self._set_event(call, False)
 
-    def _NtClearEvent(self, call: Syscall) -> int:
+    def _NtClearEvent(self, call: NtSyscall) -> int:
         ev = self._event(call.args[0])
         if ev is None:
             return st.STATUS_INVALID_HANDLE
@@ -627,15 +648,19 @@ class NtPersonality(FileCalls):
         obj = self.handles.get(handle)
         return obj if isinstance(obj, objects.Waitable) else None
 
-    def _NtWaitForSingleObject(self, call: Syscall) -> int:
+    def _NtWaitForSingleObject(self, call: NtSyscall) -> int:
         handle, _alertable, timeout = call.args[:3]
         obj = self._waitable(handle)
         if obj is None:
-            return st.STATUS_INVALID_HANDLE if self.handles.get(handle) is None else st.STATUS_OBJECT_TYPE_MISMATCH
+            return (
+                st.STATUS_INVALID_HANDLE
+                if self.handles.get(handle) is None
+                else st.STATUS_OBJECT_TYPE_MISMATCH
+            )
         got = objects.wait([obj], False, _timeout_deadline(call, timeout), self.exiting)
         return st.STATUS_TIMEOUT if got < 0 else st.STATUS_WAIT_0
 
-    def _NtWaitForMultipleObjects(self, call: Syscall) -> int:
+    def _NtWaitForMultipleObjects(self, call: NtSyscall) -> int:
         count, handles_ptr, wait_type, _alertable, timeout = call.args[:5]
         count &= 0xFFFFFFFF
         if not 0 < count <= 64:
@@ -645,13 +670,16 @@ class NtPersonality(FileCalls):
         if any(o is None for o in objs):
             return st.STATUS_INVALID_HANDLE
         got = objects.wait(
-            [o for o in objs if o is not None], wait_type & 0xFFFFFFFF == 0, _timeout_deadline(call, timeout), self.exiting
+            [o for o in objs if o is not None],
+            wait_type & 0xFFFFFFFF == 0,
+            _timeout_deadline(call, timeout),
+            self.exiting,
         )
         return st.STATUS_TIMEOUT if got < 0 else st.STATUS_WAIT_0 + got
 
     # ------------------------------------------------------------------ threads
 
-    def _NtCreateThreadEx(self, call: Syscall) -> int:
+    def _NtCreateThreadEx(self, call: NtSyscall) -> int:
         out, _access, _oa, proc, start, arg, flags, _zero, stack_size, max_stack = call.args[:10]
         if proc != CURRENT_PROCESS:
             return st.STATUS_INVALID_HANDLE
@@ -662,13 +690,15 @@ class NtPersonality(FileCalls):
         h = self.handles.add(th)
         if not flags & 1:  # THREAD_CREATE_FLAGS_CREATE_SUSPENDED
             th.resume.set()
-        t = threading.Thread(target=self._thread_main, args=(th, start, arg, size), daemon=True, name="nt-thread")
+        t = threading.Thread(
+            target=self._thread_main, args=(th, start, arg, size), daemon=True, name="nt-thread"
+        )
         self.threads.append(th)
         t.start()
         self.put_u64(call, out, h)
         return st.STATUS_SUCCESS
 
-    def _NtResumeThread(self, call: Syscall) -> int:
+    def _NtResumeThread(self, call: NtSyscall) -> int:
         handle, prev = call.args[:2]
         th = self.handles.get(handle)
         if not isinstance(th, objects.Thread):
@@ -677,7 +707,7 @@ class NtPersonality(FileCalls):
         th.resume.set()
         return st.STATUS_SUCCESS
 
-    def _NtTerminateThread(self, call: Syscall) -> Any:
+    def _NtTerminateThread(self, call: NtSyscall) -> Any:
         handle, code = call.args[0], call.args[1] & 0xFFFFFFFF
         me = getattr(self._tls, "thread", None)
         if handle in (0, CURRENT_THREAD) or (me is not None and self.handles.get(handle) is me):
@@ -759,7 +789,9 @@ class NtPersonality(FileCalls):
             cmdline = " ".join(_quote(a) for a in [win_path, *(args or [])])
             environ = dict(os.environ if env is None else env)
             size = (self.image.stack_reserve + 0xFFFF) & ~0xFFFF
-            stack = memory.map_anywhere(size, memory.PROT_READ | memory.PROT_WRITE, "NT main stack", align=0x10000)
+            stack = memory.map_anywhere(
+                size, memory.PROT_READ | memory.PROT_WRITE, "NT main stack", align=0x10000
+            )
             self.peb = process.build_peb(
                 self._arena,
                 self.image,
@@ -774,7 +806,13 @@ class NtPersonality(FileCalls):
             )
             block = _core.thread_block() if hasattr(_core, "thread_block") else 0
             teb = process.build_teb(
-                self._arena, self.peb, (stack + size, stack), os.getpid(), threading.get_native_id(), self.image, block
+                self._arena,
+                self.peb,
+                (stack + size, stack),
+                os.getpid(),
+                threading.get_native_id(),
+                self.image,
+                block,
             )
             self._set_gs(teb)
             sys.stdout.flush()
