@@ -85,6 +85,9 @@ class NtSyscall(Syscall):
 
     __slots__ = ()
     nt_abi: SyscallABI
+    #: (low, high) of the stacks the personality gave the program's threads: stack arguments
+    #: inside them are read directly, anything else through the checked path.
+    stacks: list[tuple[int, int]]
 
     @property
     def abi(self) -> SyscallABI:
@@ -93,8 +96,12 @@ class NtSyscall(Syscall):
     @property
     def args(self) -> tuple[int, ...]:  # type: ignore[override]
         regs = (self.r10, self.rdx, self.r8, self.r9)
+        at = self.rsp + 0x28
+        for lo, hi in type(self).stacks:
+            if lo <= at and at + 96 <= hi:
+                return regs + struct.unpack("<12Q", ctypes.string_at(at, 96))
         try:
-            stack = struct.unpack("<12Q", self.read(self.rsp + 0x28, 96))
+            stack = struct.unpack("<12Q", self.read(at, 96))
         except GuestMemoryError:
             stack = (0,) * 12
         return regs + stack
@@ -130,8 +137,11 @@ class NtPersonality(FileCalls):
         table = dict(_profiles.TABLES[profile])
         table.update(ntdll.PRIVATE)
         self.abi = nt_x64(table, profile)
+        self.stacks: list[tuple[int, int]] = []
         frame = type(
-            f"NtSyscall_{profile.replace('-', '_')}", (NtSyscall,), {"__slots__": (), "nt_abi": self.abi}
+            f"NtSyscall_{profile.replace('-', '_')}",
+            (NtSyscall,),
+            {"__slots__": (), "nt_abi": self.abi, "stacks": self.stacks},
         )
         self.d = Dispatcher(Return(st.STATUS_NOT_IMPLEMENTED), abi=self.abi, frame_type=frame)
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
@@ -725,6 +735,7 @@ class NtPersonality(FileCalls):
         try:
             stack = memory.map_anywhere(stack_size, memory.PROT_READ | memory.PROT_WRITE, "NT thread stack")
             th.mappings.append((stack, stack_size))
+            self.stacks.append((stack, stack + stack_size))
             self.d.arm_thread()
             block = _core.thread_block() if hasattr(_core, "thread_block") else 0
             assert self.image is not None
@@ -792,6 +803,7 @@ class NtPersonality(FileCalls):
             stack = memory.map_anywhere(
                 size, memory.PROT_READ | memory.PROT_WRITE, "NT main stack", align=0x10000
             )
+            self.stacks.append((stack, stack + size))
             self.peb = process.build_peb(
                 self._arena,
                 self.image,
