@@ -32,7 +32,17 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_pe(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) == b"MZ"
+    except OSError:
+        return False
+
+
 def _run(args: argparse.Namespace) -> int:
+    if _is_pe(args.program):
+        return _run_nt(args)
     from ._linux import run
 
     return run(args.program, args.args, vdso=not args.no_vdso)
@@ -98,6 +108,20 @@ def _trace_parser(sub: Any) -> None:
     t.add_argument("program")
     t.add_argument("args", nargs=argparse.REMAINDER)
     t.set_defaults(func=_trace)
+def _run_nt(args: argparse.Namespace) -> int:
+    """A Windows program (MZ): the NT personality; the exit code's low byte is the status."""
+    from .nt import run as run_nt
+
+    drives = dict(d.split("=", 1) for d in args.drive) if args.drive else None
+    code = run_nt(
+        args.program,
+        args.args,
+        profile=args.nt_profile,
+        drives=drives,
+        trace=args.trace,
+        flip_switch=args.flip_switch,
+    )
+    return code & 0xFF
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -117,11 +141,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.set_defaults(func=_bench)
     r = sub.add_parser(
         "run",
-        help="run a Linux x86-64 program in this process, its system calls dispatched",
+        help="run a Linux x86-64 program, or an x64 Windows one (PE), in this process, its system calls "
+        "dispatched",
         description="Load PROGRAM into this Python process and run it natively; every system call it "
         "makes goes through a dispatcher whose default runs it natively. Exit status propagated.",
     )
     r.add_argument("--no-vdso", action="store_true", help="hide the vDSO: time calls become syscalls")
+    nt = r.add_argument_group("Windows (PE) programs")
+    nt.add_argument("--trace", action="store_true", help="print each NT call, arguments decoded, to stderr")
+    nt.add_argument(
+        "--nt-profile", default="win11-23h2", help="Windows build whose syscall numbers ntdll uses"
+    )
+    nt.add_argument(
+        "--drive",
+        action="append",
+        metavar="C=DIR",
+        help="map a drive letter to a host directory (default: C: is a fresh scratch directory)",
+    )
+    nt.add_argument("--flip-switch", action="store_true", help="ntdll calls enter without a kernel trap")
     r.add_argument("program")
     r.add_argument("args", nargs=argparse.REMAINDER)
     r.set_defaults(func=_run)
