@@ -110,15 +110,57 @@ def test_direct_syscall_variant_matches_import_twin(program: str, exes: dict[tup
 
 @requires_sud
 @requires_cc
-@pytest.mark.xfail(
-    strict=True,
-    reason="the core runs every trapped number 0xf as rt_sigreturn; NT's NtClose is 0xf (docs/nt.md)",
-)
 def test_direct_ntclose(exes: dict[tuple[str, bool], str]) -> None:
     imported = run_pysud(exes[("close_direct", False)])
     direct = run_pysud(exes[("close_direct", True)])
     assert imported.stdout == b"event = 0x0\nclose = 0x0\n"
     assert direct.stdout == imported.stdout and direct.returncode == 0
+
+
+@requires_sud
+@requires_cc
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_flip_switch_path_matches_the_trap_path(program: str, exes: dict[tuple[str, bool], str]) -> None:
+    # The same import-based program, its ntdll calls entering without a kernel trap.
+    trapped = run_pysud(exes[(program, False)], "42")
+    flipped = run_pysud(exes[(program, False)], "42", options=("--flip-switch",))
+    assert trapped.stdout and flipped.stdout == trapped.stdout, flipped.stderr.decode()
+    assert flipped.returncode == trapped.returncode
+
+
+@requires_sud
+@requires_cc
+def test_flip_switch_calls_make_no_kernel_trap(exes: dict[tuple[str, bool], str]) -> None:
+    # strace sees every SIGSYS the kernel sends: the trap path has one per NT call, the flip
+    # switch none for calls made through ntdll.
+    if shutil.which("strace") is None:
+        pytest.skip("strace not installed (tools/run_tests.sh installs it)")
+    counts = []
+    for opts in ((), ("--flip-switch",)):
+        r = subprocess.run(
+            [
+                "strace",
+                "-f",
+                "-qq",
+                "-e",
+                "trace=none",
+                "-e",
+                "signal=SIGSYS",
+                sys.executable,
+                "-m",
+                "pysud",
+                "run",
+                *opts,
+                exes[("files", False)],
+                "42",
+            ],
+            capture_output=True,
+            timeout=120,
+        )
+        assert r.returncode == 0, r.stderr.decode()[-2000:]
+        counts.append(r.stderr.count(b"SYS_USER_DISPATCH"))
+    assert counts[0] > 20
+    assert counts[1] < counts[0] // 4
 
 
 @requires_sud

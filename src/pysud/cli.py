@@ -108,6 +108,8 @@ def _trace_parser(sub: Any) -> None:
     t.add_argument("program")
     t.add_argument("args", nargs=argparse.REMAINDER)
     t.set_defaults(func=_trace)
+
+
 def _run_nt(args: argparse.Namespace) -> int:
     """A Windows program (MZ): the NT personality; the exit code's low byte is the status."""
     from .nt import run as run_nt

@@ -24,7 +24,7 @@ from .._errors import GuestMemoryError
 from . import _profiles, memory, ntdll, objects, process
 from . import status as st
 from .files import FileCalls
-from .pe import LoadedPE, PELoadError
+from .pe import LoadedPE
 from .pe import load as load_pe
 
 ARCH_SET_GS = 0x1001
@@ -737,7 +737,7 @@ class NtPersonality(FileCalls):
             th.mappings.append((stack, stack_size))
             self.stacks.append((stack, stack + stack_size))
             self.d.arm_thread()
-            block = _core.thread_block() if hasattr(_core, "thread_block") else 0
+            block = _core.thread_block()
             assert self.image is not None
             th.teb = process.build_teb(
                 self._arena, self.peb, (stack + stack_size, stack), os.getpid(), th.tid, self.image, block
@@ -780,15 +780,12 @@ class NtPersonality(FileCalls):
         std = []
         try:
             self.image = load_pe(path, self.ntdll)
-            direct = getattr(_core, "direct_entry_address", None)
-            if self.flip_switch and direct is None:
-                raise PELoadError("the flip-switch path needs the core's direct entry (not in this build)")
-            if direct is not None and self.flip_switch:
-                memory.poke(self.ntdll.direct_slot, struct.pack("<Q", direct()))
-            # The stubs take the trampoline path (SystemCall bit set) in both modes until the core
-            # stops running every trapped number 0xf as rt_sigreturn (see ntdll.NR_CLOSE_ALIAS);
-            # the trampoline then picks the direct entry (flip-switch) or a trapped syscall.
-            kuser = process.KUserSharedData(self.version, True)
+            if self.flip_switch:
+                memory.poke(self.ntdll.direct_slot, struct.pack("<Q", _core.direct_entry_address()))
+            # KUSER_SHARED_DATA.SystemCall picks the path in every stub, as on Windows: clear, the
+            # stub's own `syscall` traps (SUD); set, the stub jumps to the trampoline, which enters
+            # the core's direct entry without a kernel trap (the flip switch).
+            kuser = process.KUserSharedData(self.version, self.flip_switch)
             for fd in (0, 1, 2):
                 try:
                     dup = os.dup(fd)
@@ -816,7 +813,7 @@ class NtPersonality(FileCalls):
                 std_handles=(std[0], std[1], std[2]),
                 heap=HEAP_HANDLE,
             )
-            block = _core.thread_block() if hasattr(_core, "thread_block") else 0
+            block = _core.thread_block()
             teb = process.build_teb(
                 self._arena,
                 self.peb,
