@@ -45,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
         return _run_nt(args)
     from ._linux import run
 
-    return run(args.program, args.args, vdso=not args.no_vdso)
+    return run(args.program, args.args, vdso=not args.no_vdso, native_exec=args.native_exec)
 
 
 def _trace(args: argparse.Namespace) -> int:
@@ -149,6 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "makes goes through a dispatcher whose default runs it natively. Exit status propagated.",
     )
     r.add_argument("--no-vdso", action="store_true", help="hide the vDSO: time calls become syscalls")
+    r.add_argument(
+        "--native-exec",
+        action="store_true",
+        help="let the program's execve replace the process natively (default: the new image is loaded "
+        "in-process and stays intercepted)",
+    )
     nt = r.add_argument_group("Windows (PE) programs")
     nt.add_argument("--trace", action="store_true", help="print each NT call, arguments decoded, to stderr")
     nt.add_argument(
