@@ -169,3 +169,150 @@ def render(result: dict[str, object]) -> str:
         "with the same Python handler"
     )
     return "\n".join(lines)
+
+
+# ---- whole programs: `pysud run` start-up and a syscall-heavy program, wall time per run
+
+
+@dataclass
+class ProgramRow:
+    key: str
+    label: str
+    argv: list[str]
+    group: str  # rows in a group are compared with the group's first row
+    seconds: float = 0.0
+
+
+def _program_rows(count: int) -> tuple[list[ProgramRow], list[str]]:
+    """The rows this machine can measure, and notes on the ones it cannot."""
+    import shutil
+    import sys
+
+    py = sys.executable
+    true = shutil.which("true") or "/bin/true"
+    run = [py, "-m", "pysud", "run"]
+    rows = [
+        ProgramRow("true_native", f"native {true}", [true], "start-up"),
+        ProgramRow(
+            "python_import",
+            "python3 -c 'import pysud' (the CLI's floor)",
+            [py, "-c", "import pysud"],
+            "start-up",
+        ),
+        ProgramRow("true_pysud", f"pysud run {true}", [*run, true], "start-up"),
+        ProgramRow("true_inprocess", f"pysud.run({true!r}) in this process", [], "start-up"),
+    ]
+    notes = []
+    dd = shutil.which("dd")
+    if dd is None:
+        notes.append("no dd on PATH: syscall-heavy rows skipped")
+        return rows, notes
+    heavy = [dd, "if=/dev/zero", "of=/dev/null", "bs=1", f"count={count}"]
+    rows += [
+        ProgramRow("dd_native", f"native dd bs=1 count={count}", heavy, "heavy"),
+        ProgramRow("dd_pysud", "pysud run dd (every call through the dispatcher)", [*run, *heavy], "heavy"),
+    ]
+    strace = shutil.which("strace")
+    if strace is None:
+        notes.append("strace not installed: no strace row (apt-get install strace)")
+    else:
+        rows.append(
+            ProgramRow(
+                "dd_strace", "strace -f -o /dev/null dd", [strace, "-f", "-o", "/dev/null", *heavy], "heavy"
+            )
+        )
+    return rows, notes
+
+
+def measure_programs(runs: int = 10, heavy_runs: int = 3, count: int = 20000) -> dict[str, object]:
+    """Median wall time per run of each program row, in interleaved rounds.
+
+    Start-up rows run ``runs`` times, the syscall-heavy rows (``dd bs=1``: one read and one
+    write per byte) ``heavy_runs`` times.  Subprocess rows include the interpreter's start-up,
+    which the ``python3 -c 'import pysud'`` row measures alone.
+    """
+    import subprocess
+    import time
+
+    from ._errors import PysudError
+    from ._linux import run as run_program
+
+    rows, notes = _program_rows(count)
+    d = Dispatcher()
+    true_path = rows[0].argv[0]
+
+    def once(row: ProgramRow) -> float:
+        t0 = time.perf_counter()
+        if not row.argv:
+            status = run_program(true_path, dispatcher=d)
+        else:
+            done = subprocess.run(row.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            status = done.returncode
+        t = time.perf_counter() - t0
+        if status != 0:
+            raise PysudError(f"bench: {' '.join(row.argv) or row.label} failed with status {status}")
+        return t
+
+    samples: dict[str, list[float]] = {r.key: [] for r in rows}
+    for row in rows:  # warm-up: page cache, first imports
+        once(row)
+    for i in range(max(runs, heavy_runs)):
+        for row in rows:
+            if i < (runs if row.group == "start-up" else heavy_runs):
+                samples[row.key].append(once(row))
+    _core.disarm()
+    d.check()
+    for row in rows:
+        row.seconds = statistics.median(samples[row.key])
+    by = {r.key: r.seconds for r in rows}
+    marginal: dict[str, float] = {}
+    calls = 2 * count  # dd bs=1: a read and a write per byte
+    if "dd_pysud" in by:
+        # start-up taken out on both sides: what each extra system call costs under pysud run
+        extra = (by["dd_pysud"] - by["true_pysud"]) - (by["dd_native"] - by["true_native"])
+        marginal["pysud_us_per_call"] = extra / calls * 1e6
+    if "dd_strace" in by:
+        marginal["strace_us_per_call"] = (by["dd_strace"] - by["dd_native"]) / calls * 1e6
+    return {
+        "runs": runs,
+        "heavy_runs": heavy_runs,
+        "dd_count": count,
+        "seconds_per_run": by,
+        "marginal": marginal,
+        "labels": {r.key: r.label for r in rows},
+        "groups": {r.key: r.group for r in rows},
+        "notes": notes,
+    }
+
+
+def render_programs(result: dict[str, object]) -> str:
+    secs = result["seconds_per_run"]
+    labels = result["labels"]
+    groups = result["groups"]
+    marginal = result["marginal"]
+    notes = result["notes"]
+    assert isinstance(secs, dict) and isinstance(labels, dict) and isinstance(groups, dict)
+    assert isinstance(marginal, dict) and isinstance(notes, list)
+    lines = [
+        f"pysud run: wall time per run, median of {result['runs']} (start-up) / {result['heavy_runs']} "
+        "(syscall-heavy) interleaved rounds",
+        f"{'program':<56} {'ms/run':>9} {'x native':>9}",
+        "-" * 76,
+    ]
+    first: dict[str, float] = {}
+    for key, label in labels.items():
+        base = first.setdefault(groups[key], secs[key])
+        lines.append(f"{label:<56} {secs[key] * 1e3:>9.1f} {secs[key] / base:>9.1f}")
+    lines.append("-" * 76)
+    if "pysud_us_per_call" in marginal:
+        lines.append(
+            f"per system call over native (start-up subtracted): pysud run "
+            f"{marginal['pysud_us_per_call']:.2f} us"
+            + (
+                f", strace {marginal['strace_us_per_call']:.2f} us"
+                if "strace_us_per_call" in marginal
+                else ""
+            )
+        )
+    lines += [f"note: {n}" for n in notes]
+    return "\n".join(lines)

@@ -78,6 +78,45 @@ def find_program(name: str) -> str:
     return found
 
 
+#: binfmt_script reads this much of a file for its ``#!`` line (BINPRM_BUF_SIZE).
+_BINPRM_BUF = 256
+#: Interpreters in a chain (a script whose interpreter is a script...): the kernel stops after 4 with ELOOP.
+_MAX_INTERP_DEPTH = 4
+
+
+def resolve_interpreter(path: str, argv: list[bytes]) -> tuple[str, list[bytes]]:
+    """What execve(path, argv) runs, as the kernel decides: an ELF file, or a ``#!`` script's interpreter.
+
+    For a script the interpreter gets ``[interpreter, optional-argument, path, argv[1:]...]``
+    (binfmt_script; nested up to four levels).  Raises OSError with the errno execve would
+    give: ENOEXEC for a file that is neither ELF nor script, ELOOP, EACCES, ENOENT.
+    """
+    for _ in range(_MAX_INTERP_DEPTH + 1):
+        if not os.path.exists(path):
+            raise OSError(_errno.ENOENT, f"{path}: no such file")
+        if os.path.isdir(path) or not os.access(path, os.X_OK):
+            raise OSError(_errno.EACCES, f"{path}: permission denied")
+        try:
+            with open(path, "rb") as f:
+                head = f.read(_BINPRM_BUF)
+        except OSError as exc:
+            raise OSError(exc.errno, f"{path}: {exc.strerror}") from exc
+        if head[:4] == b"\x7fELF":
+            return path, argv
+        if head[:2] != b"#!":
+            raise OSError(_errno.ENOEXEC, f"{path}: not an ELF file or a #! script")
+        line, newline, _ = head[2:].partition(b"\n")
+        line = line.strip(b" \t")
+        name = line.replace(b"\t", b" ").split(b" ", 1)[0]
+        arg = line[len(name) :].strip(b" \t")
+        if not name or (not newline and len(head) == _BINPRM_BUF and not arg):
+            # no interpreter, or its name cut off by the end of the buffer
+            raise OSError(_errno.ENOEXEC, f"{path}: bad or too long #! line")
+        argv = [name, *([arg] if arg else []), os.fsencode(path), *argv[1:]]
+        path = os.fsdecode(name)
+    raise OSError(_errno.ELOOP, f"{path}: too many levels of #! interpreters")
+
+
 class LinuxPersonality:
     """Handlers that keep a program's per-process state apart from the host's.
 
@@ -85,8 +124,9 @@ class LinuxPersonality:
     (the program's TLS), brk (its own heap), set_tid_address and
     set_robust_list (never replace the host thread's), rseq (refused so libc
     does not register one), readlink of /proc/self/exe (the program's path),
-    execve (the new image is loaded in-process).  The core virtualises the
-    program's signals (rt_sigaction, delivery, sigaltstack) and its threads.
+    /proc/self/cmdline and environ (its argv and environment), execve (the
+    new image is loaded in-process).  The core virtualises the program's
+    signals (rt_sigaction, delivery, sigaltstack) and its threads.
     Everything else runs natively.  After a run, ``fault`` holds (signal,
     si_code, address, registers) if the program died of a signal.
     """
@@ -97,6 +137,9 @@ class LinuxPersonality:
         # the kernel's execve replaces this whole process, Python included, as it would natively.
         self.native_exec = native_exec
         self.exe = b""
+        self.execfn = b""  # the path execve was given (a script's, when an interpreter runs)
+        self.argv: list[bytes] = []  # the running image's, for /proc/self/cmdline and environ
+        self.envp: list[bytes] = []
         self.brk: _Brk | None = None
         self.fault: tuple[int, int, int, dict[str, int]] | None = None
         self.next_exec: tuple[str, list[bytes], list[bytes]] | None = None
@@ -111,6 +154,8 @@ class LinuxPersonality:
         d.on("readlink", self._readlink)
         d.on("readlinkat", self._readlink)
         d.on("execve", self._execve)
+        d.on("open", self._open_proc_self)
+        d.on("openat", self._open_proc_self)
 
     # ---- handlers
 
@@ -145,6 +190,25 @@ class LinuxPersonality:
         call.write(buf, data)
         return len(data)
 
+    def _open_proc_self(self, call: Syscall) -> Any:
+        """/proc/self/cmdline and environ describe the program, not the Python host: a memfd with its own."""
+        path_at, flags = (call.args[1], call.args[2]) if call.name == "openat" else call.args[:2]
+        path = call.read_cstring(path_at)
+        if not path.startswith(b"/proc/") or flags & os.O_ACCMODE != os.O_RDONLY:
+            return NATIVE
+        what = path.rsplit(b"/", 1)[-1]
+        if what not in (b"cmdline", b"environ") or path[6 : -len(what)] not in (
+            b"self/",
+            b"thread-self/",
+            b"%d/" % os.getpid(),
+        ):
+            return NATIVE
+        strings = self.argv if what == b"cmdline" else self.envp
+        fd = os.memfd_create(what.decode(), os.MFD_CLOEXEC if flags & os.O_CLOEXEC else 0)
+        os.write(fd, b"".join(s + b"\0" for s in strings))
+        os.lseek(fd, 0, os.SEEK_SET)
+        return fd
+
     def _execve(self, call: Syscall) -> Any:
         if self.native_exec:
             sys.stdout.flush()
@@ -156,9 +220,13 @@ class LinuxPersonality:
         path = call.read_cstring(call.args[0]).decode(errors="surrogateescape")
         if path == "/proc/self/exe":  # the program re-executing itself, not the Python host
             path = os.fsdecode(self.exe)
-        if not os.access(path, os.X_OK) or os.path.isdir(path):
-            return -_errno.EACCES if os.path.exists(path) else -_errno.ENOENT
-        self.next_exec = (path, self._strings(call, call.args[1]), self._strings(call, call.args[2]))
+        argv = self._strings(call, call.args[1])
+        try:
+            target, argv = resolve_interpreter(path, argv)
+        except OSError as exc:
+            return -(exc.errno or _errno.ENOEXEC)
+        self.execfn, path = path.encode(), target
+        self.next_exec = (path, argv, self._strings(call, call.args[2]))
         call.exit_guest(_EXEC)
         return None
 
@@ -199,6 +267,11 @@ class LinuxPersonality:
     def _run(self, path: str, argv: list[bytes], envp: list[bytes], vdso: bool, start_pid: int) -> int:
         from . import _elf
 
+        self.execfn = path.encode()
+        try:
+            path, argv = resolve_interpreter(path, argv)
+        except OSError as exc:
+            raise ProgramError(exc.strerror) from exc
         after_exec = False
         while True:
             images = []
@@ -213,11 +286,12 @@ class LinuxPersonality:
                 for im in images:
                     _elf.unload(im)
                 raise
-            self.exe = os.path.abspath(path).encode()
+            self.exe = os.path.realpath(path).encode()  # as the kernel shows it: symlinks resolved
+            self.argv, self.envp = argv, envp
             self.brk = _Brk(image.brk_start)
             vdso_base = _elf.host_auxv().get(33) if vdso else None  # AT_SYSINFO_EHDR
             stack, stack_size, sp = _elf.build_stack(
-                image, interp, argv, envp, execfn=path.encode(), vdso_base=vdso_base
+                image, interp, argv, envp, execfn=self.execfn, vdso_base=vdso_base
             )
             entry = interp.entry if interp else image.entry
             self.next_exec = None

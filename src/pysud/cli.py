@@ -28,7 +28,12 @@ def _bench(args: argparse.Namespace) -> int:
     from ._bench import measure, render
 
     result = measure(iterations=args.iterations, rounds=args.rounds)
-    print(json.dumps(result) if args.json else render(result))
+    if not args.json:
+        print(render(result), flush=True)
+    if args.program_runs > 0:
+        result["programs"] = _bench_programs(args)
+    if args.json:
+        print(json.dumps(result))
     return 0
 
 
@@ -38,6 +43,17 @@ def _is_pe(path: str) -> bool:
             return f.read(2) == b"MZ"
     except OSError:
         return False
+
+
+def _bench_programs(args: argparse.Namespace) -> dict[str, object]:
+    """`pysud run` rows: start-up against native, a syscall-heavy program against native and strace."""
+    from ._bench import measure_programs, render_programs
+
+    runs = args.program_runs
+    result = measure_programs(runs=runs, heavy_runs=max(1, min(3, runs)))
+    if not args.json:
+        print("\n" + render_programs(result))
+    return result
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -140,6 +156,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--json", action="store_true", help="one JSON object")
     b.add_argument("--iterations", type=int, default=20000, help="calls per measurement (default 20000)")
     b.add_argument("--rounds", type=int, default=7, help="interleaved rounds; the median is reported")
+    b.add_argument(
+        "--program-runs",
+        type=int,
+        default=10,
+        help="runs per `pysud run` start-up row (default 10; 0 skips the program rows)",
+    )
     b.set_defaults(func=_bench)
     r = sub.add_parser(
         "run",

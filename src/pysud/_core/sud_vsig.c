@@ -384,8 +384,10 @@ void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
 void sud_vsig_deliver(struct sud_frame *f)
 {
     struct sud_thread *t = f->thread;
+    /* The kernel delivered these, so they were deliverable then (a call such as
+     * sigsuspend may have had its own mask, restored since): deliver them all. */
     uint64_t mask = sigmask_now();
-    uint64_t ready = t->vpending & ~mask;
+    uint64_t ready = t->vpending;
     if (!ready)
         return;
     int sig = __builtin_ctzl(ready) + 1;
