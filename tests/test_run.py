@@ -163,3 +163,21 @@ def test_host_stdio_survives_a_program_that_closes_it(capfd):
     out, err = capfd.readouterr()
     assert out == "from the guest\nhost stdout\n"
     assert err == "host stderr\n"
+
+
+@needs_busybox
+def test_native_exec_option_lets_the_kernel_replace_the_process():
+    # After a real execve the process is the new program (the kernel names it after it); after
+    # pysud's in-process execve it is still the Python host, and the program stays intercepted.
+    script = "exec busybox grep -m1 ^Name: /proc/self/status"
+    inproc = subprocess.run(
+        [sys.executable, "-m", "pysud", "run", "busybox", "sh", "-c", script], capture_output=True, timeout=60
+    )
+    native = subprocess.run(
+        [sys.executable, "-m", "pysud", "run", "--native-exec", "busybox", "sh", "-c", script],
+        capture_output=True,
+        timeout=60,
+    )
+    assert (inproc.returncode, native.returncode) == (0, 0), (inproc.stderr, native.stderr)
+    assert native.stdout.split() == [b"Name:", b"busybox"]
+    assert inproc.stdout.split()[1].startswith(b"python")

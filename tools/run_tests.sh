@@ -8,16 +8,18 @@ cd "$(dirname "$0")/.."
 # busybox-static (real programs for `pysud run`, compared with native runs),
 # musl-tools (static musl programs built at test time), linux-headers-amd64
 # (syscall prototypes for the generated table), strace (the oracle `pysud trace`
-# is compared with); gcc, golang-go, tar, gzip (tests/programs/ are compiled at
+# is compared with), gcc-mingw-w64-x86-64 (builds the Windows test programs),
+# wine64 (their oracle); gcc, golang-go, tar, gzip (tests/programs/ are compiled at
 # test time, tar and gzip run under `pysud run`).
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     need=()
-    for pkg in binutils linux-libc-dev busybox-static musl-tools linux-headers-amd64 strace gcc golang-go tar gzip; do
+    for pkg in binutils linux-libc-dev busybox-static musl-tools linux-headers-amd64 strace \
+        gcc-mingw-w64-x86-64 wine64 gcc golang-go tar gzip; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
     done
     if [ ${#need[@]} -gt 0 ]; then
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
     fi
 fi
 
@@ -25,6 +27,7 @@ python3 -m pip install -q --disable-pip-version-check ".[test,dev]"
 
 echo "== generated tables"
 python3 tools/gen_syscall_table.py --check
+python3 tools/gen_nt_syscalls.py --check
 echo "== ruff"
 python3 -m ruff check src tests tools benchmarks
 python3 -m ruff format --check src tests tools benchmarks

@@ -28,6 +28,8 @@ class SyscallABI:
         default_factory=dict, repr=False, compare=False
     )
     numbers: dict[str, int] = field(init=False, repr=False, compare=False)
+    #: Further arguments on the caller's stack at rsp + this offset (NT x64: 0x28), or None.
+    stack_arguments_at: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "numbers", {name: nr for nr, name in self.table.items()})
@@ -70,5 +72,27 @@ I386 = SyscallABI(
     argument_bits=32,
     table=_syscall_table.I386,
 )
+
+
+def nt_x64(table: dict[int, str], build: str) -> SyscallABI:
+    """The Windows x64 NT convention (one per Windows build: the numbers differ).
+
+    ``syscall`` with the number in eax, arguments in r10, rdx, r8, r9, then on the stack at
+    [rsp+0x28], [rsp+0x30], ... (rsp as at the instruction: the stub's return address at [rsp],
+    then 32 bytes of shadow space); the NTSTATUS comes back in rax.
+    """
+    return SyscallABI(
+        name=f"nt-x64-{build}",
+        audit_arch=AUDIT_ARCH_X86_64,
+        instruction="syscall",
+        number_register="rax",
+        argument_registers=("r10", "rdx", "r8", "r9"),
+        result_register="rax",
+        clobbered=("rcx", "r11"),
+        argument_bits=64,
+        table=table,
+        stack_arguments_at=0x28,
+    )
+
 
 BY_AUDIT_ARCH: dict[int, SyscallABI] = {abi.audit_arch: abi for abi in (X86_64, I386)}

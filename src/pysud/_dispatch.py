@@ -264,7 +264,9 @@ class Dispatcher:
     from that region (the selector must still be BLOCK).  ``handler_error`` is
     the result foreign code gets when a handler raises.  ``lock_safe`` routes
     the LOCK_HAZARD_CALLS that come from the host's libc through C (off only
-    if you know no handler can deadlock).
+    if you know no handler can deadlock).  ``abi`` names the calls (a foreign
+    personality's table); ``frame_type``, a Syscall subclass, decodes them
+    (``args`` and ``name`` for that ABI).
     """
 
     def __init__(
@@ -276,6 +278,7 @@ class Dispatcher:
         handler_error: Errno = Errno(_errno.ENOSYS),
         lock_safe: bool = True,
         abi: SyscallABI = X86_64,
+        frame_type: type[Syscall] | None = None,
     ) -> None:
         self.abi = abi
         self.mode = Mode(mode)
@@ -299,7 +302,7 @@ class Dispatcher:
         self._fast: dict[int, FastAction] = {}
         self._tls = _ThreadState()
         self._policy = _core.Policy(
-            self._on_call, self._on_deferred, self._on_result, self._on_error, Syscall, NATIVE
+            self._on_call, self._on_deferred, self._on_result, self._on_error, frame_type or Syscall, NATIVE
         )
         self._default: Default = NATIVE
         self.default = default

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno as _errno
 import fcntl
 import os
@@ -130,8 +131,11 @@ class LinuxPersonality:
     si_code, address, registers) if the program died of a signal.
     """
 
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(self, dispatcher: Dispatcher, *, native_exec: bool = False) -> None:
         self.d = dispatcher
+        # execve loads the new image in-process (interception survives) unless native_exec: then
+        # the kernel's execve replaces this whole process, Python included, as it would natively.
+        self.native_exec = native_exec
         self.exe = b""
         self.execfn = b""  # the path execve was given (a script's, when an interpreter runs)
         self.argv: list[bytes] = []  # the running image's, for /proc/self/cmdline and environ
@@ -206,6 +210,13 @@ class LinuxPersonality:
         return fd
 
     def _execve(self, call: Syscall) -> Any:
+        if self.native_exec:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            if call.read_cstring(call.args[0]) == b"/proc/self/exe":  # the program, not Python
+                exe = ctypes.create_string_buffer(self.exe)
+                return call.native(ctypes.addressof(exe))
+            return NATIVE
         path = call.read_cstring(call.args[0]).decode(errors="surrogateescape")
         if path == "/proc/self/exe":  # the program re-executing itself, not the Python host
             path = os.fsdecode(self.exe)
@@ -319,6 +330,7 @@ def run(
     env: dict[str, str] | None = None,
     dispatcher: Dispatcher | None = None,
     vdso: bool = True,
+    native_exec: bool = False,
 ) -> int:
     """Run a Linux x86-64 program in this process with its system calls dispatched; its exit status.
 
@@ -331,4 +343,4 @@ def run(
     argv = [os.fsencode(program)] + [os.fsencode(a) for a in (args or [])]
     environ = os.environ if env is None else env
     envp = [os.fsencode(f"{k}={v}") for k, v in environ.items()]
-    return LinuxPersonality(d).run(path, argv, envp, vdso=vdso)
+    return LinuxPersonality(d, native_exec=native_exec).run(path, argv, envp, vdso=vdso)

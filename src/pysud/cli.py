@@ -37,6 +37,14 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_pe(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) == b"MZ"
+    except OSError:
+        return False
+
+
 def _bench_programs(args: argparse.Namespace) -> dict[str, object]:
     """`pysud run` rows: start-up against native, a syscall-heavy program against native and strace."""
     from ._bench import measure_programs, render_programs
@@ -49,9 +57,11 @@ def _bench_programs(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if _is_pe(args.program):
+        return _run_nt(args)
     from ._linux import run
 
-    return run(args.program, args.args, vdso=not args.no_vdso)
+    return run(args.program, args.args, vdso=not args.no_vdso, native_exec=args.native_exec)
 
 
 def _trace(args: argparse.Namespace) -> int:
@@ -116,6 +126,22 @@ def _trace_parser(sub: Any) -> None:
     t.set_defaults(func=_trace)
 
 
+def _run_nt(args: argparse.Namespace) -> int:
+    """A Windows program (MZ): the NT personality; the exit code's low byte is the status."""
+    from .nt import run as run_nt
+
+    drives = dict(d.split("=", 1) for d in args.drive) if args.drive else None
+    code = run_nt(
+        args.program,
+        args.args,
+        profile=args.nt_profile,
+        drives=drives,
+        trace=args.trace,
+        flip_switch=args.flip_switch,
+    )
+    return code & 0xFF
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="pysud",
@@ -139,11 +165,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.set_defaults(func=_bench)
     r = sub.add_parser(
         "run",
-        help="run a Linux x86-64 program in this process, its system calls dispatched",
+        help="run a Linux x86-64 program, or an x64 Windows one (PE), in this process, its system calls "
+        "dispatched",
         description="Load PROGRAM into this Python process and run it natively; every system call it "
         "makes goes through a dispatcher whose default runs it natively. Exit status propagated.",
     )
     r.add_argument("--no-vdso", action="store_true", help="hide the vDSO: time calls become syscalls")
+    r.add_argument(
+        "--native-exec",
+        action="store_true",
+        help="let the program's execve replace the process natively (default: the new image is loaded "
+        "in-process and stays intercepted)",
+    )
+    nt = r.add_argument_group("Windows (PE) programs")
+    nt.add_argument("--trace", action="store_true", help="print each NT call, arguments decoded, to stderr")
+    nt.add_argument(
+        "--nt-profile", default="win11-23h2", help="Windows build whose syscall numbers ntdll uses"
+    )
+    nt.add_argument(
+        "--drive",
+        action="append",
+        metavar="C=DIR",
+        help="map a drive letter to a host directory (default: C: is a fresh scratch directory)",
+    )
+    nt.add_argument("--flip-switch", action="store_true", help="ntdll calls enter without a kernel trap")
     r.add_argument("program")
     r.add_argument("args", nargs=argparse.REMAINDER)
     r.set_defaults(func=_run)

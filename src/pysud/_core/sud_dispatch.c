@@ -174,9 +174,15 @@ long sud_native(struct sud_frame *f, long nr, const long a[6])
     case SYS_sigaltstack: {
         /* The signal stack holds the thread's dispatch state: keep it, and
          * give the foreign code a virtual one. */
-        stack_t nss;
-        if (a[1] && sud_safe_copy((void *)a[1], &t->virt_altstack, sizeof(stack_t), 1))
+        stack_t nss, oss = t->virt_altstack;
+        uint64_t lo = (uint64_t)oss.ss_sp;
+        int on = t->virt_altstack_set && !(oss.ss_flags & SS_DISABLE) && f->rsp > lo && f->rsp <= lo + oss.ss_size;
+        if (on)
+            oss.ss_flags |= SS_ONSTACK;
+        if (a[1] && sud_safe_copy((void *)a[1], &oss, sizeof(stack_t), 1))
             return -EFAULT;
+        if (a[0] && on)
+            return -EPERM; /* the kernel's rule: not while running on it */
         if (a[0]) {
             if (sud_safe_copy(&nss, (void *)a[0], sizeof(nss), 0))
                 return -EFAULT;

@@ -70,6 +70,29 @@ struct sud_thread *sud_thread_of(const void *ucv)
     return t->magic == SUD_THREAD_MAGIC ? t : NULL;
 }
 
+/* Did the signal interrupt one of the core's own handlers (on t's signal stack)? */
+int sud_on_signal_stack(const struct sud_thread *t, const void *ucv)
+{
+    const ucontext_t *uc = ucv;
+    uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+    return (uc->uc_stack.ss_flags & SS_ONSTACK) || (sp > (uintptr_t)t && sp <= (uintptr_t)t + SUD_AREA_SIZE);
+}
+
+/* Is there a signal frame at sp (the ucontext rt_sigreturn reads)?  Call 15
+ * is rt_sigreturn for Linux code, but other ABIs number differently (NtClose
+ * is 15 on Windows): only a frame the kernel would accept makes it one. */
+static int is_sigframe(uint64_t sp)
+{
+    struct {
+        uint64_t uc_flags, uc_link;
+        stack_t uc_stack;
+        uint64_t gregs[23];
+    } uc;
+    if (sud_safe_copy(&uc, (const void *)sp, sizeof uc, 0))
+        return 0;
+    return (uc.uc_flags & ~7ul) == 0 && (uc.gregs[REG_CSGSFS] & 0xffff) == sud_user_cs;
+}
+
 void sud_sigsys_handler(int sig, siginfo_t *si, void *ucv)
 {
     ucontext_t *uc = ucv;
@@ -91,7 +114,7 @@ void sud_sigsys_handler(int sig, siginfo_t *si, void *ucv)
     if (fs != t->host_fs)
         sud_set_fs(t->host_fs);
 
-    if (si->si_arch == SUD_AUDIT_ARCH_X86_64 && g[REG_RAX] == SYS_rt_sigreturn) {
+    if (si->si_arch == SUD_AUDIT_ARCH_X86_64 && g[REG_RAX] == SYS_rt_sigreturn && is_sigframe(g[REG_RSP])) {
         /* A signal handler returning over code that had the selector at BLOCK.
          * rt_sigreturn must run where it was called (its frame is at RSP):
          * run it from the gate, which the kernel never dispatches, with the
@@ -172,8 +195,8 @@ void sud_kick_handler(int sig, siginfo_t *si, void *ucv)
     struct sud_thread *t = sud_thread_of(uc);
     if (!t || !t->exit_requested || t->guest_depth <= 0)
         return;
-    if (t->top || t->selector != SUD_FILTER_BLOCK)
-        return; /* in dispatch: sud_dispatch leaves on its way out */
+    if (t->top || t->selector != SUD_FILTER_BLOCK || sud_on_signal_stack(t, uc))
+        return; /* in dispatch or a core handler: sud_dispatch leaves on its way out */
     t->selector = SUD_FILTER_ALLOW;
     if (sud_get_fs() != t->host_fs)
         sud_set_fs(t->host_fs);

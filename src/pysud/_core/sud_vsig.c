@@ -260,7 +260,10 @@ void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
     greg_t *g = uc->uc_mcontext.gregs;
     struct sud_thread *t = sud_thread_of(uc);
     int guest = t && t->guest_depth > 0 && t->group;
-    int in_guest_code = guest && !t->top && t->selector == SUD_FILTER_BLOCK;
+    /* The program's own code: not a dispatch, selector BLOCK, and not one of
+     * the core's handlers (which run on the signal stack; the SIGSYS handler
+     * starts with the selector still at BLOCK). */
+    int in_guest_code = guest && !t->top && t->selector == SUD_FILTER_BLOCK && !sud_on_signal_stack(t, uc);
     int sync_fault = is_fault(sig) && si->si_code > 0;
     struct sud_kaction *a = &guest_act[sig];
 
@@ -381,8 +384,10 @@ void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
 void sud_vsig_deliver(struct sud_frame *f)
 {
     struct sud_thread *t = f->thread;
+    /* The kernel delivered these, so they were deliverable then (a call such as
+     * sigsuspend may have had its own mask, restored since): deliver them all. */
     uint64_t mask = sigmask_now();
-    uint64_t ready = t->vpending & ~mask;
+    uint64_t ready = t->vpending;
     if (!ready)
         return;
     int sig = __builtin_ctzl(ready) + 1;

@@ -1,0 +1,412 @@
+"""NT file calls: paths (\\??\\C:\\... on host directories, case-insensitively), files, directories."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import stat
+import struct
+from typing import TYPE_CHECKING, Any
+
+from . import objects, process
+from . import status as st
+
+if TYPE_CHECKING:
+    from .personality import NtSyscall as Syscall
+
+FILE_DIRECTORY_FILE = 0x1
+FILE_NON_DIRECTORY_FILE = 0x40
+FILE_DELETE_ON_CLOSE = 0x1000
+WRITE_ACCESS = 0x2 | 0x4 | 0x40000000 | 0x10000000 | 0x02000000  # write/append data, GENERIC_WRITE/ALL, MAX
+READ_ACCESS = 0x1 | 0x80000000 | 0x10000000 | 0x02000000
+FILE_ATTRIBUTE_DIRECTORY = 0x10
+FILE_ATTRIBUTE_ARCHIVE = 0x20
+FILE_ATTRIBUTE_READONLY = 0x1
+_DOS_PREFIXES = ("\\??\\", "\\DOSDEVICES\\", "\\GLOBAL??\\")
+_DRIVE = re.compile(r"^([A-Za-z]):(\\.*)?$")
+
+
+def _filetime(ns: int) -> int:
+    return ns // 100 + process.EPOCH_DELTA
+
+
+def _basic(s: os.stat_result) -> bytes:
+    attrs = FILE_ATTRIBUTE_DIRECTORY if stat.S_ISDIR(s.st_mode) else FILE_ATTRIBUTE_ARCHIVE
+    if not s.st_mode & 0o200:
+        attrs |= FILE_ATTRIBUTE_READONLY
+    t = _filetime
+    return struct.pack(
+        "<qqqqI4x", t(s.st_ctime_ns), t(s.st_atime_ns), t(s.st_mtime_ns), t(s.st_ctime_ns), attrs
+    )
+
+
+def _attributes(s: os.stat_result) -> int:
+    (attrs,) = struct.unpack_from("<I", _basic(s), 32)
+    return int(attrs)
+
+
+class FileCalls:
+    """File handlers, mixed into NtPersonality (which provides handles, drives and helpers)."""
+
+    drives: dict[str, str]
+    handles: objects.HandleTable
+
+    # helpers the personality defines
+    read_unicode: Any
+    put_iosb: Any
+    put_u64: Any
+
+    # ---- paths
+
+    def host_path(self, call: Syscall, oa: int) -> tuple[str | None, int]:
+        """The host path an OBJECT_ATTRIBUTES names, or (None, NTSTATUS)."""
+        if not oa:
+            return None, st.STATUS_INVALID_PARAMETER
+        _len, root, name_ptr, _attrs = struct.unpack("<I4xQQI", call.read(oa, 28))
+        if not name_ptr:
+            return None, st.STATUS_OBJECT_NAME_INVALID
+        name = self.read_unicode(call, name_ptr)
+        if root:
+            parent = self.handles.get(root)
+            if not isinstance(parent, objects.File) or not parent.directory:
+                return None, st.STATUS_INVALID_HANDLE
+            base, rel = parent.path, name
+        else:
+            upper = name.upper()
+            for prefix in _DOS_PREFIXES:
+                if upper.startswith(prefix):
+                    name = name[len(prefix) :]
+                    break
+            else:
+                return None, st.STATUS_OBJECT_PATH_NOT_FOUND
+            m = _DRIVE.match(name)
+            if not m:
+                return None, st.STATUS_OBJECT_NAME_INVALID if ":" in name else st.STATUS_OBJECT_PATH_NOT_FOUND
+            drive = self.drives.get(m.group(1).upper())
+            if drive is None:
+                return None, st.STATUS_OBJECT_PATH_NOT_FOUND
+            base, rel = drive, m.group(2) or ""
+        parts: list[str] = []
+        for comp in rel.split("\\"):
+            if comp in ("", "."):
+                continue
+            if comp == "..":
+                if parts:
+                    parts.pop()
+                continue
+            if any(c in comp for c in '<>:"|?*/') or "\0" in comp:
+                return None, st.STATUS_OBJECT_NAME_INVALID
+            parts.append(comp)
+        cur = base
+        for i, comp in enumerate(parts):
+            cand = os.path.join(cur, comp)
+            if not os.path.lexists(cand):
+                try:
+                    match = next((e for e in os.listdir(cur) if e.lower() == comp.lower()), None)
+                except OSError:
+                    match = None
+                if match is not None:
+                    cand = os.path.join(cur, match)
+                elif i < len(parts) - 1:
+                    return None, st.STATUS_OBJECT_PATH_NOT_FOUND
+            cur = cand
+        return cur, st.STATUS_SUCCESS
+
+    # ---- open / create
+
+    def _open(
+        self, call: Syscall, out: int, access: int, oa: int, iosb: int, disposition: int, options: int
+    ) -> int:
+        access &= 0xFFFFFFFF
+        options &= 0xFFFFFFFF
+        path, status = self.host_path(call, oa)
+        if path is None:
+            self.put_iosb(call, iosb, status, 0)
+            return status
+        exists = os.path.lexists(path)
+        is_dir = os.path.isdir(path)
+        want_dir = bool(options & FILE_DIRECTORY_FILE)
+        info = 1  # FILE_OPENED
+        if exists and is_dir and options & FILE_NON_DIRECTORY_FILE:
+            return st.STATUS_FILE_IS_A_DIRECTORY
+        if exists and not is_dir and want_dir:
+            return st.STATUS_NOT_A_DIRECTORY
+        if not os.path.isdir(os.path.dirname(path) or "/"):
+            return st.STATUS_OBJECT_PATH_NOT_FOUND
+        if disposition == 2 and exists:  # FILE_CREATE
+            return st.STATUS_OBJECT_NAME_COLLISION
+        if disposition in (1, 4) and not exists:  # FILE_OPEN, FILE_OVERWRITE
+            return st.STATUS_OBJECT_NAME_NOT_FOUND
+        if disposition > 5:
+            return st.STATUS_INVALID_PARAMETER
+        try:
+            if want_dir or is_dir:
+                if not exists:
+                    os.mkdir(path)
+                    info = 2  # FILE_CREATED
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                obj = objects.File(fd=fd, path=path, access=access, directory=True)
+            else:
+                flags = os.O_CLOEXEC | (os.O_RDWR if access & WRITE_ACCESS else os.O_RDONLY)
+                if not exists:
+                    flags |= os.O_CREAT | os.O_EXCL
+                    info = 2
+                elif disposition in (0, 4, 5):  # supersede, overwrite, overwrite_if
+                    flags |= os.O_TRUNC
+                    info = 0 if disposition == 0 else 3  # FILE_SUPERSEDED / FILE_OVERWRITTEN
+                fd = os.open(path, flags, 0o666)
+                obj = objects.File(fd=fd, path=path, access=access)
+        except OSError as e:
+            status = st.from_errno(e.errno or 0)
+            self.put_iosb(call, iosb, status, 0)
+            return status
+        obj.delete_on_close = bool(options & FILE_DELETE_ON_CLOSE)
+        self.put_u64(call, out, self.handles.add(obj))
+        self.put_iosb(call, iosb, st.STATUS_SUCCESS, info)
+        return st.STATUS_SUCCESS
+
+    def _NtCreateFile(self, call: Syscall) -> int:
+        out, access, oa, iosb, _alloc, _attrs, _share, disposition, options = call.args[:9]
+        return self._open(call, out, access, oa, iosb, disposition & 0xFFFFFFFF, options)
+
+    def _NtOpenFile(self, call: Syscall) -> int:
+        out, access, oa, iosb, _share, options = call.args[:6]
+        return self._open(call, out, access, oa, iosb, 1, options)
+
+    def _file(self, handle: int) -> objects.File | None:
+        obj = self.handles.get(handle)
+        return obj if isinstance(obj, objects.File) else None
+
+    # ---- read / write
+
+    def _position(self, call: Syscall, offset_ptr: int) -> int | None:
+        """The explicit byte offset, or None for the file pointer."""
+        if not offset_ptr:
+            return None
+        (off,) = struct.unpack("<q", call.read(offset_ptr, 8))
+        return None if off == -2 else off  # FILE_USE_FILE_POINTER_POSITION
+
+    def _signal_event(self, handle: int) -> None:
+        ev = self.handles.get(handle) if handle else None
+        if isinstance(ev, objects.Event):
+            with objects.CHANGED:
+                ev.state = True
+                objects.CHANGED.notify_all()
+
+    def _NtReadFile(self, call: Syscall) -> int:
+        handle, event, _apc, _ctx, iosb, buf, length, offset_ptr = call.args[:8]
+        f = self._file(handle)
+        if f is None:
+            return st.STATUS_INVALID_HANDLE
+        if f.directory:
+            return st.STATUS_INVALID_DEVICE_REQUEST
+        length &= 0xFFFFFFFF
+        off = self._position(call, offset_ptr)
+        try:
+            data = os.read(f.fd, length) if off is None else os.pread(f.fd, length, off)
+            if off is not None and not f.console:
+                os.lseek(f.fd, off + len(data), os.SEEK_SET)
+        except OSError as e:
+            return st.from_errno(e.errno or 0)
+        if not data and length:
+            self.put_iosb(call, iosb, st.STATUS_END_OF_FILE, 0)
+            return st.STATUS_END_OF_FILE
+        call.write(buf, data)
+        self.put_iosb(call, iosb, st.STATUS_SUCCESS, len(data))
+        self._signal_event(event)
+        return st.STATUS_SUCCESS
+
+    def _NtWriteFile(self, call: Syscall) -> int:
+        handle, event, _apc, _ctx, iosb, buf, length, offset_ptr = call.args[:8]
+        f = self._file(handle)
+        if f is None:
+            return st.STATUS_INVALID_HANDLE
+        if f.directory:
+            return st.STATUS_INVALID_DEVICE_REQUEST
+        if not f.console and not f.access & WRITE_ACCESS:
+            return st.STATUS_ACCESS_DENIED
+        data = call.read(buf, length & 0xFFFFFFFF) if length & 0xFFFFFFFF else b""
+        off = self._position(call, offset_ptr)
+        try:
+            if off == -1:  # FILE_WRITE_TO_END_OF_FILE
+                os.lseek(f.fd, 0, os.SEEK_END)
+                off = None
+            n = os.write(f.fd, data) if off is None else os.pwrite(f.fd, data, off)
+            if off is not None and not f.console:
+                os.lseek(f.fd, off + n, os.SEEK_SET)
+        except OSError as e:
+            return st.from_errno(e.errno or 0)
+        self.put_iosb(call, iosb, st.STATUS_SUCCESS, n)
+        self._signal_event(event)
+        return st.STATUS_SUCCESS
+
+    # ---- information
+
+    def _NtQueryInformationFile(self, call: Syscall) -> int:
+        handle, iosb, buf, length, cls = call.args[:5]
+        f = self._file(handle)
+        if f is None:
+            return st.STATUS_INVALID_HANDLE
+        cls &= 0xFFFFFFFF
+        s = os.fstat(f.fd)
+        if cls == 4:  # FileBasicInformation
+            data = _basic(s)
+        elif cls == 5:  # FileStandardInformation
+            is_dir = stat.S_ISDIR(s.st_mode)
+            size = 0 if is_dir else s.st_size
+            data = struct.pack("<qqIBB2x", s.st_blocks * 512, size, s.st_nlink, f.delete_on_close, is_dir)
+        elif cls == 14:  # FilePositionInformation
+            data = struct.pack("<q", 0 if f.console else os.lseek(f.fd, 0, os.SEEK_CUR))
+        elif cls == 34:  # FileNetworkOpenInformation
+            b = _basic(s)
+            data = b[:32] + struct.pack("<qqI4x", s.st_blocks * 512, s.st_size, _attributes(s))
+        else:
+            return self._unimplemented_class(call, cls)  # type: ignore[attr-defined,no-any-return]
+        if (length & 0xFFFFFFFF) < len(data):
+            return st.STATUS_INFO_LENGTH_MISMATCH
+        call.write(buf, data)
+        self.put_iosb(call, iosb, st.STATUS_SUCCESS, len(data))
+        return st.STATUS_SUCCESS
+
+    def _NtSetInformationFile(self, call: Syscall) -> int:
+        handle, iosb, buf, length, cls = call.args[:5]
+        f = self._file(handle)
+        if f is None:
+            return st.STATUS_INVALID_HANDLE
+        cls &= 0xFFFFFFFF
+        length &= 0xFFFFFFFF
+        try:
+            if cls == 14:  # FilePositionInformation
+                if length < 8:
+                    return st.STATUS_INFO_LENGTH_MISMATCH
+                (pos,) = struct.unpack("<q", call.read(buf, 8))
+                if pos < 0:
+                    return st.STATUS_INVALID_PARAMETER
+                os.lseek(f.fd, pos, os.SEEK_SET)
+            elif cls in (13, 64):  # FileDispositionInformation(Ex)
+                if length < 1:
+                    return st.STATUS_INFO_LENGTH_MISMATCH
+                flag = call.read(buf, 1)[0]
+                if flag and f.directory and os.listdir(f.path):
+                    return st.STATUS_DIRECTORY_NOT_EMPTY
+                f.delete_on_close = bool(flag & 1)
+            elif cls == 20:  # FileEndOfFileInformation
+                if length < 8:
+                    return st.STATUS_INFO_LENGTH_MISMATCH
+                (end,) = struct.unpack("<q", call.read(buf, 8))
+                os.ftruncate(f.fd, end)
+            elif cls == 4:  # FileBasicInformation: times and attributes are accepted, not stored
+                pass
+            else:
+                return self._unimplemented_class(call, cls)  # type: ignore[attr-defined,no-any-return]
+        except OSError as e:
+            return st.from_errno(e.errno or 0)
+        self.put_iosb(call, iosb, st.STATUS_SUCCESS, 0)
+        return st.STATUS_SUCCESS
+
+    def _NtQueryAttributesFile(self, call: Syscall) -> int:
+        oa, info = call.args[:2]
+        path, status = self.host_path(call, oa)
+        if path is None:
+            return status
+        try:
+            s = os.stat(path)
+        except OSError as e:
+            return st.from_errno(e.errno or 0)
+        call.write(info, _basic(s))
+        return st.STATUS_SUCCESS
+
+    def _NtDeleteFile(self, call: Syscall) -> int:
+        path, status = self.host_path(call, call.args[0])
+        if path is None:
+            return status
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.rmdir(path)
+            else:
+                os.unlink(path)
+        except OSError as e:
+            return st.from_errno(e.errno or 0)
+        return st.STATUS_SUCCESS
+
+    # ---- directories
+
+    def _dir_entry(self, cls: int, name: str, path: str) -> bytes | None:
+        try:
+            s = os.lstat(path)
+        except OSError:
+            return None
+        raw = name.encode("utf-16-le")
+        b = _basic(s)
+        size = 0 if stat.S_ISDIR(s.st_mode) else s.st_size
+        common = (
+            struct.pack("<II", 0, 0)
+            + b[:32]
+            + struct.pack("<qqII", size, s.st_blocks * 512, _attributes(s), len(raw))
+        )
+        if cls == 1:  # FileDirectoryInformation
+            return common + raw
+        if cls == 2:  # FileFullDirectoryInformation
+            return common + struct.pack("<I", 0) + raw
+        if cls == 3:  # FileBothDirectoryInformation
+            return common + struct.pack("<IB", 0, 0) + bytes(1 + 24) + raw
+        if cls == 12:  # FileNamesInformation
+            return struct.pack("<III", 0, 0, len(raw)) + raw
+        return None
+
+    def _NtQueryDirectoryFile(self, call: Syscall) -> int:
+        handle, event, _apc, _ctx, iosb, buf, length, cls, single, mask_ptr, restart = call.args[:11]
+        f = self._file(handle)
+        if f is None:
+            return st.STATUS_INVALID_HANDLE
+        if not f.directory:
+            return st.STATUS_INVALID_PARAMETER
+        cls &= 0xFFFFFFFF
+        length &= 0xFFFFFFFF
+        if cls not in (1, 2, 3, 12):
+            return self._unimplemented_class(call, cls)  # type: ignore[attr-defined,no-any-return]
+        first = f.listing is None
+        if first or restart & 0xFF:
+            if first:  # the mask of the first call holds for the handle's life, as in Windows
+                f.mask = self.read_unicode(call, mask_ptr) if mask_ptr else "*"
+            mask = f.mask
+            try:
+                names = [".", "..", *sorted(os.listdir(f.path))]
+            except OSError as e:
+                return st.from_errno(e.errno or 0)
+            if mask not in ("*", "*.*"):
+                names = [n for n in names if fnmatch.fnmatchcase(n.upper(), mask.upper())]
+            f.listing = names
+            if not names:
+                self.put_iosb(call, iosb, st.STATUS_NO_SUCH_FILE, 0)
+                return st.STATUS_NO_SUCH_FILE
+        assert f.listing is not None
+        if not f.listing:
+            self.put_iosb(call, iosb, st.STATUS_NO_MORE_FILES, 0)
+            return st.STATUS_NO_MORE_FILES
+        out = bytearray()
+        last = -1
+        while f.listing:
+            name = f.listing[0]
+            entry = self._dir_entry(cls, name, os.path.join(f.path, name))
+            if entry is None:
+                f.listing.pop(0)
+                continue
+            start = (len(out) + 7) & ~7
+            if start + len(entry) > length:
+                if last < 0:
+                    return st.STATUS_BUFFER_OVERFLOW
+                break
+            out += bytes(start - len(out))
+            if last >= 0:
+                struct.pack_into("<I", out, last, start - last)
+            last = start
+            out += entry
+            f.listing.pop(0)
+            if single & 0xFF:
+                break
+        call.write(buf, bytes(out))
+        self.put_iosb(call, iosb, st.STATUS_SUCCESS, len(out))
+        self._signal_event(event)
+        return st.STATUS_SUCCESS
