@@ -4,10 +4,6 @@ Every program is run natively and under `pysud run` and compared byte for byte (
 exit status).  The C programs live in tests/programs/ and are compiled once per session (gcc;
 musl-gcc for the static musl one; the Go one with CGO_ENABLED=0).  A program killed by a signal
 exits `pysud run` with 128+signal, as a shell reports it; natively the child's status is -signal.
-
-Tests marked with a ``core_*`` marker show a known bug in the core's guest signals or threads,
-with the failure in the marker's reason.  They are strict xfails where the failure is certain
-(once fixed they XPASS, fail, and the marker must go) and non-strict where it is intermittent.
 """
 
 from __future__ import annotations
@@ -31,24 +27,6 @@ HERE = Path(__file__).parent
 SOURCES = HERE / "programs"
 CI = bool(os.environ.get("CI"))
 BUSYBOX = shutil.which("busybox")
-
-
-def core_bug(reason: str, *, strict: bool = True) -> pytest.MarkDecorator:
-    """A test that fails only because of a known core bug (strict: it fails every time)."""
-    if strict:
-        return pytest.mark.xfail(strict=True, raises=AssertionError, reason=f"core: {reason}")
-    return pytest.mark.xfail(strict=False, reason=f"core, intermittent: {reason}")
-
-
-core_fork_in_thread = core_bug(
-    "a process forked by a thread other than the program's first cannot exec in-process and "
-    "exits with status 0 whatever it asked for"
-)
-core_go = core_bug(
-    "Go's os/exec forks from whichever thread runs the goroutine; a child of a thread other than "
-    "the first does not exec (as in core_fork_in_thread), so /bin/false's exit status is often lost",
-    strict=False,
-)
 
 
 def shell_status(returncode: int) -> int:
@@ -430,7 +408,6 @@ def test_fork_and_wait_program_matches_native(build, tmp_path):
     assert_same(native, ours)
 
 
-@core_fork_in_thread
 def test_fork_in_a_thread_matches_native(build, tmp_path):
     exe = build.c("thread_fork")
     native, ours = both([exe], tmp_path)
@@ -490,7 +467,6 @@ def test_exec_keeps_interception(build, tmp_path):
 # ---- a static Go program
 
 
-@core_go
 def test_static_go_program_matches_native(build, two_dirs):
     exe = build.go("goprog")
     assert is_static(exe)

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,6 +137,7 @@ class LinuxPersonality:
         # execve loads the new image in-process (interception survives) unless native_exec: then
         # the kernel's execve replaces this whole process, Python included, as it would natively.
         self.native_exec = native_exec
+        self.run_tid = 0
         self.exe = b""
         self.execfn = b""  # the path execve was given (a script's, when an interpreter runs)
         self.argv: list[bytes] = []  # the running image's, for /proc/self/cmdline and environ
@@ -210,7 +212,9 @@ class LinuxPersonality:
         return fd
 
     def _execve(self, call: Syscall) -> Any:
-        if self.native_exec:
+        if self.native_exec or threading.get_native_id() != self.run_tid:
+            # (A process forked by one of the program's other threads has no Python loop to load
+            # the next image in: its execve runs natively.)
             sys.stdout.flush()
             sys.stderr.flush()
             if call.read_cstring(call.args[0]) == b"/proc/self/exe":  # the program, not Python
@@ -246,6 +250,7 @@ class LinuxPersonality:
     def run(self, path: str, argv: list[bytes], envp: list[bytes], *, vdso: bool = True) -> int:
 
         start_pid = os.getpid()
+        self.run_tid = threading.get_native_id()
         self.d.arm_thread()
         sys.stdout.flush()
         sys.stderr.flush()

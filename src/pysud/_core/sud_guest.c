@@ -126,7 +126,12 @@ static void *guest_thread_main(void *arg)
     futex(&s->tid, FUTEX_WAKE, 1); /* s is gone after this */
     sud_debug("a guest thread enters the program");
 
-    sud_enter_guest(f, t);
+    long status = sud_enter_guest(f, t);
+    if (getpid() != t->gpid) {
+        /* A process forked by this thread: it is its only thread, so leaving
+         * the program ends the process with the program's status. */
+        _exit((int)(status & 0xff));
+    }
 
     t->guest_depth = 0;
     sud_guest_unregister(t);
