@@ -259,6 +259,7 @@ struct sud_fault { /* how the program died, for Python */
 extern struct sud_fault sud_last_fault;
 struct sud_thread *sud_thread_of(const void *uc);
 int sud_on_signal_stack(const struct sud_thread *t, const void *uc);
+void sud_leave_guest_now(struct sud_thread *t, void *uc);
 int sud_vsig_begin(void);
 void sud_vsig_end(void);
 void sud_vsig_reset(int keep_ignored);

@@ -197,10 +197,18 @@ void sud_kick_handler(int sig, siginfo_t *si, void *ucv)
         return;
     if (t->top || t->selector != SUD_FILTER_BLOCK || sud_on_signal_stack(t, uc))
         return; /* in dispatch or a core handler: sud_dispatch leaves on its way out */
+    sud_leave_guest_now(t, uc);
+}
+
+/* Rewrite a signal context that interrupted the program's code so that
+ * sigreturn lands in sud_guest_abort: the program ends on this thread now
+ * (selector ALLOW and the host's FS first, as every way out of the guest). */
+void sud_leave_guest_now(struct sud_thread *t, void *ucv)
+{
+    greg_t *g = ((ucontext_t *)ucv)->uc_mcontext.gregs;
     t->selector = SUD_FILTER_ALLOW;
     if (sud_get_fs() != t->host_fs)
         sud_set_fs(t->host_fs);
-    greg_t *g = uc->uc_mcontext.gregs;
     g[REG_RIP] = (greg_t)sud_guest_abort;
     g[REG_RDI] = (greg_t)t;
     g[REG_RSP] = (greg_t)(((uintptr_t)t->dstack_hi - 256) & ~15ul);

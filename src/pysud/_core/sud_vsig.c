@@ -311,18 +311,9 @@ void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
         /* The program dies of it (status 128 + sig); the host lives on. */
         record_fault(sig, si, (const uint64_t *)g);
         t->vfatal = sig;
-        if (in_guest_code) {
-            t->exit_requested = 1;
-            t->selector = SUD_FILTER_ALLOW;
-            if (sud_get_fs() != t->host_fs)
-                sud_set_fs(t->host_fs);
-            g[REG_RIP] = (greg_t)sud_guest_abort;
-            g[REG_RDI] = (greg_t)t;
-            g[REG_RSP] = (greg_t)(((uintptr_t)t->dstack_hi - 256) & ~15ul);
-            g[REG_EFL] &= ~0x400;
-        } else {
-            t->exit_requested = 1; /* the dispatch in progress ends the program */
-        }
+        t->exit_requested = 1; /* in a dispatch, the dispatch in progress ends the program */
+        if (in_guest_code)
+            sud_leave_guest_now(t, uc);
         return;
     }
 
@@ -357,12 +348,7 @@ void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
         record_fault(SIGSEGV, si, (const uint64_t *)g);
         t->vfatal = SIGSEGV; /* as the kernel: a frame that cannot be written kills */
         t->exit_requested = 1;
-        t->selector = SUD_FILTER_ALLOW;
-        if (sud_get_fs() != t->host_fs)
-            sud_set_fs(t->host_fs);
-        g[REG_RIP] = (greg_t)sud_guest_abort;
-        g[REG_RDI] = (greg_t)t;
-        g[REG_RSP] = (greg_t)(((uintptr_t)t->dstack_hi - 256) & ~15ul);
+        sud_leave_guest_now(t, uc);
         return;
     }
     uint64_t rip, rsp, rdi, rsi, rdx, rax, rfl = (uint64_t)g[REG_EFL], mask = uc->uc_sigmask.__val[0];
