@@ -25,6 +25,7 @@ setup(
                 CORE + "sud_thread.c",
                 CORE + "sud_guest.c",
                 CORE + "sud_vsig.c",
+                CORE + "sud_trace.c",
                 CORE + "sud_entry.S",
             ],
             depends=[CORE + "sud.h"],

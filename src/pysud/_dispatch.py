@@ -300,6 +300,7 @@ class Dispatcher:
         self._handlers: dict[int, Handler] = {}
         self._other_handlers: dict[tuple[int, int], Handler] = {}
         self._fast: dict[int, FastAction] = {}
+        self._recorded: set[int] = set()
         self._tls = _ThreadState()
         self._policy = _core.Policy(
             self._on_call, self._on_deferred, self._on_result, self._on_error, frame_type or Syscall, NATIVE
@@ -351,6 +352,8 @@ class Dispatcher:
         self._policy.set_handler(nr, self._handlers.get(nr))
         if nr in self._fast:
             kind, value = self._encode(self._fast[nr])
+        elif nr in self._recorded:
+            kind, value = _core.ACT_TRACE, 0
         elif nr in self._handlers:
             kind, value = _core.ACT_PYTHON, 0
         else:
@@ -406,6 +409,38 @@ class Dispatcher:
         else:
             self._fast[nr] = action
         self._sync(nr)
+
+    def handler_of(self, call: str | int) -> Handler | None:
+        """The Python handler registered for a syscall, or None."""
+        return self._handlers.get(self._nr(call))
+
+    # ---- the recorder: calls recorded in C and run natively, decoded later in batches
+
+    def start_recording(self, ring_bytes: int = 1 << 20, timing: bool = False) -> None:
+        """Give this dispatcher a ring for records of calls (see :meth:`record`)."""
+        self._policy.trace_start(ring_bytes, _core.TRACE_TIMING if timing else 0)
+
+    def record(self, call: str | int, captures: list[tuple[int, ...]], room: int) -> None:
+        """Record a syscall in C (registers, result, the memory ``captures`` name) and run it natively.
+
+        A registered handler still sees the call when the ring lacks ``room`` bytes: it is the
+        handler's turn to empty it with :meth:`take_records`.  A fast-path action wins over this.
+        """
+        nr = self._nr(call)
+        self._policy.trace_capture(nr, room, captures)
+        self._recorded.add(nr)
+        self._sync(nr)
+
+    def take_records(self) -> bytes:
+        """The records so far, in the core's layout (pysud.trace reads it); empties the ring."""
+        return self._policy.trace_take()
+
+    def forget_records(self) -> None:
+        """Drop records copied from the parent (call first thing in a forked child)."""
+        self._policy.trace_forget()
+
+    def records_lost(self) -> int:
+        return self._policy.trace_lost()
 
     def counts(self) -> dict[str, int]:
         """How many calls of each syscall this dispatcher has seen, by name."""

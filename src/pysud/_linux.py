@@ -10,6 +10,7 @@ import shutil
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,6 +145,9 @@ class LinuxPersonality:
         self.envp: list[bytes] = []
         self.brk: _Brk | None = None
         self.fault: tuple[int, int, int, dict[str, int]] | None = None
+        # on_end(status, fault): the program (or a forked child of it, which ends inside run())
+        # is over; a tracer prints its last lines here
+        self.on_end: Callable[[int, tuple[int, int, int, dict[str, int]] | None], None] | None = None
         self.next_exec: tuple[str, list[bytes], list[bytes]] | None = None
         d = dispatcher
         d.on("exit", self._exit)
@@ -317,6 +321,8 @@ class LinuxPersonality:
                 path, argv, envp = self.next_exec
                 after_exec = True
                 continue
+            if self.on_end is not None:
+                self.on_end(value, self.fault)
             if os.getpid() != start_pid:
                 # A forked child of the program ends here, never back in the caller; one
                 # that died of a signal dies of it for real, so its parent sees that.

@@ -225,6 +225,7 @@ typedef struct {
     PyObject *callback;   /* callback(frame) answers a call that has no direct handler */
     PyObject *deferred;   /* deferred(list_of_records) hears calls run in C */
     PyTypeObject *frame_type;
+    uint8_t *trace_stage; /* where trace_take() moves records before they become bytes */
 } PolicyObject;
 
 static PyTypeObject Policy_Type;
@@ -279,6 +280,8 @@ static void policy_dealloc(PolicyObject *self)
     for (int i = 0; i < SUD_NSYSCALLS; i++)
         Py_CLEAR(self->handlers[i]);
     Py_XDECREF(self->frame_type);
+    if (self->trace_stage && self->p)
+        munmap(self->trace_stage, self->p->trace->size);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -288,7 +291,7 @@ static PyObject *policy_set_action(PolicyObject *self, PyObject *args)
     long long value;
     if (!PyArg_ParseTuple(args, "lllL", &nr, &kind, &value, &hazard))
         return NULL;
-    if (kind < SUD_ACT_PYTHON || kind > SUD_ACT_RETURN) {
+    if (kind < SUD_ACT_PYTHON || kind > SUD_ACT_TRACE) {
         PyErr_SetString(PyExc_ValueError, "unknown action kind");
         return NULL;
     }
@@ -366,7 +369,126 @@ static PyObject *policy_reset_counts(PolicyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* ---- the trace recorder (sud_trace.c): ring set-up and records out */
+
+static PyObject *policy_trace_start(PolicyObject *self, PyObject *args)
+{
+    unsigned long long size;
+    unsigned int flags;
+    if (!PyArg_ParseTuple(args, "KI", &size, &flags))
+        return NULL;
+    if (self->p->trace) {
+        PyErr_SetString(PyExc_RuntimeError, "this policy already records");
+        return NULL;
+    }
+    if (size < 65536 || size > (1ull << 32)) {
+        PyErr_SetString(PyExc_ValueError, "ring size must be 64 KiB .. 4 GiB");
+        return NULL;
+    }
+    struct sud_trace *tr = mmap(NULL, sizeof *tr, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (tr == MAP_FAILED)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    tr->data = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    self->trace_stage = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (tr->data == MAP_FAILED || self->trace_stage == MAP_FAILED) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        if (tr->data != MAP_FAILED)
+            munmap(tr->data, size);
+        if (self->trace_stage != MAP_FAILED)
+            munmap(self->trace_stage, size);
+        self->trace_stage = NULL;
+        munmap(tr, sizeof *tr);
+        return NULL;
+    }
+    tr->size = size;
+    tr->flags = flags;
+    tr->last = ~0ull;
+    __atomic_store_n(&self->p->trace, tr, __ATOMIC_RELEASE);
+    Py_RETURN_NONE;
+}
+
+/* trace_capture(nr, maxrec, ops): ops a sequence of (phase, kind, arg, lenarg, scale, plus, max) */
+static PyObject *policy_trace_capture(PolicyObject *self, PyObject *args)
+{
+    long nr;
+    unsigned int maxrec;
+    PyObject *ops;
+    if (!PyArg_ParseTuple(args, "lIO", &nr, &maxrec, &ops))
+        return NULL;
+    struct sud_trace *tr = self->p->trace;
+    if (!tr) {
+        PyErr_SetString(PyExc_RuntimeError, "trace_start() first");
+        return NULL;
+    }
+    if (nr < 0 || nr >= SUD_NSYSCALLS) {
+        PyErr_Format(PyExc_ValueError, "syscall number %ld out of range", nr);
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(ops, "ops must be a sequence");
+    if (!seq)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > SUD_CAP_OPS || maxrec > tr->size / 4) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "too many capture operations or too large a record");
+        return NULL;
+    }
+    struct sud_cap_op cap[SUD_CAP_OPS];
+    memset(cap, 0, sizeof cap);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char phase, kind, arg, lenarg;
+        unsigned int scale, plus, max;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "bbbbIII", &phase, &kind, &arg, &lenarg, &scale,
+                              &plus, &max)) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        if (phase < SUD_CAP_ENTRY || phase > SUD_CAP_EXIT || kind < SUD_CAP_CSTR || kind > SUD_CAP_FIXED ||
+            arg > 5 || lenarg > 5 || scale > 65535) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_ValueError, "bad capture operation");
+            return NULL;
+        }
+        cap[i] = (struct sud_cap_op){phase, kind, arg, lenarg, (uint16_t)scale, 0, plus, max};
+    }
+    Py_DECREF(seq);
+    memcpy(tr->cap[nr], cap, sizeof cap);
+    tr->maxrec[nr] = maxrec;
+    Py_RETURN_NONE;
+}
+
+static PyObject *policy_trace_take(PolicyObject *self, PyObject *unused)
+{
+    (void)unused;
+    struct sud_trace *tr = self->p->trace;
+    if (!tr)
+        return PyBytes_FromStringAndSize(NULL, 0);
+    uint64_t n;
+    Py_BEGIN_ALLOW_THREADS n = sud_trace_take(tr, (int)syscall(SYS_gettid), self->trace_stage);
+    Py_END_ALLOW_THREADS return PyBytes_FromStringAndSize((const char *)self->trace_stage, (Py_ssize_t)n);
+}
+
+static PyObject *policy_trace_forget(PolicyObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (self->p->trace)
+        sud_trace_forget(self->p->trace);
+    Py_RETURN_NONE;
+}
+
+static PyObject *policy_trace_lost(PolicyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return PyLong_FromUnsignedLongLong(self->p->trace ? self->p->trace->lost : 0);
+}
+
 static PyMethodDef policy_methods[] = {
+    {"trace_start", (PyCFunction)policy_trace_start, METH_VARARGS, "trace_start(ring_bytes, flags): record calls."},
+    {"trace_capture", (PyCFunction)policy_trace_capture, METH_VARARGS,
+     "trace_capture(nr, maxrec, ops): what a recorded call's record holds."},
+    {"trace_take", (PyCFunction)policy_trace_take, METH_NOARGS, "The records so far, as bytes; empties the ring."},
+    {"trace_forget", (PyCFunction)policy_trace_forget, METH_NOARGS, "Drop the records (a forked child)."},
+    {"trace_lost", (PyCFunction)policy_trace_lost, METH_NOARGS, "Records that found no room."},
     {"set_action", (PyCFunction)policy_set_action, METH_VARARGS,
      "set_action(nr, kind, value, hazard); nr -1 sets the action for other calls."},
     {"set_handler", (PyCFunction)policy_set_handler, METH_VARARGS, "set_handler(nr, handler or None)."},
@@ -1131,6 +1253,8 @@ PyMODINIT_FUNC PyInit__core(void)
         PyModule_AddIntConstant(m, "ACT_NATIVE", SUD_ACT_NATIVE) < 0 ||
         PyModule_AddIntConstant(m, "ACT_ERRNO", SUD_ACT_ERRNO) < 0 ||
         PyModule_AddIntConstant(m, "ACT_RETURN", SUD_ACT_RETURN) < 0 ||
+        PyModule_AddIntConstant(m, "ACT_TRACE", SUD_ACT_TRACE) < 0 ||
+        PyModule_AddIntConstant(m, "TRACE_TIMING", SUD_TRACE_TIMING) < 0 ||
         PyModule_AddIntConstant(m, "NSYSCALLS", SUD_NSYSCALLS) < 0 ||
         PyModule_AddIntConstant(m, "AUDIT_ARCH_X86_64", SUD_AUDIT_ARCH_X86_64) < 0 ||
         PyModule_AddIntConstant(m, "AUDIT_ARCH_I386", SUD_AUDIT_ARCH_I386) < 0) {

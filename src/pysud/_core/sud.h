@@ -68,6 +68,7 @@ enum sud_action_kind {
     SUD_ACT_NATIVE = 1, /* run the call natively, in C */
     SUD_ACT_ERRNO = 2,  /* fail with -value */
     SUD_ACT_RETURN = 3, /* return value without running it */
+    SUD_ACT_TRACE = 4,  /* record it in the policy's trace ring, run it natively (sud_trace.c) */
 };
 
 struct sud_action {
@@ -82,6 +83,62 @@ struct sud_deferred {
 };
 
 struct sud_frame;
+struct sud_thread;
+
+/* ---- the trace recorder (sud_trace.c); record layouts are read by pysud.trace._records ---- */
+#define SUD_CAP_OPS 4
+enum { SUD_CAP_ENTRY = 1, SUD_CAP_EXIT = 2 };                   /* phase */
+enum { SUD_CAP_CSTR = 1, SUD_CAP_ARG = 2, SUD_CAP_RET = 3, SUD_CAP_FIXED = 4 }; /* kind */
+enum { SUD_CAP_OK = 0, SUD_CAP_FAULT = 1, SUD_CAP_NULL = 2, SUD_CAP_TRUNC = 3 }; /* status */
+enum { SUD_REC_CALL = 1, SUD_REC_EXIT = 2, SUD_REC_FULL = 3, SUD_REC_SIGNAL = 4 };
+#define SUD_TRACE_TIMING 1
+
+/* What to read for one argument: CSTR up to max bytes (stops after the NUL,
+ * which it keeps: status OK; TRUNC when no NUL came); ARG
+ * a[lenarg] * scale + plus bytes; RET result bytes; FIXED plus bytes; all
+ * at most max. */
+struct sud_cap_op {
+    uint8_t phase, kind, arg, lenarg;
+    uint16_t scale, pad;
+    uint32_t plus, max;
+};
+
+/* One capture in a record, followed by len bytes padded to 8. */
+struct sud_cap {
+    uint8_t arg, phase, status, pad;
+    uint32_t len;
+    uint64_t addr;
+};
+
+/* One record: CALL (entry), EXIT, FULL (entry and exit together) or SIGNAL
+ * (nr = signal, followed by the siginfo); captures follow the header. */
+struct sud_rec {
+    uint32_t size; /* bytes including the header, a multiple of 8 */
+    uint16_t kind, nr;
+    int32_t tid;
+    uint32_t ncap;
+    uint64_t t_entry, t_exit; /* CLOCK_REALTIME ns, with SUD_TRACE_TIMING */
+    int64_t args[6];
+    int64_t ret;
+};
+
+struct sud_trace {
+    volatile int32_t lock; /* tid of the holder, 0 when free */
+    uint32_t flags;
+    uint64_t size;         /* bytes of data */
+    volatile uint64_t pos; /* bytes written */
+    uint64_t last;         /* offset of the last record */
+    uint64_t lost;         /* records that found no room */
+    uint32_t maxrec[SUD_NSYSCALLS]; /* room a call needs; 0: not recorded */
+    struct sud_cap_op cap[SUD_NSYSCALLS][SUD_CAP_OPS];
+    uint8_t *data;
+};
+int sud_trace_room(const struct sud_trace *tr, long nr);
+uint64_t sud_trace_entry(struct sud_trace *tr, struct sud_thread *t, long nr, const long a[6]);
+void sud_trace_exit(struct sud_trace *tr, struct sud_thread *t, long nr, const long a[6], long ret, uint64_t off);
+void sud_trace_signal(struct sud_trace *tr, struct sud_thread *t, int sig, const siginfo_t *si);
+uint64_t sud_trace_take(struct sud_trace *tr, int tid, void *dst);
+void sud_trace_forget(struct sud_trace *tr);
 
 /* The per-dispatcher policy.  Owned by a Python object; an armed thread
  * holds a reference (refs) so it outlives the object while still in use. */
@@ -91,6 +148,7 @@ struct sud_policy {
     uint64_t count[SUD_NSYSCALLS];
     uint64_t count_other;
     int64_t refs;
+    struct sud_trace *trace; /* the recorder's ring, or NULL */
     void *hook_ctx; /* opaque to the core: the glue's Python object */
 };
 

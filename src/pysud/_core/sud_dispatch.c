@@ -253,6 +253,8 @@ struct sud_frame *sud_dispatch(struct sud_frame *f)
 
     int kind = a->kind, deferred = 0;
     long args[6];
+    if (kind == SUD_ACT_TRACE && !(p->trace && sud_trace_room(p->trace, (long)f->nr)))
+        kind = SUD_ACT_PYTHON; /* the ring is full: the tracer's handler empties it */
     if (kind == SUD_ACT_PYTHON) {
         if (!sud_python_hook || !p->hook_ctx) {
             kind = SUD_ACT_NATIVE;
@@ -271,6 +273,13 @@ struct sud_frame *sud_dispatch(struct sud_frame *f)
         if (deferred)
             record_deferred(t, f, args);
         break;
+    case SUD_ACT_TRACE: {
+        frame_args(f, args);
+        uint64_t off = sud_trace_entry(p->trace, t, (long)f->nr, args);
+        f->rax = (uint64_t)sud_native(f, (long)f->nr, args);
+        sud_trace_exit(p->trace, t, (long)f->nr, args, (long)f->rax, off);
+        break;
+    }
     case SUD_ACT_ERRNO:
         f->rax = (uint64_t)-a->value;
         break;

@@ -252,8 +252,13 @@ struct sud_policy *sud_policy_new(void)
 
 void sud_policy_decref(struct sud_policy *p)
 {
-    if (__atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) == 0)
+    if (__atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        if (p->trace) {
+            munmap(p->trace->data, p->trace->size);
+            munmap(p->trace, sizeof *p->trace);
+        }
         free(p);
+    }
 }
 
 /* ---- thunks: written through a RW view, executed through a RX view ---- */

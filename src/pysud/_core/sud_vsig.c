@@ -254,6 +254,14 @@ static int host_has_function(int sig)
     return h->sa_handler != SIG_DFL && h->sa_handler != SIG_IGN;
 }
 
+/* A line for the tracer, when the program's policy records (sud_trace.c). */
+static void trace_signal(struct sud_thread *t, int sig, const siginfo_t *si)
+{
+    struct sud_policy *p = t->policy;
+    if (p && p->trace)
+        sud_trace_signal(p->trace, t, sig, si);
+}
+
 void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
 {
     ucontext_t *uc = ucv;
@@ -295,11 +303,11 @@ void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
         chain_host(sig, si, uc); /* a fault in the host's own code */
         return;
     }
-    if (a->handler == (uint64_t)SIG_IGN)
+    if (a->handler == (uint64_t)SIG_IGN || (a->handler == (uint64_t)SIG_DFL && default_ignores(sig))) {
+        trace_signal(t, sig, si); /* a tracer sees ignored signals too */
         return;
+    }
     if (a->handler == (uint64_t)SIG_DFL) {
-        if (default_ignores(sig))
-            return;
         if (host_has_function(sig) && !sync_fault) {
             chain_host(sig, si, uc); /* e.g. Python's SIGINT handler: KeyboardInterrupt */
             return;
@@ -309,6 +317,7 @@ void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
             return;
         }
         /* The program dies of it (status 128 + sig); the host lives on. */
+        trace_signal(t, sig, si);
         record_fault(sig, si, (const uint64_t *)g);
         t->vfatal = sig;
         t->exit_requested = 1; /* in a dispatch, the dispatch in progress ends the program */
@@ -334,6 +343,7 @@ void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
         return;
     }
     /* In the program's code: the kernel's frame, copied to the program's stack. */
+    trace_signal(t, sig, si);
     const uint8_t *fp = (const uint8_t *)uc->uc_mcontext.fpregs;
     uint64_t fp_len = 0;
     if (fp && (uc->uc_flags & UC_FP_XSTATE)) {
@@ -381,6 +391,7 @@ void sud_vsig_deliver(struct sud_frame *f)
     struct sud_kaction *a = &guest_act[sig];
     if (a->handler <= (uint64_t)SIG_IGN)
         return; /* changed to default or ignore meanwhile */
+    trace_signal(t, sig, &t->vinfo[sig]);
 
     uint64_t rip = f->rip, rax = f->rax;
     if (t->vrestart && (long)f->rax == -EINTR && (a->flags & K_SA_RESTART)) {

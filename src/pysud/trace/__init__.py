@@ -45,7 +45,8 @@ def trace_program(
     d = Dispatcher()
     personality = LinuxPersonality(d)
     tracer = Tracer(opts)
-    tracer.attach(d)
+    tracer.attach(d, record=True)
+    personality.on_end = tracer.ended
     argv = [os.fsencode(program)] + [os.fsencode(a) for a in (args or [])]
     environ = os.environ if env is None else env
     envp = [os.fsencode(f"{k}={v}") for k, v in environ.items()]

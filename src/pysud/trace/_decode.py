@@ -34,8 +34,20 @@ class Ctx:
 
 _read = _core.read_memory
 
+# Memory as the recorder captured it (pysud.trace._records), while a record is decoded:
+# address -> bytes (a C string ends with its NUL when complete), or False where the read
+# failed.  None: decode from live memory.
+snapshot: dict[int, bytes | bool] | None = None
+
 
 def read(addr: int, n: int) -> bytes | None:
+    snap = snapshot
+    if snap is not None:
+        d = snap.get(addr)
+        if d is not None:
+            if d is False or len(d) < n:  # type: ignore[arg-type]
+                return None
+            return d[:n]  # type: ignore[index]
     try:
         return _read(addr, n)
     except (OSError, ValueError, OverflowError):
@@ -44,6 +56,16 @@ def read(addr: int, n: int) -> bytes | None:
 
 def read_cstring(addr: int, limit: int) -> tuple[bytes, bool] | None:
     """(bytes, complete) of the NUL-terminated string at addr, at most limit bytes."""
+    snap = snapshot
+    if snap is not None:
+        d = snap.get(addr)
+        if d is not None:
+            if d is False:
+                return None
+            nul = d.find(NUL)  # type: ignore[union-attr]
+            if 0 <= nul < limit:
+                return d[:nul], True  # type: ignore[index]
+            return d[:limit], False  # type: ignore[index]
     out = b""
     while len(out) < limit:
         chunk = min(4096 - ((addr + len(out)) & 4095), limit - len(out))
@@ -187,6 +209,39 @@ def sigset(data: bytes) -> str:
     return ("~[" if inverted else "[") + " ".join(names) + "]"
 
 
+_FAULTS = frozenset({4, 5, 7, 8, 11})  # SIGILL SIGTRAP SIGBUS SIGFPE SIGSEGV
+
+
+def siginfo(data: bytes) -> str:
+    """strace's siginfo: {si_signo=SIGCHLD, si_code=CLD_EXITED, si_pid=..., ...}."""
+    if len(data) < 48:
+        return "{...}"
+    signo, _errno, code = struct.unpack_from("<iii", data, 0)
+    name = signame(signo)
+    cname = X.SIG_CODES.get(signo, {}).get(code) if code > 0 and code != 0x80 else None
+    if cname is None:
+        cname = X.SI_CODES.get(code, str(code))
+    out = f"{{si_signo={name}, si_code={cname}"
+    pid, uid = struct.unpack_from("<iI", data, 16)
+    if code <= 0 and code not in (-2, -4, -5):  # sent by a process: SI_USER, SI_QUEUE, SI_TKILL, ...
+        out += f", si_pid={pid}, si_uid={uid}"
+        if code == -1:
+            val = struct.unpack_from("<q", data, 24)[0]
+            out += f", si_int={s32(val)}, si_ptr={ptr(val)}"
+    elif code == -2:  # SI_TIMER
+        tid, overrun = struct.unpack_from("<ii", data, 16)
+        val = struct.unpack_from("<q", data, 24)[0]
+        out += f", si_timerid={tid:#x}, si_overrun={overrun}, si_int={s32(val)}, si_ptr={ptr(val)}"
+    elif signo == 17 and code > 0:  # SIGCHLD
+        status = struct.unpack_from("<i", data, 24)[0]
+        utime, stime = struct.unpack_from("<qq", data, 32)
+        st = str(status) if code == 1 else signame(status)
+        out += f", si_pid={pid}, si_uid={uid}, si_status={st}, si_utime={utime}, si_stime={stime}"
+    elif signo in _FAULTS and 0 < code < 0x80:
+        out += f", si_addr={ptr(struct.unpack_from('<Q', data, 16)[0])}"
+    return out + "}"
+
+
 def rlim(v: int) -> str:
     if v == MASK64:
         return "RLIM64_INFINITY"
@@ -328,12 +383,17 @@ def _failed(r: int) -> bool:
     return -4096 < r < 0
 
 
+# kinds that are a function of the register alone: name -> function(value) -> text
+PLAIN: dict[str, Callable[[int], str]] = {}
+
+
 # kind name -> (phase, factory(index, param) -> decoder)
 def _kinds() -> dict[str, tuple[int, Callable[[int, str], Decoder]]]:
     k: dict[str, tuple[int, Callable[[int, str], Decoder]]] = {}
 
     def entry(name: str, plain: Callable[[int], str]) -> None:
         k[name] = (ENTRY, lambda i, p: _plain(plain)(i))
+        PLAIN[name] = plain
 
     entry("d", lambda v: str(s32(v)))
     entry("ld", lambda v: str(s64(v)))
@@ -745,10 +805,84 @@ def _generic_kind(typ: str, name: str) -> str:
     return "x"
 
 
+# What the recorder (core, sud_trace.c) must capture for a kind to be decoded from its record
+# instead of live memory: kind -> ops(index, param, strsize), each op (phase, how, arg,
+# lenarg, scale, plus, max) in the core's terms.  A kind absent here is decoded live, so its
+# call goes through Python.
+CAP_ENTRY, CAP_EXIT = 1, 2
+CSTR, ARGLEN, RETLEN, FIXED = 1, 2, 3, 4
+CapOp = tuple[int, int, int, int, int, int, int]
+PATH_MAX = 4096
+
+
+def _captures() -> dict[str, Callable[[int, str, int], list[CapOp]]]:
+    c: dict[str, Callable[[int, str, int], list[CapOp]]] = {}
+    for name, (phase, _) in KINDS.items():
+        if phase == ENTRY and name not in (
+            "path", "str", "ibuf", "irlim", "isigset", "isigaction", "itimespec", "isockaddr",
+            "iiov", "argv", "envp", "pollfds",
+        ):  # fmt: skip
+            c[name] = lambda i, p, s: []  # plain values: the registers say it all
+
+    def fixed(phase: int, size: int) -> Callable[[int, str, int], list[CapOp]]:
+        return lambda i, p, s: [(phase, FIXED, i, 0, 0, size, size)]
+
+    c["path"] = lambda i, p, s: [(CAP_ENTRY, CSTR, i, 0, 0, 0, PATH_MAX)]
+    c["str"] = lambda i, p, s: [(CAP_ENTRY, CSTR, i, 0, 0, 0, s + 1)]
+    c["ostr"] = lambda i, p, s: [(CAP_EXIT, CSTR, i, 0, 0, 0, s + 1)]
+    c["opath"] = lambda i, p, s: [(CAP_EXIT, CSTR, i, 0, 0, 0, PATH_MAX)]
+    c["ibuf"] = lambda i, p, s: [(CAP_ENTRY, ARGLEN, i, int(p), 1, 0, s)]
+
+    def obuf(i: int, p: str, s: int) -> list[CapOp]:
+        p = p.rstrip("h")
+        if p == "R":
+            return [(CAP_EXIT, RETLEN, i, 0, 0, 0, s)]
+        return [(CAP_EXIT, ARGLEN, i, int(p), 1, 0, s)]
+
+    c["obuf"] = obuf
+    c["stat"] = fixed(CAP_EXIT, _STAT.size)
+    c["statx"] = fixed(CAP_EXIT, 0x100)
+    c["sysinfo"] = fixed(CAP_EXIT, _SYSINFO.size)
+    c["pipe"] = fixed(CAP_EXIT, 8)
+    c["orlim"] = fixed(CAP_EXIT, 16)
+    c["irlim"] = fixed(CAP_ENTRY, 16)
+    c["itimespec"] = fixed(CAP_ENTRY, 16)
+    c["otimespec"] = fixed(CAP_EXIT, 16)
+    c["uname"] = fixed(CAP_EXIT, 130)
+    c["wstatus"] = fixed(CAP_EXIT, 4)
+    c["osigset"] = lambda i, p, s: [(CAP_EXIT, ARGLEN, i, 3, 1, 0, 128)]
+    c["isigset"] = lambda i, p, s: [(CAP_ENTRY, ARGLEN, i, 3, 1, 0, 128)]
+    c["isigaction"] = lambda i, p, s: [(CAP_ENTRY, ARGLEN, i, 3, 1, 24, 152)]
+    c["osigaction"] = lambda i, p, s: [(CAP_EXIT, ARGLEN, i, 3, 1, 24, 152)]
+    c["isockaddr"] = lambda i, p, s: [(CAP_ENTRY, ARGLEN, i, int(p), 1, 0, 128)]
+    c["cpuset"] = lambda i, p, s: [(CAP_EXIT, RETLEN, i, 0, 0, 0, 1024)]
+    c["pollfds"] = lambda i, p, s: [(CAP_ENTRY, ARGLEN, i, 1, 8, 0, 8192)]
+    return c
+
+
+CAPTURES = _captures()
+# Read after the call by result_suffix (poll's revents).
+EXTRA_EXIT_CAPTURES: dict[str, list[CapOp]] = {
+    "poll": [(CAP_EXIT, ARGLEN, 0, 1, 8, 0, 8192)],
+    "ppoll": [(CAP_EXIT, ARGLEN, 0, 1, 8, 0, 8192)],
+}
+
+
 class CallDecoder:
     """How one syscall number is printed: its name, entry and exit decoders, result style."""
 
-    __slots__ = ("entry", "exit", "fd_result", "hex_result", "layout", "name", "nargs", "oct_result")
+    __slots__ = (
+        "entry",
+        "exit",
+        "fd_result",
+        "hex_result",
+        "layout",
+        "name",
+        "nargs",
+        "oct_result",
+        "resume_at",
+        "spec",
+    )
 
     def __init__(self, nr: int) -> None:
         self.name = X86_64.name_of(nr)
@@ -760,6 +894,7 @@ class CallDecoder:
             else:  # no decoder and no prototype: six arguments in hex, as strace's printargs
                 spec = ("x",) * 6
         self.nargs = len(spec)
+        self.spec = spec
         entry: list[tuple[int, Decoder]] = []
         exit_: list[tuple[int, Decoder]] = []
         for i, kind in enumerate(spec):
@@ -768,6 +903,9 @@ class CallDecoder:
             (entry if phase == ENTRY else exit_).append((i, factory(i, param)))
         self.entry = tuple(entry)
         self.exit = tuple(exit_)
+        # strace prints the arguments before the first out-argument when the call starts;
+        # an unfinished line ends there and its resumed line carries the rest
+        self.resume_at = min((i for i, _ in exit_), default=self.nargs)
         self.hex_result = self.name in HEX_RESULT
         self.fd_result = self.name in FD_RESULT
         self.oct_result = self.name in OCT_RESULT
@@ -778,6 +916,26 @@ class CallDecoder:
         for i, fn in self.entry:
             out[i] = fn(ctx, call, args, 0) or ""
         return out
+
+    def captures(self, strsize: int) -> list[CapOp] | None:
+        """What the recorder captures so this call decodes from its record; None: decode live."""
+        ops: list[CapOp] = []
+        for i, kind in enumerate(self.spec):
+            kname, _, param = kind.partition(":")
+            make = CAPTURES.get(kname)
+            if make is None:
+                return None
+            ops += make(i, param, strsize)
+        ops += EXTRA_EXIT_CAPTURES.get(self.name, [])
+        return ops if len(ops) <= 4 and self.name not in LAYOUTS_LIVE else None
+
+    def entry_text(self, out: list[str], args: tuple[int, ...]) -> str:
+        """What strace prints when the call starts: up to its first out-argument."""
+        if self.resume_at >= self.nargs:
+            parts = self.layout(out, args) if self.layout is not None else out
+            return f"{self.name}(" + ", ".join(parts)
+        head = ", ".join(out[: self.resume_at])
+        return f"{self.name}({head}, " if self.resume_at else f"{self.name}("
 
     def decode_exit(self, ctx: Ctx, call: Any, args: tuple[int, ...], res: int, out: list[str]) -> str:
         for i, fn in self.exit:
@@ -819,6 +977,9 @@ def _fcntl_layout(out: list[str], a: tuple[int, ...]) -> list[str]:
         return [*out[:2], str(s32(a[2]))]
     return out
 
+
+# Calls printed live only: their layout depends on more than the arguments' values.
+LAYOUTS_LIVE = frozenset({"clone"})
 
 LAYOUTS: dict[str, Callable[[list[str], tuple[int, ...]], list[str]]] = {
     "openat": _openat_layout,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -15,8 +17,18 @@ from .. import _core
 from .._abi import X86_64
 from .._dispatch import NATIVE, Dispatcher, Errno, Return
 from . import _decode as D
+from . import _fast as F
 from . import _xlat as X
 from ._spec import Inject
+
+# The recorder's layouts (sud.h: struct sud_rec, struct sud_cap).
+_REC = struct.Struct("<IHHiIQQ6Qq")
+_CAP = struct.Struct("<BBBxIQ")
+REC_CALL, REC_EXIT, REC_FULL, REC_SIGNAL = 1, 2, 3, 4
+CAP_OK, CAP_FAULT, CAP_NULL, CAP_TRUNC = 0, 1, 2, 3
+RING_BYTES = 1 << 19
+_SIGINFO = 128
+_EMPTY: dict[int, bytes | bool] = {}
 
 _FORKS = frozenset({"clone", "clone3", "fork", "vfork"})
 _CLONE_THREAD = 0x10000
@@ -87,12 +99,27 @@ def _high_dup(fd: int) -> int:
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 700)
 
 
+class _Call:
+    """A call whose entry has been seen and whose exit has not (its line is open or unfinished)."""
+
+    __slots__ = ("args", "dec", "pre", "when")
+
+    def __init__(self, dec: D.CallDecoder, args: tuple[int, ...], pre: list[str], when: int) -> None:
+        self.dec = dec
+        self.args = args
+        self.pre = pre
+        self.when = when
+
+
 class Tracer:
     """Traces every system call of a Dispatcher: strace's lines, JSON, summary, fault injection.
 
     ``attach(d)`` puts a handler on every syscall number; handlers already registered
     (a personality's) run inside it, so the line shows what the program saw.  Without
-    an inner handler the call runs natively.
+    an inner handler the call runs natively.  With ``record=True`` calls that need no
+    Python (no inner handler, no injection, decodable from captured bytes) are recorded
+    by the core and run natively without entering Python; their lines are decoded in
+    batches, when the ring fills, when a call comes through Python, and at the end.
     """
 
     def __init__(self, options: TraceOptions | None = None, **kw: Any) -> None:
@@ -111,17 +138,45 @@ class Tracer:
         self.records: list[dict[str, Any]] | None = None
         self._stats_file = tempfile.mkstemp(prefix="pysud-trace-")[1] if o.summary else None
         self.exited: int | None = None
+        self._lock = threading.RLock()  # output order, and the decoders' snapshot
+        self._d: Dispatcher | None = None
+        self._recording = False
+        self._decs: dict[int, D.CallDecoder] = {}
+        self._fmts: dict[int, Callable[..., str]] = {}
+        self._prefixes: dict[int, str] = {}
+        self._open: tuple[int, _Call] | None = None  # a call whose entry line is not yet closed
+        self._unfinished: dict[int, _Call] = {}  # calls printed as <unfinished ...>, by tid
+        self.recorded_calls = 0  # calls decoded from records (the rest came through Python)
 
     # ---- installing
 
-    def attach(self, d: Dispatcher, numbers: Iterable[int] | None = None) -> None:
+    def attach(self, d: Dispatcher, numbers: Iterable[int] | None = None, record: bool = False) -> None:
         """Trace the given syscall numbers (default: every known x86-64 number) of ``d``."""
+        o = self.opts
+        self._d = d
+        record = record and not o.fd_paths and not o.frames and self.records is None
+        if record:
+            d.start_recording(RING_BYTES, timing=o.durations or o.timestamps or bool(o.summary))
+            self._recording = True
+        injected = {nr for rule in o.inject for nr in rule.nrs}
         for nr in numbers if numbers is not None else sorted(X86_64.table):
-            inner = d._handlers.get(nr)
+            inner = d.handler_of(nr)
+            dec = self._decs[nr] = D.CallDecoder(nr)
             d.on(nr, self._handler(nr, inner))
+            if not record or inner is not None or nr in injected:
+                continue
+            if dec.name in _FORKS or dec.name in ("exit", "exit_group", "execve"):
+                continue
+            caps = dec.captures(o.strsize)
+            if caps is not None:
+                room = 2 * (_REC.size + _SIGINFO) + sum(_CAP.size + ((c[6] + 8) & ~7) for c in caps)
+                d.record(nr, caps, room)
+                fmt = F.formatter(dec, caps, o.strsize, o.durations)
+                if fmt is not None and not o.json:
+                    self._fmts[nr] = fmt
 
     def _handler(self, nr: int, inner: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
-        dec = D.CallDecoder(nr)
+        dec = self._decs.get(nr) or D.CallDecoder(nr)
         o = self.opts
         shown = o.trace is None or nr in o.trace
         injects = [r for r in o.inject if nr in r.nrs]
@@ -130,15 +185,17 @@ class Tracer:
         is_exit = name == "exit_group" or name == "exit"
         is_exec = name == "execve"
         timed = o.durations or bool(o.summary)
-        want_line = self.print_lines and shown
         stats = self.stats if o.summary else None
         counters = self.counters
         emit = self._emit
         ctx = self.ctx
         native_token = NATIVE
         perf = time.perf_counter_ns
+        lock = self._lock
 
         def handler(call: Any) -> Any:
+            if self._recording:
+                self.drain()
             args = call.args
             deferred = call.deferred
             injected = False
@@ -151,7 +208,10 @@ class Tracer:
                         injected = True
                         res = rule.result()
                         break
-            pre = dec.decode_entry(ctx, call, args) if want_line else None
+            pre = None
+            if self.print_lines and shown:
+                with lock:
+                    pre = dec.decode_entry(ctx, call, args)
             t0 = perf() if timed else 0
             ret: Any
             if injected:
@@ -183,18 +243,183 @@ class Tracer:
                     return ret
             dt = perf() - t0 if timed else 0
             if stats is not None:
-                s = stats.get(nr)
-                if s is None:
-                    s = stats[nr] = [0, 0, 0]
-                s[0] += 1
-                s[2] += dt
-                if -4096 < res < 0:
-                    s[1] += 1
+                self._count(nr, res, dt)
             if pre is not None:
-                emit(dec, call, args, pre, res, dt, injected)
+                emit(dec, call.tid, args, pre, res, dt, injected, call)
             return ret
 
         return handler
+
+    def _count(self, nr: int, res: int, dt: int) -> None:
+        s = self.stats.get(nr)
+        if s is None:
+            s = self.stats[nr] = [0, 0, 0]
+        s[0] += 1
+        s[2] += dt
+        if -4096 < res < 0:
+            s[1] += 1
+
+    # ---- records (calls the core recorded without entering Python)
+
+    def drain(self) -> None:
+        """Decode and print what the core recorded so far."""
+        if self._d is None or not self._recording:
+            return
+        with self._lock:
+            data = self._d.take_records()
+            if data:
+                self._consume(data)
+
+    def _consume(self, data: bytes) -> None:
+        unpack = _REC.unpack_from
+        cap = _CAP.unpack_from
+        decs = self._decs
+        fmts = self._fmts
+        ctx = self.ctx
+        lines = self.print_lines
+        trace = self.opts.trace
+        stamps = self.opts.timestamps
+        stats = self.stats if self.opts.summary else None
+        prefixes = self._prefixes
+        acc: list[str] = []  # lines of the compiled formatters, written in one go
+        fast = 0
+        out = self.out
+        off, end = 0, len(data)
+        opened: Any = self._open
+        if not lines or out is None:
+            fmts = {}  # only counting: the general path below does it
+        try:
+            while off < end:
+                size, kind, nr, tid, ncap, t0, t1, a0, a1, a2, a3, a4, a5, ret = unpack(data, off)
+                fmt = fmts.get(nr)
+                if (
+                    fmt is not None
+                    and kind == REC_FULL
+                    and (opened is None or (opened := self._open) is None)
+                ):
+                    # the common case: a completed call with a compiled formatter
+                    c: Any = ()
+                    if ncap == 1:
+                        _arg, _phase, status, ln, _addr = cap(data, off + 88)
+                        if status == CAP_OK or status == CAP_TRUNC:
+                            c = (data[off + 104 : off + 104 + ln],)  # a complete C string keeps its NUL
+                        else:
+                            c = (None if status == CAP_NULL else False,)
+                    elif ncap:
+                        c = []
+                        p = off + 88
+                        for _ in range(ncap):
+                            _arg, _phase, status, ln, _addr = cap(data, p)
+                            p += 16
+                            if status == CAP_OK or status == CAP_TRUNC:
+                                c.append(data[p : p + ln])
+                            else:
+                                c.append(None if status == CAP_NULL else False)
+                            p += (ln + 7) & ~7
+                    off += size
+                    fast += 1
+                    if stats is not None:
+                        self._count(nr, ret, t1 - t0)
+                    if stamps:
+                        prefix = self._prefix(tid, t0)
+                    else:
+                        prefix = prefixes.get(tid)  # type: ignore[assignment]
+                        if prefix is None:
+                            prefix = prefixes[tid] = self._prefix(tid)
+                    acc.append(fmt(prefix, a0, a1, a2, a3, a4, a5, ret, c, t1 - t0))
+                    continue
+                if acc:
+                    out.write("".join(acc))  # type: ignore[union-attr]
+                    acc.clear()
+                opened = True  # looked at again once the general path has run
+                if kind == REC_SIGNAL:
+                    if lines:
+                        base = off + _REC.size
+                        self._signal_line(tid, nr, data[base : base + _SIGINFO], t0)
+                    off += size
+                    continue
+                entry_snap = exit_snap = _EMPTY
+                if ncap:
+                    entry_snap, exit_snap = {}, {}
+                    p = off + _REC.size
+                    for _ in range(ncap):
+                        _arg, phase, status, ln, addr = cap(data, p)
+                        p += 16
+                        if status != CAP_NULL:
+                            v: bytes | bool = False if status == CAP_FAULT else data[p : p + ln]
+                            (entry_snap if phase == 1 else exit_snap)[addr] = v
+                        p += (ln + 7) & ~7
+                off += size
+                dec = decs[nr]
+                args = (a0, a1, a2, a3, a4, a5)
+                self.recorded_calls += kind != REC_EXIT
+                shown = lines and (trace is None or nr in trace)
+                if kind == REC_FULL:
+                    if stats is not None:
+                        self._count(nr, ret, t1 - t0)
+                    if shown:
+                        D.snapshot = entry_snap
+                        pre = dec.decode_entry(ctx, None, args)
+                        D.snapshot = exit_snap
+                        self._emit(dec, tid, args, pre, ret, t1 - t0, False, None, t0)
+                elif kind == REC_CALL:
+                    if shown:
+                        D.snapshot = entry_snap
+                        call = _Call(dec, args, dec.decode_entry(ctx, None, args), t0)
+                        if self.opts.json:
+                            self._unfinished[tid] = call
+                        else:
+                            self._close_open(tid)
+                            self._open = (tid, call)
+                    elif stats is not None:
+                        self._unfinished[tid] = _Call(dec, args, [], t0)
+                else:  # REC_EXIT
+                    o = self._open
+                    pending: _Call | None
+                    if o is not None and o[0] == tid:
+                        self._open = None
+                        pending = o[1]
+                    else:
+                        pending = self._unfinished.pop(tid, None)
+                    if stats is not None:
+                        self._count(nr, ret, t1 - pending.when if pending is not None else 0)
+                    if not shown:
+                        continue
+                    D.snapshot = exit_snap
+                    if pending is None or pending.dec is not dec:  # its entry was not seen
+                        pending = _Call(dec, args, [""] * dec.nargs, t1)
+                        resumed = True
+                    else:
+                        resumed = o is None or o[0] != tid
+                    self._emit(dec, tid, args, pending.pre, ret, t1 - pending.when, False, None, t1, resumed)
+        finally:
+            D.snapshot = None
+            self.recorded_calls += fast
+            if acc:
+                out.write("".join(acc))  # type: ignore[union-attr]
+
+    def _close_open(self, tid: int) -> None:
+        """Another event comes before the open call's exit: strace's `<unfinished ...>`."""
+        o = self._open
+        if o is None or o[0] == tid:
+            return
+        otid, c = o
+        self._open = None
+        self._unfinished[otid] = c
+        if self.out is not None:
+            self.out.write(
+                self._prefix(otid, c.when) + c.dec.entry_text(c.pre, c.args) + " <unfinished ...>\n"
+            )
+
+    def _signal_line(self, tid: int, sig: int, info: bytes, when: int) -> None:
+        if self.opts.json:
+            rec = {"pid": os.getpid(), "tid": tid, "signal": D.signame(sig), "siginfo": D.siginfo(info)}
+            if self.out is not None:
+                self.out.write(json.dumps(rec) + "\n")
+            return
+        self._close_open(tid)
+        self._close_open(-1)
+        self._write_line(tid, f"--- {D.signame(sig)} {D.siginfo(info)} ---\n", when)
 
     # ---- events
 
@@ -205,6 +430,10 @@ class Tracer:
     def _in_child(self) -> None:
         """First thing in a forked child of the program."""
         self.pid = os.getpid()
+        if self._recording and self._d is not None:
+            self._d.forget_records()  # the parent's, printed by the parent
+        self._open = None
+        self._unfinished.clear()
         if not self.opts.follow:
             self.print_lines = False
             self.out = None
@@ -216,7 +445,7 @@ class Tracer:
         self, dec: D.CallDecoder, call: Any, args: tuple[int, ...], pre: list[str] | None, status: int
     ) -> None:
         if pre is not None and self.out is not None:
-            self._emit(dec, call, args, pre, None, 0, False)
+            self._emit(dec, call.tid, args, pre, None, 0, False, call)
             if dec.name == "exit_group":
                 self._write_line(call.tid, f"+++ exited with {status & 0xFF} +++\n")
         self.exited = status & 0xFF
@@ -225,9 +454,23 @@ class Tracer:
         if self.out is not None:
             self.out.flush()
 
+    def ended(self, status: int, fault: tuple[int, ...] | None) -> None:
+        """The program (or a forked child of it) ended without exit_group: say how, as strace does."""
+        self.drain()
+        with self._lock:
+            self._close_open(-1)
+            if fault is not None and status == 128 + fault[0] and self.out is not None and self.print_lines:
+                if not self.opts.json:
+                    self.out.write(self._prefix(self.pid) + f"+++ killed by {D.signame(fault[0])} +++\n")
+        if os.getpid() != self.root_pid:
+            if self.exited is None:
+                self._save_child_stats()
+            if self.out is not None:
+                self.out.flush()
+
     # ---- output
 
-    def _prefix(self, tid: int) -> str:
+    def _prefix(self, tid: int, when: int = 0) -> str:
         o = self.opts
         p = ""
         if self.prefix_all:
@@ -235,23 +478,44 @@ class Tracer:
         elif o.follow and tid != self.root_pid:
             p = f"[pid {tid:>5}] "
         if o.timestamps:
-            now = time.time()
+            now = when / 1e9 if when else time.time()
             p += time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now * 1e6) % 1000000:06d} "
         return p
 
-    def _write_line(self, tid: int, text: str) -> None:
+    def _write_line(self, tid: int, text: str, when: int = 0) -> None:
         if self.out is not None and not self.opts.json:
-            self.out.write(self._prefix(tid) + text)
+            with self._lock:
+                self._close_open(tid)
+                self.out.write(self._prefix(tid, when) + text)
 
     def _emit(
         self,
         dec: D.CallDecoder,
-        call: Any,
+        tid: int,
         args: tuple[int, ...],
         pre: list[str],
         res: int | None,
         dt: int,
         injected: bool,
+        call: Any,
+        when: int = 0,
+        resumed: bool = False,
+    ) -> None:
+        with self._lock:
+            self._emit_locked(dec, tid, args, pre, res, dt, injected, call, when, resumed)
+
+    def _emit_locked(
+        self,
+        dec: D.CallDecoder,
+        tid: int,
+        args: tuple[int, ...],
+        pre: list[str],
+        res: int | None,
+        dt: int,
+        injected: bool,
+        call: Any,
+        when: int,
+        resumed: bool,
     ) -> None:
         ctx = self.ctx
         text = dec.decode_exit(ctx, call, args, 0 if res is None else res, pre)
@@ -274,12 +538,11 @@ class Tracer:
         if injected:
             rtext += " (INJECTED)"
         frame = _python_frame() if self.opts.frames else None
-        tid = call.tid
         if self.opts.json:
             rec: dict[str, Any] = {
                 "pid": os.getpid(),
                 "tid": tid,
-                "time": time.time(),
+                "time": when / 1e9 if when else time.time(),
                 "syscall": dec.name,
                 "args": list(args[: dec.nargs]),
                 "text": f"{dec.name}({text})",
@@ -296,8 +559,13 @@ class Tracer:
             if self.out is not None:
                 self.out.write(json.dumps(rec) + "\n")
             return
-        prefix = self._prefix(tid)
-        line = f"{prefix}{dec.name}({text})"
+        self._close_open(tid)
+        prefix = self._prefix(tid, when)
+        if resumed:
+            head = dec.entry_text(pre, args)
+            line = f"{prefix}<... {dec.name} resumed>{f'{dec.name}({text}'[len(head) :]})"
+        else:
+            line = f"{prefix}{dec.name}({text})"
         if len(line) < 39:
             line += " " * (39 - len(line))
         line = f"{line} = {rtext}"
@@ -338,6 +606,12 @@ class Tracer:
         """End of the traced run (in the process that started it): summary, flush, close."""
         if os.getpid() != self.root_pid:
             return
+        self.drain()
+        with self._lock:
+            self._close_open(-1)
+        lost = self._d.records_lost() if self._recording and self._d is not None else 0
+        if lost:
+            print(f"pysud trace: {lost} calls were not recorded (ring full)", file=sys.stderr)
         if self.opts.summary and self.out is not None:
             self.out.flush()
             self.out.write(self.summary())

@@ -261,3 +261,56 @@ POLL: Flags = (
     (0x400, "POLLMSG"),
     (0x2000, "POLLRDHUP"),
 )
+
+# si_code values (include/uapi/asm-generic/siginfo.h): general, then per signal.
+SI_CODES: dict[int, str] = {
+    0: "SI_USER",
+    0x80: "SI_KERNEL",
+    -1: "SI_QUEUE",
+    -2: "SI_TIMER",
+    -3: "SI_MESGQ",
+    -4: "SI_ASYNCIO",
+    -5: "SI_SIGIO",
+    -6: "SI_TKILL",
+    -7: "SI_DETHREAD",
+    -60: "SI_ASYNCNL",
+}
+SIG_CODES: dict[int, dict[int, str]] = {
+    _signal.SIGCHLD: {
+        1: "CLD_EXITED",
+        2: "CLD_KILLED",
+        3: "CLD_DUMPED",
+        4: "CLD_TRAPPED",
+        5: "CLD_STOPPED",
+        6: "CLD_CONTINUED",
+    },
+    _signal.SIGSEGV: {1: "SEGV_MAPERR", 2: "SEGV_ACCERR", 3: "SEGV_BNDERR", 4: "SEGV_PKUERR"},
+    _signal.SIGBUS: {
+        1: "BUS_ADRALN",
+        2: "BUS_ADRERR",
+        3: "BUS_OBJERR",
+        4: "BUS_MCEERR_AR",
+        5: "BUS_MCEERR_AO",
+    },
+    _signal.SIGILL: {
+        1: "ILL_ILLOPC",
+        2: "ILL_ILLOPN",
+        3: "ILL_ILLADR",
+        4: "ILL_ILLTRP",
+        5: "ILL_PRVOPC",
+        6: "ILL_PRVREG",
+        7: "ILL_COPROC",
+        8: "ILL_BADSTK",
+    },
+    _signal.SIGFPE: {
+        1: "FPE_INTDIV",
+        2: "FPE_INTOVF",
+        3: "FPE_FLTDIV",
+        4: "FPE_FLTOVF",
+        5: "FPE_FLTUND",
+        6: "FPE_FLTRES",
+        7: "FPE_FLTINV",
+        8: "FPE_FLTSUB",
+    },
+    _signal.SIGTRAP: {1: "TRAP_BRKPT", 2: "TRAP_TRACE", 3: "TRAP_BRANCH", 4: "TRAP_HWBKPT"},
+}
