@@ -502,7 +502,12 @@ def test_go_program_threads_end_with_it(build, tmp_path):
 def test_bench_program_rows():
     """One run per row: every row measured, the strace row exactly when strace is installed."""
     bench = [sys.executable, "-m", "pysud", "bench", "--iterations", "300", "--rounds", "1"]
-    r = subprocess.run([*bench, "--json", "--program-runs", "1"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [*bench, "--json", "--program-runs", "1", "--trace-runs", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     programs = json.loads(r.stdout)["programs"]
     secs = programs["seconds_per_run"]
@@ -513,6 +518,8 @@ def test_bench_program_rows():
         assert any("strace" in n for n in programs["notes"])
     assert set(secs) == want
     assert all(v > 0 for v in secs.values())
-    table = subprocess.run([*bench, "--program-runs", "1"], capture_output=True, text=True, timeout=300)
+    table = subprocess.run(
+        [*bench, "--program-runs", "1", "--trace-runs", "0"], capture_output=True, text=True, timeout=300
+    )
     assert table.returncode == 0, table.stderr
     assert "pysud run /" in table.stdout and "per system call over native" in table.stdout

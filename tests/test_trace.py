@@ -305,3 +305,160 @@ def test_follow_threads_like_strace(tree):
     assert ours.returncode == native.returncode == 0
     assert s_text.count("getppid()") == 1
     assert p_text.count("getppid()") == 1
+
+
+# ---- events strace prints besides calls: signals, deaths, calls interrupted by other threads
+
+
+@pytest.fixture(scope="module")
+def events_prog(tmp_path_factory) -> str:
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc not installed (tools/run_tests.sh installs it)")
+    out = str(tmp_path_factory.mktemp("events") / "trace_events")
+    src = str(Path(__file__).parent / "programs" / "trace_events.c")
+    subprocess.run([gcc, "-O1", "-pthread", "-o", out, src], check=True)
+    return out
+
+
+def _event_lines(text: str) -> list[str]:
+    pids = _pids(text)
+    out = []
+    for raw in text.splitlines():
+        line = re.sub(r"^\d+\s+", "", raw)
+        if line.startswith(("---", "+++")):
+            out.append(re.sub(r"si_uid=\d+", "si_uid=UID", _scrub(line, pids)))
+    return out
+
+
+@needs_strace
+def test_signal_lines_match_strace(events_prog, tree):
+    """`--- SIG... {siginfo} ---` for a signal the program handles and one it dies of, `+++ killed by`."""
+    if not _strace_can_trace():
+        pytest.skip("strace cannot ptrace here (container without CAP_SYS_PTRACE)")
+    native, ours, s_text, p_text = run_both([events_prog, "signals"], tree)
+    assert native.returncode == -15
+    assert ours.returncode in (-15, 128 + 15), ours.stderr
+    assert ours.stdout == native.stdout == b"after\n"
+    want = _event_lines(s_text)
+    assert want == [
+        "--- SIGUSR1 {si_signo=SIGUSR1, si_code=SI_TKILL, si_pid=PID, si_uid=UID} ---",
+        "--- SIGTERM {si_signo=SIGTERM, si_code=SI_USER, si_pid=PID, si_uid=UID} ---",
+        "+++ killed by SIGTERM +++",
+    ], want
+    assert _event_lines(p_text) == want
+
+
+@needs_strace
+def test_unfinished_and_resumed_lines(events_prog, tree):
+    """A call blocked in one thread while another thread's calls print: strace's <unfinished ...>."""
+    if not _strace_can_trace():
+        pytest.skip("strace cannot ptrace here (container without CAP_SYS_PTRACE)")
+    spec = ["-e", "trace=read,write,nanosleep,clock_nanosleep"]
+    native, ours, s_text, p_text = run_both([events_prog, "threads"], tree, spec)
+    assert native.returncode == ours.returncode == 0, ours.stderr
+    lines = [re.sub(r"^\d+\s+", "", x) for x in p_text.splitlines()]
+    assert "read(3,  <unfinished ...>" in lines, p_text  # two spaces, as strace prints it
+    assert '<... read resumed>"x", 1) = 1' in [re.sub(r"\s+= ", " = ", x) for x in lines], p_text
+    assert not any(x.startswith(("mmap", "openat")) for x in lines), "-e trace= shows only those calls"
+    # joined, each thread's calls are strace's
+    s = normalise(s_text, _pids(s_text))
+    p = normalise(p_text, _pids(p_text))
+    assert sorted(s.values()) == sorted(p.values())
+
+
+def test_compiled_formatters_equal_reference_decoders():
+    """The hot path's compiled line formatters print what the reference decoders print, for
+    random registers, results and captured bytes (as the core records them)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from pysud._abi import X86_64
+    from pysud.trace import _decode as D
+    from pysud.trace import _fast as F
+    from pysud.trace._tracer import TraceOptions, Tracer
+
+    strsize = 32
+    cases = []
+    for nr in sorted(X86_64.table):
+        dec = D.CallDecoder(nr)
+        ops = dec.captures(strsize)
+        if ops is None:
+            continue
+        fmt = F.formatter(dec, ops, strsize, False)
+        if fmt is not None:
+            cases.append((dec, ops, fmt))
+    names = {c[0].name for c in cases}
+    assert {"read", "write", "close", "fstat", "newfstatat", "lseek", "mmap", "access"} <= names
+
+    tracer = Tracer(TraceOptions(output=os.devnull))
+    tracer.out = None
+    tracer.records = []
+    small = st.integers(0, 70) | st.integers(0, 2**64 - 1) | st.sampled_from([0xFFFFFF9C, 2**64 - 1])
+    rets = st.integers(-4095, -1) | st.integers(0, 100) | st.integers(0, 2**63 - 1)
+
+    @settings(max_examples=30, deadline=None)
+    @given(st.sampled_from(cases), st.lists(small, min_size=6, max_size=6), rets, st.data())
+    def check(case, args, ret, data):
+        dec, ops, fmt = case
+        args = list(args)
+        # distinct addresses for arguments that are captured
+        for j, op in enumerate(ops):
+            args[op[2]] = data.draw(st.sampled_from([0, 0x1000 * (j + 1) + 8]))
+        failed = -4096 < ret < 0
+        order = [op for op in ops if op[0] == D.CAP_ENTRY] + [op for op in ops if op[0] == D.CAP_EXIT]
+        caps: list = []
+        snaps: dict[int, dict] = {D.CAP_ENTRY: {}, D.CAP_EXIT: {}}
+        for phase, how, i, lenarg, scale, plus, mx in order:
+            if phase == D.CAP_EXIT and failed:
+                continue
+            addr = args[i]
+            if not addr:
+                caps.append(None)
+                continue
+            if data.draw(st.integers(0, 9), label="fault") == 0:
+                caps.append(False)
+                snaps[phase][addr] = False
+                continue
+            if how == D.CSTR:
+                body = data.draw(st.binary(max_size=min(mx, 80)).map(lambda b: b.replace(b"\0", b"a")))
+                v = body[: mx - 1] + b"\0" if data.draw(st.booleans()) else body[:mx]
+            else:
+                want = {D.ARGLEN: args[lenarg] * scale + plus, D.RETLEN: max(ret, 0), D.FIXED: plus}[how]
+                v = data.draw(st.binary(min_size=min(want, mx), max_size=min(want, mx)))
+            caps.append(v)
+            snaps[phase][addr] = v
+        a = tuple(args)
+        D.snapshot = snaps[D.CAP_ENTRY]
+        try:
+            pre = dec.decode_entry(tracer.ctx, None, a)
+            D.snapshot = snaps[D.CAP_EXIT]
+            tracer._emit(dec, 1, a, pre, ret, 0, False, None, 1)
+        finally:
+            D.snapshot = None
+        want_line = tracer.records[-1]["line"]
+        assert fmt("", *a, ret, caps, 0) == want_line + "\n"
+
+    check()
+
+
+def test_bench_trace_rows():
+    """`pysud bench` rows: pysud trace and strace -o, default and pinned, with ratios and a breakdown."""
+    if shutil.which("strace") is None or shutil.which("dd") is None:
+        pytest.skip("strace or dd missing")
+    bench = [sys.executable, "-m", "pysud", "bench", "--iterations", "300", "--rounds", "1"]
+    args = ["--program-runs", "0", "--trace-runs", "1", "--trace-count", "500"]
+    r = subprocess.run([*bench, "--json", *args], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    import json
+
+    trace = json.loads(r.stdout)["trace"]
+    per = trace["us_per_call"]
+    assert {"native", "pysud", "strace"} <= set(per)
+    if shutil.which("taskset"):
+        assert {"pysud_pinned", "strace_pinned"} <= set(per)
+    bd = trace["breakdown"]
+    assert set(bd) == {"total", "sigsys_floor", "run_untraced", "record", "decode", "output"}
+    assert all(v > 0 for k, v in bd.items() if k in ("total", "sigsys_floor", "decode"))
+    table = subprocess.run([*bench, *args], capture_output=True, text=True, timeout=600)
+    assert "pinned to one CPU" in table.stdout and "where pysud trace's time per call goes" in table.stdout

@@ -316,3 +316,209 @@ def render_programs(result: dict[str, object]) -> str:
         )
     lines += [f"note: {n}" for n in notes]
     return "\n".join(lines)
+
+
+# ---- `pysud trace` against strace: a syscall-heavy program traced to a file
+
+
+def _trace_rows(count: int, out: str) -> tuple[list[ProgramRow], list[str]]:
+    import shutil
+    import sys
+
+    notes: list[str] = []
+    dd = shutil.which("dd")
+    strace = shutil.which("strace")
+    taskset = shutil.which("taskset")
+    if dd is None or strace is None:
+        return [], ["dd or strace missing: no trace rows (apt-get install coreutils strace)"]
+    rows: list[ProgramRow] = []
+    pin = [taskset, "-c", "0"] if taskset else None
+    if pin is None:
+        notes.append("taskset missing: no pinned rows")
+    for n in (0, count):
+        heavy = [dd, "if=/dev/zero", "of=/dev/null", "bs=1", f"count={n}"]
+        tools = [
+            ("native", "native dd", heavy),
+            (
+                "pysud",
+                "pysud trace -f -o FILE dd",
+                [sys.executable, "-m", "pysud", "trace", "-f", "-o", out, *heavy],
+            ),
+            ("strace", "strace -f -o FILE dd", [strace, "-f", "-o", out, *heavy]),
+        ]
+        for key, label, argv in tools:
+            rows.append(ProgramRow(f"{key}_{n}", f"{label} count={n}", argv, "default"))
+            if pin is not None:
+                rows.append(
+                    ProgramRow(
+                        f"{key}_{n}_pinned", f"taskset -c 0 {label} count={n}", [*pin, *argv], "pinned"
+                    )
+                )
+    return rows, notes
+
+
+def measure_trace(runs: int = 3, count: int = 20000) -> dict[str, object]:
+    """Wall time of dd bs=1 (a read and a write per byte) traced to a file by `pysud trace` and by
+    strace, as run by default and pinned to one CPU, in interleaved rounds; the per-call cost is the
+    slope between count=0 and count=N runs (start-up taken out), and where pysud's time goes."""
+    import os
+    import subprocess
+    import tempfile
+    import time
+
+    from ._errors import PysudError
+
+    fd, out = tempfile.mkstemp(prefix="pysud-bench-trace-")
+    os.close(fd)
+    try:
+        rows, notes = _trace_rows(count, out)
+
+        def once(row: ProgramRow) -> float:
+            t0 = time.perf_counter()
+            done = subprocess.run(row.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            t = time.perf_counter() - t0
+            if done.returncode != 0:
+                raise PysudError(
+                    f"bench: {' '.join(row.argv)} failed: {done.stderr.decode(errors='replace')}"
+                )
+            return t
+
+        samples: dict[str, list[float]] = {r.key: [] for r in rows}
+        for _ in range(runs):
+            for row in rows:
+                samples[row.key].append(once(row))
+        by = {r.key: statistics.median(samples[r.key]) for r in rows}
+        calls = 2 * count
+        per_call: dict[str, float] = {}
+        for key in ("native", "pysud", "strace"):
+            for sfx in ("", "_pinned"):
+                if f"{key}_{count}{sfx}" in by:
+                    per_call[f"{key}{sfx}"] = (by[f"{key}_{count}{sfx}"] - by[f"{key}_0{sfx}"]) / calls * 1e6
+        breakdown = _trace_breakdown(count)
+    finally:
+        os.unlink(out)
+    return {
+        "runs": runs,
+        "dd_count": count,
+        "seconds_per_run": by,
+        "us_per_call": per_call,
+        "labels": {r.key: r.label for r in rows},
+        "breakdown": breakdown,
+        "notes": notes,
+    }
+
+
+def _trace_breakdown(count: int) -> dict[str, float]:
+    """Where `pysud trace`'s time per call goes, measured in this process (µs per call)."""
+    import os
+    import shutil
+    import tempfile
+    import time
+
+    from ._linux import LinuxPersonality, find_program
+    from .trace import TraceOptions, Tracer
+
+    dd = shutil.which("dd")
+    if dd is None:
+        return {}
+    spent = {"decode": 0.0, "output": 0.0}
+
+    class Timed(Tracer):
+        def _consume(self, data: bytes) -> None:
+            t0 = time.perf_counter()
+            super()._consume(data)
+            spent["decode"] += time.perf_counter() - t0
+
+    def run(n: int, traced: bool) -> float:
+        fd, out = tempfile.mkstemp(prefix="pysud-bench-trace-")
+        os.close(fd)
+        try:
+            d = Dispatcher()
+            p = LinuxPersonality(d)
+            tracer = Timed(TraceOptions(output=out, follow=True)) if traced else None
+            if tracer is not None:
+                tracer.attach(d, record=True)
+                o = tracer.out
+                assert o is not None
+                flush = o.flush
+
+                def timed_flush() -> None:
+                    t0 = time.perf_counter()
+                    flush()
+                    spent["output"] += time.perf_counter() - t0
+
+                o.flush = timed_flush  # type: ignore[method-assign]
+            argv = [b"dd", b"if=/dev/zero", b"of=/dev/null", b"bs=1", f"count={n}".encode()]
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            saved = os.dup(2)
+            os.dup2(devnull, 2)
+            t0 = time.perf_counter()
+            try:
+                p.run(find_program(dd), argv, [])
+                if tracer is not None:
+                    tracer.finish()
+            finally:
+                t = time.perf_counter() - t0
+                os.dup2(saved, 2)
+                os.close(saved)
+                os.close(devnull)
+            return t
+        finally:
+            os.unlink(out)
+
+    calls = 2 * count
+    run(100, True)  # warm-up
+    spent["decode"] = spent["output"] = 0.0
+    untraced = run(count, False) - run(0, False)
+    spent["decode"] = spent["output"] = 0.0
+    traced = run(count, True)
+    decode, output = spent["decode"], spent["output"]
+    spent["decode"] = spent["output"] = 0.0
+    traced -= run(0, True) - spent["decode"] - spent["output"]
+    floor = _core.bench_floor(NR_GETPPID, 20000) / 20000 / 1e3
+    return {
+        "total": traced / calls * 1e6,
+        "sigsys_floor": floor,
+        "run_untraced": untraced / calls * 1e6,
+        "record": (traced - untraced - decode - output) / calls * 1e6,
+        "decode": (decode - output) / calls * 1e6 if decode > output else decode / calls * 1e6,
+        "output": output / calls * 1e6,
+    }
+
+
+def render_trace(result: dict[str, object]) -> str:
+    secs = result["seconds_per_run"]
+    labels = result["labels"]
+    per = result["us_per_call"]
+    bd = result["breakdown"]
+    notes = result["notes"]
+    assert isinstance(secs, dict) and isinstance(labels, dict) and isinstance(per, dict)
+    assert isinstance(bd, dict) and isinstance(notes, list)
+    n = result["dd_count"]
+    lines = [
+        f"pysud trace vs strace: dd bs=1 count={n} ({2 * n} calls) traced to a file, median of "
+        f"{result['runs']} interleaved rounds",
+        f"{'run':<72} {'s/run':>8}",
+        "-" * 81,
+    ]
+    for key, label in labels.items():
+        if key.split("_")[1] != "0":
+            lines.append(f"{label:<72} {secs[key]:>8.2f}")
+    lines.append("-" * 81)
+    for sfx, name in (("", "as run by default"), ("_pinned", "pinned to one CPU (taskset -c 0)")):
+        if f"pysud{sfx}" in per and f"strace{sfx}" in per:
+            whole = secs[f"strace_{n}{sfx}"] / secs[f"pysud_{n}{sfx}"]
+            lines.append(
+                f"{name}: per call pysud {per[f'pysud{sfx}']:.2f} us, strace {per[f'strace{sfx}']:.2f} us "
+                f"-> {per[f'strace{sfx}'] / per[f'pysud{sfx}']:.1f}x faster (whole run {whole:.1f}x)"
+            )
+    if bd:
+        lines.append(
+            "where pysud trace's time per call goes (in-process, us): "
+            f"total {bd['total']:.2f} = SIGSYS round trip {bd['sigsys_floor']:.2f} "
+            f"+ dispatch, native call and dd's own work {bd['run_untraced'] - bd['sigsys_floor']:.2f} "
+            f"+ recording in C {bd['record']:.2f} + decoding/formatting in Python {bd['decode']:.2f} "
+            f"+ output {bd['output']:.2f}"
+        )
+    lines += [f"note: {x}" for x in notes]
+    return "\n".join(lines)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
@@ -420,7 +420,7 @@ class Dispatcher:
         """Give this dispatcher a ring for records of calls (see :meth:`record`)."""
         self._policy.trace_start(ring_bytes, _core.TRACE_TIMING if timing else 0)
 
-    def record(self, call: str | int, captures: list[tuple[int, ...]], room: int) -> None:
+    def record(self, call: str | int, captures: Sequence[tuple[int, ...]], room: int) -> None:
         """Record a syscall in C (registers, result, the memory ``captures`` name) and run it natively.
 
         A registered handler still sees the call when the ring lacks ``room`` bytes: it is the

@@ -32,6 +32,12 @@ def _bench(args: argparse.Namespace) -> int:
         print(render(result), flush=True)
     if args.program_runs > 0:
         result["programs"] = _bench_programs(args)
+    if args.trace_runs > 0:
+        from ._bench import measure_trace, render_trace
+
+        result["trace"] = measure_trace(runs=args.trace_runs, count=args.trace_count)
+        if not args.json:
+            print("\n" + render_trace(result["trace"]), flush=True)
     if args.json:
         print(json.dumps(result))
     return 0
@@ -161,6 +167,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         default=10,
         help="runs per `pysud run` start-up row (default 10; 0 skips the program rows)",
+    )
+    b.add_argument(
+        "--trace-runs",
+        type=int,
+        default=3,
+        help="rounds of the `pysud trace` vs strace rows (default 3; 0 skips them)",
+    )
+    b.add_argument(
+        "--trace-count", type=int, default=20000, help="dd bs=1 count for the trace rows (default 20000)"
     )
     b.set_defaults(func=_bench)
     r = sub.add_parser(

@@ -145,7 +145,7 @@ _FAILED = "-4096 < ret < 0"
 def formatter(
     dec: D.CallDecoder, ops: list[D.CapOp], strsize: int, durations: bool
 ) -> Callable[..., str] | None:
-    """f(prefix, a0, ..., a5, ret, caps, dt) -> the line of a completed recorded call; None if not compiled."""
+    """f(prefix, a0, ..., a5, ret, caps, dt) -> the line of a completed recorded call; None: not compiled."""
     result = result_expr(dec)
     if dec.layout is not None or result is None:
         return None

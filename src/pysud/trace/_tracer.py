@@ -172,7 +172,7 @@ class Tracer:
                 room = 2 * (_REC.size + _SIGINFO) + sum(_CAP.size + ((c[6] + 8) & ~7) for c in caps)
                 d.record(nr, caps, room)
                 fmt = F.formatter(dec, caps, o.strsize, o.durations)
-                if fmt is not None and not o.json:
+                if fmt is not None and not o.json and (o.trace is None or nr in o.trace):
                     self._fmts[nr] = fmt
 
     def _handler(self, nr: int, inner: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
@@ -446,15 +446,16 @@ class Tracer:
     ) -> None:
         if pre is not None and self.out is not None:
             self._emit(dec, call.tid, args, pre, None, 0, False, call)
-            if dec.name == "exit_group":
-                self._write_line(call.tid, f"+++ exited with {status & 0xFF} +++\n")
+        if self.out is not None and self.print_lines:
+            # strace says how every thread ends, whatever -e trace= shows
+            self._write_line(call.tid, f"+++ exited with {status & 0xFF} +++\n")
         self.exited = status & 0xFF
         if os.getpid() != self.root_pid:
             self._save_child_stats()
         if self.out is not None:
             self.out.flush()
 
-    def ended(self, status: int, fault: tuple[int, ...] | None) -> None:
+    def ended(self, status: int, fault: tuple[Any, ...] | None) -> None:
         """The program (or a forked child of it) ended without exit_group: say how, as strace does."""
         self.drain()
         with self._lock:
