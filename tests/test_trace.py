@@ -462,3 +462,22 @@ def test_bench_trace_rows():
     assert all(v > 0 for k, v in bd.items() if k in ("total", "sigsys_floor", "decode"))
     table = subprocess.run([*bench, *args], capture_output=True, text=True, timeout=600)
     assert "pinned to one CPU" in table.stdout and "where pysud trace's time per call goes" in table.stdout
+
+
+@needs_strace
+def test_bad_pointers_trace_like_strace(tmp_path, tree):
+    """Arguments that point nowhere print as addresses; the program sees EFAULT; the host lives."""
+    if not _strace_can_trace():
+        pytest.skip("strace cannot ptrace here (container without CAP_SYS_PTRACE)")
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc not installed (tools/run_tests.sh installs it)")
+    prog = str(tmp_path / "bad_pointers")
+    subprocess.run(
+        [gcc, "-O1", "-o", prog, str(Path(__file__).parent / "programs" / "bad_pointers.c")], check=True
+    )
+    native, ours, s_text, p_text = run_both([prog], tree)
+    assert native.returncode == ours.returncode == 0, ours.stderr
+    assert ours.stdout == native.stdout == b"ok\n"
+    assert "write(1, 0x10, 5)" in p_text
+    compare(s_text, p_text)

@@ -494,7 +494,7 @@ def render_trace(result: dict[str, object]) -> str:
     notes = result["notes"]
     assert isinstance(secs, dict) and isinstance(labels, dict) and isinstance(per, dict)
     assert isinstance(bd, dict) and isinstance(notes, list)
-    n = result["dd_count"]
+    n = int(result["dd_count"])  # type: ignore[call-overload]
     lines = [
         f"pysud trace vs strace: dd bs=1 count={n} ({2 * n} calls) traced to a file, median of "
         f"{result['runs']} interleaved rounds",

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import _core
 from ._dispatch import NATIVE, Dispatcher, Syscall
-from ._errors import PysudError
+from ._errors import GuestMemoryError, PysudError
 
 ARCH_SET_FS = 0x1002
 ARCH_GET_FS = 0x1003
@@ -190,8 +190,11 @@ class LinuxPersonality:
             _dirfd, path_at, buf, size = call.args[:4]
         else:
             path_at, buf, size = call.args[:3]
-        if call.read_cstring(path_at) != b"/proc/self/exe":
-            return NATIVE
+        try:
+            if call.read_cstring(path_at) != b"/proc/self/exe":
+                return NATIVE
+        except GuestMemoryError:
+            return NATIVE  # the kernel says EFAULT
         data = self.exe[:size]
         call.write(buf, data)
         return len(data)
@@ -199,7 +202,10 @@ class LinuxPersonality:
     def _open_proc_self(self, call: Syscall) -> Any:
         """/proc/self/cmdline and environ describe the program, not the Python host: a memfd with its own."""
         path_at, flags = (call.args[1], call.args[2]) if call.name == "openat" else call.args[:2]
-        path = call.read_cstring(path_at)
+        try:
+            path = call.read_cstring(path_at)
+        except GuestMemoryError:
+            return NATIVE  # the kernel says EFAULT
         if not path.startswith(b"/proc/") or flags & os.O_ACCMODE != os.O_RDONLY:
             return NATIVE
         what = path.rsplit(b"/", 1)[-1]

@@ -35,9 +35,10 @@ def _bench(args: argparse.Namespace) -> int:
     if args.trace_runs > 0:
         from ._bench import measure_trace, render_trace
 
-        result["trace"] = measure_trace(runs=args.trace_runs, count=args.trace_count)
+        traced = measure_trace(runs=args.trace_runs, count=args.trace_count)
+        result["trace"] = traced
         if not args.json:
-            print("\n" + render_trace(result["trace"]), flush=True)
+            print("\n" + render_trace(traced), flush=True)
     if args.json:
         print(json.dumps(result))
     return 0

@@ -884,7 +884,17 @@ static PyObject *m_read_memory(PyObject *m, PyObject *args)
     if (r != n) {
         Py_DECREF(b);
         errno = r < 0 ? errno : EFAULT;
-        return PyErr_Format(PyExc_OSError, "cannot read %zd bytes at 0x%llx: %s", n, addr, strerror(errno));
+        {
+            int err = errno;
+            char msg[128];
+            snprintf(msg, sizeof msg, "cannot read %zd bytes at %#llx: %s", n, addr, strerror(err));
+            PyObject *v = Py_BuildValue("(is)", err, msg);
+            if (v) {
+                PyErr_SetObject(PyExc_OSError, v);
+                Py_DECREF(v);
+            }
+            return NULL;
+        }
     }
     return b;
 }
@@ -901,7 +911,17 @@ static PyObject *m_write_memory(PyObject *m, PyObject *args)
     PyBuffer_Release(&buf);
     if (r != n) {
         errno = r < 0 ? errno : EFAULT;
-        return PyErr_Format(PyExc_OSError, "cannot write %zd bytes at 0x%llx: %s", n, addr, strerror(errno));
+        {
+            int err = errno;
+            char msg[128];
+            snprintf(msg, sizeof msg, "cannot write %zd bytes at %#llx: %s", n, addr, strerror(err));
+            PyObject *v = Py_BuildValue("(is)", err, msg);
+            if (v) {
+                PyErr_SetObject(PyExc_OSError, v);
+                Py_DECREF(v);
+            }
+            return NULL;
+        }
     }
     Py_RETURN_NONE;
 }

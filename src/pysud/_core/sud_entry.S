@@ -490,4 +490,22 @@ sud_thunk_common:
 9:      call    sud_thunk_fatal_unarmed
         .size sud_thunk_common, .-sud_thunk_common
 
+/* long sud_probe_copy(void *dst, const void *src, size_t n): 0, or -EFAULT when
+ * src is not readable.  The one instruction that may fault is
+ * sud_probe_copy_insn; the core's SIGSEGV/SIGBUS handler (sud_vsig.c), when it
+ * is installed, resumes a fault there at sud_probe_copy_fixup. */
+        .text
+        .globl sud_probe_copy, sud_probe_copy_insn, sud_probe_copy_fixup
+        .type sud_probe_copy, @function
+sud_probe_copy:
+        mov %rdx, %rcx
+sud_probe_copy_insn:
+        rep movsb
+        xor %eax, %eax
+        ret
+sud_probe_copy_fixup:
+        mov $-14, %rax
+        ret
+        .size sud_probe_copy, .-sud_probe_copy
+
         .section .note.GNU-stack,"",@progbits

@@ -262,10 +262,16 @@ static void trace_signal(struct sud_thread *t, int sig, const siginfo_t *si)
         sud_trace_signal(p->trace, t, sig, si);
 }
 
+int sud_vsig_active(void) { return __atomic_load_n(&installed, __ATOMIC_ACQUIRE) > 0; }
+
 void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
 {
     ucontext_t *uc = ucv;
     greg_t *g = uc->uc_mcontext.gregs;
+    if ((sig == SIGSEGV || sig == SIGBUS) && si->si_code > 0 && g[REG_RIP] == (greg_t)sud_probe_copy_insn) {
+        g[REG_RIP] = (greg_t)sud_probe_copy_fixup; /* the recorder read a bad pointer */
+        return;
+    }
     struct sud_thread *t = sud_thread_of(uc);
     int guest = t && t->guest_depth > 0 && t->group;
     /* The program's own code: not a dispatch, selector BLOCK, and not one of
