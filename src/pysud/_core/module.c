@@ -866,6 +866,20 @@ static long vm_rw(uint64_t addr, void *buf, size_t n, int write)
 }
 
 /* read_memory(addr, n) -> bytes; a bad address raises OSError(EFAULT) instead of crashing. */
+/* OSError(errno, "cannot read N bytes at 0x...: reason") */
+static PyObject *vm_error(const char *verb, Py_ssize_t n, unsigned long long addr)
+{
+    int err = errno;
+    char msg[128];
+    snprintf(msg, sizeof msg, "cannot %s %zd bytes at %#llx: %s", verb, n, addr, strerror(err));
+    PyObject *v = Py_BuildValue("(is)", err, msg);
+    if (v) {
+        PyErr_SetObject(PyExc_OSError, v);
+        Py_DECREF(v);
+    }
+    return NULL;
+}
+
 static PyObject *m_read_memory(PyObject *m, PyObject *args)
 {
     (void)m;
@@ -884,17 +898,7 @@ static PyObject *m_read_memory(PyObject *m, PyObject *args)
     if (r != n) {
         Py_DECREF(b);
         errno = r < 0 ? errno : EFAULT;
-        {
-            int err = errno;
-            char msg[128];
-            snprintf(msg, sizeof msg, "cannot read %zd bytes at %#llx: %s", n, addr, strerror(err));
-            PyObject *v = Py_BuildValue("(is)", err, msg);
-            if (v) {
-                PyErr_SetObject(PyExc_OSError, v);
-                Py_DECREF(v);
-            }
-            return NULL;
-        }
+        return vm_error("read", n, addr);
     }
     return b;
 }
@@ -911,17 +915,7 @@ static PyObject *m_write_memory(PyObject *m, PyObject *args)
     PyBuffer_Release(&buf);
     if (r != n) {
         errno = r < 0 ? errno : EFAULT;
-        {
-            int err = errno;
-            char msg[128];
-            snprintf(msg, sizeof msg, "cannot write %zd bytes at %#llx: %s", n, addr, strerror(err));
-            PyObject *v = Py_BuildValue("(is)", err, msg);
-            if (v) {
-                PyErr_SetObject(PyExc_OSError, v);
-                Py_DECREF(v);
-            }
-            return NULL;
-        }
+        return vm_error("write", n, addr);
     }
     Py_RETURN_NONE;
 }

@@ -502,82 +502,67 @@ class Tracer:
         when: int = 0,
         resumed: bool = False,
     ) -> None:
-        with self._lock:
-            self._emit_locked(dec, tid, args, pre, res, dt, injected, call, when, resumed)
-
-    def _emit_locked(
-        self,
-        dec: D.CallDecoder,
-        tid: int,
-        args: tuple[int, ...],
-        pre: list[str],
-        res: int | None,
-        dt: int,
-        injected: bool,
-        call: Any,
-        when: int,
-        resumed: bool,
-    ) -> None:
-        ctx = self.ctx
-        text = dec.decode_exit(ctx, call, args, 0 if res is None else res, pre)
-        if res is None:
-            rtext = "?"
-        elif -4096 < res < 0:
-            rtext = D.error_text(res)
-        elif dec.hex_result:
-            rtext = hex(res & D.MASK64)
-        elif dec.name == "fcntl" and args[1] == 3:  # F_GETFL
-            rtext = f"{hex(res)} (flags {D.open_flags(res)})"
-        elif dec.oct_result:
-            rtext = D.mode(res)
-        elif dec.fd_result and ctx.fd_paths:
-            rtext = D.fd_text(ctx, res)
-        else:
-            rtext = str(D.s64(res))
-        if res is not None and dec.name in ("poll", "ppoll"):
-            rtext += D.result_suffix(dec.name, args, res)
-        if injected:
-            rtext += " (INJECTED)"
-        frame = _python_frame() if self.opts.frames else None
-        if self.opts.json:
-            rec: dict[str, Any] = {
-                "pid": os.getpid(),
-                "tid": tid,
-                "time": when / 1e9 if when else time.time(),
-                "syscall": dec.name,
-                "args": list(args[: dec.nargs]),
-                "text": f"{dec.name}({text})",
-                "result": res,
-                "error": X.ERRNO_NAMES.get(-res) if res is not None and -4096 < res < 0 else None,
-                "injected": injected,
-            }
-            if self.opts.durations or self.opts.summary:
-                rec["duration"] = dt / 1e9
+        with self._lock:  # output order, and the decoders' snapshot
+            ctx = self.ctx
+            text = dec.decode_exit(ctx, call, args, 0 if res is None else res, pre)
+            if res is None:
+                rtext = "?"
+            elif -4096 < res < 0:
+                rtext = D.error_text(res)
+            elif dec.hex_result:
+                rtext = hex(res & D.MASK64)
+            elif dec.name == "fcntl" and args[1] == 3:  # F_GETFL
+                rtext = f"{hex(res)} (flags {D.open_flags(res)})"
+            elif dec.oct_result:
+                rtext = D.mode(res)
+            elif dec.fd_result and ctx.fd_paths:
+                rtext = D.fd_text(ctx, res)
+            else:
+                rtext = str(D.s64(res))
+            if res is not None and dec.name in ("poll", "ppoll"):
+                rtext += D.result_suffix(dec.name, args, res)
+            if injected:
+                rtext += " (INJECTED)"
+            frame = _python_frame() if self.opts.frames else None
+            if self.opts.json:
+                rec: dict[str, Any] = {
+                    "pid": os.getpid(),
+                    "tid": tid,
+                    "time": when / 1e9 if when else time.time(),
+                    "syscall": dec.name,
+                    "args": list(args[: dec.nargs]),
+                    "text": f"{dec.name}({text})",
+                    "result": res,
+                    "error": X.ERRNO_NAMES.get(-res) if res is not None and -4096 < res < 0 else None,
+                    "injected": injected,
+                }
+                if self.opts.durations or self.opts.summary:
+                    rec["duration"] = dt / 1e9
+                if frame is not None:
+                    rec["frame"] = frame
+                if self.records is not None:
+                    self.records.append(rec)
+                if self.out is not None:
+                    self.out.write(json.dumps(rec) + "\n")
+                return
+            self._close_open(tid)
+            prefix = self._prefix(tid, when)
+            if resumed:
+                head = dec.entry_text(pre, args)
+                line = f"{prefix}<... {dec.name} resumed>{f'{dec.name}({text}'[len(head) :]})"
+            else:
+                line = f"{prefix}{dec.name}({text})"
+            if len(line) < 39:
+                line += " " * (39 - len(line))
+            line = f"{line} = {rtext}"
+            if self.opts.durations and res is not None:
+                line += f" <{dt / 1e9:.6f}>"
             if frame is not None:
-                rec["frame"] = frame
+                line += f"  # {frame}"
             if self.records is not None:
-                self.records.append(rec)
+                self.records.append({"line": line, "syscall": dec.name, "result": res, "frame": frame})
             if self.out is not None:
-                self.out.write(json.dumps(rec) + "\n")
-            return
-        self._close_open(tid)
-        prefix = self._prefix(tid, when)
-        if resumed:
-            head = dec.entry_text(pre, args)
-            line = f"{prefix}<... {dec.name} resumed>{f'{dec.name}({text}'[len(head) :]})"
-        else:
-            line = f"{prefix}{dec.name}({text})"
-        if len(line) < 39:
-            line += " " * (39 - len(line))
-        line = f"{line} = {rtext}"
-        if self.opts.durations and res is not None:
-            line += f" <{dt / 1e9:.6f}>"
-        if frame is not None:
-            line += f"  # {frame}"
-        if self.records is not None:
-            self.records.append({"line": line, "syscall": dec.name, "result": res, "frame": frame})
-        if self.out is not None:
-            self.out.write(line + "\n")
+                self.out.write(line + "\n")
 
     # ---- summary
 
