@@ -268,9 +268,12 @@ _STAT = struct.Struct("<QQQIIIxxxxQqqq")  # dev ino nlink mode uid gid rdev size
 
 def stat_struct(addr: int) -> str:
     data = read(addr, _STAT.size)
-    if data is None:
-        return ptr(addr)
-    _dev, _ino, _nlink, m, _uid, _gid, rdev, size, _bs, _bl = _STAT.unpack(data)
+    return ptr(addr) if data is None else stat_text(data)
+
+
+def stat_text(data: bytes) -> str:
+    """A struct stat's bytes as strace prints them."""
+    _dev, _ino, _nlink, m, _uid, _gid, rdev, size, _bs, _bl = _STAT.unpack_from(data)
     kind = m & 0o170000
     if kind in (0o20000, 0o60000):
         return f"{{st_mode={file_mode(m)}, st_rdev={makedev(rdev)}, ...}}"
@@ -293,9 +296,11 @@ def statx_struct(addr: int) -> str:
 
 def timespec(addr: int) -> str:
     data = read(addr, 16)
-    if data is None:
-        return ptr(addr)
-    sec, nsec = struct.unpack("<qq", data)
+    return ptr(addr) if data is None else timespec_text(data)
+
+
+def timespec_text(data: bytes) -> str:
+    sec, nsec = struct.unpack_from("<qq", data)
     return f"{{tv_sec={sec}, tv_nsec={nsec}}}"
 
 

@@ -11,7 +11,6 @@ the same output.
 from __future__ import annotations
 
 import re
-import struct
 from collections.abc import Callable
 
 from . import _decode as D
@@ -68,35 +67,18 @@ def buf_cap(c: bytes | bool | None, addr: int, size: int, strsize: int) -> str:
 
 
 def hexbuf_cap(c: bytes | bool | None, addr: int, size: int, strsize: int) -> str:
-    if c is None:
-        return "NULL" if size else '""'
-    if c is False:
-        return D.ptr(addr)
+    if not c:
+        return buf_cap(c, addr, size, strsize)
     n = min(size, strsize)
     return D.quote(c[:n], True) + ("..." if size > n else "")  # type: ignore[index]
 
 
-_STAT = D._STAT
-
-
 def stat_cap(c: bytes | bool | None, addr: int) -> str:
-    if not c:
-        return D.ptr(addr)
-    _dev, _ino, _nlink, m, _uid, _gid, rdev, size, _bs, _bl = _STAT.unpack_from(c)  # type: ignore[arg-type]
-    kind = m & 0o170000
-    if kind in (0o20000, 0o60000):
-        return f"{{st_mode={D.file_mode(m)}, st_rdev={D.makedev(rdev)}, ...}}"
-    return f"{{st_mode={D.file_mode(m)}, st_size={size}, ...}}"
-
-
-_TS = struct.Struct("<qq")
+    return D.stat_text(c) if c else D.ptr(addr)  # type: ignore[arg-type]
 
 
 def timespec_cap(c: bytes | bool | None, addr: int) -> str:
-    if not c:
-        return D.ptr(addr)
-    sec, nsec = _TS.unpack_from(c)  # type: ignore[arg-type]
-    return f"{{tv_sec={sec}, tv_nsec={nsec}}}"
+    return D.timespec_text(c) if c else D.ptr(addr)  # type: ignore[arg-type]
 
 
 def dirfd(v: int) -> str:
