@@ -8,6 +8,7 @@ A handler returns the NTSTATUS.  Users override or add handlers with ``personali
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import struct
 import sys
@@ -21,7 +22,7 @@ from .. import _core
 from .._abi import SyscallABI, nt_x64
 from .._dispatch import Dispatcher, Return, Syscall
 from .._errors import GuestMemoryError
-from . import _profiles, memory, ntdll, objects, process
+from . import _profiles, kernel, memory, ntdll, objects, process
 from . import status as st
 from .files import FileCalls
 from .pe import LoadedPE
@@ -107,17 +108,6 @@ class NtSyscall(Syscall):
         return regs + stack
 
 
-def _timeout_deadline(call: NtSyscall, ptr: int) -> float | None:
-    """A LARGE_INTEGER timeout: NULL = forever, negative = relative, positive = absolute (100 ns)."""
-    if not ptr:
-        return None
-    (value,) = struct.unpack("<q", call.read(ptr, 8))
-    now = time.monotonic()
-    if value < 0:
-        return float(now + (-value) / 1e7)
-    return float(now + max(0.0, (value - process.system_time()) / 1e7))
-
-
 class NtPersonality(FileCalls):
     """Handlers, handle table and process state of one Windows program run in-process."""
 
@@ -182,6 +172,10 @@ class NtPersonality(FileCalls):
                 call_name = name[1:]
                 if call_name in self.abi.numbers:
                     self.on(call_name, getattr(self, name))
+        # the subsystem tables of nt/kernel/ (names are the key, whatever the numbering)
+        for call_name, fn in kernel.handlers().items():
+            if call_name in self.abi.numbers:
+                self.on(call_name, functools.partial(fn, self))
 
     def _PysudNtClose(self, call: NtSyscall) -> int:
         return self._NtClose(call)
@@ -340,7 +334,7 @@ class NtPersonality(FileCalls):
         return st.STATUS_SUCCESS
 
     def _NtDelayExecution(self, call: NtSyscall) -> int:
-        deadline = _timeout_deadline(call, call.args[1])
+        deadline = objects.timeout_deadline(call, call.args[1])
         if deadline is None:
             self.exiting.wait()
         else:
@@ -611,81 +605,6 @@ class NtPersonality(FileCalls):
 
     def _NtClose(self, call: NtSyscall) -> int:
         return st.STATUS_SUCCESS if self.handles.remove(call.args[0]) else st.STATUS_INVALID_HANDLE
-
-    def _NtCreateEvent(self, call: NtSyscall) -> int:
-        out, _access, _oa, kind, initial = call.args[:5]
-        kind &= 0xFFFFFFFF
-        if kind not in (0, 1):
-            return st.STATUS_INVALID_PARAMETER
-        h = self.handles.add(objects.Event(manual_reset=kind == 0, state=bool(initial & 0xFF)))
-        self.put_u64(call, out, h)
-        return st.STATUS_SUCCESS
-
-    def _event(self, handle: int) -> objects.Event | None:
-        obj = self.handles.get(handle)
-        return obj if isinstance(obj, objects.Event) else None
-
-    def _set_event(self, call: NtSyscall, state: bool) -> int:
-        handle, prev = call.args[:2]
-        ev = self._event(handle)
-        if ev is None:
-            return (
-                st.STATUS_INVALID_HANDLE
-                if self.handles.get(handle) is None
-                else st.STATUS_OBJECT_TYPE_MISMATCH
-            )
-        with objects.CHANGED:
-            old = ev.state
-            ev.state = state
-            objects.CHANGED.notify_all()
-        self.put_u32(call, prev, int(old))
-        return st.STATUS_SUCCESS
-
-    def _NtSetEvent(self, call: NtSyscall) -> int:
-        return self._set_event(call, True)
-
-    def _NtResetEvent(self, call: NtSyscall) -> int:
-        return self._set_event(call, False)
-
-    def _NtClearEvent(self, call: NtSyscall) -> int:
-        ev = self._event(call.args[0])
-        if ev is None:
-            return st.STATUS_INVALID_HANDLE
-        ev.state = False
-        return st.STATUS_SUCCESS
-
-    def _waitable(self, handle: int) -> objects.Waitable | None:
-        obj = self.handles.get(handle)
-        return obj if isinstance(obj, objects.Waitable) else None
-
-    def _NtWaitForSingleObject(self, call: NtSyscall) -> int:
-        handle, _alertable, timeout = call.args[:3]
-        obj = self._waitable(handle)
-        if obj is None:
-            return (
-                st.STATUS_INVALID_HANDLE
-                if self.handles.get(handle) is None
-                else st.STATUS_OBJECT_TYPE_MISMATCH
-            )
-        got = objects.wait([obj], False, _timeout_deadline(call, timeout), self.exiting)
-        return st.STATUS_TIMEOUT if got < 0 else st.STATUS_WAIT_0
-
-    def _NtWaitForMultipleObjects(self, call: NtSyscall) -> int:
-        count, handles_ptr, wait_type, _alertable, timeout = call.args[:5]
-        count &= 0xFFFFFFFF
-        if not 0 < count <= 64:
-            return st.STATUS_INVALID_PARAMETER
-        handles = struct.unpack(f"<{count}Q", call.read(handles_ptr, 8 * count))
-        objs = [self._waitable(h) for h in handles]
-        if any(o is None for o in objs):
-            return st.STATUS_INVALID_HANDLE
-        got = objects.wait(
-            [o for o in objs if o is not None],
-            wait_type & 0xFFFFFFFF == 0,
-            _timeout_deadline(call, timeout),
-            self.exiting,
-        )
-        return st.STATUS_TIMEOUT if got < 0 else st.STATUS_WAIT_0 + got
 
     # ------------------------------------------------------------------ threads
 
