@@ -13,6 +13,7 @@ from . import process
 
 if TYPE_CHECKING:
     from .personality import NtSyscall
+    from .registry import Key
 
 #: One condition for every waitable object: waits on several objects stay simple and correct.
 CHANGED = threading.Condition()
@@ -88,6 +89,15 @@ class Thread(Waitable):
         return self.done
 
 
+@dataclass(eq=False)
+class KeyObject(NtObject):
+    """An open registry key (the key itself lives in the registry: nt/registry.py)."""
+
+    key: Key
+    access: int
+    type_name = "Key"
+
+
 class HandleTable:
     """Handle values as Windows gives them: multiples of 4, starting at 4."""
 
@@ -141,6 +151,17 @@ def wait(objects: list[Waitable], wait_all: bool, deadline: float | None, stop: 
                     return -1
                 timeout = min(timeout, left)
             CHANGED.wait(timeout)
+
+
+def object_attributes(call: NtSyscall, oa: int) -> tuple[int, str, int]:
+    """OBJECT_ATTRIBUTES at ``oa``: (RootDirectory, ObjectName text, Attributes)."""
+    _len, root, name_ptr, attrs = struct.unpack("<I4xQQI", call.read(oa, 28))
+    name = ""
+    if name_ptr:
+        length, _max, _pad, buf = struct.unpack("<HHIQ", call.read(name_ptr, 16))
+        if length:
+            name = call.read(buf, length & ~1).decode("utf-16-le", errors="surrogatepass")
+    return root, name, attrs
 
 
 def timeout_deadline(call: NtSyscall, ptr: int) -> float | None:

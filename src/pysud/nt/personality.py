@@ -27,6 +27,7 @@ from . import status as st
 from .files import FileCalls
 from .pe import LoadedPE
 from .pe import load as load_pe
+from .registry import Registry
 
 ARCH_SET_GS = 0x1001
 SYS_ARCH_PRCTL = 158
@@ -155,6 +156,7 @@ class NtPersonality(FileCalls):
         self.image: LoadedPE | None = None
         self.ntdll: ntdll.NtdllImage | None = None
         self.peb = 0
+        self.registry: Registry | None = None  # opened on first use by nt/kernel/registry.py
         self._register()
 
     # ------------------------------------------------------------------ registration
