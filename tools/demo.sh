@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The main job (README): set-up, then what pysud is for - a real program run in this Python
+# process with its system calls traced in Python - then what that costs (`pysud bench`).
+# Arguments go to `pysud bench` (e.g. --program-runs 3).  Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/venv.sh
+pysud() { .venv/bin/python -m pysud "$@"; }
+
+echo "== pysud check: what this machine supports"
+pysud check
+echo
+echo "== pysud trace: a real program's system calls, seen in-process (no ptrace)"
+pysud trace -e trace=%file,uname,write uname -a
+echo
+echo "== pysud bench: what each path costs"
+pysud bench "$@"
