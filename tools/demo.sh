@@ -11,7 +11,7 @@ echo "== pysud check: what this machine supports"
 pysud check
 echo
 echo "== pysud trace: a real program's system calls, seen in-process (no ptrace)"
-pysud trace -e trace=%file,uname,write uname -a
+LC_ALL=C pysud trace -e trace=%file,uname,write uname -a
 echo
 echo "== pysud bench: what each path costs"
 pysud bench "$@"

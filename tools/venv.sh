@@ -12,6 +12,7 @@
 # C compiler and libc headers) is checked first: installed with apt-get when running as root on
 # Debian/Ubuntu, otherwise named in one line.  Used by tools/demo.sh and tools/run_tests.sh.
 set -euo pipefail
+shopt -s extglob
 cd "$(dirname "$0")/.."
 
 extras=${1:-}
@@ -24,21 +25,28 @@ say() { echo "pysud set-up: $*" >&2; }
 base_ok() { [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; }
 
 missing_packages() {
-    # Debian's package names for what is missing, for the interpreter "$1" (empty: none is found).
+    # What is missing for the interpreter "$1" (empty: none found), as Debian package names; for a
+    # python outside /usr (pyenv, a python built by hand) its own parts are named instead
+    # ("its-venv-module", "its-Python.h"): no package adds them to that python.
     local py=$1 pkg_py=python3 need=()
     if [ -z "$py" ]; then
         echo "python3 python3-venv python3-dev gcc libc6-dev"
         return
     fi
-    # python3-venv/python3-dev belong to Debian's default python3; another /usr/bin/python3.X has
-    # its own python3.X-venv/-dev.  A python outside /usr (pyenv, a venv's base) brings its own.
-    if [ "$(readlink -f "$py")" != "$(readlink -f /usr/bin/python3 2>/dev/null || true)" ]; then
+    local real
+    real=$(readlink -f "$py")
+    if [[ "$real" != /usr/* ]]; then
+        pkg_py=its
+    elif [ "$real" != "$(readlink -f /usr/bin/python3 2>/dev/null || true)" ]; then
+        # python3-venv/-dev are for Debian's default python3; /usr/bin/python3.X has python3.X-venv/-dev
         pkg_py=$("$py" -c 'import sys; print("python%d.%d" % sys.version_info[:2])')
     fi
-    "$py" -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=("$pkg_py-venv")
+    local venv_part=$pkg_py-venv dev_part=$pkg_py-dev
+    [ "$pkg_py" = its ] && venv_part=its-venv-module dev_part=its-Python.h
+    "$py" -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=("$venv_part")
     "$py" -c 'import os, sys, sysconfig
 sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
-        >/dev/null 2>&1 || need+=("$pkg_py-dev")
+        >/dev/null 2>&1 || need+=("$dev_part")
     command -v gcc >/dev/null 2>&1 || need+=(gcc)
     [ -e /usr/include/stdio.h ] || need+=(libc6-dev)
     echo "${need[@]}"
@@ -78,17 +86,19 @@ fi
 # What the venv's python (or, to make one, the python on PATH) needs from the system.
 if base_ok; then py=$venv/bin/python; else py=$(find_python); fi
 need=$(missing_packages "$py")
-if [ -n "$need" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "installing system packages: $need"
+apt_need=${need//its-*([^ ])/}
+apt_need=$(echo $apt_need) # (word-split: trims the blanks left)
+if [ -n "$apt_need" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing system packages: $apt_need"
     apt-get update -qq
     # shellcheck disable=SC2086  # one word per package
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $apt_need >/dev/null
     if ! base_ok; then py=$(find_python); fi
     need=$(missing_packages "$py")
 fi
 if [ -n "$need" ]; then
-    if [ -n "$py" ] && [[ "$(readlink -f "$py")" != /usr/* ]]; then
-        say "$py lacks: $need (not Debian's python: rebuild it with them, or use PYTHON=/usr/bin/python3)"
+    if [[ "$need" == *its-* ]]; then
+        say "$py lacks: ${need//its-/} (a python without them: rebuild it, or use PYTHON=/usr/bin/python3)"
     else
         say "missing system packages: $need (install them: sudo apt-get install $need)"
     fi
