@@ -882,10 +882,16 @@ def run(
     trace: bool = False,
     flip_switch: bool = False,
     env: dict[str, str] | None = None,
+    setup: Callable[[NtPersonality], object] | None = None,
 ) -> int:
-    """Run an x64 Windows program (PE32+, ntdll imports only) in this process; its exit status."""
+    """Run an x64 Windows program (PE32+, ntdll imports only) in this process; its exit status.
+
+    ``setup(personality)`` runs before the program is loaded (`pysud run --hooks`).
+    """
     nt = NtPersonality(profile=profile, drives=drives, trace=trace, flip_switch=flip_switch)
     try:
+        if setup is not None:
+            setup(nt)
         return nt.run(program, args, env=env)
     finally:
         nt.close()
