@@ -103,6 +103,7 @@ def test_readme_commands_on_a_clean_clone_with_debians_python(clone: Path):
     assert "syscall user dispatch is usable" in out
     # the traced program's uname call, decoded by pysud's tracer, and the bench tables
     assert re.search(r'^uname\(\{sysname="Linux", nodename="[^"]*", \.\.\.\}\) = 0$', out, re.M), out[-4000:]
+    assert re.search(r"^under pysud, faked: pysud-demo$", out, re.M), out[-4000:]
     assert "Python handler returns a value" in out
     assert "pysud run /usr/bin/true" in out
 

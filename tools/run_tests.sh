@@ -31,8 +31,8 @@ echo "== generated tables"
 "$py" tools/gen_syscall_table.py --check
 "$py" tools/gen_nt_syscalls.py --check
 echo "== ruff"
-"$py" -m ruff check src tests tools benchmarks
-"$py" -m ruff format --check src tests tools benchmarks
+"$py" -m ruff check src tests tools benchmarks examples
+"$py" -m ruff format --check src tests tools benchmarks examples
 echo "== mypy"
 "$py" -m mypy
 echo "== machine"

@@ -63,12 +63,22 @@ def _bench_programs(args: argparse.Namespace) -> dict[str, object]:
     return result
 
 
+def _hooks_setup(args: argparse.Namespace) -> Any:
+    """--hooks FILE...: the files loaded now (their errors before anything runs), applied at setup."""
+    if not args.hooks:
+        return None
+    from ._hooks import setup_for
+
+    return setup_for(args.hooks)
+
+
 def _run(args: argparse.Namespace) -> int:
     if _is_pe(args.program):
         return _run_nt(args)
     from ._linux import run
 
-    return run(args.program, args.args, vdso=not args.no_vdso, native_exec=args.native_exec)
+    setup = _hooks_setup(args)
+    return run(args.program, args.args, vdso=not args.no_vdso, native_exec=args.native_exec, setup=setup)
 
 
 def _trace(args: argparse.Namespace) -> int:
@@ -98,7 +108,8 @@ def _trace(args: argparse.Namespace) -> int:
         trace=trace,
         inject=inject,
     )
-    return trace_program(args.program, args.args, opts, vdso=not args.no_vdso)
+    setup = _hooks_setup(args)
+    return trace_program(args.program, args.args, opts, vdso=not args.no_vdso, setup=setup)
 
 
 def _trace_parser(sub: Any) -> None:
@@ -128,9 +139,21 @@ def _trace_parser(sub: Any) -> None:
     )
     t.add_argument("--json", action="store_true", help="one JSON object per call")
     t.add_argument("--no-vdso", action="store_true", help="hide the vDSO: time calls become syscalls")
+    _hooks_option(t)
     t.add_argument("program")
     t.add_argument("args", nargs=argparse.REMAINDER)
     t.set_defaults(func=_trace)
+
+
+def _hooks_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--hooks",
+        action="append",
+        metavar="FILE",
+        help="a Python file defining hooks(d), which registers handlers on the program's dispatcher "
+        '(d.on("uname", handler)); a handler returning pysud.NATIVE passes the call on. Repeatable; '
+        "see docs/guide.md",
+    )
 
 
 def _run_nt(args: argparse.Namespace) -> int:
@@ -145,6 +168,7 @@ def _run_nt(args: argparse.Namespace) -> int:
         drives=drives,
         trace=args.trace,
         flip_switch=args.flip_switch,
+        setup=_hooks_setup(args),
     )
     return code & 0xFF
 
@@ -205,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="map a drive letter to a host directory (default: C: is a fresh scratch directory)",
     )
     nt.add_argument("--flip-switch", action="store_true", help="ntdll calls enter without a kernel trap")
+    _hooks_option(r)
     r.add_argument("program")
     r.add_argument("args", nargs=argparse.REMAINDER)
     r.set_defaults(func=_run)
@@ -217,9 +242,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .trace import SpecError
 
         if isinstance(e, PysudError | OSError | SpecError):
-            print(f"pysud: {e}", file=sys.stderr)
+            print(f"pysud: {e}{_where_handler_raised(e)}", file=sys.stderr)
             return 2
         raise
+
+
+def _where_handler_raised(e: BaseException) -> str:
+    """For a HandlerError: `` (FILE:LINE)`` of the innermost frame of the handler outside pysud."""
+    import os
+    import traceback
+
+    from ._errors import HandlerError
+
+    cause = e.__cause__
+    if not isinstance(e, HandlerError) or cause is None:
+        return ""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frames = [f for f in traceback.extract_tb(cause.__traceback__) if not f.filename.startswith(package)]
+    return f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
 
 if __name__ == "__main__":
