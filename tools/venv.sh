@@ -76,8 +76,12 @@ have_extras() {
         grep -qx "extra $e" "$stamp" || return 1
     done
 }
+# Bytecode for the editable sources, written now: where PYTHONDONTWRITEBYTECODE is set, Python
+# would otherwise compile every module at every start (tens of ms of each `pysud` command).
+compile_sources() { "$venv/bin/python" -m compileall -q src/pysud >/dev/null; }
 if base_ok && [ -f "$stamp" ] && grep -qx "inputs $inputs" "$stamp" && have_extras &&
     "$venv/bin/python" -c 'import pysud._core' >/dev/null 2>&1; then
+    compile_sources
     exit 0 # up to date
 fi
 
@@ -121,3 +125,4 @@ say "installing pysud$([ -n "$extras" ] && echo " with $extras") into $venv (edi
     echo "inputs $inputs"
     for e in ${extras//,/ }; do echo "extra $e"; done
 } >"$stamp"
+compile_sources

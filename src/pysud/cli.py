@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -14,6 +13,8 @@ def _check(args: argparse.Namespace) -> int:
 
     s = support()
     if args.json:
+        import json
+
         print(json.dumps(s.as_dict(), indent=2))
     else:
         print(f"kernel {s.kernel} on {s.machine}")
@@ -40,6 +41,8 @@ def _bench(args: argparse.Namespace) -> int:
         if not args.json:
             print("\n" + render_trace(traced), flush=True)
     if args.json:
+        import json
+
         print(json.dumps(result))
     return 0
 
