@@ -1,4 +1,4 @@
-"""Types of pysud's native core (src/pysud/_core/module.c)."""
+"""Types of pysud's native core (src/pysud/_core/, module.c and its topic files)."""
 
 from collections.abc import Callable, Sequence
 from typing import Any

@@ -1,6 +1,6 @@
 /* sud_thread.c - process set-up, per-thread arming, fork, and thunk memory.
  *
- * Not signal context, no Python: plain C that the glue (module.c) calls.
+ * Not signal context, no Python: plain C that the glue (arm.c, guest.c) calls.
  */
 #define _GNU_SOURCE
 #include <cpuid.h>
