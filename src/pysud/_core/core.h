@@ -34,6 +34,7 @@ typedef struct {
     PyObject *deferred;   /* deferred(list_of_records) hears calls run in C */
     PyTypeObject *frame_type;
     uint8_t *trace_stage; /* where trace_take() moves records before they become bytes */
+    PyObject *on_orphan;  /* on_orphan(value) -> status: see sud_orphan_hook, or NULL */
 } PolicyObject;
 
 extern PyTypeObject Policy_Type;
@@ -52,6 +53,8 @@ PyObject *m_take_deferred(PyObject *m, PyObject *unused);
 /* ---- hook.c */
 void python_hook(struct sud_frame *f);
 void guest_thread_hook(int start);
+void fork_hook(int phase);
+long orphan_hook(struct sud_thread *t, long value);
 
 /* ---- arm.c */
 PyObject *errno_error(int neg);

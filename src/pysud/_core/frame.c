@@ -170,7 +170,30 @@ static PyObject *frame_exit_guest(PyObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* call.exit_program(value): when this call returns, every thread of the
+ * running program leaves it, and run_guest() returns value on its first
+ * thread (execve from any thread; exit_group is the same in C). */
+static PyObject *frame_exit_program(PyObject *self, PyObject *arg)
+{
+    struct sud_frame *f = frame_live((FrameObject *)self);
+    if (!f)
+        return NULL;
+    if (f->thread->guest_depth <= 0) {
+        PyErr_SetString(PyExc_RuntimeError, "no guest program is running on this thread (see pysud.run)");
+        return NULL;
+    }
+    long long v = PyLong_AsLongLong(arg);
+    if (v == -1 && PyErr_Occurred())
+        return NULL;
+    sud_group_exit(f->thread, (long)v);
+    f->rax = (uint64_t)v;
+    f->flags |= SUD_FRAME_EXIT | SUD_FRAME_DIRTY;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef frame_methods[] = {
+    {"exit_program", frame_exit_program, METH_O,
+     "Leave the running guest program on all its threads; run_guest() returns the value."},
     {"exit_guest", frame_exit_guest, METH_O, "Leave the running guest program; run_guest() returns the value."},
     {"native", (PyCFunction)(void (*)(void))frame_native, METH_FASTCALL | METH_KEYWORDS,
      "native(*args, nr=None) -> int: run the call natively now and return its raw result."},

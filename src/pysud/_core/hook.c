@@ -134,6 +134,51 @@ void python_hook(struct sud_frame *f)
     }
 }
 
+/* The fork protocol os.fork follows, around a fork of foreign code: the GIL
+ * and the interpreter's fork locks are held across it, so the child (one
+ * thread, a copy of this one) finds them in a state it can use, and
+ * os.register_at_fork callbacks run.  On the dispatch stack, host TLS. */
+void fork_hook(int phase)
+{
+    static __thread PyGILState_STATE g;
+    if (!Py_IsInitialized())
+        return;
+    if (phase == SUD_FORK_PREPARE) {
+        g = PyGILState_Ensure();
+        PyOS_BeforeFork();
+    } else {
+        if (phase == SUD_FORK_CHILD)
+            PyOS_AfterFork_Child();
+        else
+            PyOS_AfterFork_Parent();
+        PyGILState_Release(g);
+    }
+}
+
+/* A process forked by a program thread other than the first: that thread
+ * has left the program (value as run_guest would return it).  The policy's
+ * on_orphan(value) decides the process's exit status (and may run the next
+ * image of an execve first). */
+long orphan_hook(struct sud_thread *t, long value)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    PolicyObject *po = t->policy ? (PolicyObject *)t->policy->hook_ctx : NULL;
+    long status = value;
+    if (po && po->on_orphan) {
+        PyObject *r = PyObject_CallFunction(po->on_orphan, "l", value);
+        if (r && PyLong_Check(r)) {
+            status = PyLong_AsLong(r);
+        } else if (!r) {
+            PyErr_Print(); /* nothing above this thread to raise to */
+            status = 1;
+        }
+        Py_XDECREF(r);
+        PyErr_Clear();
+    }
+    PyGILState_Release(g);
+    return status;
+}
+
 /* Threads the core starts for a guest keep one Python thread state for their
  * whole life, so handlers on them do not create and destroy one per call. */
 void guest_thread_hook(int start)

@@ -56,6 +56,8 @@ PyMODINIT_FUNC PyInit__core(void)
         return NULL;
     sud_python_hook = python_hook;
     sud_guest_thread_hook = guest_thread_hook;
+    sud_fork_hook = fork_hook;
+    sud_orphan_hook = orphan_hook;
     Py_INCREF(&Frame_Type);
     Py_INCREF(&Policy_Type);
     if (PyModule_AddObject(m, "Frame", (PyObject *)&Frame_Type) < 0 ||

@@ -51,6 +51,7 @@ static void policy_dealloc(PolicyObject *self)
     Py_XDECREF(self->on_result);
     Py_XDECREF(self->on_error);
     Py_XDECREF(self->native_token);
+    Py_XDECREF(self->on_orphan);
     for (int i = 0; i < SUD_NSYSCALLS; i++)
         Py_CLEAR(self->handlers[i]);
     Py_XDECREF(self->frame_type);
@@ -97,6 +98,19 @@ static PyObject *policy_set_handler(PolicyObject *self, PyObject *args)
     }
     PyObject *old = self->handlers[nr];
     self->handlers[nr] = h == Py_None ? NULL : Py_NewRef(h);
+    Py_XDECREF(old);
+    Py_RETURN_NONE;
+}
+
+/* set_on_orphan(callable or None): see orphan_hook (hook.c) */
+static PyObject *policy_set_on_orphan(PolicyObject *self, PyObject *h)
+{
+    if (h != Py_None && !PyCallable_Check(h)) {
+        PyErr_SetString(PyExc_TypeError, "on_orphan must be callable or None");
+        return NULL;
+    }
+    PyObject *old = self->on_orphan;
+    self->on_orphan = h == Py_None ? NULL : Py_NewRef(h);
     Py_XDECREF(old);
     Py_RETURN_NONE;
 }
@@ -153,6 +167,8 @@ static PyMethodDef policy_methods[] = {
     {"set_action", (PyCFunction)policy_set_action, METH_VARARGS,
      "set_action(nr, kind, value, hazard); nr -1 sets the action for other calls."},
     {"set_handler", (PyCFunction)policy_set_handler, METH_VARARGS, "set_handler(nr, handler or None)."},
+    {"set_on_orphan", (PyCFunction)policy_set_on_orphan, METH_O,
+     "set_on_orphan(f): f(value) -> exit status, in a process forked by a program's later thread."},
     {"counts", (PyCFunction)policy_counts, METH_NOARGS, "Calls seen, by number."},
     {"reset_counts", (PyCFunction)policy_reset_counts, METH_NOARGS, "Zero the counters."},
     {NULL, NULL, 0, NULL},

@@ -58,6 +58,8 @@ static void thread_free(void *arg)
 void sud_rearm_after_fork(void)
 {
     struct sud_thread *t = sud_self;
+    if (t && t->group)
+        t->gpid = getpid(); /* its program, if it runs one, is now the child's */
     if (t && t->op != SUD_OP_OFF) {
         t->tid = (int)syscall(SYS_gettid);
         sud_debug("re-arming the child of a fork");
