@@ -141,3 +141,41 @@ def test_trace_follows_exec_in_children_as_strace_does(tmp_path):
     for pid, path in ours:  # the exec'd echo's own write, in the same process
         if path == "/bin/echo":
             assert re.search(rf'^{pid} +write\(1, "\w+\\n", \d+\) += \d+$', text, re.M), pid
+
+
+BUSY = """
+import json, os, sys, time
+import pysud
+out, exe = sys.argv[1:3]
+d = pysud.Dispatcher()
+@d.on("getppid")
+def spin(call):
+    end = time.monotonic() + 0.02
+    while time.monotonic() < end:  # holds the GIL (but for the switch interval)
+        pass
+    return pysud.NATIVE
+@d.on("exit_group")
+def on_exit(call):
+    if os.getpid() != HOST:
+        os.write(1, b"child %d exits in a handler\\n" % os.getpid())
+    return pysud.NATIVE
+HOST = os.getpid()
+status = pysud.run(exe, [], dispatcher=d)
+json.dump({"status": status}, open(out, "w"))
+"""
+
+
+def test_fork_while_another_thread_is_in_a_handler(tmp_path):
+    """The child of a fork finds the GIL usable: its handlers run (no wait for ever)."""
+    exe = build_c("fork_busy", tmp_path)
+    native = subprocess.run([exe], capture_output=True, text=True, timeout=60)
+    assert native.stdout == "children ok: 10\n"
+    out = tmp_path / "out.json"
+    r = subprocess.run(
+        [sys.executable, "-c", BUSY, str(out), exe], capture_output=True, text=True, timeout=30
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text()) == {"status": 0}
+    lines = r.stdout.splitlines()
+    assert lines[-1] == "children ok: 10"
+    assert len([x for x in lines if x.endswith("exits in a handler")]) == 10
