@@ -172,6 +172,9 @@ def _run_nt(args: argparse.Namespace) -> int:
         trace=args.trace,
         flip_switch=args.flip_switch,
         setup=_hooks_setup(args),
+        ntdll=args.ntdll,
+        dlls=args.dlls,
+        prefix=args.prefix,
     )
     return code & 0xFF
 
@@ -232,6 +235,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="map a drive letter to a host directory (default: C: is a fresh scratch directory)",
     )
     nt.add_argument("--flip-switch", action="store_true", help="ntdll calls enter without a kernel trap")
+    nt.add_argument(
+        "--ntdll",
+        choices=("auto", "wine", "builtin"),
+        default="auto",
+        help="wine: Wine's PE DLLs (ntdll, kernel32, msvcrt, ...); builtin: pysud's own ntdll "
+        "(ntdll-only programs); auto (default): wine when installed",
+    )
+    nt.add_argument("--dlls", metavar="DIR", help="a directory of x64 PE DLLs to use instead of Wine's")
+    nt.add_argument(
+        "--prefix",
+        metavar="DIR",
+        help="the prefix (drive_c, registry) for Wine's DLLs (default: $PYSUD_PREFIX or "
+        "~/.local/share/pysud/prefix)",
+    )
     _hooks_option(r)
     r.add_argument("program")
     r.add_argument("args", nargs=argparse.REMAINDER)

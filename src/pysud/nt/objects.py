@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import os
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from . import process
+
+if TYPE_CHECKING:
+    from .personality import NtSyscall
 
 #: One condition for every waitable object: waits on several objects stay simple and correct.
 CHANGED = threading.Condition()
@@ -134,6 +141,17 @@ def wait(objects: list[Waitable], wait_all: bool, deadline: float | None, stop: 
                     return -1
                 timeout = min(timeout, left)
             CHANGED.wait(timeout)
+
+
+def timeout_deadline(call: NtSyscall, ptr: int) -> float | None:
+    """A LARGE_INTEGER timeout: NULL = forever, negative = relative, positive = absolute (100 ns)."""
+    if not ptr:
+        return None
+    (value,) = struct.unpack("<q", call.read(ptr, 8))
+    now = time.monotonic()
+    if value < 0:
+        return float(now + (-value) / 1e7)
+    return float(now + max(0.0, (value - process.system_time()) / 1e7))
 
 
 def notify() -> None:
