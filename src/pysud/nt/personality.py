@@ -33,6 +33,7 @@ from .image import relocate as relocate_image
 from .pe import LoadedPE, PELoadError
 from .pe import load as load_pe
 from .prefix import Prefix, find_wine_dlls
+from .registry import Registry
 
 ARCH_SET_GS = 0x1001
 SYS_ARCH_PRCTL = 158
@@ -197,6 +198,7 @@ class NtPersonality(FileCalls):
         self.image_base = 0
         self.main_teb = 0
         self._helpers: wine.Helpers | None = None
+        self.registry: Registry | None = None  # opened on first use by nt/kernel/registry.py
         self._register()
 
     # ------------------------------------------------------------------ registration
