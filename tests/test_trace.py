@@ -374,9 +374,10 @@ def test_compiled_formatters_equal_reference_decoders():
     from hypothesis import strategies as st
 
     from pysud._abi import X86_64
-    from pysud.trace import _decode as D
     from pysud.trace import _fast as F
+    from pysud.trace import decoders as D
     from pysud.trace._tracer import TraceOptions, Tracer
+    from pysud.trace.decoders import _base as B
 
     strsize = 32
     cases = []
@@ -406,11 +407,11 @@ def test_compiled_formatters_equal_reference_decoders():
         for j, op in enumerate(ops):
             args[op[2]] = data.draw(st.sampled_from([0, 0x1000 * (j + 1) + 8]))
         failed = -4096 < ret < 0
-        order = [op for op in ops if op[0] == D.CAP_ENTRY] + [op for op in ops if op[0] == D.CAP_EXIT]
+        order = [op for op in ops if op[0] == B.CAP_ENTRY] + [op for op in ops if op[0] == B.CAP_EXIT]
         caps: list = []
-        snaps: dict[int, dict] = {D.CAP_ENTRY: {}, D.CAP_EXIT: {}}
+        snaps: dict[int, dict] = {B.CAP_ENTRY: {}, B.CAP_EXIT: {}}
         for phase, how, i, lenarg, scale, plus, mx in order:
-            if phase == D.CAP_EXIT and failed:
+            if phase == B.CAP_EXIT and failed:
                 continue
             addr = args[i]
             if not addr:
@@ -420,22 +421,22 @@ def test_compiled_formatters_equal_reference_decoders():
                 caps.append(False)
                 snaps[phase][addr] = False
                 continue
-            if how == D.CSTR:
+            if how == B.CSTR:
                 body = data.draw(st.binary(max_size=min(mx, 80)).map(lambda b: b.replace(b"\0", b"a")))
                 v = body[: mx - 1] + b"\0" if data.draw(st.booleans()) else body[:mx]
             else:
-                want = {D.ARGLEN: args[lenarg] * scale + plus, D.RETLEN: max(ret, 0), D.FIXED: plus}[how]
+                want = {B.ARGLEN: args[lenarg] * scale + plus, B.RETLEN: max(ret, 0), B.FIXED: plus}[how]
                 v = data.draw(st.binary(min_size=min(want, mx), max_size=min(want, mx)))
             caps.append(v)
             snaps[phase][addr] = v
         a = tuple(args)
-        D.snapshot = snaps[D.CAP_ENTRY]
+        tracer.ctx.snapshot = snaps[B.CAP_ENTRY]
         try:
             pre = dec.decode_entry(tracer.ctx, None, a)
-            D.snapshot = snaps[D.CAP_EXIT]
+            tracer.ctx.snapshot = snaps[B.CAP_EXIT]
             tracer._emit(dec, 1, a, pre, ret, 0, False, None, 1)
         finally:
-            D.snapshot = None
+            tracer.ctx.snapshot = None
         want_line = tracer.records[-1]["line"]
         assert fmt("", *a, ret, caps, 0) == want_line + "\n"
 

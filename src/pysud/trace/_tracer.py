@@ -16,9 +16,9 @@ from typing import Any
 from .. import _core
 from .._abi import X86_64
 from .._dispatch import NATIVE, Dispatcher, Errno, Return
-from . import _decode as D
 from . import _fast as F
 from . import _xlat as X
+from . import decoders as D
 from ._spec import Inject
 
 # The recorder's layouts (sud.h: struct sud_rec, struct sud_cap).
@@ -358,13 +358,13 @@ class Tracer:
                     if stats is not None:
                         self._count(nr, ret, t1 - t0)
                     if shown:
-                        D.snapshot = entry_snap
+                        ctx.snapshot = entry_snap
                         pre = dec.decode_entry(ctx, None, args)
-                        D.snapshot = exit_snap
+                        ctx.snapshot = exit_snap
                         self._emit(dec, tid, args, pre, ret, t1 - t0, False, None, t0)
                 elif kind == REC_CALL:
                     if shown:
-                        D.snapshot = entry_snap
+                        ctx.snapshot = entry_snap
                         call = _Call(dec, args, dec.decode_entry(ctx, None, args), t0)
                         if self.opts.json:
                             self._unfinished[tid] = call
@@ -385,7 +385,7 @@ class Tracer:
                         self._count(nr, ret, t1 - pending.when if pending is not None else 0)
                     if not shown:
                         continue
-                    D.snapshot = exit_snap
+                    ctx.snapshot = exit_snap
                     if pending is None or pending.dec is not dec:  # its entry was not seen
                         pending = _Call(dec, args, [""] * dec.nargs, t1)
                         resumed = True
@@ -393,7 +393,7 @@ class Tracer:
                         resumed = o is None or o[0] != tid
                     self._emit(dec, tid, args, pending.pre, ret, t1 - pending.when, False, None, t1, resumed)
         finally:
-            D.snapshot = None
+            ctx.snapshot = None
             self.recorded_calls += fast
             if acc:
                 out.write("".join(acc))  # type: ignore[union-attr]
@@ -505,22 +505,7 @@ class Tracer:
         with self._lock:  # output order, and the decoders' snapshot
             ctx = self.ctx
             text = dec.decode_exit(ctx, call, args, 0 if res is None else res, pre)
-            if res is None:
-                rtext = "?"
-            elif -4096 < res < 0:
-                rtext = D.error_text(res)
-            elif dec.hex_result:
-                rtext = hex(res & D.MASK64)
-            elif dec.name == "fcntl" and args[1] == 3:  # F_GETFL
-                rtext = f"{hex(res)} (flags {D.open_flags(res)})"
-            elif dec.oct_result:
-                rtext = D.mode(res)
-            elif dec.fd_result and ctx.fd_paths:
-                rtext = D.fd_text(ctx, res)
-            else:
-                rtext = str(D.s64(res))
-            if res is not None and dec.name in ("poll", "ppoll"):
-                rtext += D.result_suffix(dec.name, args, res)
+            rtext = dec.result_text(ctx, args, res)
             if injected:
                 rtext += " (INJECTED)"
             frame = _python_frame() if self.opts.frames else None
@@ -530,7 +515,7 @@ class Tracer:
                     "tid": tid,
                     "time": when / 1e9 if when else time.time(),
                     "syscall": dec.name,
-                    "args": list(args[: dec.nargs]),
+                    "args": dec.json_args(args),
                     "text": f"{dec.name}({text})",
                     "result": res,
                     "error": X.ERRNO_NAMES.get(-res) if res is not None and -4096 < res < 0 else None,

@@ -314,3 +314,9 @@ SIG_CODES: dict[int, dict[int, str]] = {
     },
     _signal.SIGTRAP: {1: "TRAP_BRKPT", 2: "TRAP_TRACE", 3: "TRAP_BRANCH", 4: "TRAP_HWBKPT"},
 }
+
+
+def xlat_or(table: dict[int, str], v: int, unknown: str) -> str:
+    """strace's printxval: the name, or the value in hex with a /* UNKNOWN */ comment."""
+    name = table.get(v)
+    return name if name is not None else f"{v:#x} /* {unknown} */"
