@@ -148,6 +148,9 @@ class LinuxPersonality:
         # on_end(status, fault): the program (or a forked child of it, which ends inside run())
         # is over; a tracer prints its last lines here
         self.on_end: Callable[[int, tuple[int, int, int, dict[str, int]] | None], None] | None = None
+        # on_start(execfn, argv, envp_count, envp_address): the first program is about to run
+        # (its stack built); the tracer prints the execve the kernel would have run for it
+        self.on_start: Callable[[str, list[bytes], int, int], None] | None = None
         self.next_exec: tuple[str, list[bytes], list[bytes]] | None = None
         d = dispatcher
         d.on("exit", self._exit)
@@ -283,6 +286,7 @@ class LinuxPersonality:
         from . import _elf
 
         self.execfn = path.encode()
+        first_argv = argv
         try:
             path, argv = resolve_interpreter(path, argv)
         except OSError as exc:
@@ -309,6 +313,14 @@ class LinuxPersonality:
                 image, interp, argv, envp, execfn=self.execfn, vdso_base=vdso_base
             )
             entry = interp.entry if interp else image.entry
+            if self.on_start is not None and not after_exec:
+                # argc at sp, then argv[] and its NULL, then envp[]
+                self.on_start(
+                    self.execfn.decode(errors="surrogateescape"),
+                    first_argv,
+                    len(envp),
+                    sp + 8 * (len(argv) + 2),
+                )
             self.next_exec = None
             value = 127
             # A new program starts with default signal dispositions; after execve the

@@ -46,6 +46,8 @@ from ._base import (
     chex,
     fd_text,
     mode,
+    ptr,
+    quote,
     s32,
     s64,
     signame,
@@ -61,6 +63,8 @@ __all__ = [
     "CapOp",
     "Ctx",
     "error_text",
+    "ptr",
+    "quote",
     "s32",
     "siginfo",
     "signame",
@@ -81,7 +85,7 @@ def _generic_kind(typ: str, name: str) -> str:
         ):
             return "path"
         return "p"
-    if name in ("fd", "dfd", "oldfd", "newfd", "out_fd", "in_fd") and "int" in t:
+    if name in ("fd", "dfd", "oldfd", "newfd", "out_fd", "in_fd", "fd_in", "fd_out", "epfd") and "int" in t:
         return "dirfd" if name == "dfd" else "fd"
     if t == "umode_t" or name == "mode":
         return "o"
