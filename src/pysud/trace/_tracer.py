@@ -305,19 +305,22 @@ class Tracer:
         prints the kernel's (the program's arguments and environment as it got them)."""
         o = self.opts
         nr = X86_64.numbers["execve"]
-        if self._exec_shown or not self.print_lines or (o.trace is not None and nr not in o.trace):
+        if self._exec_shown:
+            return
+        self._exec_shown = True
+        if o.summary:
+            self._count(nr, 0, 0)
+        if not self.print_lines or (o.trace is not None and nr not in o.trace):
             return
         if self._paths and path not in self._paths and os.path.realpath(path) not in self._paths:
             return
-        self._exec_shown = True
         dec = self._decs.get(nr) or D.CallDecoder(nr)
         shown = [D.quote(a) if len(a) <= o.strsize else D.quote(a[: o.strsize]) + "..." for a in argv]
         if len(shown) > o.strsize:
             shown = [*shown[: o.strsize], "..."]
         pre = [D.quote(os.fsencode(path)), "[" + ", ".join(shown) + "]", f"{D.ptr(envp)} /* {nenv} vars */"]
-        self._emit(
-            dec, self.pid, (0,) * 6, pre, 0, 0, False, None, time.time_ns() if self.timed else 0, raw=True
-        )
+        when = time.time_ns() if self.timed else 0
+        self._emit(dec, self.pid, (0,) * 6, pre, 0, 0, False, None, when, raw=True)
 
     # ---- records (calls the core recorded without entering Python)
 
@@ -426,7 +429,7 @@ class Tracer:
                     if shown:
                         ctx.snapshot = entry_snap
                         call = _Call(dec, args, dec.decode_entry(ctx, None, args), t0)
-                        if self.opts.json or self.opts.status is not None or self.timeline is not None:
+                        if self.opts.json or self.opts.status is not None:
                             self._unfinished[tid] = call
                         else:
                             self._close_open(tid)
@@ -552,7 +555,15 @@ class Tracer:
                 self.timeline.instant(
                     os.getpid(), self.pid, f"killed by {D.signame(fault[0])}", {}, time.time_ns()
                 )
-            if fault is not None and status == 128 + fault[0] and self.out is not None and self.print_lines:
+            sigs = self.opts.signals
+            shown = sigs is None or (fault is not None and fault[0] in sigs)
+            if (
+                fault is not None
+                and status == 128 + fault[0]
+                and self.out is not None
+                and self.print_lines
+                and shown
+            ):
                 if not self.opts.json:
                     self.out.write(self._prefix(self.pid) + f"+++ killed by {D.signame(fault[0])} +++\n")
         if os.getpid() != self.root_pid:
