@@ -246,7 +246,9 @@ class Tracer:
                     # core ends the thread or the program when the call runs.
                     self._on_exit(dec, call, args, pre, s32(args[0]), t0)
                     return native_token if inner is None else inner(call)
-                if is_fork:
+                if is_fork or is_exec:
+                    # a fork's child starts with our buffer; an execve that replaces the
+                    # process natively would lose it
                     self._before_fork(args)
                 if inner is None:
                     ret = res = call.native()

@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from .. import _xlat as X
-from ._base import CAP_EXIT, EXIT, Ctx, chex, fixed, flags, kind, open_flags, out, s32, syscall
+from ._base import (
+    BOTH,
+    CAP_EXIT,
+    EXIT,
+    MASK64,
+    Ctx,
+    Decoder,
+    chex,
+    failed,
+    fixed,
+    flags,
+    kind,
+    open_flags,
+    out,
+    ptr,
+    s32,
+    syscall,
+)
 
 kind("fcntl", plain=lambda v: X.FCNTL.get(v, str(v)))
 kind("pipe_flags", plain=lambda v: flags(v, X.PIPE_FLAGS))
@@ -18,7 +36,40 @@ kind(
 )
 
 F_GETFD, F_SETFD, F_GETFL, F_SETFL = 1, 2, 3, 4
+F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 5, 6, 7, 36, 37, 38
 FD_FLAGS: X.Flags = ((1, "FD_CLOEXEC"),)
+LOCK_TYPES = {0: "F_RDLCK", 1: "F_WRLCK", 2: "F_UNLCK"}
+_FLOCK = struct.Struct("<hhxxxxqqi")
+
+
+def flock(ctx: Ctx, addr: int, getlk: bool) -> str:
+    """strace's struct flock: l_pid only in what F_GETLK returns."""
+    data = ctx.read(addr, _FLOCK.size)
+    if data is None:
+        return ptr(addr)
+    typ, whence, start, length, pid = _FLOCK.unpack(data)
+    text = (
+        f"{{l_type={X.xlat_or(LOCK_TYPES, typ, 'F_???')}, l_whence={X.SEEK.get(whence, str(whence))}, "
+        f"l_start={start}, l_len={length}"
+    )
+    return text + (f", l_pid={pid}}}" if getlk else "}")
+
+
+def _fcntl_arg(i: int, p: str) -> tuple[Decoder, Any]:
+    def entry(ctx: Ctx, call: Any, a: tuple[int, ...], r: int) -> str:
+        if a[1] in (F_SETLK, F_SETLKW, F_OFD_SETLK, F_OFD_SETLKW, F_GETLK, F_OFD_GETLK):
+            return flock(ctx, a[i], False) if a[i] else "NULL"
+        return chex(a[i] & MASK64)
+
+    def exit_(ctx: Ctx, call: Any, a: tuple[int, ...], r: int, before: str) -> str:
+        if a[1] in (F_GETLK, F_OFD_GETLK) and a[i] and not failed(r):
+            return flock(ctx, a[i], True)
+        return before
+
+    return entry, exit_
+
+
+kind("fcntl_arg", BOTH, make=_fcntl_arg)
 
 
 def _fcntl_layout(out: list[str], a: tuple[int, ...]) -> list[str]:
@@ -43,7 +94,7 @@ def _fcntl_result(ctx: Ctx, a: tuple[int, ...], r: int) -> str:
     return str(r)
 
 
-syscall("fcntl", "fd", "fcntl", "x", layout=_fcntl_layout, result=_fcntl_result)
+syscall("fcntl", "fd", "fcntl", "fcntl_arg", layout=_fcntl_layout, result=_fcntl_result)
 syscall("dup", "fd", ret="fd")
 syscall("dup2", "fd", "fd", ret="fd")
 syscall("dup3", "fd", "fd", "dup3_flags", ret="fd")

@@ -3,8 +3,39 @@ access.c, file.c ...)."""
 
 from __future__ import annotations
 
+import struct
+import time as _time
+
 from .. import _xlat as X
-from ._base import flags, kind, open_flags, syscall
+from ._base import Ctx, flags, kind, open_flags, ptr, syscall
+
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+
+
+def _one_time(sec: int, nsec: int) -> str:
+    if nsec == UTIME_NOW:
+        return f"{{tv_sec={sec}, tv_nsec=UTIME_NOW}}"
+    if nsec == UTIME_OMIT:
+        return f"{{tv_sec={sec}, tv_nsec=UTIME_OMIT}}"
+    try:
+        stamp = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.localtime(sec))
+        zone = _time.strftime("%z", _time.localtime(sec))
+    except (OverflowError, OSError, ValueError):
+        return f"{{tv_sec={sec}, tv_nsec={nsec}}}"
+    frac = f".{nsec:09d}" if nsec else ""
+    return f"{{tv_sec={sec}, tv_nsec={nsec}}} /* {stamp}{frac}{zone} */"
+
+
+def utimes(ctx: Ctx, addr: int) -> str:
+    """utimensat's two timespecs, with strace's date comments."""
+    data = ctx.read(addr, 32)
+    if data is None:
+        return ptr(addr)
+    s1, n1, s2, n2 = struct.unpack("<qqqq", data)
+    return f"[{_one_time(s1, n1)}, {_one_time(s2, n2)}]"
+
+
+kind("utimes", make=lambda i, p: lambda ctx, call, a, r: utimes(ctx, a[i]) if a[i] else "NULL")
 
 kind("open_flags", plain=open_flags)
 kind("access", plain=lambda v: flags(v, X.ACCESS, "F_OK"))
@@ -52,7 +83,7 @@ syscall("lchown", "path", "d", "d")
 syscall("fchownat", "dirfd", "path", "d", "d", "at_flags")
 syscall("umask", "o", ret="oct")
 syscall("getcwd", "opath", "u")
-syscall("utimensat", "dirfd", "path", "p", "at_flags")
+syscall("utimensat", "dirfd", "path", "utimes", "at_flags")
 syscall("getxattr", "path", "str", "p", "u")
 syscall("lgetxattr", "path", "str", "p", "u")
 syscall("fgetxattr", "fd", "str", "p", "u")

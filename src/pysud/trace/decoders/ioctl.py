@@ -61,6 +61,8 @@ def _arg(i: int, p: str) -> Decoder:
     def dec(ctx: Ctx, call: Any, a: tuple[int, ...], r: int) -> str:
         req = a[1] & 0xFFFFFFFF
         how = _ARGS.get(req)
+        if req == 0x40049409:  # FICLONE: the source descriptor, by value
+            return str(a[i] & 0xFFFFFFFF if a[i] < 0x80000000 else a[i] - (1 << 64))
         if how is None:
             return ptr(a[i]) if req not in (0x5451, 0x5450) else ""
         size, when, text = how

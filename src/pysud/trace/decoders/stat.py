@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 from .. import _xlat as X
-from ._base import CAP_EXIT, EXIT, Ctx, file_mode, fixed, flags, kind, out, ptr, syscall
+from ._base import CAP_EXIT, EXIT, Ctx, chex, file_mode, fixed, flags, kind, out, ptr, syscall
 
 STAT = struct.Struct("<QQQIIIxxxxQqqq")  # dev ino nlink mode uid gid rdev size blksize blocks
 
@@ -71,5 +71,54 @@ syscall("lstat", "path", "stat")
 syscall("fstat", "fd", "stat")
 syscall("newfstatat", "dirfd", "path", "stat", "at_flags")
 syscall("statx", "dirfd", "path", "statx_flags", "statx_mask", "statx")
-syscall("statfs", "path", "p")
-syscall("fstatfs", "fd", "p")
+FS_MAGIC = {
+    0xEF53: "EXT2_SUPER_MAGIC",
+    0x01021994: "TMPFS_MAGIC",
+    0x9FA0: "PROC_SUPER_MAGIC",
+    0x62656572: "SYSFS_MAGIC",
+    0x794C7630: "OVERLAYFS_SUPER_MAGIC",
+    0x9123683E: "BTRFS_SUPER_MAGIC",
+    0x58465342: "XFS_SUPER_MAGIC",
+    0x6969: "NFS_SUPER_MAGIC",
+    0x63677270: "CGROUP2_SUPER_MAGIC",
+    0x1CD1: "DEVPTS_SUPER_MAGIC",
+    0x73717368: "SQUASHFS_MAGIC",
+    0x01021997: "V9FS_MAGIC",
+    0x65735546: "FUSE_SUPER_MAGIC",
+    0x858458F6: "RAMFS_MAGIC",
+}
+ST_FLAGS: X.Flags = (
+    (1, "ST_RDONLY"),
+    (2, "ST_NOSUID"),
+    (4, "ST_NODEV"),
+    (8, "ST_NOEXEC"),
+    (16, "ST_SYNCHRONOUS"),
+    (32, "ST_VALID"),
+    (64, "ST_MANDLOCK"),
+    (1024, "ST_NOATIME"),
+    (2048, "ST_NODIRATIME"),
+    (4096, "ST_RELATIME"),
+    (8192, "ST_NOSYMFOLLOW"),
+)
+STATFS = struct.Struct("<qq5QiiqqQ32x")
+
+
+def statfs_text(data: bytes) -> str:
+    typ, bsize, blocks, bfree, bavail, files, ffree, fs0, fs1, namelen, frsize, fl = STATFS.unpack(data)
+    kind_ = FS_MAGIC.get(typ, hex(typ))
+    return (
+        f"{{f_type={kind_}, f_bsize={bsize}, f_blocks={blocks}, f_bfree={bfree}, f_bavail={bavail}, "
+        f"f_files={files}, f_ffree={ffree}, "
+        f"f_fsid={{val=[{chex(fs0 & 0xFFFFFFFF)}, {chex(fs1 & 0xFFFFFFFF)}]}}, "
+        f"f_namelen={namelen}, f_frsize={frsize}, f_flags={flags(fl, ST_FLAGS)}}}"
+    )
+
+
+def _statfs(ctx: Ctx, a: tuple[int, ...], i: int) -> str:
+    data = ctx.read(a[i], STATFS.size)
+    return ptr(a[i]) if data is None else statfs_text(data)
+
+
+kind("statfs", EXIT, make=out(_statfs), capture=fixed(CAP_EXIT, STATFS.size))
+syscall("statfs", "path", "statfs")
+syscall("fstatfs", "fd", "statfs")
