@@ -145,6 +145,7 @@ class LinuxPersonality:
         self._vdso = True
         self.exe = b""
         self.execfn = b""  # the path execve was given (a script's, when an interpreter runs)
+        self.first_argv: list[bytes] = []  # the first program's argv as given (tracing shows its execve)
         self.argv: list[bytes] = []  # the running image's, for /proc/self/cmdline and environ
         self.envp: list[bytes] = []
         self.brk: _Brk | None = None
@@ -304,7 +305,7 @@ class LinuxPersonality:
     def _run(self, path: str, argv: list[bytes], envp: list[bytes], vdso: bool, start_pid: int) -> int:
 
         self.execfn = path.encode()
-        first_argv = argv
+        self.first_argv = argv  # as given, before a #! interpreter is put in front
         try:
             path, argv = resolve_interpreter(path, argv)
         except OSError as exc:
@@ -380,7 +381,7 @@ class LinuxPersonality:
                 # argc at sp, then argv[] and its NULL, then envp[]
                 self.on_start(
                     self.execfn.decode(errors="surrogateescape"),
-                    first_argv,
+                    self.first_argv,
                     len(envp),
                     sp + 8 * (len(argv) + 2),
                 )

@@ -40,6 +40,9 @@ kind("utimes", make=lambda i, p: lambda ctx, call, a, r: utimes(ctx, a[i]) if a[
 kind("open_flags", plain=open_flags)
 kind("access", plain=lambda v: flags(v, X.ACCESS, "F_OK"))
 kind("at_flags", plain=lambda v: flags(v & 0xFFFFFFFF, X.AT_FLAGS))
+# faccessat2: 0x200 is AT_EACCESS there (AT_REMOVEDIR elsewhere)
+ACCESS_AT_FLAGS: X.Flags = ((0x100, "AT_SYMLINK_NOFOLLOW"), (0x200, "AT_EACCESS"), (0x1000, "AT_EMPTY_PATH"))
+kind("access_at_flags", plain=lambda v: flags(v & 0xFFFFFFFF, ACCESS_AT_FLAGS))
 kind("fadv", plain=lambda v: X.FADV.get(v, str(v)))
 
 
@@ -57,7 +60,7 @@ syscall("creat", "path", "o", ret="fd")
 syscall("close", "fd")
 syscall("access", "path", "access")
 syscall("faccessat", "dirfd", "path", "access")
-syscall("faccessat2", "dirfd", "path", "access", "at_flags")
+syscall("faccessat2", "dirfd", "path", "access", "access_at_flags")
 syscall("chdir", "path")
 syscall("fchdir", "fd")
 syscall("rename", "path", "path")

@@ -23,6 +23,7 @@ from ._base import (
     out,
     ptr,
     quote,
+    s32,
     syscall,
     xlat,
 )
@@ -103,6 +104,20 @@ kind("grnd", plain=lambda v: flags(v, X.GRND))
 kind("cpuset", EXIT, make=_cpuset, capture=lambda i, p, s: [(CAP_EXIT, RETLEN, i, 0, 0, 0, 1024)])
 kind("prctl", EXIT, make=lambda i, p: lambda ctx, call, a, r: prctl_text(ctx, a, r))
 
+RUSAGE_WHO = {0: "RUSAGE_SELF", -1: "RUSAGE_CHILDREN", 1: "RUSAGE_THREAD"}
+
+
+def _rusage(ctx: Ctx, a: tuple[int, ...], i: int) -> str:
+    data = ctx.read(a[i], 32)
+    if data is None:
+        return ptr(a[i])
+    us, uu, ss, su = struct.unpack("<qqqq", data)
+    return f"{{ru_utime={{tv_sec={us}, tv_usec={uu}}}, ru_stime={{tv_sec={ss}, tv_usec={su}}}, ...}}"
+
+
+kind("rusage_who", plain=lambda v: X.xlat_or(RUSAGE_WHO, s32(v), "RUSAGE_???"))
+kind("rusage", EXIT, make=out(_rusage), capture=fixed(CAP_EXIT, 32))
+syscall("getrusage", "rusage_who", "rusage")
 syscall("uname", "uname")
 syscall("sysinfo", "sysinfo")
 syscall("getrandom", "obuf:Rh", "u", "grnd")
