@@ -84,11 +84,64 @@ def _run(args: argparse.Namespace) -> int:
     return run(args.program, args.args, vdso=not args.no_vdso, native_exec=args.native_exec, setup=setup)
 
 
+_STATUSES = ("successful", "failed", "unfinished", "unavailable", "detached")
+
+
+def _trace_status(value: str) -> frozenset[str]:
+    from .trace import SpecError
+
+    negate = value.startswith("!")
+    names = set(filter(None, (value[1:] if negate else value).split(",")))
+    if "all" in names:
+        names = set(_STATUSES)
+    if "none" in names:
+        names = set()
+    bad = names - set(_STATUSES)
+    if bad:
+        raise SpecError(f"invalid status {sorted(bad)[0]!r} (one of {', '.join(_STATUSES)}, all, none)")
+    return frozenset(set(_STATUSES) - names if negate else names)
+
+
+def _trace_signals(value: str) -> frozenset[int]:
+    import signal as _signal
+
+    from .trace import SpecError
+
+    negate = value.startswith("!")
+    nums: set[int] = set()
+    for item in filter(None, (value[1:] if negate else value).split(",")):
+        if item == "all":
+            nums.update(range(1, 65))
+        elif item == "none":
+            continue
+        elif item.isdigit() and 0 < int(item) < 65:
+            nums.add(int(item))
+        else:
+            name = item.upper() if item.upper().startswith("SIG") else "SIG" + item.upper()
+            sig = getattr(_signal, name, None)
+            if not isinstance(sig, int) or name.startswith("SIG_"):
+                raise SpecError(f"invalid signal {item!r}")
+            nums.add(int(sig))
+    return frozenset(set(range(1, 65)) - nums if negate else nums)
+
+
 def _trace(args: argparse.Namespace) -> int:
     from .trace import SpecError, TraceOptions, parse_inject, syscall_set, trace_program
 
+    if args.attach is not None:
+        raise SpecError(
+            "-p (attach to a running process) cannot apply: pysud traces a program it runs in its own "
+            "process, by Syscall User Dispatch, and cannot reach into another process; run the program "
+            "under `pysud trace` instead, or use strace -p"
+        )
+    if args.program is None:
+        raise SpecError("a program to run is required: pysud trace [options] PROGRAM [ARGS]")
     trace = None
     inject = []
+    status = None
+    signals = None
+    if args.failed_only or args.successful_only:
+        status = frozenset({"failed"} if args.failed_only else {"successful"})
     for expr in args.expr or []:
         key, eq, value = expr.partition("=")
         if not eq:
@@ -97,19 +150,34 @@ def _trace(args: argparse.Namespace) -> int:
             trace = syscall_set(value)
         elif key == "inject":
             inject.append(parse_inject(value))
+        elif key == "status":
+            status = _trace_status(value)
+        elif key in ("signal", "signals", "s"):
+            signals = _trace_signals(value)
         else:
-            raise SpecError(f"-e {key}=: only trace= and inject= are supported")
+            raise SpecError(f"-e {key}=: only trace=, status=, signal= and inject= are supported")
+    if args.sort_by not in ("time", "calls", "name", "errors", "avg-time", "min-time", "max-time", "nothing"):
+        raise SpecError(
+            f"-S {args.sort_by}: sort by time, calls, name, errors, avg-time, min-time, max-time or nothing"
+        )
     opts = TraceOptions(
         output=args.output,
         follow=args.follow,
         strsize=args.strsize,
         fd_paths=args.fd_paths,
         durations=args.durations,
-        timestamps=args.timestamps >= 2,
+        timestamps=min(args.timestamps, 3),
+        relative=args.relative,
         json=args.json,
         summary="C" if args.summary_and_lines else ("c" if args.summary else ""),
+        summary_wall=args.wall,
+        sort_by=args.sort_by,
         trace=trace,
+        status=status,
+        signals=signals,
+        paths=tuple(args.paths or ()),
         inject=inject,
+        timeline=args.timeline,
     )
     setup = _hooks_setup(args)
     return trace_program(args.program, args.args, opts, vdso=not args.no_vdso, setup=setup)
@@ -129,21 +197,51 @@ def _trace_parser(sub: Any) -> None:
     t.add_argument("-s", dest="strsize", type=int, default=32, metavar="N", help="string limit (default 32)")
     t.add_argument("-y", dest="fd_paths", action="store_true", help="print paths of file descriptors")
     t.add_argument("-T", dest="durations", action="store_true", help="time spent in each call")
-    t.add_argument("-t", dest="timestamps", action="count", default=0, help="-tt: wall clock, microseconds")
+    t.add_argument(
+        "-t",
+        dest="timestamps",
+        action="count",
+        default=0,
+        help="time of day on each line; -tt with microseconds, -ttt in seconds since the epoch",
+    )
+    t.add_argument(
+        "-r", dest="relative", action="store_true", help="time since the previous line on each line"
+    )
     t.add_argument("-c", dest="summary", action="store_true", help="summary table only")
     t.add_argument("-C", dest="summary_and_lines", action="store_true", help="lines and summary table")
+    t.add_argument(
+        "-w",
+        dest="wall",
+        action="store_true",
+        help="summary of wall-clock latency (pysud's -c always measures it: see docs/trace.md)",
+    )
+    t.add_argument(
+        "-S", dest="sort_by", default="time", metavar="SORTBY", help="sort the summary (default: time)"
+    )
+    t.add_argument("-z", dest="successful_only", action="store_true", help="only calls that succeeded")
+    t.add_argument("-Z", dest="failed_only", action="store_true", help="only calls that failed")
+    t.add_argument(
+        "-P", dest="paths", action="append", metavar="PATH", help="only calls that touch PATH (by name or fd)"
+    )
     t.add_argument(
         "-e",
         dest="expr",
         action="append",
         metavar="EXPR",
-        help="trace=SET (names, %%file %%process %%network %%memory %%signal %%desc, !negated) or "
+        help="trace=SET (names, %%file %%process %%network %%memory %%signal %%desc, !negated), "
+        "status=SET (successful failed unfinished), signal=SET, or "
         "inject=SET:error=ERRNO|retval=N[:when=first[..last][+step]]",
     )
+    t.add_argument("-p", dest="attach", metavar="PID", help="not available: see the description")
     t.add_argument("--json", action="store_true", help="one JSON object per call")
+    t.add_argument(
+        "--timeline",
+        metavar="FILE",
+        help="also write the run as Chrome/Perfetto trace-event JSON (ui.perfetto.dev, chrome://tracing)",
+    )
     t.add_argument("--no-vdso", action="store_true", help="hide the vDSO: time calls become syscalls")
     _hooks_option(t)
-    t.add_argument("program")
+    t.add_argument("program", nargs="?")
     t.add_argument("args", nargs=argparse.REMAINDER)
     t.set_defaults(func=_trace)
 

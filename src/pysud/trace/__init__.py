@@ -55,6 +55,7 @@ def trace_program(
     tracer = Tracer(opts)
     tracer.attach(d, record=True)
     personality.on_end = tracer.ended
+    personality.on_start = tracer.exec_line
     argv = [os.fsencode(program)] + [os.fsencode(a) for a in (args or [])]
     environ = os.environ if env is None else env
     envp = [os.fsencode(f"{k}={v}") for k, v in environ.items()]
