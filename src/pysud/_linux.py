@@ -9,10 +9,10 @@ import os
 import shutil
 import signal
 import sys
-import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from . import _core
 from ._dispatch import NATIVE, Dispatcher, Syscall
@@ -127,9 +127,12 @@ class LinuxPersonality:
     set_robust_list (never replace the host thread's), rseq (refused so libc
     does not register one), readlink of /proc/self/exe (the program's path),
     /proc/self/cmdline and environ (its argv and environment), execve (the
-    new image is loaded in-process).  The core virtualises the program's
-    signals (rt_sigaction, delivery, sigaltstack) and its threads.
-    Everything else runs natively.  After a run, ``fault`` holds (signal,
+    new image is loaded in-process, from any thread and in any process the
+    program forks).  The core virtualises the program's signals
+    (rt_sigaction, delivery, sigaltstack) and its threads.  A handler the
+    dispatcher already had for one of these calls is asked first; when it
+    returns NATIVE the personality's handling follows.  Everything else runs
+    natively.  After a run, ``fault`` holds (signal,
     si_code, address, registers) if the program died of a signal.
     """
 
@@ -138,9 +141,11 @@ class LinuxPersonality:
         # execve loads the new image in-process (interception survives) unless native_exec: then
         # the kernel's execve replaces this whole process, Python included, as it would natively.
         self.native_exec = native_exec
-        self.run_tid = 0
+        self._start_pid = 0
+        self._vdso = True
         self.exe = b""
         self.execfn = b""  # the path execve was given (a script's, when an interpreter runs)
+        self.first_argv: list[bytes] = []  # the first program's argv as given (tracing shows its execve)
         self.argv: list[bytes] = []  # the running image's, for /proc/self/cmdline and environ
         self.envp: list[bytes] = []
         self.brk: _Brk | None = None
@@ -148,20 +153,36 @@ class LinuxPersonality:
         # on_end(status, fault): the program (or a forked child of it, which ends inside run())
         # is over; a tracer prints its last lines here
         self.on_end: Callable[[int, tuple[int, int, int, dict[str, int]] | None], None] | None = None
+        # on_start(execfn, argv, envp_count, envp_address): the first program is about to run
+        # (its stack built); the tracer prints the execve the kernel would have run for it
+        self.on_start: Callable[[str, list[bytes], int, int], None] | None = None
         self.next_exec: tuple[str, list[bytes], list[bytes]] | None = None
-        d = dispatcher
-        d.on("exit", self._exit)
-        d.on("exit_group", self._exit)
-        d.on("arch_prctl", self._arch_prctl)
-        d.on("brk", self._brk)
-        d.on("set_tid_address", lambda call: call.tid)
-        d.on("set_robust_list", lambda call: 0)
-        d.on("rseq", lambda call: -_errno.ENOSYS)
-        d.on("readlink", self._readlink)
-        d.on("readlinkat", self._readlink)
-        d.on("execve", self._execve)
-        d.on("open", self._open_proc_self)
-        d.on("openat", self._open_proc_self)
+        on = self._install
+        on("exit", self._exit)
+        on("exit_group", self._exit)
+        on("arch_prctl", self._arch_prctl)
+        on("brk", self._brk)
+        on("set_tid_address", lambda call: call.tid)
+        on("set_robust_list", lambda call: 0)
+        on("rseq", lambda call: -_errno.ENOSYS)
+        on("readlink", self._readlink)
+        on("readlinkat", self._readlink)
+        on("execve", self._execve)
+        on("open", self._open_proc_self)
+        on("openat", self._open_proc_self)
+
+    def _install(self, name: str, handler: Callable[[Syscall], Any]) -> None:
+        """Handle ``name``; a handler the dispatcher already has runs first (NATIVE: ours follows)."""
+        user = self.d.handler_of(name)
+        if user is None:
+            self.d.on(name, handler)
+            return
+
+        def chained(call: Syscall) -> Any:
+            result = user(call)
+            return handler(call) if result is NATIVE else result
+
+        self.d.on(name, chained)
 
     # ---- handlers
 
@@ -222,9 +243,7 @@ class LinuxPersonality:
         return fd
 
     def _execve(self, call: Syscall) -> Any:
-        if self.native_exec or threading.get_native_id() != self.run_tid:
-            # (A process forked by one of the program's other threads has no Python loop to load
-            # the next image in: its execve runs natively.)
+        if self.native_exec:
             sys.stdout.flush()
             sys.stderr.flush()
             if call.read_cstring(call.args[0]) == b"/proc/self/exe":  # the program, not Python
@@ -241,7 +260,9 @@ class LinuxPersonality:
             return -(exc.errno or _errno.ENOEXEC)
         self.execfn, path = path.encode(), target
         self.next_exec = (path, argv, self._strings(call, call.args[2]))
-        call.exit_guest(_EXEC)
+        # From any thread: the program's other threads end (as the kernel kills them), and the
+        # loop of its first thread (or, in a child forked by another thread, _orphan) loads it.
+        call.exit_program(_EXEC)
         return None
 
     @staticmethod
@@ -259,9 +280,10 @@ class LinuxPersonality:
 
     def run(self, path: str, argv: list[bytes], envp: list[bytes], *, vdso: bool = True) -> int:
 
-        start_pid = os.getpid()
-        self.run_tid = threading.get_native_id()
+        start_pid = self._start_pid = os.getpid()
+        self._vdso = vdso
         self.d.arm_thread()
+        self.d.policy.set_on_orphan(self._orphan)
         sys.stdout.flush()
         sys.stderr.flush()
         # The program shares the host's descriptors; many programs close their stdio at exit
@@ -275,19 +297,65 @@ class LinuxPersonality:
         try:
             return self._run(path, argv, envp, vdso, start_pid)
         finally:
+            self.d.policy.set_on_orphan(None)
             for fd, copy in saved.items():
                 os.dup2(copy, fd, inheritable=True)
                 os.close(copy)
 
     def _run(self, path: str, argv: list[bytes], envp: list[bytes], vdso: bool, start_pid: int) -> int:
-        from . import _elf
 
         self.execfn = path.encode()
+        self.first_argv = argv  # as given, before a #! interpreter is put in front
         try:
             path, argv = resolve_interpreter(path, argv)
         except OSError as exc:
             raise ProgramError(exc.strerror) from exc
-        after_exec = False
+        return self._loop(path, argv, envp, vdso, start_pid, after_exec=False)
+
+    def _orphan(self, value: int) -> int:
+        """In a process forked by a program thread other than the first: that thread left the program.
+
+        It is the process's only thread and no loop of ``run()`` is on its stack: an execve
+        loads the next image here, on it; otherwise the process ends with the program's status.
+        """
+        if value == _EXEC and self.next_exec is not None:
+            path, argv, envp = self.next_exec
+            return self._loop(path, argv, envp, self._vdso, self._start_pid, after_exec=True)
+        self.fault = _core.last_fault()
+        self._child_exit(value)
+
+    def _child_exit(self, value: int) -> NoReturn:
+        """A forked child of the program ends here, never back in the caller of run()."""
+        if self.on_end is not None:
+            self.on_end(value, self.fault)
+        # one that died of a signal dies of it for real, so its parent sees that
+        if self.fault is not None and value == 128 + self.fault[0]:
+            sys.stdout.flush()
+            signal.signal(self.fault[0], signal.SIG_DFL)
+            os.kill(os.getpid(), self.fault[0])
+        os._exit(value & 0xFF)
+
+    def _loop(
+        self, path: str, argv: list[bytes], envp: list[bytes], vdso: bool, start_pid: int, after_exec: bool
+    ) -> int:
+        """Load and run images until the program ends (an execve loops with the next one)."""
+        try:
+            return self._images(path, argv, envp, vdso, start_pid, after_exec)
+        except BaseException:
+            if os.getpid() == start_pid:
+                raise
+            # A forked child of the program: never back into the caller's code (the rest of
+            # the host's script would run twice); report and end as the program would not.
+            sys.stderr.write("pysud: in a process the program forked:\n")
+            traceback.print_exc()
+            sys.stderr.flush()
+            os._exit(2)
+
+    def _images(
+        self, path: str, argv: list[bytes], envp: list[bytes], vdso: bool, start_pid: int, after_exec: bool
+    ) -> int:
+        from . import _elf
+
         while True:
             images = []
             try:
@@ -309,6 +377,14 @@ class LinuxPersonality:
                 image, interp, argv, envp, execfn=self.execfn, vdso_base=vdso_base
             )
             entry = interp.entry if interp else image.entry
+            if self.on_start is not None and not after_exec:
+                # argc at sp, then argv[] and its NULL, then envp[]
+                self.on_start(
+                    self.execfn.decode(errors="surrogateescape"),
+                    self.first_argv,
+                    len(envp),
+                    sp + 8 * (len(argv) + 2),
+                )
             self.next_exec = None
             value = 127
             # A new program starts with default signal dispositions; after execve the
@@ -327,16 +403,10 @@ class LinuxPersonality:
                 path, argv, envp = self.next_exec
                 after_exec = True
                 continue
+            if os.getpid() != start_pid:
+                self._child_exit(value)
             if self.on_end is not None:
                 self.on_end(value, self.fault)
-            if os.getpid() != start_pid:
-                # A forked child of the program ends here, never back in the caller; one
-                # that died of a signal dies of it for real, so its parent sees that.
-                if self.fault is not None and value == 128 + self.fault[0]:
-                    sys.stdout.flush()
-                    signal.signal(self.fault[0], signal.SIG_DFL)
-                    os.kill(os.getpid(), self.fault[0])
-                os._exit(value & 0xFF)
             return value & 0xFF
 
 
@@ -348,16 +418,22 @@ def run(
     dispatcher: Dispatcher | None = None,
     vdso: bool = True,
     native_exec: bool = False,
+    setup: Callable[[Dispatcher], object] | None = None,
 ) -> int:
     """Run a Linux x86-64 program in this process with its system calls dispatched; its exit status.
 
     ``args`` is argv[1:] (argv[0] is ``program`` as given). Calls without a
     handler in ``dispatcher`` run natively; the personality's handlers keep
     the program's TLS, heap, signal dispositions and exit apart from the host.
+    ``setup(dispatcher)`` runs once the personality's handlers are on it, before
+    the program starts (`pysud run --hooks` registers its handlers there).
     """
     path = find_program(program)
     d = dispatcher or Dispatcher()
     argv = [os.fsencode(program)] + [os.fsencode(a) for a in (args or [])]
     environ = os.environ if env is None else env
     envp = [os.fsencode(f"{k}={v}") for k, v in environ.items()]
-    return LinuxPersonality(d, native_exec=native_exec).run(path, argv, envp, vdso=vdso)
+    personality = LinuxPersonality(d, native_exec=native_exec)
+    if setup is not None:
+        setup(d)
+    return personality.run(path, argv, envp, vdso=vdso)
