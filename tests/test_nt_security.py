@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
-import subprocess
-import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +16,7 @@ from pysud.nt.kernel import security as sec
 from pysud.nt.personality import NtPersonality
 from test_nt import CC, build, requires_cc, requires_wine, run_wine
 from test_nt import wine_env as wine_env  # the session's Wine prefix (fixture)
+from test_nt_registry import NTDLLS, _run_pysud, unimplemented_kernel_calls
 from test_nt_sync import Buf, Call, handler
 
 
@@ -31,9 +31,12 @@ def token_exe(tmp_path_factory: pytest.TempPathFactory) -> str:
 @requires_cc
 @requires_wine
 @pytest.mark.slow
-def test_token_program_matches_wine(token_exe: str, wine_env: dict[str, str]) -> None:
+@pytest.mark.parametrize("ntdll", NTDLLS)
+def test_token_program_matches_wine(
+    token_exe: str, wine_env: dict[str, str], tmp_path: Path, ntdll: str
+) -> None:
     wine_out, wine_status = run_wine(wine_env, token_exe)
-    ours = subprocess.run([sys.executable, "-m", "pysud", "run", token_exe], capture_output=True, timeout=120)
+    ours = _run_pysud(token_exe, tmp_path, "--ntdll", ntdll)
     assert ours.returncode == wine_status == 0, ours.stderr.decode()
     assert ours.stdout.decode() == wine_out.decode()
     assert b"  S-1-5-21-0-0-0-1000 attributes 0x0\n" in wine_out
@@ -41,15 +44,14 @@ def test_token_program_matches_wine(token_exe: str, wine_env: dict[str, str]) ->
 
 @requires_sud
 @requires_cc
-def test_token_calls_are_handled_here(token_exe: str) -> None:
-    r = subprocess.run(
-        [sys.executable, "-m", "pysud", "run", "--trace", token_exe], capture_output=True, timeout=120
-    )
+@pytest.mark.parametrize("ntdll", NTDLLS)
+def test_token_calls_are_handled_here(token_exe: str, tmp_path: Path, ntdll: str) -> None:
+    r = _run_pysud(token_exe, tmp_path, "--trace", "--ntdll", ntdll)
     err = r.stderr.decode()
     assert r.returncode == 0, err[-3000:]
     for call in ("NtOpenProcessToken", "NtQueryInformationToken", "NtAdjustPrivilegesToken", "NtAccessCheck"):
         assert f"[nt] {call}(" in err, call
-    assert "not implemented" not in err
+    assert not unimplemented_kernel_calls(err)
     assert "open thread token = 0xc000007c\n" in r.stdout.decode()
 
 
