@@ -370,3 +370,16 @@ def test_wine_reg_exe_on_pysud_matches_wine(wine_env: dict[str, str], tmp_path: 
     assert saved.values["dw"].data == rg.dword(42) and "sz" not in saved.values
     assert saved.values["multi"].data == rg.multi_sz(["a", "b"])
     _wine(wine_env, reg_exe, "delete", key, "/f")
+
+
+def test_current_version_follows_the_running_version(tmp_path: Path) -> None:
+    path = r"\Registry\Machine\Software\Microsoft\Windows NT\CurrentVersion"
+    reg = rg.Registry(str(tmp_path), version=(10, 0, 22631))
+    assert reg.resolve(path).values["currentbuild"].data == rg.sz("22631")
+    assert reg.resolve(path).values["displayversion"].data == rg.sz("23H2")
+    again = rg.Registry(str(tmp_path), version=(10, 0, 19043))  # Wine's DLLs report 19043
+    cv = again.resolve(path)
+    assert cv.values["currentbuild"].data == rg.sz("19043")
+    assert cv.values["currentbuildnumber"].data == rg.sz("19043")
+    assert cv.values["productname"].data == rg.sz("Windows 10 Pro")  # kept
+    assert 'CurrentBuild"="19043"' in (tmp_path / "system.reg").read_text()

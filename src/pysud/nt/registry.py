@@ -452,7 +452,13 @@ def dump_text(base: Key, comment: str) -> str:
 class Registry:
     """The registry of one prefix directory (created if missing, seeded on first use)."""
 
-    def __init__(self, directory: str | None = None, *, seed: bool = True) -> None:
+    def __init__(
+        self,
+        directory: str | None = None,
+        *,
+        seed: bool = True,
+        version: tuple[int, int, int] = (10, 0, 22631),
+    ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if directory is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="pysud-registry-")
@@ -478,9 +484,24 @@ class Registry:
             fresh = not any(os.path.exists(self._file(n)) for n in BRANCHES)
             self._reload()
             if seed and fresh:
-                seed_defaults(self)
+                seed_defaults(self, version)
                 for name in BRANCHES:
                     self._save(name)
+            elif seed:
+                self._follow_version(version)
+
+    def _follow_version(self, version: tuple[int, int, int]) -> None:
+        """CurrentVersion's build values say the version the PEB reports (the prefix may have been
+        made for another profile); saved only when something changes."""
+        try:
+            cv = self.resolve(r"\REGISTRY\Machine\Software\Microsoft\Windows NT\CurrentVersion")
+        except RegistryError:
+            return
+        if cv.values.get("currentbuild", Value("", REG_NONE, b"")).data == sz(str(version[2])):
+            return
+        for name, (type_, data) in version_values(version).items():
+            cv.set(name, type_, data)
+        self._save("system.reg")
 
     # ---- files and the prefix lock
 
@@ -762,9 +783,24 @@ def computer_name() -> str:
     return (socket.gethostname().split(".")[0] or "PYSUD").upper()[:15]
 
 
+def version_values(version: tuple[int, int, int]) -> dict[str, tuple[int, bytes]]:
+    """CurrentVersion's values that name the Windows version (major, minor, build)."""
+    major, minor, build = version
+    display = {22631: "23H2", 22621: "22H2", 19045: "22H2", 19044: "21H2", 19043: "21H1"}.get(build, "")
+    return {
+        "CurrentBuild": (REG_SZ, sz(str(build))),
+        "CurrentBuildNumber": (REG_SZ, sz(str(build))),
+        "CurrentMajorVersionNumber": (REG_DWORD, dword(major)),
+        "CurrentMinorVersionNumber": (REG_DWORD, dword(minor)),
+        # what Windows 8.1 and later report here, for programs that read it as the version
+        "CurrentVersion": (REG_SZ, sz("6.3" if (major, minor) >= (6, 3) else f"{major}.{minor}")),
+        "DisplayVersion": (REG_SZ, sz(display)),
+    }
+
+
 def seed_defaults(reg: Registry, version: tuple[int, int, int] = (10, 0, 22631)) -> None:
     """The keys and values programs read at start-up, added where missing."""
-    major, minor, build = version
+    major = version[0]
     m = reg._branch_keys["system.reg"]
     u = reg._branch_keys["user.reg"]
 
@@ -835,11 +871,7 @@ def seed_defaults(reg: Registry, version: tuple[int, int, int] = (10, 0, 22631))
         m,
         "Software\\Microsoft\\Windows NT\\CurrentVersion",
         {
-            "CurrentBuild": s(str(build)),
-            "CurrentBuildNumber": s(str(build)),
-            "CurrentMajorVersionNumber": d(major),
-            "CurrentMinorVersionNumber": d(minor),
-            "CurrentVersion": s("6.3"),  # what Windows 10 and 11 report here, for compatibility
+            **version_values(version),
             "CurrentType": s("Multiprocessor Free"),
             "EditionID": s("Professional"),
             "InstallationType": s("Client"),
@@ -847,7 +879,6 @@ def seed_defaults(reg: Registry, version: tuple[int, int, int] = (10, 0, 22631))
             "RegisteredOrganization": s(""),
             "RegisteredOwner": s(""),
             "SystemRoot": s("C:\\windows"),
-            "DisplayVersion": s("23H2" if build >= 22631 else "22H2"),
         },
     )
     tz = "Software\\Microsoft\\Windows NT\\CurrentVersion\\Time Zones"
