@@ -479,7 +479,9 @@ class Registry:
             "userdef.reg": users.child(".Default"),
         }
         self._stamps: dict[str, tuple[int, ...] | None] = dict.fromkeys(BRANCHES)
-        self._lock_fd = -1  # the lock file, open while the prefix lock is held
+        self._lock_fd = -1  # the lock file (holds the save counters), opened on first use
+        self._locked = False
+        self._lock_pid = os.getpid()
         with self._file_lock():
             fresh = not any(os.path.exists(self._file(n)) for n in BRANCHES)
             self._reload()
@@ -512,22 +514,29 @@ class Registry:
     def _file_lock(self) -> Iterator[None]:
         """The prefix's registry lock (flock on ``.registry.lock``), re-entrant in this process."""
         with self.lock:
-            if self._lock_fd >= 0:
+            if self._locked:
                 yield
                 return
-            fd = os.open(os.path.join(self.directory, ".registry.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+            self._open_lock_file()
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            self._locked = True
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                self._lock_fd = fd
                 yield
             finally:
-                self._lock_fd = -1
-                os.close(fd)  # releases the flock
+                self._locked = False
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _open_lock_file(self) -> None:
+        if self._lock_pid != os.getpid():  # a forked child: its own open file, its own lock
+            self._lock_fd, self._lock_pid = -1, os.getpid()
+        if self._lock_fd < 0:  # opened once, kept: a lock is one flock call
+            self._lock_fd = os.open(
+                os.path.join(self.directory, ".registry.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644
+            )
 
     def _generations(self) -> dict[str, int]:
         """Save counters kept in the lock file: a change is seen even within the mtime's granularity."""
-        os.lseek(self._lock_fd, 0, os.SEEK_SET)
-        text = os.read(self._lock_fd, 4096).decode("ascii", errors="replace")
+        text = os.pread(self._lock_fd, 4096, 0).decode("ascii", errors="replace")
         gens: dict[str, int] = {}
         for line in text.splitlines():
             name, _, n = line.partition(" ")
@@ -560,19 +569,29 @@ class Registry:
                 raise RegFormatError(f"{self._file(name)}: {e}") from None
 
     def _save(self, name: str) -> None:
+        """Write a branch (to a temporary file renamed over it: a reader never sees half a file)."""
         text = dump_text(self._branch_keys[name], _COMMENTS[name])
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{name}.")
+        tmp = os.path.join(self.directory, f".{name}.tmp")  # the lock is held: one writer
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write(text)
-        os.chmod(tmp, 0o644)
         os.replace(tmp, self._file(name))
         gens = self._generations()
         gens[name] = gens.get(name, 0) + 1
-        record = "".join(f"{n} {g}\n" for n, g in sorted(gens.items())).encode()
-        os.lseek(self._lock_fd, 0, os.SEEK_SET)
-        os.ftruncate(self._lock_fd, 0)
-        os.write(self._lock_fd, record)
+        # fixed-width lines: the record is rewritten in place, never shorter
+        record = "".join(f"{n} {gens.get(n, 0):020d}\n" for n in sorted(BRANCHES)).encode()
+        os.pwrite(self._lock_fd, record, 0)
         self._stamps[name] = self._stamp(name, gens)
+
+    def close(self) -> None:
+        """Release the lock file (and a temporary directory of this registry's own)."""
+        with self.lock:
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)
+                self._lock_fd = -1
+            if self._tmp is not None:
+                self._tmp.cleanup()
+                self._tmp = None
 
     def _branch_of(self, key: Key) -> str | None:
         k: Key | None = key
@@ -584,8 +603,14 @@ class Registry:
         return None
 
     def refresh(self) -> None:
-        """Pick up changes another process saved (cheap: one stat per branch)."""
-        with self._file_lock():
+        """Pick up changes another process saved (one stat per branch and a read of the counters).
+
+        Without the prefix lock: a branch file is only ever replaced whole (rename), so a reader
+        sees the old or the new one; a counter read during a save only costs a second reload.
+        """
+        with self.lock:
+            if not self._locked:
+                self._open_lock_file()
             self._reload()
 
     @contextmanager
@@ -631,8 +656,8 @@ class Registry:
 
     def resolve(self, path: str, base: Key | None = None, *, open_link: bool = False) -> Key:
         """The key at ``path`` (absolute ``\\REGISTRY\\...`` or relative to ``base``), links followed."""
-        with self._file_lock():
-            self._reload()
+        with self.lock:
+            self.refresh()
             k, rest = self._walk(path, base, open_link=open_link)
             if rest:
                 raise RegistryError(STATUS_OBJECT_NAME_NOT_FOUND)  # a missing parent too, as in Wine
@@ -732,11 +757,6 @@ class Registry:
             if key.values.pop(name.lower(), None) is None:
                 raise RegistryError(STATUS_OBJECT_NAME_NOT_FOUND)
             key.modif = now_filetime()
-
-    def close(self) -> None:
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
 
 
 # ---------------------------------------------------------------------------------- defaults
