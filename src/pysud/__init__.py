@@ -22,6 +22,7 @@ from ._dispatch import (
     Syscall,
 )
 from ._errors import (
+    CallsLost,
     GuestMemoryError,
     HandlerError,
     PysudError,
@@ -45,6 +46,7 @@ __all__ = [
     "RAISE",
     "X86_64",
     "CallRecord",
+    "CallsLost",
     "CodeBlob",
     "DeferredCall",
     "Dispatcher",

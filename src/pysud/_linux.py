@@ -467,7 +467,7 @@ class LinuxPersonality:
             try:
                 value = _core.run_guest(entry, sp)
                 self.fault = _core.last_fault()
-                self.d.check()
+                self.d.check(all_threads=True)  # handler errors on any of the program's threads
             finally:
                 self.brk.release()
                 _elf.unmap_region(stack, stack_size)
