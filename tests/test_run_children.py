@@ -179,3 +179,15 @@ def test_fork_while_another_thread_is_in_a_handler(tmp_path):
     lines = r.stdout.splitlines()
     assert lines[-1] == "children ok: 10"
     assert len([x for x in lines if x.endswith("exits in a handler")]) == 10
+
+
+def test_posix_spawn_child_is_intercepted(tmp_path):
+    """posix_spawn's vfork-like clone on its own stack becomes a fork that execs in-process."""
+    exe = build_c("spawn", tmp_path)
+    native = subprocess.run([exe], capture_output=True, text=True, timeout=60)
+    assert native.stdout == "spawned\nposix_spawn 0, child status 0\n"
+    r, data, lines = watch(tmp_path, [exe])
+    assert r.stdout == native.stdout, r.stderr
+    seen = [(pid, path) for pid, call, path in lines if call == "execve"]
+    assert [p for _, p in seen] == ["/bin/echo"] and seen[0][0] != data["host"]
+    assert [seen[0][0], "write", "spawned\n"] in lines
