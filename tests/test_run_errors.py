@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pysud
+from asm import assemble
 from conftest import requires_sud
 
 pytestmark = requires_sud
@@ -130,3 +132,34 @@ def test_calls_run_in_c_past_the_ring_are_never_lost_silently(tmp_path):
     assert len(heard) + lost == n, (len(heard), lost)
     assert all(heard), "libc's mmap is run in C and heard afterwards"
     assert len(heard) >= 512  # the ring keeps at least this many per thread
+
+
+# ---- bad pointers and numbers: the kernel's answer, never a handler error
+
+
+def test_bad_pointers_to_the_personalitys_calls_get_efault(tmp_path):
+    """readlink(at) of /proc/self/exe, arch_prctl(ARCH_GET_FS), execve: EFAULT as natively, status 0."""
+    exe = build_c("efault", tmp_path)
+    native = subprocess.run([exe], capture_output=True, timeout=60)
+    assert native.stdout.count(b": -14") == 9
+    ours = subprocess.run([sys.executable, "-m", "pysud", "run", exe], capture_output=True, timeout=60)
+    assert (ours.stdout, ours.stderr, ours.returncode) == (native.stdout, native.stderr, native.returncode)
+
+
+def test_native_with_a_number_beyond_32_bits_is_an_error():
+    """The kernel reads 32 bits of RAX: 2**32 + 39 would silently be getpid."""
+    blob = pysud.CodeBlob(assemble("mov eax, 110\nsyscall\nret"))  # getppid
+    d = pysud.Dispatcher()
+    raised: list[str] = []
+
+    @d.on("getppid")
+    def odd(call: pysud.Syscall) -> object:
+        for nr in (2**32 + 39, -1):
+            try:
+                call.native(nr=nr)
+            except ValueError as e:
+                raised.append(str(e))
+        return call.native(nr=39)  # getpid, in range
+
+    assert blob.run(d) == os.getpid()
+    assert len(raised) == 2 and "out of range" in raised[0]

@@ -223,7 +223,10 @@ class LinuxPersonality:
             call.fs_base = addr
             return 0
         if code == ARCH_GET_FS:
-            call.write(addr, call.fs_base.to_bytes(8, "little"))
+            try:
+                call.write(addr, call.fs_base.to_bytes(8, "little"))
+            except GuestMemoryError:
+                return -_errno.EFAULT
             return 0
         return NATIVE
 
@@ -243,7 +246,10 @@ class LinuxPersonality:
         except GuestMemoryError:
             return NATIVE  # the kernel says EFAULT
         data = self.exe[:size]
-        call.write(buf, data)
+        try:
+            call.write(buf, data)
+        except GuestMemoryError:
+            return -_errno.EFAULT
         return len(data)
 
     def _open_proc_self(self, call: Syscall) -> Any:
@@ -317,14 +323,22 @@ class LinuxPersonality:
         if self.native_exec:
             sys.stdout.flush()
             sys.stderr.flush()
-            if call.read_cstring(call.args[0]) == b"/proc/self/exe":  # the program, not Python
+            try:
+                self_exe = call.read_cstring(call.args[0]) == b"/proc/self/exe"
+            except GuestMemoryError:
+                return NATIVE  # the kernel says EFAULT
+            if self_exe:  # the program, not Python
                 exe = ctypes.create_string_buffer(self.exe)
                 return call.native(ctypes.addressof(exe))
             return NATIVE
-        path = call.read_cstring(call.args[0]).decode(errors="surrogateescape")
+        try:  # as the kernel copies them in: the path, then argv and envp (EFAULT if unreadable)
+            path = call.read_cstring(call.args[0]).decode(errors="surrogateescape")
+            argv = self._strings(call, call.args[1])
+            envp = self._strings(call, call.args[2])
+        except GuestMemoryError:
+            return -_errno.EFAULT
         if path == "/proc/self/exe":  # the program re-executing itself, not the Python host
             path = os.fsdecode(self.exe)
-        argv = self._strings(call, call.args[1])
         try:
             target, argv = resolve_interpreter(path, argv)
             _elf.check_image(target)  # what the kernel checks before its point of no return
@@ -333,7 +347,7 @@ class LinuxPersonality:
         except _elf.ELFLoadError as exc:
             return -exc.errno
         self.execfn, path = path.encode(), target
-        self.next_exec = (path, argv, self._strings(call, call.args[2]))
+        self.next_exec = (path, argv, envp)
         # From any thread: the program's other threads end (as the kernel kills them), and the
         # loop of its first thread (or, in a child forked by another thread, _orphan) loads it.
         call.exit_program(_EXEC)
