@@ -23,6 +23,21 @@ ARCH_GET_FS = 0x1003
 PAGE = 4096
 _ET_DYN_BASE = 0x555555554000  # x86-64 ELF_ET_DYN_BASE (2/3 of the user address space), page-aligned
 _EXEC = 1 << 40  # exit_guest value meaning "load the next image" (above any status)
+_HIDDEN_FD_BASE = 900  # pysud's copies of the host's stdio live from here up
+_PR_SET_NAME, _PR_GET_NAME = 15, 16
+_CLOSE_RANGE_CLOEXEC = 4
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _get_comm() -> bytes:
+    buf = ctypes.create_string_buffer(16)
+    _libc.prctl(_PR_GET_NAME, buf, 0, 0, 0)
+    return buf.value
+
+
+def _set_comm(name: bytes) -> None:
+    """This thread's name as execve sets it (/proc/self/comm, ps, PR_GET_NAME): 15 bytes at most."""
+    _libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name[:15]), 0, 0, 0)
 
 
 class ProgramError(PysudError):
@@ -157,6 +172,11 @@ class LinuxPersonality:
         # (its stack built); the tracer prints the execve the kernel would have run for it
         self.on_start: Callable[[str, list[bytes], int, int], None] | None = None
         self.next_exec: tuple[str, list[bytes], list[bytes]] | None = None
+        # pysud's own descriptors (copies of the host's stdio): std fd -> copy; the program
+        # cannot see, close or replace them (close, dup and fcntl say EBADF, dup2 onto one moves
+        # ours away, close_range skips them)
+        self.hidden: dict[int, int] = {}
+        self._host_cloexec: set[int] = set()  # the host's close-on-exec fds: never the program's
         on = self._install
         on("exit", self._exit)
         on("exit_group", self._exit)
@@ -170,6 +190,12 @@ class LinuxPersonality:
         on("execve", self._execve)
         on("open", self._open_proc_self)
         on("openat", self._open_proc_self)
+        on("close", self._close)
+        on("dup", self._close)  # (the same answer: EBADF for ours)
+        on("fcntl", self._close)
+        on("dup2", self._dup2)
+        on("dup3", self._dup2)
+        on("close_range", self._close_range)
 
     def _install(self, name: str, handler: Callable[[Syscall], Any]) -> None:
         """Handle ``name``; a handler the dispatcher already has runs first (NATIVE: ours follows)."""
@@ -197,7 +223,10 @@ class LinuxPersonality:
             call.fs_base = addr
             return 0
         if code == ARCH_GET_FS:
-            call.write(addr, call.fs_base.to_bytes(8, "little"))
+            try:
+                call.write(addr, call.fs_base.to_bytes(8, "little"))
+            except GuestMemoryError:
+                return -_errno.EFAULT
             return 0
         return NATIVE
 
@@ -217,7 +246,10 @@ class LinuxPersonality:
         except GuestMemoryError:
             return NATIVE  # the kernel says EFAULT
         data = self.exe[:size]
-        call.write(buf, data)
+        try:
+            call.write(buf, data)
+        except GuestMemoryError:
+            return -_errno.EFAULT
         return len(data)
 
     def _open_proc_self(self, call: Syscall) -> Any:
@@ -242,24 +274,80 @@ class LinuxPersonality:
         os.lseek(fd, 0, os.SEEK_SET)
         return fd
 
+    # ---- pysud's own descriptors, out of the program's reach
+
+    def _close(self, call: Syscall) -> Any:
+        """close, dup, fcntl: one of pysud's descriptors is a free number to the program."""
+        return -_errno.EBADF if call.args[0] & 0xFFFFFFFF in self.hidden.values() else NATIVE
+
+    def _dup2(self, call: Syscall) -> Any:
+        old, new = call.args[0] & 0xFFFFFFFF, call.args[1] & 0xFFFFFFFF
+        if old in self.hidden.values():
+            return -_errno.EBADF
+        for std, copy in self.hidden.items():
+            if copy == new:  # the program wants this number: ours moves up, out of the way
+                self.hidden[std] = fcntl.fcntl(copy, fcntl.F_DUPFD_CLOEXEC, _HIDDEN_FD_BASE)
+                os.close(copy)
+        return NATIVE
+
+    def _close_range(self, call: Syscall) -> Any:
+        first, last, flags = call.args[0] & 0xFFFFFFFF, call.args[1] & 0xFFFFFFFF, call.args[2]
+        mine = sorted(fd for fd in self.hidden.values() if first <= fd <= last)
+        if not mine or first > last:
+            return NATIVE
+        lo = first
+        for fd in [*mine, last + 1]:  # the range less our descriptors, natively, piece by piece
+            if lo <= fd - 1:
+                r = call.native(lo, fd - 1, flags)
+                if r < 0:
+                    return r
+            lo = fd + 1
+        return 0
+
+    def _close_on_exec(self) -> None:
+        """What execve does to the program's descriptors: those marked FD_CLOEXEC close."""
+        keep = self._host_cloexec | set(self.hidden.values())
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd in keep:
+                continue
+            try:
+                if fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC:
+                    os.close(fd)
+            except OSError:
+                pass  # the listing's own descriptor, already gone
+
     def _execve(self, call: Syscall) -> Any:
+        from . import _elf
+
         if self.native_exec:
             sys.stdout.flush()
             sys.stderr.flush()
-            if call.read_cstring(call.args[0]) == b"/proc/self/exe":  # the program, not Python
+            try:
+                self_exe = call.read_cstring(call.args[0]) == b"/proc/self/exe"
+            except GuestMemoryError:
+                return NATIVE  # the kernel says EFAULT
+            if self_exe:  # the program, not Python
                 exe = ctypes.create_string_buffer(self.exe)
                 return call.native(ctypes.addressof(exe))
             return NATIVE
-        path = call.read_cstring(call.args[0]).decode(errors="surrogateescape")
+        try:  # as the kernel copies them in: the path, then argv and envp (EFAULT if unreadable)
+            path = call.read_cstring(call.args[0]).decode(errors="surrogateescape")
+            argv = self._strings(call, call.args[1])
+            envp = self._strings(call, call.args[2])
+        except GuestMemoryError:
+            return -_errno.EFAULT
         if path == "/proc/self/exe":  # the program re-executing itself, not the Python host
             path = os.fsdecode(self.exe)
-        argv = self._strings(call, call.args[1])
         try:
             target, argv = resolve_interpreter(path, argv)
+            _elf.check_image(target)  # what the kernel checks before its point of no return
         except OSError as exc:
             return -(exc.errno or _errno.ENOEXEC)
+        except _elf.ELFLoadError as exc:
+            return -exc.errno
         self.execfn, path = path.encode(), target
-        self.next_exec = (path, argv, self._strings(call, call.args[2]))
+        self.next_exec = (path, argv, envp)
         # From any thread: the program's other threads end (as the kernel kills them), and the
         # loop of its first thread (or, in a child forked by another thread, _orphan) loads it.
         call.exit_program(_EXEC)
@@ -288,16 +376,26 @@ class LinuxPersonality:
         sys.stderr.flush()
         # The program shares the host's descriptors; many programs close their stdio at exit
         # (coreutils' close_stdout). Keep copies far above the usual numbers and put them back.
-        saved = {}
-        for fd in (0, 1, 2):
+        self._host_cloexec = set()
+        for name in os.listdir("/proc/self/fd"):
             try:
-                saved[fd] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 900)
+                if fcntl.fcntl(int(name), fcntl.F_GETFD) & fcntl.FD_CLOEXEC:
+                    self._host_cloexec.add(int(name))
             except OSError:
                 pass
+        saved = self.hidden = {}
+        for fd in (0, 1, 2):
+            try:
+                saved[fd] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIDDEN_FD_BASE)
+            except OSError:
+                pass
+        comm = _get_comm()
         try:
             return self._run(path, argv, envp, vdso, start_pid)
         finally:
             self.d.policy.set_on_orphan(None)
+            _set_comm(comm)
+            self.hidden = {}
             for fd, copy in saved.items():
                 os.dup2(copy, fd, inheritable=True)
                 os.close(copy)
@@ -357,6 +455,9 @@ class LinuxPersonality:
         from . import _elf
 
         while True:
+            if after_exec:
+                self._close_on_exec()
+            _set_comm(os.path.basename(self.execfn))  # as execve names the process
             images = []
             try:
                 # where the kernel puts a PIE program (ELF_ET_DYN_BASE): room above it for brk
@@ -393,7 +494,7 @@ class LinuxPersonality:
             try:
                 value = _core.run_guest(entry, sp)
                 self.fault = _core.last_fault()
-                self.d.check()
+                self.d.check(all_threads=True)  # handler errors on any of the program's threads
             finally:
                 self.brk.release()
                 _elf.unmap_region(stack, stack_size)

@@ -49,6 +49,7 @@ PyObject *policy_trace_forget(PolicyObject *self, PyObject *unused);
 PyObject *policy_trace_lost(PolicyObject *self, PyObject *unused);
 PyObject *deferred_list(struct sud_thread *t);
 PyObject *m_take_deferred(PyObject *m, PyObject *unused);
+PyObject *m_deferred_lost(PyObject *m, PyObject *unused);
 
 /* ---- hook.c */
 void python_hook(struct sud_frame *f);

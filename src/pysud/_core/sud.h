@@ -28,7 +28,7 @@
 #define SUD_AREA_SIZE (256 * 1024) /* per-thread area: struct + signal stack, aligned to its size */
 #define SUD_DSTACK_SIZE (8 * 1024 * 1024) /* dispatch stack (Python handlers run here) */
 #define SUD_SHADOW_ENTRIES 1024    /* nested wrapped calls per thread */
-#define SUD_DEFERRED_RING 64
+#define SUD_DEFERRED_RING 512 /* past this, calls are counted as lost (deferred_lost) */
 #define SUD_THREAD_MAGIC 0x5053554454485244ull /* "PSUDTHRD" */
 #define SUD_REDZONE 128
 

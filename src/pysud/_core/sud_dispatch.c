@@ -108,8 +108,16 @@ static long native_clone(struct sud_frame *f, long nr, const long a[6])
         }
     }
     if (child_sp && !(flags & SUD_CLONE_VM)) {
-        /* A new process on a stack of its own: it returns through this
-         * dispatch like a fork, and resumes with RSP = that stack (below). */
+        /* A new process on a stack of its own: the kernel is given no stack,
+         * so the child returns through this dispatch like a fork (and the
+         * interpreter's fork protocol can finish in it); it resumes with
+         * RSP = its stack (below). */
+        if (nr == SYS_clone) {
+            req.a[1] = 0;
+        } else {
+            cargs[5] = cargs[6] = 0;
+            req.a[0] = (long)cargs;
+        }
     } else if (child_sp) {
         /* The child starts on its own stack at the foreign code's next
          * instruction; the gate finds that address just below the stack top,
