@@ -12,7 +12,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from . import _core
 from ._dispatch import NATIVE, Dispatcher, Syscall
@@ -27,6 +27,48 @@ _EXEC = 1 << 40  # exit_guest value meaning "load the next image" (above any sta
 
 class ProgramError(PysudError):
     """A program could not be run (not found, not loadable)."""
+
+
+#: Signals whose default action dumps core (signal(7)).
+_CORE_SIGNALS = frozenset(
+    {
+        signal.SIGQUIT,
+        signal.SIGILL,
+        signal.SIGTRAP,
+        signal.SIGABRT,
+        signal.SIGBUS,
+        signal.SIGFPE,
+        signal.SIGSEGV,
+        signal.SIGXCPU,
+        signal.SIGXFSZ,
+        signal.SIGSYS,
+    }
+)
+_PR_SET_DUMPABLE = 4
+
+
+def die_of_signal(sig: int) -> NoReturn:
+    """End this process by signal ``sig``, as the program it ran ended: a parent's wait() sees WIFSIGNALED.
+
+    The signal's disposition goes back to the default and it is unblocked, then raised. For a
+    signal that dumps core the process is first made non-dumpable: the core would be the Python
+    host's, not the program's, so none is written and the status has no core-dump flag.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    libc = ctypes.CDLL(None)
+    if sig in _CORE_SIGNALS:
+        libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    try:
+        signal.signal(sig, signal.SIG_DFL)
+    except ValueError:  # not Python's main thread: set the kernel's default directly
+        libc.signal(sig, ctypes.c_void_p(0))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})
+    signal.raise_signal(sig)
+    os._exit(128 + sig)  # only if the default action did not end the process
 
 
 @dataclass
@@ -145,6 +187,8 @@ class LinuxPersonality:
         self.envp: list[bytes] = []
         self.brk: _Brk | None = None
         self.fault: tuple[int, int, int, dict[str, int]] | None = None
+        # the signal the program died of (its status is then 128 + it), None if it exited
+        self.killed_by: int | None = None
         # on_end(status, fault): the program (or a forked child of it, which ends inside run())
         # is over; a tracer prints its last lines here
         self.on_end: Callable[[int, tuple[int, int, int, dict[str, int]] | None], None] | None = None
@@ -327,15 +371,15 @@ class LinuxPersonality:
                 path, argv, envp = self.next_exec
                 after_exec = True
                 continue
+            if self.fault is not None and value == 128 + self.fault[0]:
+                self.killed_by = self.fault[0]
             if self.on_end is not None:
                 self.on_end(value, self.fault)
             if os.getpid() != start_pid:
                 # A forked child of the program ends here, never back in the caller; one
                 # that died of a signal dies of it for real, so its parent sees that.
-                if self.fault is not None and value == 128 + self.fault[0]:
-                    sys.stdout.flush()
-                    signal.signal(self.fault[0], signal.SIG_DFL)
-                    os.kill(os.getpid(), self.fault[0])
+                if self.killed_by is not None:
+                    die_of_signal(self.killed_by)
                 os._exit(value & 0xFF)
             return value & 0xFF
 
@@ -355,9 +399,28 @@ def run(
     handler in ``dispatcher`` run natively; the personality's handlers keep
     the program's TLS, heap, signal dispositions and exit apart from the host.
     """
+    personality = LinuxPersonality(dispatcher or Dispatcher(), native_exec=native_exec)
+    return personality.run(*_command(program, args, env), vdso=vdso)
+
+
+def _command(
+    program: str, args: list[str] | None, env: dict[str, str] | None
+) -> tuple[str, list[bytes], list[bytes]]:
     path = find_program(program)
-    d = dispatcher or Dispatcher()
     argv = [os.fsencode(program)] + [os.fsencode(a) for a in (args or [])]
     environ = os.environ if env is None else env
     envp = [os.fsencode(f"{k}={v}") for k, v in environ.items()]
-    return LinuxPersonality(d, native_exec=native_exec).run(path, argv, envp, vdso=vdso)
+    return path, argv, envp
+
+
+def run_command(program: str, args: list[str], *, vdso: bool = True, native_exec: bool = False) -> int:
+    """``pysud run``: as run(), but a program that dies of a signal takes this process with it.
+
+    A shell or any parent then sees what it would see natively: WIFSIGNALED with the signal
+    (Python's returncode -S), not an exit status of 128 + S.
+    """
+    personality = LinuxPersonality(Dispatcher(), native_exec=native_exec)
+    status = personality.run(*_command(program, args, None), vdso=vdso)
+    if personality.killed_by is not None:
+        die_of_signal(personality.killed_by)
+    return status

@@ -66,9 +66,10 @@ def _bench_programs(args: argparse.Namespace) -> dict[str, object]:
 def _run(args: argparse.Namespace) -> int:
     if _is_pe(args.program):
         return _run_nt(args)
-    from ._linux import run
+    from ._linux import run_command
 
-    return run(args.program, args.args, vdso=not args.no_vdso, native_exec=args.native_exec)
+    # a program that dies of a signal ends `pysud run` by the same signal (WIFSIGNALED)
+    return run_command(args.program, args.args, vdso=not args.no_vdso, native_exec=args.native_exec)
 
 
 def _trace(args: argparse.Namespace) -> int:
