@@ -9,7 +9,7 @@ import os
 import shutil
 import signal
 import sys
-import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -169,9 +169,12 @@ class LinuxPersonality:
     set_robust_list (never replace the host thread's), rseq (refused so libc
     does not register one), readlink of /proc/self/exe (the program's path),
     /proc/self/cmdline and environ (its argv and environment), execve (the
-    new image is loaded in-process).  The core virtualises the program's
-    signals (rt_sigaction, delivery, sigaltstack) and its threads.
-    Everything else runs natively.  After a run, ``fault`` holds (signal,
+    new image is loaded in-process, from any thread and in any process the
+    program forks).  The core virtualises the program's signals
+    (rt_sigaction, delivery, sigaltstack) and its threads.  A handler the
+    dispatcher already had for one of these calls is asked first; when it
+    returns NATIVE the personality's handling follows.  Everything else runs
+    natively.  After a run, ``fault`` holds (signal,
     si_code, address, registers) if the program died of a signal.
     """
 
@@ -180,7 +183,8 @@ class LinuxPersonality:
         # execve loads the new image in-process (interception survives) unless native_exec: then
         # the kernel's execve replaces this whole process, Python included, as it would natively.
         self.native_exec = native_exec
-        self.run_tid = 0
+        self._start_pid = 0
+        self._vdso = True
         self.exe = b""
         self.execfn = b""  # the path execve was given (a script's, when an interpreter runs)
         self.argv: list[bytes] = []  # the running image's, for /proc/self/cmdline and environ
@@ -193,19 +197,32 @@ class LinuxPersonality:
         # is over; a tracer prints its last lines here
         self.on_end: Callable[[int, tuple[int, int, int, dict[str, int]] | None], None] | None = None
         self.next_exec: tuple[str, list[bytes], list[bytes]] | None = None
-        d = dispatcher
-        d.on("exit", self._exit)
-        d.on("exit_group", self._exit)
-        d.on("arch_prctl", self._arch_prctl)
-        d.on("brk", self._brk)
-        d.on("set_tid_address", lambda call: call.tid)
-        d.on("set_robust_list", lambda call: 0)
-        d.on("rseq", lambda call: -_errno.ENOSYS)
-        d.on("readlink", self._readlink)
-        d.on("readlinkat", self._readlink)
-        d.on("execve", self._execve)
-        d.on("open", self._open_proc_self)
-        d.on("openat", self._open_proc_self)
+        on = self._install
+        on("exit", self._exit)
+        on("exit_group", self._exit)
+        on("arch_prctl", self._arch_prctl)
+        on("brk", self._brk)
+        on("set_tid_address", lambda call: call.tid)
+        on("set_robust_list", lambda call: 0)
+        on("rseq", lambda call: -_errno.ENOSYS)
+        on("readlink", self._readlink)
+        on("readlinkat", self._readlink)
+        on("execve", self._execve)
+        on("open", self._open_proc_self)
+        on("openat", self._open_proc_self)
+
+    def _install(self, name: str, handler: Callable[[Syscall], Any]) -> None:
+        """Handle ``name``; a handler the dispatcher already has runs first (NATIVE: ours follows)."""
+        user = self.d.handler_of(name)
+        if user is None:
+            self.d.on(name, handler)
+            return
+
+        def chained(call: Syscall) -> Any:
+            result = user(call)
+            return handler(call) if result is NATIVE else result
+
+        self.d.on(name, chained)
 
     # ---- handlers
 
@@ -266,9 +283,7 @@ class LinuxPersonality:
         return fd
 
     def _execve(self, call: Syscall) -> Any:
-        if self.native_exec or threading.get_native_id() != self.run_tid:
-            # (A process forked by one of the program's other threads has no Python loop to load
-            # the next image in: its execve runs natively.)
+        if self.native_exec:
             sys.stdout.flush()
             sys.stderr.flush()
             if call.read_cstring(call.args[0]) == b"/proc/self/exe":  # the program, not Python
@@ -285,7 +300,9 @@ class LinuxPersonality:
             return -(exc.errno or _errno.ENOEXEC)
         self.execfn, path = path.encode(), target
         self.next_exec = (path, argv, self._strings(call, call.args[2]))
-        call.exit_guest(_EXEC)
+        # From any thread: the program's other threads end (as the kernel kills them), and the
+        # loop of its first thread (or, in a child forked by another thread, _orphan) loads it.
+        call.exit_program(_EXEC)
         return None
 
     @staticmethod
@@ -303,9 +320,10 @@ class LinuxPersonality:
 
     def run(self, path: str, argv: list[bytes], envp: list[bytes], *, vdso: bool = True) -> int:
 
-        start_pid = os.getpid()
-        self.run_tid = threading.get_native_id()
+        start_pid = self._start_pid = os.getpid()
+        self._vdso = vdso
         self.d.arm_thread()
+        self.d.policy.set_on_orphan(self._orphan)
         sys.stdout.flush()
         sys.stderr.flush()
         # The program shares the host's descriptors; many programs close their stdio at exit
@@ -319,19 +337,62 @@ class LinuxPersonality:
         try:
             return self._run(path, argv, envp, vdso, start_pid)
         finally:
+            self.d.policy.set_on_orphan(None)
             for fd, copy in saved.items():
                 os.dup2(copy, fd, inheritable=True)
                 os.close(copy)
 
     def _run(self, path: str, argv: list[bytes], envp: list[bytes], vdso: bool, start_pid: int) -> int:
-        from . import _elf
 
         self.execfn = path.encode()
         try:
             path, argv = resolve_interpreter(path, argv)
         except OSError as exc:
             raise ProgramError(exc.strerror) from exc
-        after_exec = False
+        return self._loop(path, argv, envp, vdso, start_pid, after_exec=False)
+
+    def _orphan(self, value: int) -> int:
+        """In a process forked by a program thread other than the first: that thread left the program.
+
+        It is the process's only thread and no loop of ``run()`` is on its stack: an execve
+        loads the next image here, on it; otherwise the process ends with the program's status.
+        """
+        if value == _EXEC and self.next_exec is not None:
+            path, argv, envp = self.next_exec
+            return self._loop(path, argv, envp, self._vdso, self._start_pid, after_exec=True)
+        self.fault = _core.last_fault()
+        self._child_exit(value)
+
+    def _child_exit(self, value: int) -> NoReturn:
+        """A forked child of the program ends here, never back in the caller of run()."""
+        if self.on_end is not None:
+            self.on_end(value, self.fault)
+        # one that died of a signal dies of it for real, so its parent sees that
+        if self.fault is not None and value == 128 + self.fault[0]:
+            die_of_signal(self.fault[0])
+        os._exit(value & 0xFF)
+
+    def _loop(
+        self, path: str, argv: list[bytes], envp: list[bytes], vdso: bool, start_pid: int, after_exec: bool
+    ) -> int:
+        """Load and run images until the program ends (an execve loops with the next one)."""
+        try:
+            return self._images(path, argv, envp, vdso, start_pid, after_exec)
+        except BaseException:
+            if os.getpid() == start_pid:
+                raise
+            # A forked child of the program: never back into the caller's code (the rest of
+            # the host's script would run twice); report and end as the program would not.
+            sys.stderr.write("pysud: in a process the program forked:\n")
+            traceback.print_exc()
+            sys.stderr.flush()
+            os._exit(2)
+
+    def _images(
+        self, path: str, argv: list[bytes], envp: list[bytes], vdso: bool, start_pid: int, after_exec: bool
+    ) -> int:
+        from . import _elf
+
         while True:
             images = []
             try:
@@ -373,14 +434,10 @@ class LinuxPersonality:
                 continue
             if self.fault is not None and value == 128 + self.fault[0]:
                 self.killed_by = self.fault[0]
+            if os.getpid() != start_pid:
+                self._child_exit(value)
             if self.on_end is not None:
                 self.on_end(value, self.fault)
-            if os.getpid() != start_pid:
-                # A forked child of the program ends here, never back in the caller; one
-                # that died of a signal dies of it for real, so its parent sees that.
-                if self.killed_by is not None:
-                    die_of_signal(self.killed_by)
-                os._exit(value & 0xFF)
             return value & 0xFF
 
 

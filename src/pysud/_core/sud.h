@@ -263,6 +263,15 @@ extern __thread struct sud_thread *sud_self;
 
 /* The glue's Python entry: fills in the frame's result. */
 extern void (*sud_python_hook)(struct sud_frame *f);
+/* The glue's fork protocol around a fork of foreign code (a new process):
+ * SUD_FORK_PREPARE before it, SUD_FORK_PARENT / SUD_FORK_CHILD after it
+ * (the interpreter's locks are held across the fork, as os.fork does). */
+enum { SUD_FORK_PREPARE = 0, SUD_FORK_PARENT = 1, SUD_FORK_CHILD = 2 };
+extern void (*sud_fork_hook)(int phase);
+/* The glue's answer when, in a process forked by a program thread that is not
+ * the program's first, that thread leaves the program (no Python loop waits
+ * for it there): the process's exit status. */
+extern long (*sud_orphan_hook)(struct sud_thread *t, long value);
 /* The glue's check for calls that were run in C instead of Python. */
 
 /* ---- assembly (sud_entry.S) ---- */

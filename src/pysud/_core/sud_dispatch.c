@@ -26,6 +26,7 @@
 #define SUD_CLONE_THREAD 0x00010000ul
 
 void (*sud_python_hook)(struct sud_frame *f);
+void (*sud_fork_hook)(int phase);
 uintptr_t sud_hazard_lo[4], sud_hazard_hi[4];
 int sud_nhazard;
 
@@ -106,7 +107,10 @@ static long native_clone(struct sud_frame *f, long nr, const long a[6])
             cargs[0] = flags;
         }
     }
-    if (child_sp) {
+    if (child_sp && !(flags & SUD_CLONE_VM)) {
+        /* A new process on a stack of its own: it returns through this
+         * dispatch like a fork, and resumes with RSP = that stack (below). */
+    } else if (child_sp) {
         /* The child starts on its own stack at the foreign code's next
          * instruction; the gate finds that address just below the stack top,
          * and below it, for a forked child, how to re-arm. */
@@ -122,11 +126,26 @@ static long native_clone(struct sud_frame *f, long nr, const long a[6])
             return -EFAULT;
         req.newstack = 1;
     }
+    /* A new process made for foreign code: the interpreter's fork protocol
+     * around it, so that the child finds the GIL and the import lock free
+     * (another thread may be inside a Python handler right now).  The
+     * host's own forks (from its libc: os.fork) take care of that already. */
+    int protocol = !(flags & SUD_CLONE_VM) && sud_fork_hook && !from_host;
+    if (protocol) {
+        if (!(f->flags & SUD_FRAME_XSAVED))
+            sud_xsave(f); /* the interpreter may use vector registers */
+        sud_fork_hook(SUD_FORK_PREPARE);
+    }
     long r = sud_gate_clone(&req);
     if (req.newstack && sud_have_fsgsbase)
         sud_wrfsbase(f->thread->host_fs);
-    if (r == 0 && !(flags & SUD_CLONE_VM))
+    if (r == 0 && !(flags & SUD_CLONE_VM)) {
         sud_rearm_after_fork(); /* a forked child continues under dispatch, as armed */
+        if (child_sp)
+            f->rsp = child_sp;
+    }
+    if (protocol)
+        sud_fork_hook(r == 0 ? SUD_FORK_CHILD : SUD_FORK_PARENT);
     return r;
 }
 
