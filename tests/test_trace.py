@@ -1,9 +1,7 @@
 """`pysud trace` against strace as the oracle: same calls, same results, same injected behaviour.
 
-Normalisation (documented in docs/trace.md): strace's first line is the kernel's execve, which
-pysud's loader replaces, so both traces start at the program's first syscall after it;
-addresses (0x...), pids and times are replaced by placeholders; `--- SIG...` lines and
-rt_sigreturn are dropped (pysud run does not deliver signals to programs yet); strace's
+Normalisation (documented in docs/trace.md): addresses (0x...), pids and times are replaced by
+placeholders; `--- SIG...` lines and rt_sigreturn are compared by their own tests; strace's
 unfinished/resumed pairs are joined; lines are grouped per process, in order.
 The environment turns glibc's rseq registration off (GLIBC_TUNABLES) because the Linux
 personality refuses rseq (the host thread owns it), and prctl(PR_GET_NAME) shows the process
@@ -60,7 +58,6 @@ def normalise(text: str, pids: set[int]) -> dict[int, list[str]]:
         if line.startswith(("---", "+++ killed")) or line.startswith("rt_sigreturn("):
             continue
         per.setdefault(pid, []).append(_scrub(line, pids))
-    # the first process's list starts after the kernel's execve, as pysud's does
     return per
 
 
@@ -117,8 +114,7 @@ def compare(s_text: str, p_text: str) -> None:
     p = normalise(p_text, _pids(p_text))
     s_lists = list(s.values())
     p_lists = list(p.values())
-    assert s_lists[0][0].startswith("execve("), s_lists[0][0]
-    s_lists[0] = s_lists[0][1:]  # the kernel's execve: pysud's loader did that part
+    # both start with the program's execve (pysud's loader did the kernel's part)
     # children in order of their first appearance
     assert len(p_lists) == len(s_lists), (len(p_lists), len(s_lists))
     for want, got in zip(s_lists, p_lists, strict=True):
@@ -209,7 +205,11 @@ def test_bad_options_are_clear_errors(tree):
         (["-e", "inject=openat:error=NOPE"], "unknown error"),
         (["-e", "inject=openat:when=0:error=EIO"], "when="),
         (["-e", "trace=nosuchcall"], "invalid system call"),
-        (["-e", "bogus=1"], "only trace= and inject="),
+        (["-e", "bogus=1"], "only trace=, status=, signal= and inject="),
+        (["-e", "status=maybe"], "invalid status"),
+        (["-e", "signal=SIGNOPE"], "invalid signal"),
+        (["-S", "size"], "-S size"),
+        (["-p", "1"], "-p (attach to a running process) cannot apply"),
     ]:
         r = subprocess.run(
             [sys.executable, "-m", "pysud", "trace", *args, "/bin/true"],
@@ -374,9 +374,10 @@ def test_compiled_formatters_equal_reference_decoders():
     from hypothesis import strategies as st
 
     from pysud._abi import X86_64
-    from pysud.trace import _decode as D
     from pysud.trace import _fast as F
+    from pysud.trace import decoders as D
     from pysud.trace._tracer import TraceOptions, Tracer
+    from pysud.trace.decoders import _base as B
 
     strsize = 32
     cases = []
@@ -406,11 +407,11 @@ def test_compiled_formatters_equal_reference_decoders():
         for j, op in enumerate(ops):
             args[op[2]] = data.draw(st.sampled_from([0, 0x1000 * (j + 1) + 8]))
         failed = -4096 < ret < 0
-        order = [op for op in ops if op[0] == D.CAP_ENTRY] + [op for op in ops if op[0] == D.CAP_EXIT]
+        order = [op for op in ops if op[0] == B.CAP_ENTRY] + [op for op in ops if op[0] == B.CAP_EXIT]
         caps: list = []
-        snaps: dict[int, dict] = {D.CAP_ENTRY: {}, D.CAP_EXIT: {}}
+        snaps: dict[int, dict] = {B.CAP_ENTRY: {}, B.CAP_EXIT: {}}
         for phase, how, i, lenarg, scale, plus, mx in order:
-            if phase == D.CAP_EXIT and failed:
+            if phase == B.CAP_EXIT and failed:
                 continue
             addr = args[i]
             if not addr:
@@ -420,22 +421,22 @@ def test_compiled_formatters_equal_reference_decoders():
                 caps.append(False)
                 snaps[phase][addr] = False
                 continue
-            if how == D.CSTR:
+            if how == B.CSTR:
                 body = data.draw(st.binary(max_size=min(mx, 80)).map(lambda b: b.replace(b"\0", b"a")))
                 v = body[: mx - 1] + b"\0" if data.draw(st.booleans()) else body[:mx]
             else:
-                want = {D.ARGLEN: args[lenarg] * scale + plus, D.RETLEN: max(ret, 0), D.FIXED: plus}[how]
+                want = {B.ARGLEN: args[lenarg] * scale + plus, B.RETLEN: max(ret, 0), B.FIXED: plus}[how]
                 v = data.draw(st.binary(min_size=min(want, mx), max_size=min(want, mx)))
             caps.append(v)
             snaps[phase][addr] = v
         a = tuple(args)
-        D.snapshot = snaps[D.CAP_ENTRY]
+        tracer.ctx.snapshot = snaps[B.CAP_ENTRY]
         try:
             pre = dec.decode_entry(tracer.ctx, None, a)
-            D.snapshot = snaps[D.CAP_EXIT]
+            tracer.ctx.snapshot = snaps[B.CAP_EXIT]
             tracer._emit(dec, 1, a, pre, ret, 0, False, None, 1)
         finally:
-            D.snapshot = None
+            tracer.ctx.snapshot = None
         want_line = tracer.records[-1]["line"]
         assert fmt("", *a, ret, caps, 0) == want_line + "\n"
 

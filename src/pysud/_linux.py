@@ -187,6 +187,7 @@ class LinuxPersonality:
         self._vdso = True
         self.exe = b""
         self.execfn = b""  # the path execve was given (a script's, when an interpreter runs)
+        self.first_argv: list[bytes] = []  # the first program's argv as given (tracing shows its execve)
         self.argv: list[bytes] = []  # the running image's, for /proc/self/cmdline and environ
         self.envp: list[bytes] = []
         self.brk: _Brk | None = None
@@ -196,6 +197,9 @@ class LinuxPersonality:
         # on_end(status, fault): the program (or a forked child of it, which ends inside run())
         # is over; a tracer prints its last lines here
         self.on_end: Callable[[int, tuple[int, int, int, dict[str, int]] | None], None] | None = None
+        # on_start(execfn, argv, envp_count, envp_address): the first program is about to run
+        # (its stack built); the tracer prints the execve the kernel would have run for it
+        self.on_start: Callable[[str, list[bytes], int, int], None] | None = None
         self.next_exec: tuple[str, list[bytes], list[bytes]] | None = None
         on = self._install
         on("exit", self._exit)
@@ -345,6 +349,7 @@ class LinuxPersonality:
     def _run(self, path: str, argv: list[bytes], envp: list[bytes], vdso: bool, start_pid: int) -> int:
 
         self.execfn = path.encode()
+        self.first_argv = argv  # as given, before a #! interpreter is put in front
         try:
             path, argv = resolve_interpreter(path, argv)
         except OSError as exc:
@@ -414,6 +419,14 @@ class LinuxPersonality:
                 image, interp, argv, envp, execfn=self.execfn, vdso_base=vdso_base
             )
             entry = interp.entry if interp else image.entry
+            if self.on_start is not None and not after_exec:
+                # argc at sp, then argv[] and its NULL, then envp[]
+                self.on_start(
+                    self.execfn.decode(errors="surrogateescape"),
+                    self.first_argv,
+                    len(envp),
+                    sp + 8 * (len(argv) + 2),
+                )
             self.next_exec = None
             value = 127
             # A new program starts with default signal dispositions; after execve the
@@ -449,15 +462,28 @@ def run(
     dispatcher: Dispatcher | None = None,
     vdso: bool = True,
     native_exec: bool = False,
+    setup: Callable[[Dispatcher], object] | None = None,
 ) -> int:
     """Run a Linux x86-64 program in this process with its system calls dispatched; its exit status.
 
     ``args`` is argv[1:] (argv[0] is ``program`` as given). Calls without a
     handler in ``dispatcher`` run natively; the personality's handlers keep
     the program's TLS, heap, signal dispositions and exit apart from the host.
+    ``setup(dispatcher)`` runs once the personality's handlers are on it, before
+    the program starts (`pysud run --hooks` registers its handlers there).
     """
-    personality = LinuxPersonality(dispatcher or Dispatcher(), native_exec=native_exec)
+    personality = _personality(dispatcher, native_exec, setup)
     return personality.run(*_command(program, args, env), vdso=vdso)
+
+
+def _personality(
+    dispatcher: Dispatcher | None, native_exec: bool, setup: Callable[[Dispatcher], object] | None
+) -> LinuxPersonality:
+    d = dispatcher or Dispatcher()
+    personality = LinuxPersonality(d, native_exec=native_exec)
+    if setup is not None:
+        setup(d)
+    return personality
 
 
 def _command(
@@ -470,13 +496,20 @@ def _command(
     return path, argv, envp
 
 
-def run_command(program: str, args: list[str], *, vdso: bool = True, native_exec: bool = False) -> int:
+def run_command(
+    program: str,
+    args: list[str],
+    *,
+    vdso: bool = True,
+    native_exec: bool = False,
+    setup: Callable[[Dispatcher], object] | None = None,
+) -> int:
     """``pysud run``: as run(), but a program that dies of a signal takes this process with it.
 
     A shell or any parent then sees what it would see natively: WIFSIGNALED with the signal
     (Python's returncode -S), not an exit status of 128 + S.
     """
-    personality = LinuxPersonality(Dispatcher(), native_exec=native_exec)
+    personality = _personality(None, native_exec, setup)
     status = personality.run(*_command(program, args, None), vdso=vdso)
     if personality.killed_by is not None:
         die_of_signal(personality.killed_by)
