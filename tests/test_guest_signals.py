@@ -10,6 +10,7 @@ import pytest
 
 import pysud
 from conftest import requires_sud
+from pysud._linux import LinuxPersonality
 from test_guest_threads import COMPILERS, build
 
 pytestmark = requires_sud
@@ -38,7 +39,7 @@ def test_handlers_masks_altstack_segv_and_death_by_signal_match_native(tmp_path,
 
 def test_a_crash_gives_128_plus_signal_with_registers_and_the_host_goes_on(tmp_path):
     exe = build(str(tmp_path), "crash", "int main(void) { *(volatile int *)0 = 1; return 0; }", "gcc", [])
-    p = pysud._linux.LinuxPersonality(pysud.Dispatcher())
+    p = LinuxPersonality(pysud.Dispatcher())
     status = p.run(exe, [b"crash"], [])
     assert status == 128 + 11
     assert p.fault is not None
