@@ -32,7 +32,7 @@ def sigprogs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         pytest.skip("gcc not installed")
     out = tmp_path_factory.mktemp("sigprogs")
     built = {}
-    for name in ("signals_wait", "signals_driver"):
+    for name in ("signals_wait", "signals_driver", "signals_state"):
         exe = str(out / name)
         subprocess.run(
             ["gcc", "-O2", "-Wall", "-Wextra", "-o", exe, str(PROGRAMS / f"{name}.c")],
@@ -210,3 +210,40 @@ def test_the_library_call_returns_128_plus_the_signal_and_the_host_lives(tmp_pat
     code = "import pysud, sys; print(pysud.run('sh', ['-c', 'kill -TERM $$'])); print('alive')"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
     assert (r.returncode, r.stdout) == (0, b"143\nalive\n"), r.stderr
+
+
+# ---- ignored signals and the mask across exec (item 6)
+
+
+def inherit_ignored_and_blocked() -> None:
+    """What a parent such as nohup, a shell's background job or a daemon leaves its child."""
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1, signal.SIGALRM})
+
+
+@pytest.mark.parametrize("how", [[], ["--native-exec"]], ids=["in-process-exec", "native-exec"])
+@pytest.mark.parametrize("parent", [inherit_ignored_and_blocked, None], ids=["ignored-blocked", "default"])
+def test_inherited_ignored_signals_and_mask_are_the_programs_across_exec(sigprogs, how, parent):
+    # The first program, a child it forks and execs, and the program after its own execve: each
+    # prints what it ignores and blocks (SIGUSR2 it ignores itself before the exec), then sends
+    # itself SIGHUP, which it survives only where SIGHUP is ignored.
+    argv = [sigprogs["signals_state"]]
+    native = subprocess.run(argv, preexec_fn=parent, capture_output=True, timeout=60)
+    ours = subprocess.run([*PYSUD_RUN, *how, *argv], preexec_fn=parent, capture_output=True, timeout=60)
+    if parent is not None:
+        assert native.stdout.startswith(b"first: ignored 1 2 3 blocked 10 14\n")
+        assert b"exec survived SIGHUP" in native.stdout
+    assert ours.stdout == native.stdout, ours.stderr
+    assert ours.returncode == native.returncode
+
+
+def test_nohup_keeps_sighup_ignored():
+    nohup = shutil.which("nohup")
+    if nohup is None:
+        pytest.skip("nohup not installed")
+    argv = ["sh", "-c", "kill -HUP $$; echo survived"]
+    native = subprocess.run([nohup, *argv], capture_output=True, timeout=60)
+    ours = subprocess.run([nohup, *PYSUD_RUN, *argv], capture_output=True, timeout=60)
+    assert native.returncode == 0 and native.stdout == b"survived\n"
+    assert (ours.returncode, ours.stdout) == (native.returncode, native.stdout), ours.stderr

@@ -47,6 +47,24 @@ _CORE_SIGNALS = frozenset(
 _PR_SET_DUMPABLE = 4
 
 
+def inherited_ignored() -> int:
+    """The signals this process ignores, as a mask (bit S-1): what a program it runs inherits.
+
+    SIGPIPE and SIGXFSZ are left out: Python ignores them itself at start-up (whatever its parent
+    did), and gives its own children the default for them (subprocess's restore_signals).
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("SigIgn:"):
+                mask = int(line.split()[1], 16)
+                break
+        else:
+            return 0
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        mask &= ~(1 << (sig - 1))
+    return mask
+
+
 def die_of_signal(sig: int) -> NoReturn:
     """End this process by signal ``sig``, as the program it ran ended: a parent's wait() sees WIFSIGNALED.
 
@@ -429,9 +447,9 @@ class LinuxPersonality:
                 )
             self.next_exec = None
             value = 127
-            # A new program starts with default signal dispositions; after execve the
-            # ignored ones stay ignored, as POSIX says.
-            _core.reset_signals(after_exec)
+            # A new program starts with default signal dispositions but for the ones its parent
+            # left ignored; execve keeps the ignored ones ignored, as POSIX says.
+            _core.reset_signals(after_exec, 0 if after_exec else inherited_ignored())
             try:
                 value = _core.run_guest(entry, sp)
                 self.fault = _core.last_fault()

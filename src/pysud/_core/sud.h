@@ -352,7 +352,7 @@ int sud_on_signal_stack(const struct sud_thread *t, const void *uc);
 void sud_leave_guest_now(struct sud_thread *t, void *uc);
 int sud_vsig_begin(void);
 void sud_vsig_end(void);
-void sud_vsig_reset(int keep_ignored);
+void sud_vsig_reset(int keep_ignored, uint64_t ignored);
 long sud_vsig_sigaction(long sig, uint64_t act, uint64_t oact, long size);
 void sud_vsig_deliver(struct sud_frame *f);
 void sud_vsig_exec(int before);

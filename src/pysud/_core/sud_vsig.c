@@ -107,12 +107,14 @@ static void requeue(int sig, const siginfo_t *si)
 
 /* ---------------------------------------------------- program's actions */
 
-void sud_vsig_reset(int keep_ignored)
+void sud_vsig_reset(int keep_ignored, uint64_t ignored)
 {
     for (int s = 1; s <= 64; s++) {
         if (keep_ignored && guest_act[s].handler == (uint64_t)SIG_IGN)
             continue;
         memset(&guest_act[s], 0, sizeof guest_act[s]);
+        if ((ignored & SIGBIT(s)) && s != SIGKILL && s != SIGSTOP)
+            guest_act[s].handler = (uint64_t)SIG_IGN;
     }
     memset(&sud_last_fault, 0, sizeof sud_last_fault);
 }
