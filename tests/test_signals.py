@@ -102,7 +102,10 @@ def signal_status(
 # ---- a lost signal (issue 10, item 8) and signals in blocking calls (item 4)
 
 
-@pytest.mark.parametrize("mode", ["pause", "sigsuspend", "read", "nanosleep", "futex", "wait4", "poll"])
+MODES = ["pause", "sigsuspend", "read", "nanosleep", "futex", "wait4", "poll", "getppid", "spin", "threads"]
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_every_signal_reaches_a_program_waiting_in_a_blocking_call(sigprogs, mode):
     # One SIGUSR1 at a time (SA_RESTART), each acknowledged by the handler before the next; then
     # bursts of queued SIGRTMIN (no SA_RESTART), every one acknowledged; then SIGTERM with the

@@ -183,7 +183,10 @@ def _trace(args: argparse.Namespace) -> int:
         timeline=args.timeline,
     )
     setup = _hooks_setup(args)
-    return trace_program(args.program, args.args, opts, vdso=not args.no_vdso, setup=setup)
+    # as strace: a program that dies of a signal ends `pysud trace` by the same signal
+    return trace_program(
+        args.program, args.args, opts, vdso=not args.no_vdso, setup=setup, die_with_program=True
+    )
 
 
 def _trace_parser(sub: Any) -> None:

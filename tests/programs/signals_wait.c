@@ -1,11 +1,14 @@
 /* A program that waits in one blocking call for ever and acknowledges every signal.
    signals_wait MODE: MODE is the blocking call the main loop makes again and again
-   (pause, sigsuspend, read, nanosleep, futex, wait4, poll); SIGUSR1 (SA_RESTART) and SIGRTMIN
+   (pause, sigsuspend, read, nanosleep, futex, wait4, poll), or what it does instead: getppid
+   (a fast call, again and again), spin (no system call at all), threads (three more threads
+   in pause, so a signal may reach any of them); SIGUSR1 (SA_RESTART) and SIGRTMIN
    (no SA_RESTART) handlers each write one byte to stdout: 'u' or 'q'.  It writes 'r' when
    ready and never ends by itself: SIGTERM (default action) ends it. */
 #define _GNU_SOURCE
 #include <linux/futex.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,6 +39,14 @@ static void handle(int sig, void (*fn)(int), int flags)
         _exit(8);
 }
 
+static void *pauser(void *arg)
+{
+    (void)arg;
+    for (;;)
+        pause();
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "pause";
@@ -54,7 +65,16 @@ int main(int argc, char **argv)
                 pause(); /* never exits by itself: the parent stays in wait4 */
         }
     }
+    if (!strcmp(mode, "threads")) {
+        for (int i = 0; i < 3; i++) {
+            pthread_t th;
+            if (pthread_create(&th, NULL, pauser, NULL) != 0)
+                return 3;
+        }
+        mode = "pause";
+    }
     static uint32_t word;
+    static volatile uint64_t spins;
     sigset_t none;
     sigemptyset(&none);
     ack('r');
@@ -75,6 +95,10 @@ int main(int argc, char **argv)
         } else if (!strcmp(mode, "wait4")) {
             if (waitpid(child, NULL, 0) == child)
                 return 5;
+        } else if (!strcmp(mode, "getppid")) {
+            syscall(SYS_getppid);
+        } else if (!strcmp(mode, "spin")) {
+            spins++;
         } else if (!strcmp(mode, "poll")) {
             struct pollfd pf = {p[0], POLLIN, 0};
             poll(&pf, 1, -1);

@@ -329,7 +329,9 @@ struct sud_frame *sud_dispatch(struct sud_frame *f)
         frame_args(f, args);
         uint64_t off = sud_trace_entry(p->trace, t, (long)f->nr, args);
         f->rax = (uint64_t)sud_native(f, (long)f->nr, args);
-        sud_trace_exit(p->trace, t, (long)f->nr, args, (long)f->rax, off);
+        /* a call cancelled before it started is re-run after the handler: strace's "? ERESTARTNOINTR" */
+        long shown = t->vrestart == 2 && (long)f->rax == -EINTR ? -SUD_CP_NOT_STARTED : (long)f->rax;
+        sud_trace_exit(p->trace, t, (long)f->nr, args, shown, off);
         break;
     }
     case SUD_ACT_ERRNO:
