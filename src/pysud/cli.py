@@ -78,10 +78,13 @@ def _hooks_setup(args: argparse.Namespace) -> Any:
 def _run(args: argparse.Namespace) -> int:
     if _is_pe(args.program):
         return _run_nt(args)
-    from ._linux import run
+    from ._linux import run_command
 
     setup = _hooks_setup(args)
-    return run(args.program, args.args, vdso=not args.no_vdso, native_exec=args.native_exec, setup=setup)
+    # a program that dies of a signal ends `pysud run` by the same signal (WIFSIGNALED)
+    return run_command(
+        args.program, args.args, vdso=not args.no_vdso, native_exec=args.native_exec, setup=setup
+    )
 
 
 _STATUSES = ("successful", "failed", "unfinished", "unavailable", "detached")
@@ -180,7 +183,10 @@ def _trace(args: argparse.Namespace) -> int:
         timeline=args.timeline,
     )
     setup = _hooks_setup(args)
-    return trace_program(args.program, args.args, opts, vdso=not args.no_vdso, setup=setup)
+    # as strace: a program that dies of a signal ends `pysud trace` by the same signal
+    return trace_program(
+        args.program, args.args, opts, vdso=not args.no_vdso, setup=setup, die_with_program=True
+    )
 
 
 def _trace_parser(sub: Any) -> None:
