@@ -233,18 +233,37 @@ def _trace_parser(sub: Any) -> None:
 
 def _run_nt(args: argparse.Namespace) -> int:
     """A Windows program (MZ): the NT personality; the exit code's low byte is the status."""
+    from .nt import NtPersonality
     from .nt import run as run_nt
 
     drives = dict(d.split("=", 1) for d in args.drive) if args.drive else None
-    code = run_nt(
-        args.program,
-        args.args,
-        profile=args.nt_profile,
-        drives=drives,
-        trace=args.trace,
-        flip_switch=args.flip_switch,
+    if not (args.trace_output or args.trace_timestamps or args.trace_durations or args.timeline):
+        code = run_nt(
+            args.program,
+            args.args,
+            profile=args.nt_profile,
+            drives=drives,
+            trace=args.trace,
+            flip_switch=args.flip_switch,
+        )
+        return code & 0xFF
+    # the NT trace with pysud trace's options (nt/trace.py)
+    from .nt.trace import NtTrace
+
+    sink = NtTrace(
+        output=args.trace_output,
+        timestamps=args.trace_timestamps,
+        durations=args.trace_durations,
+        timeline=args.timeline,
+        lines=bool(args.trace or args.trace_output or args.trace_timestamps or args.trace_durations),
     )
-    return code & 0xFF
+    nt = NtPersonality(profile=args.nt_profile, drives=drives, trace=sink, flip_switch=args.flip_switch)  # type: ignore[arg-type]
+    sink.attach(nt)
+    try:
+        return nt.run(args.program, args.args) & 0xFF
+    finally:
+        nt.close()
+        sink.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -293,6 +312,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     nt = r.add_argument_group("Windows (PE) programs")
     nt.add_argument("--trace", action="store_true", help="print each NT call, arguments decoded, to stderr")
+    nt.add_argument("--trace-output", metavar="FILE", help="the NT trace to FILE (as pysud trace -o)")
+    nt.add_argument(
+        "--trace-timestamps",
+        type=int,
+        choices=(1, 2, 3),
+        default=0,
+        help="time stamps on NT trace lines: 1 as -t, 2 as -tt, 3 as -ttt",
+    )
+    nt.add_argument("--trace-durations", action="store_true", help="time spent in each NT call (as -T)")
+    nt.add_argument(
+        "--timeline",
+        metavar="FILE",
+        help="the NT calls as Chrome/Perfetto trace-event JSON (as pysud trace --timeline)",
+    )
     nt.add_argument(
         "--nt-profile", default="win11-23h2", help="Windows build whose syscall numbers ntdll uses"
     )
