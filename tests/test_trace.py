@@ -55,7 +55,7 @@ def normalise(text: str, pids: set[int]) -> dict[int, list[str]]:
         r = RESUMED.match(line)
         if r:
             line = pending.pop(pid, r.group(1) + "(") + r.group(2)
-        if line.startswith(("---", "+++ killed")):
+        if line.startswith(("---", "+++ killed", "rt_sigreturn(")):  # when a signal comes varies
             continue
         per.setdefault(pid, []).append(_scrub(line, pids))
     return per
@@ -494,3 +494,18 @@ def test_record_layout_is_the_cores():
         assert hasattr(_core, name), name
     assert records.check_layout() == []
     assert records.REC.size == _core.TRACE_REC_SIZE and records.CAP.size == _core.TRACE_CAP_SIZE
+
+
+def test_a_decoder_bug_never_changes_the_call():
+    """A decoder that raises prints the raw value; the call and its line go on."""
+    from pysud._abi import X86_64
+    from pysud.trace import decoders as D
+
+    dec = D.CallDecoder(X86_64.number_of("close"))
+    ctx = D.Ctx()
+
+    def boom(*_a):
+        raise RuntimeError("decoder bug")
+
+    dec.entry = ((0, boom),)
+    assert dec.decode_entry(ctx, None, (0x10, 0, 0, 0, 0, 0)) == ["0x10"]
