@@ -70,6 +70,12 @@ PyMODINIT_FUNC PyInit__core(void)
         PyModule_AddIntConstant(m, "ACT_RETURN", SUD_ACT_RETURN) < 0 ||
         PyModule_AddIntConstant(m, "ACT_TRACE", SUD_ACT_TRACE) < 0 ||
         PyModule_AddIntConstant(m, "TRACE_TIMING", SUD_TRACE_TIMING) < 0 ||
+        PyModule_AddIntConstant(m, "TRACE_CPUTIME", SUD_TRACE_CPUTIME) < 0 ||
+        PyModule_AddIntConstant(m, "TRACE_REC_SIZE", sizeof(struct sud_rec)) < 0 ||
+        PyModule_AddIntConstant(m, "TRACE_CAP_SIZE", sizeof(struct sud_cap)) < 0 ||
+        PyModule_AddIntConstant(m, "TRACE_CAP_OPS", SUD_CAP_OPS) < 0 ||
+        PyModule_AddIntConstant(m, "TRACE_REC_FULL", SUD_REC_FULL) < 0 ||
+        PyModule_AddIntConstant(m, "TRACE_REC_SIGNAL", SUD_REC_SIGNAL) < 0 ||
         PyModule_AddIntConstant(m, "NSYSCALLS", SUD_NSYSCALLS) < 0 ||
         PyModule_AddIntConstant(m, "AUDIT_ARCH_X86_64", SUD_AUDIT_ARCH_X86_64) < 0 ||
         PyModule_AddIntConstant(m, "AUDIT_ARCH_I386", SUD_AUDIT_ARCH_I386) < 0) {

@@ -97,6 +97,7 @@ enum { SUD_CAP_CSTR = 1, SUD_CAP_ARG = 2, SUD_CAP_RET = 3, SUD_CAP_FIXED = 4 }; 
 enum { SUD_CAP_OK = 0, SUD_CAP_FAULT = 1, SUD_CAP_NULL = 2, SUD_CAP_TRUNC = 3 }; /* status */
 enum { SUD_REC_CALL = 1, SUD_REC_EXIT = 2, SUD_REC_FULL = 3, SUD_REC_SIGNAL = 4 };
 #define SUD_TRACE_TIMING 1
+#define SUD_TRACE_CPUTIME 2 /* times are the thread's CPU time (strace -c without -w), not the clock */
 
 /* What to read for one argument: CSTR up to max bytes (stops after the NUL,
  * which it keeps: status OK; TRUNC when no NUL came); ARG
@@ -142,6 +143,7 @@ int sud_trace_room(const struct sud_trace *tr, long nr);
 uint64_t sud_trace_entry(struct sud_trace *tr, struct sud_thread *t, long nr, const long a[6]);
 void sud_trace_exit(struct sud_trace *tr, struct sud_thread *t, long nr, const long a[6], long ret, uint64_t off);
 void sud_trace_signal(struct sud_trace *tr, struct sud_thread *t, int sig, const siginfo_t *si);
+void sud_trace_sigreturn(struct sud_trace *tr, struct sud_thread *t, uint64_t frame);
 uint64_t sud_trace_take(struct sud_trace *tr, int tid, void *dst);
 /* A copy that answers -EFAULT instead of faulting, while sud_vsig_active(). */
 long sud_probe_copy(void *dst, const void *src, uint64_t n);
