@@ -240,6 +240,7 @@ class NtPersonality(FileCalls):
             return result
 
         traced.__name__ = f"traced_{name}"
+        traced.__wrapped__ = fn  # type: ignore[attr-defined]  # (--hooks chains the handler inside)
         return traced
 
     def _trace_line(self, call: NtSyscall, result: Any) -> None:
