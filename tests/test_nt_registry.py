@@ -288,6 +288,9 @@ def test_registry_calls_are_handled_and_stored(registry_exe: str, tmp_path: Path
     for call in ("NtCreateKey", "NtSetValueKey", "NtQueryValueKey", "NtEnumerateKey", "NtNotifyChangeKey"):
         assert f"[nt] {call}(" in err, call
     assert not unimplemented_kernel_calls(err)
+    # the trace names the key and the value (nt/kernel/registry.py's SIGNATURES)
+    assert 'ObjectAttributes="\\\\Registry\\\\Machine\\\\Software\\\\PysudTest") = STATUS_SUCCESS' in err
+    assert 'ValueName="DW"' in err and "= STATUS_OBJECT_PATH_SYNTAX_BAD" in err
     out = r.stdout.decode()
     assert "create = 0x0 disposition 1\n" in out and "wait after change in subtree = 0x0\n" in out
     # the program deleted its key: the prefix holds the seeded keys and no trace of it

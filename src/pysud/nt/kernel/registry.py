@@ -20,8 +20,8 @@ from .. import status as st
 if TYPE_CHECKING:
     from ..personality import NtPersonality, NtSyscall
 
-STATUS_NO_MORE_ENTRIES = 0x8000001A
-STATUS_KEY_DELETED = 0xC000017C
+STATUS_NO_MORE_ENTRIES = st.STATUS_NO_MORE_ENTRIES
+STATUS_KEY_DELETED = st.STATUS_KEY_DELETED
 REG_CREATED_NEW_KEY = 1
 REG_OPENED_EXISTING_KEY = 2
 REG_OPTION_VOLATILE = 0x1
@@ -488,4 +488,59 @@ HANDLERS: dict[str, Any] = {
         NtNotifyChangeKey,
         NtNotifyChangeMultipleKeys,
     )
+}
+
+SIGNATURES: dict[str, tuple[str, ...]] = {
+    "NtCreateKey": (
+        "*KeyHandle",
+        "DesiredAccess",
+        "oa:ObjectAttributes",
+        "TitleIndex",
+        "us:Class",
+        "CreateOptions",
+        "*Disposition",
+    ),
+    "NtOpenKey": ("*KeyHandle", "DesiredAccess", "oa:ObjectAttributes"),
+    "NtOpenKeyEx": ("*KeyHandle", "DesiredAccess", "oa:ObjectAttributes", "OpenOptions"),
+    "NtQueryKey": ("KeyHandle", "KeyInformationClass", "*KeyInformation", "Length", "*ResultLength"),
+    "NtEnumerateKey": (
+        "KeyHandle",
+        "Index",
+        "KeyInformationClass",
+        "*KeyInformation",
+        "Length",
+        "*ResultLength",
+    ),
+    "NtQueryValueKey": (
+        "KeyHandle",
+        "us:ValueName",
+        "KeyValueInformationClass",
+        "*KeyValueInformation",
+        "Length",
+        "*ResultLength",
+    ),
+    "NtEnumerateValueKey": (
+        "KeyHandle",
+        "Index",
+        "KeyValueInformationClass",
+        "*KeyValueInformation",
+        "Length",
+        "*ResultLength",
+    ),
+    "NtSetValueKey": ("KeyHandle", "us:ValueName", "TitleIndex", "Type", "Data", "DataSize"),
+    "NtDeleteValueKey": ("KeyHandle", "us:ValueName"),
+    "NtDeleteKey": ("KeyHandle",),
+    "NtFlushKey": ("KeyHandle",),
+    "NtNotifyChangeKey": (
+        "KeyHandle",
+        "Event",
+        "ApcRoutine",
+        "ApcContext",
+        "*IoStatusBlock",
+        "CompletionFilter",
+        "WatchTree",
+        "Buffer",
+        "BufferSize",
+        "Asynchronous",
+    ),
 }
