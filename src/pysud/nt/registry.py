@@ -749,6 +749,22 @@ class Registry:
             key.deleted = True
         self._notify(parent)
 
+    def rename(self, key: Key, name: str) -> None:
+        """Give a key another name under the same parent (STATUS_CANNOT_DELETE if taken, as Wine)."""
+        parent = key.parent
+        if parent is None or key in self._branch_keys.values() or key is self.root:
+            raise RegistryError(STATUS_ACCESS_DENIED)
+        if not name or "\\" in name or len(name) > 255:
+            raise RegistryError(STATUS_INVALID_PARAMETER)
+        with self.change(key):
+            if name.lower() != key.name.lower() and name.lower() in parent.subkeys:
+                raise RegistryError(st.STATUS_CANNOT_DELETE)
+            del parent.subkeys[key.name.lower()]
+            key.name = name
+            parent.subkeys[name.lower()] = key
+            parent.modif = key.modif = now_filetime()
+        self._notify(parent)
+
     def set_value(self, key: Key, name: str, type_: int, data: bytes) -> None:
         with self.change(key):
             key.set(name, type_, data)

@@ -410,6 +410,20 @@ def NtDeleteKey(nt: NtPersonality, call: NtSyscall) -> int:
     return st.STATUS_SUCCESS
 
 
+def NtRenameKey(nt: NtPersonality, call: NtSyscall) -> int:
+    handle, name_ptr = call.args[:2]
+    k = _key(nt, handle, KEY_WRITE)
+    if isinstance(k, int):
+        return k
+    if not name_ptr:
+        return st.STATUS_ACCESS_VIOLATION
+    try:
+        registry_of(nt).rename(k.key, nt.read_unicode(call, name_ptr))
+    except rg.RegistryError as e:
+        return e.status
+    return st.STATUS_SUCCESS
+
+
 def NtFlushKey(nt: NtPersonality, call: NtSyscall) -> int:
     k = _key(nt, call.args[0])
     if isinstance(k, int):
@@ -484,6 +498,7 @@ HANDLERS: dict[str, Any] = {
         NtSetValueKey,
         NtDeleteValueKey,
         NtDeleteKey,
+        NtRenameKey,
         NtFlushKey,
         NtNotifyChangeKey,
         NtNotifyChangeMultipleKeys,
@@ -530,6 +545,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "NtSetValueKey": ("KeyHandle", "us:ValueName", "TitleIndex", "Type", "Data", "DataSize"),
     "NtDeleteValueKey": ("KeyHandle", "us:ValueName"),
     "NtDeleteKey": ("KeyHandle",),
+    "NtRenameKey": ("KeyHandle", "us:NewName"),
     "NtFlushKey": ("KeyHandle",),
     "NtNotifyChangeKey": (
         "KeyHandle",
