@@ -22,6 +22,7 @@ import socket
 import struct
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -483,6 +484,7 @@ class Registry:
         self._lock_fd = -1  # the lock file (holds the save counters), opened on first use
         self._locked = False
         self._lock_pid = os.getpid()
+        self._closer: weakref.finalize[[int], Registry] | None = None
         with self._file_lock():
             fresh = not any(os.path.exists(self._file(n)) for n in BRANCHES)
             self._reload()
@@ -534,6 +536,7 @@ class Registry:
             self._lock_fd = os.open(
                 os.path.join(self.directory, ".registry.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644
             )
+            self._closer = weakref.finalize(self, os.close, self._lock_fd)  # closed with the registry
 
     def _generations(self) -> dict[str, int]:
         """Save counters kept in the lock file: a change is seen even within the mtime's granularity."""
@@ -587,9 +590,10 @@ class Registry:
     def close(self) -> None:
         """Release the lock file (and a temporary directory of this registry's own)."""
         with self.lock:
-            if self._lock_fd >= 0:
-                os.close(self._lock_fd)
-                self._lock_fd = -1
+            if self._closer is not None:
+                self._closer()
+                self._closer = None
+            self._lock_fd = -1
             if self._tmp is not None:
                 self._tmp.cleanup()
                 self._tmp = None
