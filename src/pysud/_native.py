@@ -9,6 +9,7 @@ returns, so only the foreign code's calls are dispatched: ctypes' own work
 from __future__ import annotations
 
 import ctypes
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +90,8 @@ class CodeBlob:
             raise ValueError("code is empty")
         self.code = bytes(code)
         self.address, self.size = _core.map_code(self.code)
+        # unmapped by close(), or when the blob is garbage (never while a call runs: it holds self)
+        self._unmap = weakref.finalize(self, _core.unmap, self.address, self.size)
         self.nargs = nargs
         self._functype = ctypes.CFUNCTYPE(ctypes.c_int64, *([ctypes.c_uint64] * nargs))
         self._funcs: dict[tuple[int, int], InterceptedFunction] = {}
@@ -125,7 +128,7 @@ class CodeBlob:
     def close(self) -> None:
         """Unmap the code.  Calling it afterwards is an error."""
         if self.size:
-            _core.unmap(self.address, self.size)
+            self._unmap()
             self.size = 0
             self._funcs.clear()
 
