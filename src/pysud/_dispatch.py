@@ -419,9 +419,11 @@ class Dispatcher:
 
     # ---- the recorder: calls recorded in C and run natively, decoded later in batches
 
-    def start_recording(self, ring_bytes: int = 1 << 20, timing: bool = False) -> None:
-        """Give this dispatcher a ring for records of calls (see :meth:`record`)."""
-        self._policy.trace_start(ring_bytes, _core.TRACE_TIMING if timing else 0)
+    def start_recording(self, ring_bytes: int = 1 << 20, timing: bool = False, cputime: bool = False) -> None:
+        """Give this dispatcher a ring for records of calls (see :meth:`record`); ``timing``:
+        records carry entry and exit times, the clock's or (``cputime``) the thread's CPU time."""
+        flags = (_core.TRACE_TIMING if timing else 0) | (_core.TRACE_CPUTIME if timing and cputime else 0)
+        self._policy.trace_start(ring_bytes, flags)
 
     def record(self, call: str | int, captures: Sequence[tuple[int, ...]], room: int) -> None:
         """Record a syscall in C (registers, result, the memory ``captures`` name) and run it natively.

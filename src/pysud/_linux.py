@@ -50,6 +50,66 @@ class ProgramError(PysudError):
     """A program could not be run (not found, not loadable)."""
 
 
+#: Signals whose default action dumps core (signal(7)).
+_CORE_SIGNALS = frozenset(
+    {
+        signal.SIGQUIT,
+        signal.SIGILL,
+        signal.SIGTRAP,
+        signal.SIGABRT,
+        signal.SIGBUS,
+        signal.SIGFPE,
+        signal.SIGSEGV,
+        signal.SIGXCPU,
+        signal.SIGXFSZ,
+        signal.SIGSYS,
+    }
+)
+_PR_SET_DUMPABLE = 4
+
+
+def inherited_ignored() -> int:
+    """The signals this process ignores, as a mask (bit S-1): what a program it runs inherits.
+
+    SIGPIPE and SIGXFSZ are left out: Python ignores them itself at start-up (whatever its parent
+    did), and gives its own children the default for them (subprocess's restore_signals).
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("SigIgn:"):
+                mask = int(line.split()[1], 16)
+                break
+        else:
+            return 0
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        mask &= ~(1 << (sig - 1))
+    return mask
+
+
+def die_of_signal(sig: int) -> NoReturn:
+    """End this process by signal ``sig``, as the program it ran ended: a parent's wait() sees WIFSIGNALED.
+
+    The signal's disposition goes back to the default and it is unblocked, then raised. For a
+    signal that dumps core the process is first made non-dumpable: the core would be the Python
+    host's, not the program's, so none is written and the status has no core-dump flag.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    libc = ctypes.CDLL(None)
+    if sig in _CORE_SIGNALS:
+        libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    try:
+        signal.signal(sig, signal.SIG_DFL)
+    except ValueError:  # not Python's main thread: set the kernel's default directly
+        libc.signal(sig, ctypes.c_void_p(0))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})
+    signal.raise_signal(sig)
+    os._exit(128 + sig)  # only if the default action did not end the process
+
+
 @dataclass
 class _Brk:
     """The program's own heap: brk emulated in a region of its own, never the host's."""
@@ -216,6 +276,8 @@ class LinuxPersonality:
         self.brk: _Brk | None = None
         self.regions = _Regions()  # what the running image mapped itself
         self.fault: tuple[int, int, int, dict[str, int]] | None = None
+        # the signal the program died of (its status is then 128 + it), None if it exited
+        self.killed_by: int | None = None
         # on_end(status, fault): the program (or a forked child of it, which ends inside run())
         # is over; a tracer prints its last lines here
         self.on_end: Callable[[int, tuple[int, int, int, dict[str, int]] | None], None] | None = None
@@ -514,9 +576,7 @@ class LinuxPersonality:
             self.on_end(value, self.fault)
         # one that died of a signal dies of it for real, so its parent sees that
         if self.fault is not None and value == 128 + self.fault[0]:
-            sys.stdout.flush()
-            signal.signal(self.fault[0], signal.SIG_DFL)
-            os.kill(os.getpid(), self.fault[0])
+            die_of_signal(self.fault[0])
         os._exit(value & 0xFF)
 
     def _loop(
@@ -574,9 +634,9 @@ class LinuxPersonality:
                 )
             self.next_exec = None
             value = 127
-            # A new program starts with default signal dispositions; after execve the
-            # ignored ones stay ignored, as POSIX says.
-            _core.reset_signals(after_exec)
+            # A new program starts with default signal dispositions but for the ones its parent
+            # left ignored; execve keeps the ignored ones ignored, as POSIX says.
+            _core.reset_signals(after_exec, 0 if after_exec else inherited_ignored())
             try:
                 value = _core.run_guest(entry, sp)
                 self.fault = _core.last_fault()
@@ -591,6 +651,8 @@ class LinuxPersonality:
                 path, argv, envp = self.next_exec
                 after_exec = True
                 continue
+            if self.fault is not None and value == 128 + self.fault[0]:
+                self.killed_by = self.fault[0]
             if os.getpid() != start_pid:
                 self._child_exit(value)
             if self.on_end is not None:
@@ -616,12 +678,45 @@ def run(
     ``setup(dispatcher)`` runs once the personality's handlers are on it, before
     the program starts (`pysud run --hooks` registers its handlers there).
     """
-    path = find_program(program)
+    personality = _personality(dispatcher, native_exec, setup)
+    return personality.run(*_command(program, args, env), vdso=vdso)
+
+
+def _personality(
+    dispatcher: Dispatcher | None, native_exec: bool, setup: Callable[[Dispatcher], object] | None
+) -> LinuxPersonality:
     d = dispatcher or Dispatcher()
-    argv = [os.fsencode(program)] + [os.fsencode(a) for a in (args or [])]
-    environ = os.environ if env is None else env
-    envp = [os.fsencode(f"{k}={v}") for k, v in environ.items()]
     personality = LinuxPersonality(d, native_exec=native_exec)
     if setup is not None:
         setup(d)
-    return personality.run(path, argv, envp, vdso=vdso)
+    return personality
+
+
+def _command(
+    program: str, args: list[str] | None, env: dict[str, str] | None
+) -> tuple[str, list[bytes], list[bytes]]:
+    path = find_program(program)
+    argv = [os.fsencode(program)] + [os.fsencode(a) for a in (args or [])]
+    environ = os.environ if env is None else env
+    envp = [os.fsencode(f"{k}={v}") for k, v in environ.items()]
+    return path, argv, envp
+
+
+def run_command(
+    program: str,
+    args: list[str],
+    *,
+    vdso: bool = True,
+    native_exec: bool = False,
+    setup: Callable[[Dispatcher], object] | None = None,
+) -> int:
+    """``pysud run``: as run(), but a program that dies of a signal takes this process with it.
+
+    A shell or any parent then sees what it would see natively: WIFSIGNALED with the signal
+    (Python's returncode -S), not an exit status of 128 + S.
+    """
+    personality = _personality(None, native_exec, setup)
+    status = personality.run(*_command(program, args, None), vdso=vdso)
+    if personality.killed_by is not None:
+        die_of_signal(personality.killed_by)
+    return status

@@ -78,10 +78,13 @@ def _hooks_setup(args: argparse.Namespace) -> Any:
 def _run(args: argparse.Namespace) -> int:
     if _is_pe(args.program):
         return _run_nt(args)
-    from ._linux import run
+    from ._linux import run_command
 
     setup = _hooks_setup(args)
-    return run(args.program, args.args, vdso=not args.no_vdso, native_exec=args.native_exec, setup=setup)
+    # a program that dies of a signal ends `pysud run` by the same signal (WIFSIGNALED)
+    return run_command(
+        args.program, args.args, vdso=not args.no_vdso, native_exec=args.native_exec, setup=setup
+    )
 
 
 _STATUSES = ("successful", "failed", "unfinished", "unavailable", "detached")
@@ -180,7 +183,10 @@ def _trace(args: argparse.Namespace) -> int:
         timeline=args.timeline,
     )
     setup = _hooks_setup(args)
-    return trace_program(args.program, args.args, opts, vdso=not args.no_vdso, setup=setup)
+    # as strace: a program that dies of a signal ends `pysud trace` by the same signal
+    return trace_program(
+        args.program, args.args, opts, vdso=not args.no_vdso, setup=setup, die_with_program=True
+    )
 
 
 def _trace_parser(sub: Any) -> None:
@@ -259,22 +265,52 @@ def _hooks_option(p: argparse.ArgumentParser) -> None:
 
 def _run_nt(args: argparse.Namespace) -> int:
     """A Windows program (MZ): the NT personality; the exit code's low byte is the status."""
+    from .nt import NtPersonality
     from .nt import run as run_nt
 
     drives = dict(d.split("=", 1) for d in args.drive) if args.drive else None
-    code = run_nt(
-        args.program,
-        args.args,
+    if not (args.trace_output or args.trace_timestamps or args.trace_durations or args.timeline):
+        code = run_nt(
+            args.program,
+            args.args,
+            profile=args.nt_profile,
+            drives=drives,
+            trace=args.trace,
+            flip_switch=args.flip_switch,
+            setup=_hooks_setup(args),
+            ntdll=args.ntdll,
+            dlls=args.dlls,
+            prefix=args.prefix,
+        )
+        return code & 0xFF
+    # the NT trace with pysud trace's options (nt/trace.py)
+    from .nt.trace import NtTrace
+
+    sink = NtTrace(
+        output=args.trace_output,
+        timestamps=args.trace_timestamps,
+        durations=args.trace_durations,
+        timeline=args.timeline,
+        lines=bool(args.trace or args.trace_output or args.trace_timestamps or args.trace_durations),
+    )
+    nt = NtPersonality(
         profile=args.nt_profile,
         drives=drives,
-        trace=args.trace,
+        trace=sink,  # type: ignore[arg-type]
         flip_switch=args.flip_switch,
-        setup=_hooks_setup(args),
         ntdll=args.ntdll,
         dlls=args.dlls,
         prefix=args.prefix,
     )
-    return code & 0xFF
+    sink.attach(nt)
+    setup = _hooks_setup(args)
+    try:
+        if setup is not None:
+            setup(nt)
+        return nt.run(args.program, args.args) & 0xFF
+    finally:
+        nt.close()
+        sink.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -323,6 +359,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     nt = r.add_argument_group("Windows (PE) programs")
     nt.add_argument("--trace", action="store_true", help="print each NT call, arguments decoded, to stderr")
+    nt.add_argument("--trace-output", metavar="FILE", help="the NT trace to FILE (as pysud trace -o)")
+    nt.add_argument(
+        "--trace-timestamps",
+        type=int,
+        choices=(1, 2, 3),
+        default=0,
+        help="time stamps on NT trace lines: 1 as -t, 2 as -tt, 3 as -ttt",
+    )
+    nt.add_argument("--trace-durations", action="store_true", help="time spent in each NT call (as -T)")
+    nt.add_argument(
+        "--timeline",
+        metavar="FILE",
+        help="the NT calls as Chrome/Perfetto trace-event JSON (as pysud trace --timeline)",
+    )
     nt.add_argument(
         "--nt-profile", default="win11-23h2", help="Windows build whose syscall numbers ntdll uses"
     )

@@ -89,7 +89,7 @@ PyObject *m_bench_floor(PyObject *m, PyObject *args);
 PyObject *m_run_guest(PyObject *m, PyObject *args);
 PyObject *m_direct_entry_address(PyObject *m, PyObject *unused);
 PyObject *m_thread_block(PyObject *m, PyObject *unused);
-PyObject *m_reset_signals(PyObject *m, PyObject *arg);
+PyObject *m_reset_signals(PyObject *m, PyObject *args);
 PyObject *m_last_fault(PyObject *m, PyObject *unused);
 
 #endif

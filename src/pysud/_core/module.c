@@ -14,7 +14,7 @@ static PyMethodDef module_methods[] = {
     {"run_guest", m_run_guest, METH_VARARGS, "run_guest(entry, sp) -> value given to exit_guest()."},
     {"direct_entry_address", m_direct_entry_address, METH_NOARGS, "Address of the flip-switch entry."},
     {"thread_block", m_thread_block, METH_NOARGS, "This armed thread's block (RCX for the direct entry)."},
-    {"reset_signals", m_reset_signals, METH_O, "reset_signals(keep_ignored): the program's dispositions."},
+    {"reset_signals", m_reset_signals, METH_VARARGS, "reset_signals(keep_ignored, ignored=0): the program's dispositions."},
     {"last_fault", m_last_fault, METH_NOARGS, "(sig, code, addr, regs) of the signal a program died of."},
     {"init", m_init, METH_NOARGS, "Install the SIGSYS handler (idempotent)."},
     {"arm", m_arm, METH_VARARGS, "arm(policy, op, offset, len): arm this thread."},
@@ -70,6 +70,12 @@ PyMODINIT_FUNC PyInit__core(void)
         PyModule_AddIntConstant(m, "ACT_RETURN", SUD_ACT_RETURN) < 0 ||
         PyModule_AddIntConstant(m, "ACT_TRACE", SUD_ACT_TRACE) < 0 ||
         PyModule_AddIntConstant(m, "TRACE_TIMING", SUD_TRACE_TIMING) < 0 ||
+        PyModule_AddIntConstant(m, "TRACE_CPUTIME", SUD_TRACE_CPUTIME) < 0 ||
+        PyModule_AddIntConstant(m, "TRACE_REC_SIZE", sizeof(struct sud_rec)) < 0 ||
+        PyModule_AddIntConstant(m, "TRACE_CAP_SIZE", sizeof(struct sud_cap)) < 0 ||
+        PyModule_AddIntConstant(m, "TRACE_CAP_OPS", SUD_CAP_OPS) < 0 ||
+        PyModule_AddIntConstant(m, "TRACE_REC_FULL", SUD_REC_FULL) < 0 ||
+        PyModule_AddIntConstant(m, "TRACE_REC_SIGNAL", SUD_REC_SIGNAL) < 0 ||
         PyModule_AddIntConstant(m, "NSYSCALLS", SUD_NSYSCALLS) < 0 ||
         PyModule_AddIntConstant(m, "AUDIT_ARCH_X86_64", SUD_AUDIT_ARCH_X86_64) < 0 ||
         PyModule_AddIntConstant(m, "AUDIT_ARCH_I386", SUD_AUDIT_ARCH_I386) < 0) {

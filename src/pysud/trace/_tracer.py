@@ -147,6 +147,7 @@ class Tracer:
         self._last_when = 0  # -r: the previous line's time
         self._paths = _path_set(o.paths)
         self._exec_shown = False
+        self._cputime = False  # -c without -w: the thread's CPU time, not the clock
         self.out = (
             _Output(o.output, buffered=o.output is not None) if (self.print_lines or o.summary) else None
         )
@@ -174,9 +175,16 @@ class Tracer:
         """Trace the given syscall numbers (default: every known x86-64 number) of ``d``."""
         o = self.opts
         self._d = d
-        record = record and not o.fd_paths and not o.frames and not o.paths and self.records is None
-        if record:
-            d.start_recording(RING_BYTES, timing=self.timed)
+        # the ring brings signals and rt_sigreturn (which never come through Python) in any
+        # case; calls are recorded in it only when their lines need nothing of the live process
+        ring = record and self.records is None
+        record = ring and not o.fd_paths and not o.frames and not o.paths
+        if ring:
+            # strace -c without -w sums system time: the thread's CPU time is the nearest
+            # (only when no line needs the clock)
+            cpu = bool(o.summary) and not o.summary_wall and self.timed == bool(o.summary)
+            d.start_recording(RING_BYTES, timing=self.timed, cputime=cpu)
+            self._cputime = cpu
             self._recording = True
         plain_lines = not o.json and o.status is None and self.timeline is None
         injected = {nr for rule in o.inject for nr in rule.nrs}
@@ -212,7 +220,6 @@ class Tracer:
         emit = self._emit
         ctx = self.ctx
         native_token = NATIVE
-        clock = time.time_ns
         lock = self._lock
 
         def handler(call: Any) -> Any:
@@ -234,6 +241,7 @@ class Tracer:
             if self.print_lines and shown and (not paths or self._touches(dec, args, paths)):
                 with lock:
                     pre = dec.decode_entry(ctx, call, args)
+            clock = time.thread_time_ns if self._cputime else time.time_ns
             t0 = clock() if timed else 0
             ret: Any
             if injected:
@@ -418,7 +426,8 @@ class Tracer:
                 dec = decs[nr]
                 args = (a0, a1, a2, a3, a4, a5)
                 self.recorded_calls += kind != REC_EXIT
-                shown = lines and (trace is None or nr in trace)
+                # with -P only what the core alone sees comes from the ring (rt_sigreturn): no path
+                shown = lines and (trace is None or nr in trace) and not self._paths
                 if kind == REC_FULL:
                     if stats is not None:
                         self._count(nr, ret, t1 - t0)
