@@ -183,3 +183,16 @@ def test_regions_track_mapped_pages_like_a_set(ops):
         assert got == pages
         assert all(s < e for s, e in zip(regions.starts, regions.ends, strict=True))
         assert regions.starts == sorted(regions.starts)
+
+
+@requires_sud
+def test_a_blobs_function_keeps_its_code_mapped():
+    """Only the blob's last user unmaps it: a function taken from a temporary blob still runs."""
+    import gc
+    import os
+
+    import pysud
+
+    f = pysud.CodeBlob(assemble("mov eax, 39\nsyscall\nret"), nargs=0).function(pysud.Dispatcher())
+    gc.collect()
+    assert f() == os.getpid()

@@ -22,9 +22,10 @@ if TYPE_CHECKING:
 class InterceptedFunction:
     """A native function whose system calls go to a dispatcher while it runs."""
 
-    __slots__ = ("__wrapped__", "_call", "_dispatcher", "address")
+    __slots__ = ("__wrapped__", "_call", "_dispatcher", "_owner", "address")
 
     def __init__(self, dispatcher: Dispatcher, call: Any, original: Any, address: int) -> None:
+        self._owner: Any = None  # what must live as long as the function (a CodeBlob's memory)
         self._dispatcher = dispatcher
         self._call = call
         self.__wrapped__ = original
@@ -110,6 +111,7 @@ class CodeBlob:
         f = self._funcs.get(key)
         if f is None:
             f = wrap(dispatcher, self._functype(self.address + offset))
+            f._owner = self  # the code stays mapped while the function can be called
             self._funcs[key] = f
         return f
 
