@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import errno as _errno
 import fcntl
@@ -9,6 +10,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +29,10 @@ _HIDDEN_FD_BASE = 900  # pysud's copies of the host's stdio live from here up
 _PR_SET_NAME, _PR_GET_NAME = 15, 16
 _CLOSE_RANGE_CLOEXEC = 4
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _page_up(n: int) -> int:
+    return (n + PAGE - 1) & ~(PAGE - 1)
 
 
 def _get_comm() -> bytes:
@@ -143,6 +149,50 @@ class _Brk:
         self.mappings.clear()
 
 
+class _Regions:
+    """The address ranges a program mapped itself (mmap, mremap), less what it unmapped.
+
+    When its image goes (exit, or execve), so do they: the kernel would drop them with the
+    address space, and in-process they would stay in the host for good.
+    """
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []  # disjoint, sorted; ends[i] belongs to starts[i]
+        self.ends: list[int] = []
+        self.lock = threading.Lock()  # the program's threads map concurrently
+
+    def remove(self, lo: int, hi: int) -> None:
+        with self.lock:
+            self._remove(lo, hi)
+
+    def _remove(self, lo: int, hi: int) -> None:
+        i = bisect.bisect_right(self.ends, lo)  # the first range ending after lo
+        keep_s, keep_e = self.starts[:i], self.ends[:i]
+        while i < len(self.starts) and self.starts[i] < hi:
+            if self.starts[i] < lo:
+                keep_s.append(self.starts[i])
+                keep_e.append(lo)
+            if self.ends[i] > hi:
+                keep_s.append(hi)
+                keep_e.append(self.ends[i])
+            i += 1
+        self.starts, self.ends = keep_s + self.starts[i:], keep_e + self.ends[i:]
+
+    def add(self, lo: int, hi: int) -> None:
+        with self.lock:
+            self._remove(lo, hi)
+            i = bisect.bisect_left(self.starts, lo)
+            self.starts.insert(i, lo)
+            self.ends.insert(i, hi)
+
+    def release(self) -> None:
+        from . import _elf
+
+        for lo, hi in zip(self.starts, self.ends, strict=True):
+            _elf.unmap_region(lo, hi - lo)
+        self.starts, self.ends = [], []
+
+
 def find_program(name: str) -> str:
     """A program path as a shell finds it: with a slash as given, else on PATH."""
     if "/" in name:
@@ -224,6 +274,7 @@ class LinuxPersonality:
         self.argv: list[bytes] = []  # the running image's, for /proc/self/cmdline and environ
         self.envp: list[bytes] = []
         self.brk: _Brk | None = None
+        self.regions = _Regions()  # what the running image mapped itself
         self.fault: tuple[int, int, int, dict[str, int]] | None = None
         # the signal the program died of (its status is then 128 + it), None if it exited
         self.killed_by: int | None = None
@@ -258,19 +309,31 @@ class LinuxPersonality:
         on("dup2", self._dup2)
         on("dup3", self._dup2)
         on("close_range", self._close_range)
+        on("mmap", self._mmap)
+        on("munmap", self._munmap)
+        on("mremap", self._mremap)
 
     def _install(self, name: str, handler: Callable[[Syscall], Any]) -> None:
-        """Handle ``name``; a handler the dispatcher already has runs first (NATIVE: ours follows)."""
-        user = self.d.handler_of(name)
+        """Handle ``name``; a handler the dispatcher already has runs first (NATIVE: ours follows).
+
+        A personality's handler left from an earlier run on the same dispatcher is replaced,
+        not chained (the user's handler it chained to, if any, is kept).
+        """
+        ours: dict[str, tuple[Any, Any]] = self.d.__dict__.setdefault("_personality_handlers", {})
+        current = self.d.handler_of(name)
+        installed, user = ours.get(name, (None, None))
+        if current is not installed:
+            user = current  # the user's own (or None)
         if user is None:
-            self.d.on(name, handler)
-            return
+            final: Callable[[Syscall], Any] = handler
+        else:
 
-        def chained(call: Syscall) -> Any:
-            result = user(call)
-            return handler(call) if result is NATIVE else result
+            def final(call: Syscall) -> Any:
+                result = user(call)
+                return handler(call) if result is NATIVE else result
 
-        self.d.on(name, chained)
+        ours[name] = (final, user)
+        self.d.on(name, final)
 
     # ---- handlers
 
@@ -335,6 +398,29 @@ class LinuxPersonality:
         os.write(fd, b"".join(s + b"\0" for s in strings))
         os.lseek(fd, 0, os.SEEK_SET)
         return fd
+
+    # ---- the program's own mappings, released with its image
+
+    def _mmap(self, call: Syscall) -> Any:
+        r = call.native()
+        if r >= 0:
+            self.regions.add(r, r + _page_up(call.args[1]))
+        return r
+
+    def _munmap(self, call: Syscall) -> Any:
+        r = call.native()
+        if r == 0:
+            self.regions.remove(call.args[0], call.args[0] + _page_up(call.args[1]))
+        return r
+
+    def _mremap(self, call: Syscall) -> Any:
+        old, old_size, new_size = call.args[:3]
+        r = call.native()
+        if r >= 0:
+            if not call.args[3] & 4:  # MREMAP_DONTUNMAP keeps the old range mapped
+                self.regions.remove(old, old + _page_up(old_size))
+            self.regions.add(r, r + _page_up(new_size))
+        return r
 
     # ---- pysud's own descriptors, out of the program's reach
 
@@ -557,6 +643,7 @@ class LinuxPersonality:
                 self.d.check(all_threads=True)  # handler errors on any of the program's threads
             finally:
                 self.brk.release()
+                self.regions.release()
                 _elf.unmap_region(stack, stack_size)
                 for im in images:
                     _elf.unload(im)
