@@ -755,10 +755,9 @@ class NtPersonality(FileCalls):
                 status, teb, tid = 0x103, self.main_teb, os.getpid()
             ncpu = os.cpu_count() or 1
             data = struct.pack("<I4xQQQQii", status, teb, os.getpid(), tid, (1 << ncpu) - 1, 8, 8)
-        elif cls == 12:  # ThreadAmILastThread
-            data = struct.pack("<I", int(all(t.done or t is th for t in self.threads) and th is not None))
-            if th is None:  # the main thread: last when no other thread runs
-                data = struct.pack("<I", int(all(t.done for t in self.threads)))
+        elif cls == 12:  # ThreadAmILastThread: the main thread runs until the process ends
+            last = th is None and all(t.done for t in self.threads)
+            data = struct.pack("<I", int(last))
         else:
             return self._unimplemented_class(call, cls)
         if (length & 0xFFFFFFFF) < len(data):
