@@ -51,7 +51,11 @@ def _source(nr: int) -> str:
         "fldcw [rsp+4]",
     ]
     for i in range(NVEC):
-        lines += [f"mov rax, {0xA5A5000000000000 + i * 0x0101010101 + 1}", f"vpbroadcastq {VEC}{i}, rax"]
+        lines.append(f"mov rax, {0xA5A5000000000000 + i * 0x0101010101 + 1}")
+        if AVX512:  # the GPR-source form is EVEX (AVX-512F) only
+            lines.append(f"vpbroadcastq {VEC}{i}, rax")
+        else:
+            lines += [f"vmovq xmm{i}, rax", f"vpbroadcastq {VEC}{i}, xmm{i}"]
     if AVX512:
         for k in range(1, 8):
             lines += [f"mov rax, {0x1111 * k}", f"kmovq k{k}, rax"]

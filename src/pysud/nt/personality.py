@@ -33,6 +33,7 @@ from .image import relocate as relocate_image
 from .pe import LoadedPE, PELoadError
 from .pe import load as load_pe
 from .prefix import Prefix, find_wine_dlls
+from .registry import Registry
 
 ARCH_SET_GS = 0x1001
 SYS_ARCH_PRCTL = 158
@@ -197,6 +198,7 @@ class NtPersonality(FileCalls):
         self.image_base = 0
         self.main_teb = 0
         self._helpers: wine.Helpers | None = None
+        self.registry: Registry | None = None  # opened on first use by nt/kernel/registry.py
         self._register()
 
     # ------------------------------------------------------------------ registration
@@ -238,6 +240,7 @@ class NtPersonality(FileCalls):
             return result
 
         traced.__name__ = f"traced_{name}"
+        traced.__wrapped__ = fn  # type: ignore[attr-defined]  # (--hooks chains the handler inside)
         return traced
 
     def _trace_line(self, call: NtSyscall, result: Any) -> None:
@@ -755,9 +758,11 @@ class NtPersonality(FileCalls):
                 status, teb, tid = 0x103, self.main_teb, os.getpid()
             ncpu = os.cpu_count() or 1
             data = struct.pack("<I4xQQQQii", status, teb, os.getpid(), tid, (1 << ncpu) - 1, 8, 8)
-        elif cls == 12:  # ThreadAmILastThread: the main thread runs until the process ends
-            last = th is None and all(t.done for t in self.threads)
-            data = struct.pack("<I", int(last))
+        elif cls == 12:  # ThreadAmILastThread
+            # the main thread is last when no other thread runs; another thread never is, since
+            # the main thread's end is the process's end here (Wine's RtlExitUserThread ends the
+            # process when told its thread is the last)
+            data = struct.pack("<I", int(th is None and all(t.done for t in self.threads)))
         else:
             return self._unimplemented_class(call, cls)
         if (length & 0xFFFFFFFF) < len(data):
@@ -1066,12 +1071,14 @@ def run(
     ntdll: str = "auto",
     dlls: str | None = None,
     prefix: str | None = None,
+    setup: Callable[[NtPersonality], object] | None = None,
 ) -> int:
     """Run an x64 Windows program (PE32+) in this process; its exit status.
 
     ``ntdll="auto"`` runs it on Wine's PE DLLs when an installed Wine provides them (or ``dlls``
     names a directory of PE DLLs), else on pysud's own ntdll (programs importing ntdll.dll only);
     ``"wine"`` insists on the DLL set, ``"builtin"`` takes pysud's ntdll.
+    ``setup(personality)`` runs before the program is loaded (`pysud run --hooks`).
     """
     nt = NtPersonality(
         profile=profile,
@@ -1083,6 +1090,8 @@ def run(
         prefix=prefix,
     )
     try:
+        if setup is not None:
+            setup(nt)
         return nt.run(program, args, env=env)
     finally:
         nt.close()
