@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command (README, .ci/run): all set-up and every check, on a fresh
-# Debian machine that has Python and gcc.  Safe to run again.
+# The test command (README, .ci/run): all set-up and every check CI runs, on a fresh Debian
+# machine with any Python 3.10+ first on PATH (Debian's own, a pyenv one, an active venv).
+# Set-up is tools/venv.sh (the project-local .venv); arguments go to pytest.  Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,17 +25,18 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     fi
 fi
 
-python3 -m pip install -q --disable-pip-version-check ".[test,dev]"
+bash tools/venv.sh test,dev
+py=.venv/bin/python
 
 echo "== generated tables"
-python3 tools/gen_syscall_table.py --check
-python3 tools/gen_nt_syscalls.py --check
+"$py" tools/gen_syscall_table.py --check
+"$py" tools/gen_nt_syscalls.py --check
 echo "== ruff"
-python3 -m ruff check src tests tools benchmarks
-python3 -m ruff format --check src tests tools benchmarks
+"$py" -m ruff check src tests tools benchmarks examples
+"$py" -m ruff format --check src tests tools benchmarks examples
 echo "== mypy"
-python3 -m mypy
+"$py" -m mypy
 echo "== machine"
-python3 -m pysud check || true
+"$py" -m pysud check || true
 echo "== pytest"
-python3 -m pytest -q "$@"
+"$py" -m pytest -q "$@"

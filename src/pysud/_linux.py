@@ -418,16 +418,22 @@ def run(
     dispatcher: Dispatcher | None = None,
     vdso: bool = True,
     native_exec: bool = False,
+    setup: Callable[[Dispatcher], object] | None = None,
 ) -> int:
     """Run a Linux x86-64 program in this process with its system calls dispatched; its exit status.
 
     ``args`` is argv[1:] (argv[0] is ``program`` as given). Calls without a
     handler in ``dispatcher`` run natively; the personality's handlers keep
     the program's TLS, heap, signal dispositions and exit apart from the host.
+    ``setup(dispatcher)`` runs once the personality's handlers are on it, before
+    the program starts (`pysud run --hooks` registers its handlers there).
     """
     path = find_program(program)
     d = dispatcher or Dispatcher()
     argv = [os.fsencode(program)] + [os.fsencode(a) for a in (args or [])]
     environ = os.environ if env is None else env
     envp = [os.fsencode(f"{k}={v}") for k, v in environ.items()]
-    return LinuxPersonality(d, native_exec=native_exec).run(path, argv, envp, vdso=vdso)
+    personality = LinuxPersonality(d, native_exec=native_exec)
+    if setup is not None:
+        setup(d)
+    return personality.run(path, argv, envp, vdso=vdso)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -14,6 +13,8 @@ def _check(args: argparse.Namespace) -> int:
 
     s = support()
     if args.json:
+        import json
+
         print(json.dumps(s.as_dict(), indent=2))
     else:
         print(f"kernel {s.kernel} on {s.machine}")
@@ -40,6 +41,8 @@ def _bench(args: argparse.Namespace) -> int:
         if not args.json:
             print("\n" + render_trace(traced), flush=True)
     if args.json:
+        import json
+
         print(json.dumps(result))
     return 0
 
@@ -63,12 +66,22 @@ def _bench_programs(args: argparse.Namespace) -> dict[str, object]:
     return result
 
 
+def _hooks_setup(args: argparse.Namespace) -> Any:
+    """--hooks FILE...: the files loaded now (their errors before anything runs), applied at setup."""
+    if not args.hooks:
+        return None
+    from ._hooks import setup_for
+
+    return setup_for(args.hooks)
+
+
 def _run(args: argparse.Namespace) -> int:
     if _is_pe(args.program):
         return _run_nt(args)
     from ._linux import run
 
-    return run(args.program, args.args, vdso=not args.no_vdso, native_exec=args.native_exec)
+    setup = _hooks_setup(args)
+    return run(args.program, args.args, vdso=not args.no_vdso, native_exec=args.native_exec, setup=setup)
 
 
 _STATUSES = ("successful", "failed", "unfinished", "unavailable", "detached")
@@ -166,7 +179,8 @@ def _trace(args: argparse.Namespace) -> int:
         inject=inject,
         timeline=args.timeline,
     )
-    return trace_program(args.program, args.args, opts, vdso=not args.no_vdso)
+    setup = _hooks_setup(args)
+    return trace_program(args.program, args.args, opts, vdso=not args.no_vdso, setup=setup)
 
 
 def _trace_parser(sub: Any) -> None:
@@ -226,44 +240,65 @@ def _trace_parser(sub: Any) -> None:
         help="also write the run as Chrome/Perfetto trace-event JSON (ui.perfetto.dev, chrome://tracing)",
     )
     t.add_argument("--no-vdso", action="store_true", help="hide the vDSO: time calls become syscalls")
+    _hooks_option(t)
     t.add_argument("program", nargs="?")
     t.add_argument("args", nargs=argparse.REMAINDER)
     t.set_defaults(func=_trace)
 
 
+def _hooks_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--hooks",
+        action="append",
+        metavar="FILE",
+        help="a Python file defining hooks(d), which registers handlers on the program's dispatcher "
+        '(d.on("uname", handler)); a handler returning pysud.NATIVE passes the call on. Repeatable; '
+        "see docs/guide.md",
+    )
+
+
 def _run_nt(args: argparse.Namespace) -> int:
     """A Windows program (MZ): the NT personality; the exit code's low byte is the status."""
-    from .nt import NtPersonality
     from .nt import run as run_nt
 
     drives = dict(d.split("=", 1) for d in args.drive) if args.drive else None
-    if not (args.trace_output or args.trace_timestamps or args.trace_durations or args.timeline):
+    hooks = _hooks_setup(args)
+    sink = None
+    if args.trace_output or args.trace_timestamps or args.trace_durations or args.timeline:
+        # the NT trace with pysud trace's options (nt/trace.py)
+        from .nt.trace import NtTrace
+
+        sink = NtTrace(
+            output=args.trace_output,
+            timestamps=args.trace_timestamps,
+            durations=args.trace_durations,
+            timeline=args.timeline,
+            lines=bool(args.trace or args.trace_output or args.trace_timestamps or args.trace_durations),
+        )
+
+    def setup(nt: Any) -> None:
+        if hooks is not None:
+            hooks(nt)
+        if sink is not None:
+            sink.attach(nt)  # after the hooks: their handlers are timed too
+
+    try:
         code = run_nt(
             args.program,
             args.args,
             profile=args.nt_profile,
             drives=drives,
-            trace=args.trace,
+            trace=sink if sink is not None else args.trace,  # type: ignore[arg-type]
             flip_switch=args.flip_switch,
+            setup=setup,
+            ntdll=args.ntdll,
+            dlls=args.dlls,
+            prefix=args.prefix,
         )
-        return code & 0xFF
-    # the NT trace with pysud trace's options (nt/trace.py)
-    from .nt.trace import NtTrace
-
-    sink = NtTrace(
-        output=args.trace_output,
-        timestamps=args.trace_timestamps,
-        durations=args.trace_durations,
-        timeline=args.timeline,
-        lines=bool(args.trace or args.trace_output or args.trace_timestamps or args.trace_durations),
-    )
-    nt = NtPersonality(profile=args.nt_profile, drives=drives, trace=sink, flip_switch=args.flip_switch)  # type: ignore[arg-type]
-    sink.attach(nt)
-    try:
-        return nt.run(args.program, args.args) & 0xFF
     finally:
-        nt.close()
-        sink.close()
+        if sink is not None:
+            sink.close()
+    return code & 0xFF
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -336,6 +371,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="map a drive letter to a host directory (default: C: is a fresh scratch directory)",
     )
     nt.add_argument("--flip-switch", action="store_true", help="ntdll calls enter without a kernel trap")
+    nt.add_argument(
+        "--ntdll",
+        choices=("auto", "wine", "builtin"),
+        default="auto",
+        help="wine: Wine's PE DLLs (ntdll, kernel32, msvcrt, ...); builtin: pysud's own ntdll "
+        "(ntdll-only programs); auto (default): wine when installed",
+    )
+    nt.add_argument("--dlls", metavar="DIR", help="a directory of x64 PE DLLs to use instead of Wine's")
+    nt.add_argument(
+        "--prefix",
+        metavar="DIR",
+        help="the prefix (drive_c, registry) for Wine's DLLs (default: $PYSUD_PREFIX or "
+        "~/.local/share/pysud/prefix)",
+    )
+    _hooks_option(r)
     r.add_argument("program")
     r.add_argument("args", nargs=argparse.REMAINDER)
     r.set_defaults(func=_run)
@@ -348,9 +398,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .trace import SpecError
 
         if isinstance(e, PysudError | OSError | SpecError):
-            print(f"pysud: {e}", file=sys.stderr)
+            print(f"pysud: {e}{_where_handler_raised(e)}", file=sys.stderr)
             return 2
         raise
+
+
+def _where_handler_raised(e: BaseException) -> str:
+    """For a HandlerError: `` (FILE:LINE)`` of the innermost frame of the handler outside pysud."""
+    import os
+    import traceback
+
+    from ._errors import HandlerError
+
+    cause = e.__cause__
+    if not isinstance(e, HandlerError) or cause is None:
+        return ""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frames = [f for f in traceback.extract_tb(cause.__traceback__) if not f.filename.startswith(package)]
+    return f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
 
 if __name__ == "__main__":

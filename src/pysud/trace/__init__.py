@@ -8,6 +8,7 @@ too, with each line naming the Python frame that made the native call (``frames=
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from .._dispatch import Dispatcher
@@ -36,14 +37,21 @@ def trace_program(
     *,
     env: dict[str, str] | None = None,
     vdso: bool = True,
+    setup: Callable[[Dispatcher], object] | None = None,
 ) -> int:
-    """Run a Linux x86-64 program in this process with every system call traced; its exit status."""
+    """Run a Linux x86-64 program in this process with every system call traced; its exit status.
+
+    ``setup(dispatcher)`` runs after the personality's handlers and before the tracer's: the
+    handlers it registers run inside the tracer, so the lines show what the program saw.
+    """
     from .._linux import LinuxPersonality, find_program
 
     opts = options or TraceOptions()
     path = find_program(program)
     d = Dispatcher()
     personality = LinuxPersonality(d)
+    if setup is not None:
+        setup(d)
     tracer = Tracer(opts)
     tracer.attach(d, record=True)
     personality.on_end = tracer.ended
