@@ -442,14 +442,14 @@ def _trace_breakdown(count: int) -> dict[str, float]:
                 tracer.attach(d, record=True)
                 o = tracer.out
                 assert o is not None
-                flush = o.flush
+                flush = o._flush
 
                 def timed_flush() -> None:
                     t0 = time.perf_counter()
                     flush()
                     spent["output"] += time.perf_counter() - t0
 
-                o.flush = timed_flush  # type: ignore[method-assign]
+                o._flush = timed_flush  # type: ignore[method-assign]
             argv = [b"dd", b"if=/dev/zero", b"of=/dev/null", b"bs=1", f"count={n}".encode()]
             devnull = os.open(os.devnull, os.O_WRONLY)
             saved = os.dup(2)

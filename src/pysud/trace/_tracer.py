@@ -88,17 +88,26 @@ class _Output:
         self.buffered = buffered
         self.parts: list[str] = []
         self.size = 0
+        self._lock = threading.Lock()  # the decoder thread and the program's threads write
 
     def write(self, text: str) -> None:
         if not self.buffered:
-            os.write(self.fd, text.encode(errors="surrogateescape"))
+            data = text.encode(errors="surrogateescape")
+            with self._lock:
+                while data:
+                    data = data[os.write(self.fd, data) :]
             return
-        self.parts.append(text)
-        self.size += len(text)
-        if self.size > 65536:
-            self.flush()
+        with self._lock:
+            self.parts.append(text)
+            self.size += len(text)
+            if self.size > 65536:
+                self._flush()
 
     def flush(self) -> None:
+        with self._lock:
+            self._flush()
+
+    def _flush(self) -> None:
         if self.parts:
             data = "".join(self.parts).encode(errors="surrogateescape")
             self.parts.clear()
