@@ -256,3 +256,30 @@ def test_guide_example_denies_one_file(tmp_path: Path):
     (tmp_path / "secret.txt").write_text("secret\n")
     code, out, err, _ = pysud("run", "--hooks", "deny.py", "cat", "notes.txt", "secret.txt", cwd=tmp_path)
     assert (code, out, err) == (1, "notes\n", f"cat: secret.txt: {os.strerror(errno.EACCES)}\n")
+
+
+def test_nt_hook_fails_one_write_and_trace_prints_one_line_per_call(tmp_path: Path):
+    """A hook answers the second NtWriteFile with STATUS_ACCESS_DENIED: that line is never written,
+    and --trace prints each call once, with the status the program got (the hook's or the
+    personality's)."""
+    from test_nt import CC, build
+
+    if CC is None:
+        pytest.skip("x86_64-w64-mingw32-gcc not installed (gcc-mingw-w64-x86-64)")
+    exe = build(str(tmp_path), "hello")
+    log = tmp_path / "log"
+    hooks = hooks_file(
+        tmp_path,
+        "def hooks(nt):\n"
+        "    def write(call):\n"
+        "        if call.args[6] == len('from an NT program\\n'):\n"
+        "            log('denied')\n"
+        "            return 0xC0000022  # STATUS_ACCESS_DENIED\n"
+        "        return pysud.NATIVE\n"
+        "    nt.on('NtWriteFile', write)\n",
+    )
+    code, out, err, pid = pysud("run", "--trace", "--hooks", str(hooks), exe, log=log)
+    assert (code, out) == (7, "hello, world\n")
+    writes = [line for line in err.splitlines() if line.startswith("[nt] NtWriteFile(")]
+    assert [w.rsplit(" = ", 1)[1] for w in writes] == ["STATUS_SUCCESS", "STATUS_ACCESS_DENIED"], err
+    assert logged(log) == [(pid, "denied")]

@@ -461,7 +461,8 @@ def test_bench_trace_rows():
         assert {"pysud_pinned", "strace_pinned"} <= set(per)
     bd = trace["breakdown"]
     assert set(bd) == {"total", "sigsys_floor", "run_untraced", "record", "decode", "output"}
-    assert all(v > 0 for k, v in bd.items() if k in ("total", "sigsys_floor", "decode"))
+    # measured directly (not a difference of two noisy runs), so positive whatever the load
+    assert bd["sigsys_floor"] > 0 and bd["decode"] > 0
     table = subprocess.run([*bench, *args], capture_output=True, text=True, timeout=600)
     assert "pinned to one CPU" in table.stdout and "where pysud trace's time per call goes" in table.stdout
 

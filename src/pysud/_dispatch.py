@@ -18,7 +18,14 @@ from typing import Any, Final
 
 from . import _core
 from ._abi import BY_AUDIT_ARCH, X86_64, SyscallABI
-from ._errors import GuestMemoryError, HandlerError, SUDUnavailable, UnhandledSyscall, UnknownSyscall
+from ._errors import (
+    CallsLost,
+    GuestMemoryError,
+    HandlerError,
+    SUDUnavailable,
+    UnhandledSyscall,
+    UnknownSyscall,
+)
 
 
 class Mode(IntEnum):
@@ -247,11 +254,6 @@ class DeferredCall:
 # ------------------------------------------------------------ dispatcher
 
 
-class _ThreadState(threading.local):
-    def __init__(self) -> None:
-        self.errors: list[tuple[CallRecord, BaseException]] = []
-
-
 class Dispatcher:
     """Handlers for the system calls of native code, and the switches that route them here.
 
@@ -301,7 +303,8 @@ class Dispatcher:
         self._other_handlers: dict[tuple[int, int], Handler] = {}
         self._fast: dict[int, FastAction] = {}
         self._recorded: set[int] = set()
-        self._tls = _ThreadState()
+        # handler errors by the native id of the thread they happened on, until check()
+        self._errors: dict[int, list[tuple[CallRecord, BaseException]]] = {}
         self._policy = _core.Policy(
             self._on_call, self._on_deferred, self._on_result, self._on_error, frame_type or Syscall, NATIVE
         )
@@ -501,7 +504,7 @@ class Dispatcher:
             self._on_error(call, exc)
 
     def _on_error(self, call: Syscall, exc: BaseException) -> None:
-        self._tls.errors.append((call.record(), exc))
+        self._errors.setdefault(threading.get_native_id(), []).append((call.record(), exc))
         call.rax = -self.handler_error.errno
 
     def _on_deferred(self, records: list[tuple[int, tuple[int, ...], int, int]]) -> None:
@@ -514,7 +517,7 @@ class Dispatcher:
             try:
                 handler(call)
             except BaseException as exc:  # noqa: BLE001
-                self._tls.errors.append((call.record(), exc))
+                self._errors.setdefault(tid, []).append((call.record(), exc))
 
     # ---- arming and the selector
 
@@ -558,14 +561,24 @@ class Dispatcher:
         finally:
             _core.set_selector(old)
 
-    def check(self) -> None:
-        """Deliver calls run in C to their handlers; raise HandlerError for handler errors on this thread."""
+    def check(self, *, all_threads: bool = False) -> None:
+        """Deliver calls run in C to their handlers; raise HandlerError for handler errors on this thread.
+
+        With ``all_threads``, errors on every thread count (a program's threads, for
+        :func:`pysud.run`).  Raises CallsLost if calls run in C on this thread could not be
+        kept for their handlers.
+        """
         deferred = _core.take_deferred()
         if deferred:
             self._on_deferred(deferred)
-        errors = self._tls.errors
+        lost = _core.deferred_lost()
+        if all_threads:
+            errors = [e for tid in list(self._errors) for e in self._errors.pop(tid, [])]
+        else:
+            errors = self._errors.pop(threading.get_native_id(), [])
+        if lost:
+            raise CallsLost(lost, errors)
         if errors:
-            self._tls.errors = []
             first_call, first_exc = errors[0]
             raise HandlerError(first_call, errors) from first_exc
 

@@ -49,6 +49,7 @@ PyObject *policy_trace_forget(PolicyObject *self, PyObject *unused);
 PyObject *policy_trace_lost(PolicyObject *self, PyObject *unused);
 PyObject *deferred_list(struct sud_thread *t);
 PyObject *m_take_deferred(PyObject *m, PyObject *unused);
+PyObject *m_deferred_lost(PyObject *m, PyObject *unused);
 
 /* ---- hook.c */
 void python_hook(struct sud_frame *f);
@@ -88,7 +89,7 @@ PyObject *m_bench_floor(PyObject *m, PyObject *args);
 PyObject *m_run_guest(PyObject *m, PyObject *args);
 PyObject *m_direct_entry_address(PyObject *m, PyObject *unused);
 PyObject *m_thread_block(PyObject *m, PyObject *unused);
-PyObject *m_reset_signals(PyObject *m, PyObject *arg);
+PyObject *m_reset_signals(PyObject *m, PyObject *args);
 PyObject *m_last_fault(PyObject *m, PyObject *unused);
 
 #endif

@@ -65,15 +65,18 @@ PyObject *m_thread_block(PyObject *m, PyObject *unused)
     return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)t);
 }
 
-/* reset_signals(keep_ignored): a new program starts with default
- * dispositions; after execve, ignored signals stay ignored (POSIX). */
-PyObject *m_reset_signals(PyObject *m, PyObject *arg)
+/* reset_signals(keep_ignored, ignored=0): a new program starts with default
+ * dispositions, but for the signals in the mask `ignored` (bit s-1), which
+ * start ignored (those its parent left ignored); after execve, the ones the
+ * program ignored stay ignored (keep_ignored). */
+PyObject *m_reset_signals(PyObject *m, PyObject *args)
 {
     (void)m;
-    int keep = PyObject_IsTrue(arg);
-    if (keep < 0)
+    int keep;
+    unsigned long long ignored = 0;
+    if (!PyArg_ParseTuple(args, "p|K", &keep, &ignored))
         return NULL;
-    sud_vsig_reset(keep);
+    sud_vsig_reset(keep, (uint64_t)ignored);
     Py_RETURN_NONE;
 }
 

@@ -178,7 +178,7 @@ void sud_sigsys_handler(int sig, siginfo_t *si, void *ucv)
     f->prev = NULL;
     f->arch = si->si_arch;
     f->selector = sel;
-    f->flags = 0;
+    f->flags = si->si_arch == SUD_AUDIT_ARCH_X86_64 ? SUD_FRAME_TRAP : 0;
 
     g[REG_RIP] = (greg_t)sud_dispatch_entry;
     g[REG_RSP] = (greg_t)(((uintptr_t)xs - 64) & ~15ul);

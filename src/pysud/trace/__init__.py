@@ -38,13 +38,16 @@ def trace_program(
     env: dict[str, str] | None = None,
     vdso: bool = True,
     setup: Callable[[Dispatcher], object] | None = None,
+    die_with_program: bool = False,
 ) -> int:
     """Run a Linux x86-64 program in this process with every system call traced; its exit status.
 
     ``setup(dispatcher)`` runs after the personality's handlers and before the tracer's: the
     handlers it registers run inside the tracer, so the lines show what the program saw.
+    With ``die_with_program`` a program that dies of a signal takes this process with it once
+    the trace is written, as strace does (`pysud trace`).
     """
-    from .._linux import LinuxPersonality, find_program
+    from .._linux import LinuxPersonality, die_of_signal, find_program
 
     opts = options or TraceOptions()
     path = find_program(program)
@@ -60,9 +63,12 @@ def trace_program(
     environ = os.environ if env is None else env
     envp = [os.fsencode(f"{k}={v}") for k, v in environ.items()]
     try:
-        return personality.run(path, argv, envp, vdso=vdso)
+        status = personality.run(path, argv, envp, vdso=vdso)
     finally:
         tracer.finish()
+    if die_with_program and personality.killed_by is not None:
+        die_of_signal(personality.killed_by)
+    return status
 
 
 def tracer_for(dispatcher: Dispatcher | None = None, **options: Any) -> tuple[Dispatcher, Tracer]:
