@@ -81,6 +81,8 @@ FILTERS = [
     ["-Z"],
     ["-z"],
     ["-e", "trace=openat", "-e", "status=!failed"],
+    ["-e", "trace=/^open,%%stat,?nosuchcall"],
+    ["-e", "trace=%creds,%clock,%pure,%fstat"],
 ]
 
 

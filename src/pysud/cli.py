@@ -228,7 +228,8 @@ def _trace_parser(sub: Any) -> None:
         dest="expr",
         action="append",
         metavar="EXPR",
-        help="trace=SET (names, %%file %%process %%network %%memory %%signal %%desc, !negated), "
+        help="trace=SET (names, /regex, ?name, %%file %%process %%network %%memory %%signal %%desc %%ipc "
+        "%%creds %%clock %%pure %%stat %%lstat %%fstat %%%%stat %%statfs %%fstatfs %%%%statfs, !negated), "
         "status=SET (successful failed unfinished), signal=SET, or "
         "inject=SET:error=ERRNO|retval=N[:when=first[..last][+step]]",
     )
