@@ -26,6 +26,8 @@ setup(
                 CORE + "sud_guest.c",
                 CORE + "sud_vsig.c",
                 CORE + "sud_trace.c",
+                CORE + "sud_rewrite.c",
+                CORE + "rewrite.c",
                 CORE + "sud_entry.S",
             ],
             depends=[CORE + "sud.h"],

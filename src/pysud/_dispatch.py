@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Final
 
-from . import _core
+from . import _core, _rewrite
 from ._abi import BY_AUDIT_ARCH, X86_64, SyscallABI
 from ._errors import GuestMemoryError, HandlerError, SUDUnavailable, UnhandledSyscall, UnknownSyscall
 
@@ -266,7 +266,10 @@ class Dispatcher:
     the LOCK_HAZARD_CALLS that come from the host's libc through C (off only
     if you know no handler can deadlock).  ``abi`` names the calls (a foreign
     personality's table); ``frame_type``, a Syscall subclass, decodes them
-    (``args`` and ``name`` for that ABI).
+    (``args`` and ``name`` for that ABI).  ``rewrite`` (default: on unless
+    ``PYSUD_REWRITE=0``) lets the core patch a trapped ``mov $nr,%eax; syscall``
+    site of the foreign code so that its later calls reach the same handlers
+    without a kernel trap (docs/architecture.md, "Rewritten sites").
     """
 
     def __init__(
@@ -279,6 +282,7 @@ class Dispatcher:
         lock_safe: bool = True,
         abi: SyscallABI = X86_64,
         frame_type: type[Syscall] | None = None,
+        rewrite: bool | None = None,
     ) -> None:
         self.abi = abi
         self.mode = Mode(mode)
@@ -308,6 +312,23 @@ class Dispatcher:
         self._default: Default = NATIVE
         self.default = default
         self._closed = False
+        self.rewrite = False
+        self.set_rewrite(_rewrite.default() if rewrite is None else rewrite)
+
+    def set_rewrite(self, on: bool, locator: int | None = None) -> bool:
+        """Patch trapped sites of foreign code from now on (or stop); returns whether it is on.
+
+        ``locator`` is where a rewritten site finds the thread block: its offset from the GS
+        base (None: the core makes the GS base the thread block, the Linux way; the NT
+        personality passes its TEB slot).  Off when the CPU lacks FSGSBASE.
+        """
+        self.rewrite = _core.rewrite_config(self._policy, bool(on), locator)
+        return self.rewrite
+
+    def direct_calls(self) -> int:
+        """Calls so far that reached this dispatcher without a kernel trap (rewritten sites,
+        the flip switch); the rest of ``counts()`` came through SIGSYS."""
+        return _core.rewrite_direct_count(self._policy)
 
     # ---- configuration
 

@@ -366,6 +366,7 @@ static PyObject *policy_reset_counts(PolicyObject *self, PyObject *unused)
     for (int i = 0; i < SUD_NSYSCALLS; i++)
         __atomic_store_n(&self->p->count[i], 0, __ATOMIC_RELAXED);
     __atomic_store_n(&self->p->count_other, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&self->p->count_direct, 0, __ATOMIC_RELAXED);
     Py_RETURN_NONE;
 }
 
@@ -507,7 +508,8 @@ static PyTypeObject Policy_Type = {
     .tp_methods = policy_methods,
 };
 
-static struct sud_policy *policy_arg(PyObject *o)
+struct sud_policy *policy_arg(PyObject *o);
+struct sud_policy *policy_arg(PyObject *o)
 {
     if (o == Py_None)
         return NULL;
@@ -1212,7 +1214,16 @@ static void guest_thread_hook(int start)
     }
 }
 
+PyObject *m_rewrite_config(PyObject *m, PyObject *args);
+PyObject *m_rewrite_sites(PyObject *m, PyObject *unused);
+PyObject *m_rewrite_forget(PyObject *m, PyObject *unused);
+PyObject *m_rewrite_direct_count(PyObject *m, PyObject *pol);
+
 static PyMethodDef module_methods[] = {
+    {"rewrite_config", m_rewrite_config, METH_VARARGS, "rewrite_config(policy, on, locator) -> enabled."},
+    {"rewrite_sites", m_rewrite_sites, METH_NOARGS, "[(site_end, nr, state, reason, trampoline)]."},
+    {"rewrite_forget", m_rewrite_forget, METH_NOARGS, "Examine every site afresh (a new image)."},
+    {"rewrite_direct_count", m_rewrite_direct_count, METH_O, "Calls of a policy that entered without a trap."},
     {"run_guest", m_run_guest, METH_VARARGS, "run_guest(entry, sp) -> value given to exit_guest()."},
     {"direct_entry_address", m_direct_entry_address, METH_NOARGS, "Address of the flip-switch entry."},
     {"thread_block", m_thread_block, METH_NOARGS, "This armed thread's block (RCX for the direct entry)."},

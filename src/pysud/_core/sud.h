@@ -31,6 +31,7 @@
 #define SUD_DEFERRED_RING 64
 #define SUD_THREAD_MAGIC 0x5053554454485244ull /* "PSUDTHRD" */
 #define SUD_REDZONE 128
+#define SUD_DFLAGS_SLOT 0x8000 /* dispatch stack offset where sud_direct_entry saves RFLAGS */
 
 /* ---- offsets into struct sud_thread used by the assembly ---- */
 #define T_SELQ 8       /* quadword whose first byte is the selector */
@@ -56,6 +57,7 @@
 #define SUD_FRAME_DIRTY 1  /* a register was written by a handler */
 #define SUD_FRAME_XSAVED 2 /* vector state saved in the XSAVE area */
 #define SUD_FRAME_EXIT 4   /* leave the guest: sud_run_guest returns RAX */
+#define SUD_FRAME_DIRECT 8 /* built by sud_direct_entry (no kernel trap) */
 
 #ifndef __ASSEMBLER__
 #include <signal.h>
@@ -154,6 +156,9 @@ struct sud_policy {
     int64_t refs;
     struct sud_trace *trace; /* the recorder's ring, or NULL */
     void *hook_ctx; /* opaque to the core: the glue's Python object */
+    int32_t rewrite;          /* patch trapped sites (sud_rewrite.c) */
+    uint32_t rewrite_locator; /* offset from the GS base of the thread block pointer */
+    uint64_t count_direct;    /* calls that came through sud_direct_entry (no kernel trap) */
 };
 
 /* A trapped call's registers.  The first 20 quadwords are restored by
@@ -214,6 +219,7 @@ struct sud_thread {
     stack_t virt_altstack;
     int virt_altstack_set;
     uint64_t shadow[3 * SUD_SHADOW_ENTRIES];
+    struct sud_thread *self; /* the GS base points here for rewritten sites (sud_rewrite.c) */
 };
 
 _Static_assert(offsetof(struct sud_thread, selector) == T_SELQ, "T_SELQ");
@@ -294,6 +300,13 @@ void sud_rearm_after_fork(void);
 /* ---- dispatch, outside signal context (sud_dispatch.c) ---- */
 struct sud_frame *sud_dispatch(struct sud_frame *f);
 long sud_native(struct sud_frame *f, long nr, const long a[6]);
+
+/* ---- rewriting syscall sites (sud_rewrite.c) ---- */
+void sud_rewrite_trapped(struct sud_frame *f, uint32_t locator);
+void sud_rewrite_set_host(const uint64_t *lo, const uint64_t *hi, int n);
+int sud_rewrite_sites(uint64_t (*out)[5], int max);
+void sud_rewrite_forget(void);
+#define SUD_REWRITE_LINUX_LOCATOR ((uint32_t)offsetof(struct sud_thread, self))
 
 /* ---- guest threads and program exit (sud_guest.c) ---- */
 #define SUD_SIG_KICK 63 /* real-time signal that tells a guest thread its program is exiting */

@@ -178,6 +178,14 @@ sud_direct_entry:
         movb    $SUD_FILTER_ALLOW, T_SELQ(%rcx)
         mov     %r11, T_DRIP(%rcx)
         mov     %rsp, T_DRSP(%rcx)
+        /* The caller's RFLAGS, before an instruction here changes them: pushed
+         * into a slot near the bottom of the dispatch stack (the SIGSYS path
+         * keeps its lowest 64 KiB unused; a signal handler that runs on this
+         * stack meanwhile still has 32 KiB below). */
+        mov     T_DSTACK_LO(%rcx), %rsp
+        lea     SUD_DFLAGS_SLOT+8(%rsp), %rsp
+        pushfq
+        mov     T_DRSP(%rcx), %rsp
         /* the frame: at the top of the dispatch stack, or below the red zone
          * when the caller already runs on it (a handler called foreign code) */
         mov     T_DSTACK_HI(%rcx), %r11
@@ -209,9 +217,9 @@ sud_direct_entry:
         mov     %rax, F_RIP(%rsp)
         mov     %rax, 96(%rsp)          /* frame->rcx: what syscall leaves in RCX */
         mov     %rax, 168(%rsp)         /* call_addr */
-        pushfq
-        pop     %rax
-        mov     %rax, 136(%rsp)         /* rflags */
+        mov     T_DSTACK_LO(%rcx), %rax
+        mov     SUD_DFLAGS_SLOT(%rax), %rax
+        mov     %rax, 136(%rsp)         /* rflags, as the caller had them */
         mov     %rax, 32(%rsp)          /* frame->r11 */
         mov     T_DRSP(%rcx), %rax
         mov     %rax, F_RSP(%rsp)
@@ -225,7 +233,7 @@ sud_direct_entry:
         movq    $0, 200(%rsp)           /* prev */
         movl    $0xc000003e, 208(%rsp)      /* AUDIT_ARCH_X86_64 */
         movb    $SUD_FILTER_BLOCK, 212(%rsp) /* the selector to resume with */
-        movb    $0, F_FLAGS(%rsp)
+        movb    $SUD_FRAME_DIRECT, F_FLAGS(%rsp)
         /* XSAVE area below the frame, header cleared */
         mov     %rsp, %rax
         sub     sud_xsave_size(%rip), %rax

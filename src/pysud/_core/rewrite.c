@@ -1,0 +1,132 @@
+/* rewrite.c - the CPython glue of site rewriting (sud_rewrite.c): switch it
+ * on for a policy, list the sites the core examined, forget them. */
+#define PY_SSIZE_T_CLEAN
+#define _GNU_SOURCE
+#include <Python.h>
+#include <link.h>
+#include <stdlib.h>
+#include <sys/auxv.h>
+
+#include "sud.h"
+
+struct sud_policy *policy_arg(PyObject *o);
+
+struct host_ranges {
+    uint64_t lo[512], hi[512];
+    int n;
+};
+
+static int add_object(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct host_ranges *r = data;
+    for (int i = 0; i < info->dlpi_phnum && r->n < 512; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        uint64_t lo = info->dlpi_addr + ph->p_vaddr;
+        r->lo[r->n] = lo & ~4095ul;
+        r->hi[r->n] = (lo + ph->p_memsz + 4095) & ~4095ul;
+        r->n++;
+    }
+    return 0;
+}
+
+/* rewrite_config(policy, on, locator) -> bool: patch this policy's trapped
+ * sites from now on.  locator: the thread block's offset from the GS base
+ * (None: the Linux way, GS base = the thread block).  The host's objects
+ * loaded now are never patched.  False when the CPU lacks FSGSBASE. */
+PyObject *m_rewrite_config(PyObject *m, PyObject *args)
+{
+    (void)m;
+    PyObject *pol, *loc;
+    int on;
+    if (!PyArg_ParseTuple(args, "OpO", &pol, &on, &loc))
+        return NULL;
+    struct sud_policy *p = policy_arg(pol);
+    if (!p) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "rewrite_config needs a policy");
+        return NULL;
+    }
+    uint32_t locator = SUD_REWRITE_LINUX_LOCATOR;
+    if (loc != Py_None) {
+        unsigned long v = PyLong_AsUnsignedLong(loc);
+        if (PyErr_Occurred())
+            return NULL;
+        if (v > 0x7fffffff) {
+            PyErr_SetString(PyExc_ValueError, "locator must fit a disp32");
+            return NULL;
+        }
+        locator = (uint32_t)v;
+    }
+    int fsgsbase = (getauxval(AT_HWCAP2) & 2) != 0; /* HWCAP2_FSGSBASE: the trampoline's rdgsbase */
+    if (on && fsgsbase) {
+        struct host_ranges *r = calloc(1, sizeof *r);
+        if (!r)
+            return PyErr_NoMemory();
+        dl_iterate_phdr(add_object, r);
+        sud_rewrite_set_host(r->lo, r->hi, r->n);
+        free(r);
+    }
+    p->rewrite_locator = locator;
+    __atomic_store_n(&p->rewrite, on && fsgsbase, __ATOMIC_RELEASE);
+    return PyBool_FromLong(p->rewrite);
+}
+
+/* rewrite_sites() -> [(site_end, nr, state, reason, trampoline)]: every site
+ * examined so far.  state 1 patched, 2 left trapping (reason says why). */
+PyObject *m_rewrite_sites(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    uint64_t(*out)[5] = malloc(8192 * sizeof *out);
+    if (!out)
+        return PyErr_NoMemory();
+    int n;
+    Py_BEGIN_ALLOW_THREADS;
+    n = sud_rewrite_sites(out, 8192);
+    Py_END_ALLOW_THREADS;
+    if (n < 0) {
+        free(out);
+        PyErr_SetString(PyExc_RuntimeError, "the site table stayed locked");
+        return NULL;
+    }
+    PyObject *l = PyList_New(0);
+    for (int i = 0; l && i < n; i++) {
+        PyObject *t = Py_BuildValue("(KKKKK)", (unsigned long long)out[i][0], (unsigned long long)out[i][1],
+                                    (unsigned long long)out[i][2], (unsigned long long)out[i][3],
+                                    (unsigned long long)out[i][4]);
+        if (!t || PyList_Append(l, t) < 0) {
+            Py_XDECREF(t);
+            Py_CLEAR(l);
+            break;
+        }
+        Py_DECREF(t);
+    }
+    free(out);
+    return l;
+}
+
+/* rewrite_forget(): a new image: examine every site afresh. */
+PyObject *m_rewrite_forget(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    sud_rewrite_forget();
+    Py_RETURN_NONE;
+}
+
+/* rewrite_direct_count(policy) -> calls of the policy that entered without a
+ * kernel trap (rewritten sites and the flip switch). */
+PyObject *m_rewrite_direct_count(PyObject *m, PyObject *pol)
+{
+    (void)m;
+    struct sud_policy *p = policy_arg(pol);
+    if (!p) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "rewrite_direct_count needs a policy");
+        return NULL;
+    }
+    return PyLong_FromUnsignedLongLong(__atomic_load_n(&p->count_direct, __ATOMIC_RELAXED));
+}
