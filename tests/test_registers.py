@@ -53,7 +53,10 @@ def _source(nr: int) -> str:
     for i in range(NVEC):
         lines.append(f"mov rax, {0xA5A5000000000000 + i * 0x0101010101 + 1}")
         # a GPR source needs AVX-512; AVX2 broadcasts from an xmm register
-        lines += [f"vpbroadcastq {VEC}{i}, rax"] if AVX512 else [f"vmovq xmm{i}, rax", f"vpbroadcastq {VEC}{i}, xmm{i}"]
+        if AVX512:
+            lines.append(f"vpbroadcastq {VEC}{i}, rax")
+        else:
+            lines += [f"vmovq xmm{i}, rax", f"vpbroadcastq {VEC}{i}, xmm{i}"]
     if AVX512:
         for k in range(1, 8):
             lines += [f"mov rax, {0x1111 * k}", f"kmovq k{k}, rax"]
