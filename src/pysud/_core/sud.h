@@ -303,6 +303,7 @@ long sud_native(struct sud_frame *f, long nr, const long a[6]);
 
 /* ---- rewriting syscall sites (sud_rewrite.c) ---- */
 void sud_rewrite_trapped(struct sud_frame *f, uint32_t locator);
+void sud_rewrite_thread_new(struct sud_thread *t);
 void sud_rewrite_set_host(const uint64_t *lo, const uint64_t *hi, int n);
 int sud_rewrite_sites(uint64_t (*out)[5], int max);
 void sud_rewrite_forget(void);

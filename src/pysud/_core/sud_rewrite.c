@@ -24,10 +24,10 @@
  * `mov` or the new `jmp`, never a mix); a site whose five bytes cross a cache
  * line keeps trapping.  No stack or red zone is touched on the way in.
  *
- * The thread block comes from the GS base: for Linux programs the GS base is
- * the thread block itself (set lazily on the first trap of a thread while
- * rewriting is on; LOCATOR = offsetof(self)); for the NT personality it is
- * the TEB and LOCATOR the TEB slot that holds the block.
+ * The thread block comes from the GS base: for Linux code the GS base is the
+ * thread block itself (set when the block is made, sud_rewrite_thread_new;
+ * LOCATOR = offsetof(self)); for the NT personality it is the TEB and
+ * LOCATOR the TEB slot that holds the block.
  *
  * Which code is patched: private, non-writable executable mappings (r-xp in
  * /proc/self/maps) outside the host's own objects (their text ranges are
@@ -353,21 +353,28 @@ static int try_patch(struct site *s, uint64_t site, const uint8_t *mov, int len,
     return 0;
 }
 
-/* A trapped call from the policy's thread: set up the thread's GS base and
- * patch the site when it is one of the patterns. */
-void sud_rewrite_trapped(struct sud_frame *f, uint32_t locator)
+/* A new thread block: the GS base of its thread becomes the block, unless
+ * the thread has a GS base of its own (a new thread inherits its creator's,
+ * which is the creator's block: a rewritten site must never find that). */
+void sud_rewrite_thread_new(struct sud_thread *t)
 {
-    struct sud_thread *t = f->thread;
+    t->self = t;
     if (!sud_have_fsgsbase)
         return;
-    if (locator == (uint32_t)offsetof(struct sud_thread, self) && t->self != t) {
-        uint64_t gs;
-        __asm__ volatile("rdgsbase %0" : "=r"(gs));
-        if (gs == 0) {
-            t->self = t;
-            __asm__ volatile("wrgsbase %0" ::"r"((uint64_t)t) : "memory");
-        }
-    }
+    uint64_t gs, magic = 0;
+    __asm__ volatile("rdgsbase %0" : "=r"(gs));
+    if (gs && (gs & (SUD_AREA_SIZE - 1)) == 0)
+        sud_safe_copy(&magic, (const void *)gs, 8, 0);
+    if (gs == 0 || magic == SUD_THREAD_MAGIC)
+        __asm__ volatile("wrgsbase %0" ::"r"((uint64_t)t) : "memory");
+}
+
+/* A trapped call from the policy's thread: patch the site when it is one of
+ * the patterns. */
+void sud_rewrite_trapped(struct sud_frame *f, uint32_t locator)
+{
+    if (!sud_have_fsgsbase)
+        return;
     uint64_t end = f->call_addr;
     if (f->arch != SUD_AUDIT_ARCH_X86_64 || end < 4096 + 9 || f->rip != end)
         return;
