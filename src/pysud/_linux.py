@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _core
+from . import _core, _rewrite
 from ._dispatch import NATIVE, Dispatcher, Syscall
 from ._errors import GuestMemoryError, PysudError
 
@@ -290,6 +290,7 @@ class LinuxPersonality:
         after_exec = False
         while True:
             images = []
+            _rewrite.forget()  # sites of an earlier image: this one's code may live at their addresses
             try:
                 # where the kernel puts a PIE program (ELF_ET_DYN_BASE): room above it for brk
                 image = _elf.load_image(path, base_hint=_ET_DYN_BASE)
@@ -348,15 +349,20 @@ def run(
     dispatcher: Dispatcher | None = None,
     vdso: bool = True,
     native_exec: bool = False,
+    rewrite: bool | None = None,
 ) -> int:
     """Run a Linux x86-64 program in this process with its system calls dispatched; its exit status.
 
     ``args`` is argv[1:] (argv[0] is ``program`` as given). Calls without a
     handler in ``dispatcher`` run natively; the personality's handlers keep
     the program's TLS, heap, signal dispositions and exit apart from the host.
+    ``rewrite`` (default: on unless ``PYSUD_REWRITE=0``) lets the core patch the
+    program's trapped syscall sites so their later calls skip the kernel's trap.
     """
     path = find_program(program)
-    d = dispatcher or Dispatcher()
+    d = dispatcher or Dispatcher(rewrite=rewrite)
+    if dispatcher is not None and rewrite is not None:
+        d.set_rewrite(rewrite)
     argv = [os.fsencode(program)] + [os.fsencode(a) for a in (args or [])]
     environ = os.environ if env is None else env
     envp = [os.fsencode(f"{k}={v}") for k, v in environ.items()]

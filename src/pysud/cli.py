@@ -68,7 +68,13 @@ def _run(args: argparse.Namespace) -> int:
         return _run_nt(args)
     from ._linux import run
 
-    return run(args.program, args.args, vdso=not args.no_vdso, native_exec=args.native_exec)
+    return run(
+        args.program,
+        args.args,
+        vdso=not args.no_vdso,
+        native_exec=args.native_exec,
+        rewrite=False if args.no_rewrite else None,
+    )
 
 
 def _trace(args: argparse.Namespace) -> int:
@@ -98,7 +104,9 @@ def _trace(args: argparse.Namespace) -> int:
         trace=trace,
         inject=inject,
     )
-    return trace_program(args.program, args.args, opts, vdso=not args.no_vdso)
+    return trace_program(
+        args.program, args.args, opts, vdso=not args.no_vdso, rewrite=False if args.no_rewrite else None
+    )
 
 
 def _trace_parser(sub: Any) -> None:
@@ -128,6 +136,12 @@ def _trace_parser(sub: Any) -> None:
     )
     t.add_argument("--json", action="store_true", help="one JSON object per call")
     t.add_argument("--no-vdso", action="store_true", help="hide the vDSO: time calls become syscalls")
+    t.add_argument(
+        "--no-rewrite",
+        action="store_true",
+        help="keep every syscall site trapping (default: patch a trapped `mov $nr,%%eax; syscall` site of "
+        "the program so later calls skip the kernel's SIGSYS; also PYSUD_REWRITE=0)",
+    )
     t.add_argument("program")
     t.add_argument("args", nargs=argparse.REMAINDER)
     t.set_defaults(func=_trace)
@@ -187,6 +201,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "makes goes through a dispatcher whose default runs it natively. Exit status propagated.",
     )
     r.add_argument("--no-vdso", action="store_true", help="hide the vDSO: time calls become syscalls")
+    r.add_argument(
+        "--no-rewrite",
+        action="store_true",
+        help="keep every syscall site trapping (default: patch a trapped `mov $nr,%%eax; syscall` site of "
+        "the program so later calls skip the kernel's SIGSYS; also PYSUD_REWRITE=0)",
+    )
     r.add_argument(
         "--native-exec",
         action="store_true",

@@ -144,6 +144,8 @@ class NtPersonality(FileCalls):
             {"__slots__": (), "nt_abi": self.abi, "stacks": self.stacks},
         )
         self.d = Dispatcher(Return(st.STATUS_NOT_IMPLEMENTED), abi=self.abi, frame_type=frame)
+        if self.d.rewrite:  # a rewritten site finds the thread block where the stubs do: in the TEB
+            self.d.set_rewrite(True, locator=ntdll.TEB_THREAD_BLOCK)
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         if drives is None:
             self._scratch = tempfile.TemporaryDirectory(prefix="pysud-nt-c-")

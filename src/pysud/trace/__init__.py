@@ -36,13 +36,17 @@ def trace_program(
     *,
     env: dict[str, str] | None = None,
     vdso: bool = True,
+    rewrite: bool | None = None,
 ) -> int:
-    """Run a Linux x86-64 program in this process with every system call traced; its exit status."""
+    """Run a Linux x86-64 program in this process with every system call traced; its exit status.
+
+    ``rewrite`` as for ``pysud.run``: rewritten sites are recorded the same way, without the trap.
+    """
     from .._linux import LinuxPersonality, find_program
 
     opts = options or TraceOptions()
     path = find_program(program)
-    d = Dispatcher()
+    d = Dispatcher(rewrite=rewrite)
     personality = LinuxPersonality(d)
     tracer = Tracer(opts)
     tracer.attach(d, record=True)
