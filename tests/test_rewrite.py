@@ -178,7 +178,7 @@ def test_writable_code_keeps_trapping():
 
 
 def test_registers_identical_to_native_through_a_rewritten_site():
-    from test_registers import BLOB, _describe, _dump_dispatched, _dump_native
+    from test_registers import _describe, _dump_dispatched, _dump_native
 
     native = _dump_native()
     d = Dispatcher(rewrite=True)
