@@ -28,6 +28,7 @@ setup(
                 CORE + "sud_trace.c",
                 CORE + "sud_rewrite.c",
                 CORE + "rewrite.c",
+                CORE + "sud_filter.c",
                 CORE + "sud_entry.S",
             ],
             depends=[CORE + "sud.h"],

@@ -81,6 +81,72 @@ def test_site_is_patched_after_its_first_trap(mov):
     d.close()
 
 
+READ_LIKE = """
+    read_like:                  # glibc's read, single-threaded path
+        endbr64
+        xor eax, eax
+        syscall
+        cmp rax, -4096
+        ja 2f
+        ret
+        .p2align 4              # alignment padding after the ret: dead code
+    2:  mov rax, -1
+        ret
+        .p2align 4
+    caller:
+        push rbx
+        push r12
+        mov r12, rdi
+        xor ebx, ebx
+    1:  call read_like
+        add rbx, rax
+        dec r12
+        jnz 1b
+        mov rax, rbx
+        pop r12
+        pop rbx
+        ret
+"""
+
+
+def test_glibc_read_site_hops_through_its_padding():
+    """`xor eax,eax; syscall` is too short for a jmp rel32: the xor becomes a jmp rel8 into the
+    dead padding after the function's ret, which holds the jmp to the trampoline."""
+    code = assemble(READ_LIKE)
+    blob = CodeBlob(code)
+    caller = code.index(b"\x53\x41\x54")  # push rbx; push r12
+    d = Dispatcher(rewrite=True)
+    seen: list[int] = []
+    d.on("read", lambda call: seen.append(call.call_addr) or 3)
+    assert blob.run(d, [40], offset=caller) == 120
+    end = site_of(blob)
+    assert seen == [end] * 40
+    assert d.direct_calls() == 39
+    s = examined(blob)
+    assert s is not None and s.patched
+    now = pysud._core.read_memory(blob.address, len(code))
+    xor_at = code.index(b"\x31\xc0\x0f\x05")
+    assert now[xor_at] == 0xEB and now[xor_at + 2 : xor_at + 4] == b"\x0f\x05"  # hop; syscall kept
+    pad = xor_at + 2 + now[xor_at + 1]
+    assert now[pad] == 0xE9 and code.index(b"\xc3") < pad < caller  # in the padding after the ret
+    d.close()
+
+
+def test_read_site_without_padding_keeps_trapping():
+    code = assemble(
+        READ_LIKE.replace("        .p2align 4              # alignment padding", "        # no padding")
+    )
+    blob = CodeBlob(code)
+    d = Dispatcher(rewrite=True)
+    d.on("read", lambda call: 1)
+    caller = code.index(b"\x53\x41\x54")
+    assert blob.run(d, [10], offset=caller) == 10
+    s = examined(blob)
+    assert s is not None and not s.patched and s.reason == "pattern"
+    assert d.direct_calls() == 0
+    d.close()
+
+
 def test_rewritten_site_runs_the_fast_path_and_native():
     blob = CodeBlob(loop("mov eax, {nr}"))
     d = Dispatcher(rewrite=True)

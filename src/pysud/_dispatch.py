@@ -395,6 +395,7 @@ class Dispatcher:
             if not callable(h):
                 raise TypeError(f"handler must be callable, not {h!r}")
             self._handlers[nr] = h
+            _core.path_filter(self._policy, nr, 0, None)  # a new handler sees every call
             self._sync(nr)
             return h
 
@@ -430,6 +431,17 @@ class Dispatcher:
         else:
             self._fast[nr] = action
         self._sync(nr)
+
+    def only_paths(self, call: str | int, arg: int, prefixes: Sequence[bytes]) -> None:
+        """Send ``call`` to its handler only when argument ``arg`` is a path that starts with one
+        of ``prefixes`` (1 to 4, each under 32 bytes); the core runs every other such call
+        natively, in C, as the handler would have answered NATIVE.  A path that cannot be read
+        still reaches the handler.  Registering a handler with :meth:`on` again clears this.
+        """
+        nr = self._nr(call)
+        if nr not in self._handlers:
+            raise ValueError(f"{call!r} has no handler to filter for")
+        _core.path_filter(self._policy, nr, arg, [bytes(p) for p in prefixes])
 
     def handler_of(self, call: str | int) -> Handler | None:
         """The Python handler registered for a syscall, or None."""

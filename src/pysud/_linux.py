@@ -162,6 +162,9 @@ class LinuxPersonality:
         d.on("execve", self._execve)
         d.on("open", self._open_proc_self)
         d.on("openat", self._open_proc_self)
+        # These handlers only answer for /proc paths: the core runs the rest natively, in C.
+        for name, arg in (("readlink", 0), ("readlinkat", 1), ("open", 0), ("openat", 1)):
+            d.only_paths(name, arg, [b"/proc/"])
 
     # ---- handlers
 

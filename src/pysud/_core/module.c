@@ -1218,12 +1218,14 @@ PyObject *m_rewrite_config(PyObject *m, PyObject *args);
 PyObject *m_rewrite_sites(PyObject *m, PyObject *unused);
 PyObject *m_rewrite_forget(PyObject *m, PyObject *unused);
 PyObject *m_rewrite_direct_count(PyObject *m, PyObject *pol);
+PyObject *m_path_filter(PyObject *m, PyObject *args);
 
 static PyMethodDef module_methods[] = {
     {"rewrite_config", m_rewrite_config, METH_VARARGS, "rewrite_config(policy, on, locator) -> enabled."},
     {"rewrite_sites", m_rewrite_sites, METH_NOARGS, "[(site_end, nr, state, reason, trampoline)]."},
     {"rewrite_forget", m_rewrite_forget, METH_NOARGS, "Examine every site afresh (a new image)."},
     {"rewrite_direct_count", m_rewrite_direct_count, METH_O, "Calls of a policy that entered without a trap."},
+    {"path_filter", m_path_filter, METH_VARARGS, "path_filter(policy, nr, arg, prefixes or None)."},
     {"run_guest", m_run_guest, METH_VARARGS, "run_guest(entry, sp) -> value given to exit_guest()."},
     {"direct_entry_address", m_direct_entry_address, METH_NOARGS, "Address of the flip-switch entry."},
     {"thread_block", m_thread_block, METH_NOARGS, "This armed thread's block (RCX for the direct entry)."},

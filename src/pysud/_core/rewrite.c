@@ -1,10 +1,12 @@
-/* rewrite.c - the CPython glue of site rewriting (sud_rewrite.c): switch it
- * on for a policy, list the sites the core examined, forget them. */
+/* rewrite.c - the CPython glue of the ways below the SIGSYS floor: site
+ * rewriting (sud_rewrite.c: switch it on for a policy, list the sites the core
+ * examined, forget them) and the path filter (sud_filter.c). */
 #define PY_SSIZE_T_CLEAN
 #define _GNU_SOURCE
 #include <Python.h>
 #include <link.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/auxv.h>
 
 #include "sud.h"
@@ -129,4 +131,75 @@ PyObject *m_rewrite_direct_count(PyObject *m, PyObject *pol)
         return NULL;
     }
     return PyLong_FromUnsignedLongLong(__atomic_load_n(&p->count_direct, __ATOMIC_RELAXED));
+}
+
+/* path_filter(policy, nr, arg, prefixes): calls nr reach Python only when
+ * argument arg is a path starting with one of prefixes (bytes, at most 4,
+ * each shorter than 32 bytes); None clears the filter. */
+PyObject *m_path_filter(PyObject *m, PyObject *args)
+{
+    (void)m;
+    PyObject *pol, *prefixes;
+    int nr, arg;
+    if (!PyArg_ParseTuple(args, "OiiO", &pol, &nr, &arg, &prefixes))
+        return NULL;
+    struct sud_policy *p = policy_arg(pol);
+    if (!p) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "path_filter needs a policy");
+        return NULL;
+    }
+    if (nr < 0 || nr >= SUD_NSYSCALLS || arg < 0 || arg > 5) {
+        PyErr_SetString(PyExc_ValueError, "path_filter: nr or argument index out of range");
+        return NULL;
+    }
+    if (prefixes == Py_None) {
+        p->path_filter[nr] = 0;
+        Py_RETURN_NONE;
+    }
+    struct sud_path_filter pf = {.arg = (uint8_t)arg};
+    PyObject *seq = PySequence_Fast(prefixes, "prefixes must be a sequence of bytes");
+    if (!seq)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n < 1 || n > 4) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "path_filter takes 1 to 4 prefixes");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *b = PySequence_Fast_GET_ITEM(seq, i);
+        char *s;
+        Py_ssize_t len;
+        if (PyBytes_AsStringAndSize(b, &s, &len) < 0 || len < 1 || len >= SUD_PREFIX_MAX) {
+            Py_DECREF(seq);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "a prefix is 1 to 31 bytes");
+            return NULL;
+        }
+        memcpy(pf.prefix[i], s, (size_t)len);
+        pf.len[i] = (uint8_t)len;
+    }
+    pf.nprefix = (uint8_t)n;
+    Py_DECREF(seq);
+    int slot = p->path_filter[nr];
+    if (!slot) {
+        uint8_t used[SUD_FILTERS] = {0};
+        for (int i = 0; i < SUD_NSYSCALLS; i++)
+            if (p->path_filter[i])
+                used[p->path_filter[i] - 1] = 1;
+        for (int i = 0; i < SUD_FILTERS && !slot; i++)
+            if (!used[i])
+                slot = i + 1;
+        if (!slot) {
+            PyErr_SetString(PyExc_ValueError, "no room for another path filter");
+            return NULL;
+        }
+    }
+    p->path_filter[nr] = 0; /* no half-written filter is ever in force */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    p->filters[slot - 1] = pf;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    p->path_filter[nr] = (uint8_t)slot;
+    Py_RETURN_NONE;
 }

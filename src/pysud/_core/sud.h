@@ -146,6 +146,15 @@ extern char sud_probe_copy_insn[], sud_probe_copy_fixup[];
 int sud_vsig_active(void);
 void sud_trace_forget(struct sud_trace *tr);
 
+/* A path filter (sud_filter.c): the call reaches Python only when argument
+ * arg names a path that starts with one of the prefixes. */
+#define SUD_PREFIX_MAX 32
+#define SUD_FILTERS 8
+struct sud_path_filter {
+    uint8_t arg, nprefix, len[4];
+    char prefix[4][SUD_PREFIX_MAX];
+};
+
 /* The per-dispatcher policy.  Owned by a Python object; an armed thread
  * holds a reference (refs) so it outlives the object while still in use. */
 struct sud_policy {
@@ -159,6 +168,8 @@ struct sud_policy {
     int32_t rewrite;          /* patch trapped sites (sud_rewrite.c) */
     uint32_t rewrite_locator; /* offset from the GS base of the thread block pointer */
     uint64_t count_direct;    /* calls that came through sud_direct_entry (no kernel trap) */
+    uint8_t path_filter[SUD_NSYSCALLS]; /* 1 + index into filters, 0: none */
+    struct sud_path_filter filters[SUD_FILTERS];
 };
 
 /* A trapped call's registers.  The first 20 quadwords are restored by
@@ -307,6 +318,7 @@ void sud_rewrite_thread_new(struct sud_thread *t);
 void sud_rewrite_set_host(const uint64_t *lo, const uint64_t *hi, int n);
 int sud_rewrite_sites(uint64_t (*out)[5], int max);
 void sud_rewrite_forget(void);
+int sud_filter_wants(const struct sud_policy *p, const struct sud_frame *f);
 #define SUD_REWRITE_LINUX_LOCATOR ((uint32_t)offsetof(struct sud_thread, self))
 
 /* ---- guest threads and program exit (sud_guest.c) ---- */

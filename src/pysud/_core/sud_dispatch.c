@@ -260,6 +260,8 @@ struct sud_frame *sud_dispatch(struct sud_frame *f)
     long args[6];
     if (kind == SUD_ACT_TRACE && !(p->trace && sud_trace_room(p->trace, (long)f->nr)))
         kind = SUD_ACT_PYTHON; /* the ring is full: the tracer's handler empties it */
+    if (kind == SUD_ACT_PYTHON && a != &p->other && !sud_filter_wants(p, f))
+        kind = SUD_ACT_NATIVE; /* the handler would only say NATIVE for this path */
     if (kind == SUD_ACT_PYTHON) {
         if (!sud_python_hook || !p->hook_ctx) {
             kind = SUD_ACT_NATIVE;

@@ -294,12 +294,72 @@ static long page_prot(uint64_t lo, uint64_t hi, int prot)
     return sud_gate_syscall6(SYS_mprotect, (long)a, (long)(b - a), prot, 0, 0, 0);
 }
 
-/* Match the bytes before the syscall at site_end - 2.  Returns the length of
- * the mov (5 or 7) or 0. */
-static int match(const uint8_t *end, uint64_t nr)
+/* Length of the nop (or int3) at p, 0 if it is something else. */
+static int nop_len(const uint8_t *p, int avail)
 {
+    int i = 0;
+    while (i < avail && i < 14 && (p[i] == 0x66 || p[i] == 0x2e))
+        i++; /* operand-size and cs prefixes of the long nops */
+    if (i < avail && (p[i] == 0x90 || (i == 0 && p[i] == 0xcc)))
+        return i + 1;
+    if (i + 2 >= avail || p[i] != 0x0f || p[i + 1] != 0x1f)
+        return 0;
+    uint8_t m = p[i + 2];
+    int mod = m >> 6, rm = m & 7, n = i + 3;
+    if (mod != 3 && rm == 4)
+        n++; /* SIB */
+    n += mod == 1 ? 1 : mod == 2 ? 4 : (mod == 0 && rm == 5) ? 4 : 0;
+    return n <= avail ? n : 0;
+}
+
+/* glibc's read: `xor %eax,%eax; syscall` (two bytes too short for a jmp
+ * rel32), then `cmp $-4096,%rax; ja err; ret` and the alignment padding
+ * before the next function.  Padding after an unconditional ret is dead
+ * code: the site's xor becomes a 2-byte jmp into it, where a jmp rel32 goes
+ * on to the trampoline.  Returns the padding's offset from site_end, or 0.
+ * (The syscall stays in place, as for the other patterns.) */
+static int find_pad(const uint8_t *a, int avail, uint64_t end)
+{
+    int i = 0;
+    if (avail >= 6 && a[0] == 0x48 && a[1] == 0x3d) /* cmp $imm32,%rax */
+        i = 6;
+    else if (avail >= 4 && a[0] == 0x48 && a[1] == 0x83 && a[2] == 0xf8) /* cmp $imm8,%rax */
+        i = 4;
+    else
+        return 0;
+    if (i + 2 <= avail && a[i] == 0x77) /* ja rel8 */
+        i += 2;
+    else if (i + 6 <= avail && a[i] == 0x0f && a[i + 1] == 0x87) /* ja rel32 */
+        i += 6;
+    else
+        return 0;
+    if (i >= avail || a[i] != 0xc3) /* ret */
+        return 0;
+    int pad = ++i;
+    uint64_t boundary = (end + (uint64_t)pad + 15) & ~15ul;
+    if (boundary - (end + (uint64_t)pad) < 5 || (int)(boundary - end) > avail)
+        return 0;
+    while (end + (uint64_t)i < boundary) {
+        int n = nop_len(a + i, (int)(boundary - end) - i);
+        if (!n)
+            return 0;
+        i += n;
+    }
+    return pad;
+}
+
+/* Match the bytes before the syscall at site_end - 2.  Returns the length of
+ * the instruction that sets the number (5 or 7 for a mov, 2 for glibc read's
+ * xor, which also needs *pad) or 0. */
+static int match(const uint8_t *end, uint64_t nr, uint64_t end_addr, const uint8_t *after, int avail, int *pad)
+{
+    *pad = 0;
     if (end[-2] != 0x0f || end[-1] != 0x05)
         return 0;
+    if (nr == 0 && end[-4] == 0x31 && end[-3] == 0xc0) {
+        *pad = find_pad(after, avail, end_addr);
+        return *pad ? 2 : 0;
+    }
     const uint8_t *b = end - 7;
     if (b[0] == 0xb8 && (b[1] | b[2] << 8 | b[3] << 16 | (uint32_t)b[4] << 24) == nr)
         return 5;
@@ -311,19 +371,23 @@ static int match(const uint8_t *end, uint64_t nr)
 
 enum { WHY_PATTERN = 1, WHY_MAPPING, WHY_HOST, WHY_LINE, WHY_SIGRETURN, WHY_ROOM, WHY_PROTECT };
 
-static int try_patch(struct site *s, uint64_t site, const uint8_t *mov, int len, uint32_t locator)
+/* Patch site (len bytes set the number, then the syscall).  pad: 0, or the
+ * address of dead padding that a 2-byte jmp at the site reaches. */
+static int try_patch(struct site *s, uint64_t site, const uint8_t *mov, int len, uint64_t pad, uint32_t locator)
 {
     if (in_host(site))
         return WHY_HOST;
     if (s->nr == SYS_rt_sigreturn)
         return WHY_SIGRETURN;
     uint64_t site_end = site + (uint64_t)len + 2;
-    if (!private_text(site, site_end))
+    if (!private_text(site, pad ? pad + 5 : site_end))
         return WHY_MAPPING;
-    /* One 8-byte store inside a cache line covering the five bytes. */
+    /* One 8-byte store inside a cache line covering the bytes that change
+     * where a thread may be executing (5: jmp rel32, 2: jmp rel8). */
+    int nbytes = pad ? 2 : 5;
     uint64_t in_line = site & 63;
     uint64_t w = in_line <= 56 ? site : site - (in_line - 56);
-    if (site + 5 > w + 8 || (w & ~63ul) != (site & ~63ul)) {
+    if (site + (uint64_t)nbytes > w + 8 || (w & ~63ul) != (site & ~63ul)) {
         nskipped_line++;
         return WHY_LINE;
     }
@@ -338,17 +402,29 @@ static int try_patch(struct site *s, uint64_t site, const uint8_t *mov, int len,
         ((volatile uint8_t *)tramp)[i] = code[i];
     page_prot(tramp, tramp + (uint64_t)n, PROT_READ | PROT_EXEC);
 
-    if (page_prot(w, w + 8, PROT_READ | PROT_WRITE | PROT_EXEC))
+    uint64_t plo = w < site ? w : site, phi = pad ? pad + 5 : w + 8;
+    if (phi < w + 8)
+        phi = w + 8;
+    if (page_prot(plo, phi, PROT_READ | PROT_WRITE | PROT_EXEC))
         return WHY_PROTECT;
-    uint64_t old = *(volatile uint64_t *)w, neww = old;
     uint8_t jmp[5] = {0xe9};
-    put32(jmp + 1, (uint32_t)(tramp - (site + 5)));
-    for (int i = 0; i < 5; i++) {
+    if (pad) {
+        /* the padding first (dead code: nothing runs it until the hop exists) */
+        put32(jmp + 1, (uint32_t)(tramp - (pad + 5)));
+        for (int i = 0; i < 5; i++)
+            ((volatile uint8_t *)pad)[i] = jmp[i];
+        jmp[0] = 0xeb;
+        jmp[1] = (uint8_t)(pad - (site + 2));
+    } else {
+        put32(jmp + 1, (uint32_t)(tramp - (site + 5)));
+    }
+    uint64_t old = *(volatile uint64_t *)w, neww = old;
+    for (int i = 0; i < nbytes; i++) {
         int sh = (int)(site - w + (uint64_t)i) * 8;
         neww = (neww & ~(0xfful << sh)) | ((uint64_t)jmp[i] << sh);
     }
     __atomic_store_n((volatile uint64_t *)w, neww, __ATOMIC_SEQ_CST);
-    page_prot(w, w + 8, PROT_READ | PROT_EXEC);
+    page_prot(plo, phi, PROT_READ | PROT_EXEC);
     s->tramp = tramp;
     return 0;
 }
@@ -387,11 +463,26 @@ void sud_rewrite_trapped(struct sud_frame *f, uint32_t locator)
     }
     s->addr = end;
     s->nr = (uint32_t)f->nr;
-    uint8_t code[9]; /* the nine bytes before site_end, read without faulting */
-    int len = 0;
-    if (f->nr <= 0xffffffffu && !sud_safe_copy(code, (const void *)(end - 9), 9, 0))
-        len = match(code + 9, f->nr);
-    int why = len ? try_patch(s, end - (uint64_t)len - 2, code + 9 - len - 2, len, locator) : WHY_PATTERN;
+    uint8_t code[9], after[48]; /* the bytes around site_end, read without faulting */
+    int len = 0, pad = 0, avail = (int)(4096 - (end & 4095));
+    if (avail > (int)sizeof after)
+        avail = (int)sizeof after;
+    if (sud_safe_copy(after, (const void *)end, (size_t)avail, 0))
+        avail = 0;
+    int have = !sud_safe_copy(code, (const void *)(end - 9), 9, 0);
+    if (!have) { /* the page before may be unmapped: the bytes of end's own page, zeros before them */
+        uint64_t pg = (end - 2) & ~4095ul, lo = end - 9 < pg ? pg : end - 9;
+        for (int i = 0; i < 9; i++)
+            code[i] = 0;
+        have = !sud_safe_copy(code + (lo - (end - 9)), (const void *)lo, (size_t)(end - lo), 0);
+    }
+    if (f->nr <= 0xffffffffu && have)
+        len = match(code + 9, f->nr, end, after, avail, &pad);
+    if (pad && (end + (uint64_t)pad) - (end - 2) > 127)
+        len = 0; /* out of a jmp rel8's reach from the site */
+    int why = len ? try_patch(s, end - (uint64_t)len - 2, code + 9 - len - 2, len, pad ? end + (uint64_t)pad : 0,
+                              locator)
+                  : WHY_PATTERN;
     s->len = (uint8_t)len;
     s->reason = (uint8_t)why;
     if (why) {
