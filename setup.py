@@ -20,6 +20,14 @@ setup(
             "pysud._core",
             sources=[
                 CORE + "module.c",
+                CORE + "frame.c",
+                CORE + "policy.c",
+                CORE + "ring.c",
+                CORE + "hook.c",
+                CORE + "arm.c",
+                CORE + "memory.c",
+                CORE + "bench.c",
+                CORE + "guest.c",
                 CORE + "sud_signal.c",
                 CORE + "sud_dispatch.c",
                 CORE + "sud_thread.c",
@@ -31,7 +39,7 @@ setup(
                 CORE + "sud_filter.c",
                 CORE + "sud_entry.S",
             ],
-            depends=[CORE + "sud.h"],
+            depends=[CORE + "sud.h", CORE + "core.h"],
             include_dirs=[CORE],
             extra_compile_args=[
                 "-std=gnu11",

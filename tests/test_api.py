@@ -11,7 +11,7 @@ def test_all_is_exact_and_unique():
     for name in pysud.__all__:
         assert hasattr(pysud, name), name
     public = {n for n in dir(pysud) if not n.startswith("_")}
-    assert public - set(pysud.__all__) <= {"annotations", "nt"}  # nt: a subpackage, once imported
+    assert public - set(pysud.__all__) <= {"annotations", "nt", "trace"}  # subpackages, once imported
 
 
 def test_lowlevel_all():

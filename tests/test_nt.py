@@ -1,6 +1,7 @@
-"""The NT personality: Windows test programs (tests/nt/*.c, built with mingw-w64 at test time) run under
-pysud; their stdout and exit status must equal Wine's for the same .exe, and each direct-syscall
-variant's must equal its import-based twin's."""
+"""The NT personality on pysud's own ntdll (``--ntdll builtin``): Windows test programs (tests/nt/*.c,
+built with mingw-w64 at test time) run under pysud; their stdout and exit status must equal Wine's
+for the same .exe, and each direct-syscall variant's must equal its import-based twin's.
+tests/test_nt_wine.py runs programs on Wine's PE DLLs."""
 
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def run_pysud(
     exe: str, *args: str, options: tuple[str, ...] = (), cwd: str | None = None
 ) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-m", "pysud", "run", *options, exe, *args],
+        [sys.executable, "-m", "pysud", "run", "--ntdll", "builtin", *options, exe, *args],
         capture_output=True,
         timeout=120,
         cwd=cwd,
@@ -170,7 +171,7 @@ def test_trace_decodes_paths_and_statuses(exes: dict[tuple[str, bool], str]) -> 
     err = r.stderr.decode()
     assert r.returncode == 0, err
     assert "[nt] NtCreateFile(FileHandle=" in err
-    assert "ObjectAttributes='\\\\??\\\\C:\\\\pysud-files'" in err
+    assert 'ObjectAttributes="\\\\??\\\\C:\\\\pysud-files"' in err  # quoted as strace quotes
     assert "= STATUS_OBJECT_NAME_COLLISION" in err and "= STATUS_OBJECT_NAME_NOT_FOUND" in err
     assert "[nt] NtClose(Handle=" in err
     assert "[nt]" not in r.stdout.decode()
@@ -271,7 +272,7 @@ def test_relocated_when_the_preferred_base_is_taken(tmp_path) -> None:
         "import sys, pysud.nt as nt\n"
         "from pysud.nt import memory\n"
         f"memory.map_at({base}, 0x10000, memory.PROT_READ, 'squatter')\n"
-        "sys.exit(nt.run(sys.argv[1]))\n"
+        "sys.exit(nt.run(sys.argv[1], ntdll='builtin'))\n"
     )
     r = subprocess.run([sys.executable, "-c", code, str(exe)], capture_output=True, timeout=60)
     assert r.stdout == b"absolute pointers relocated\n", r.stderr.decode()

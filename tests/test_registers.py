@@ -52,8 +52,7 @@ def _source(nr: int) -> str:
     ]
     for i in range(NVEC):
         lines.append(f"mov rax, {0xA5A5000000000000 + i * 0x0101010101 + 1}")
-        # a GPR source needs AVX-512; AVX2 broadcasts from an xmm register
-        if AVX512:
+        if AVX512:  # the GPR-source form is EVEX (AVX-512F) only
             lines.append(f"vpbroadcastq {VEC}{i}, rax")
         else:
             lines += [f"vmovq xmm{i}, rax", f"vpbroadcastq {VEC}{i}, xmm{i}"]

@@ -9,6 +9,7 @@ of the same code run natively, and programs run natively.
 from __future__ import annotations
 
 import ctypes
+import errno
 import mmap
 import os
 import subprocess
@@ -379,3 +380,61 @@ def test_cli_no_rewrite(c_program):
     for flags in ([], ["--no-rewrite"]):
         ours = subprocess.run([sys.executable, "-m", "pysud", "run", *flags, c_program], capture_output=True)
         assert (ours.stdout, ours.returncode) == (native.stdout, native.returncode)
+
+
+# ---- argument filters: calls a handler would only pass through stay in C
+
+
+OPEN_CLOSE = """
+    # rdi: path; opens it read-only and closes it; returns the fd openat gave
+    push rbx
+    mov rsi, rdi
+    mov edi, -100           # AT_FDCWD
+    xor edx, edx
+    mov eax, 257            # openat
+    syscall
+    mov rbx, rax
+    mov edi, eax
+    mov eax, 3              # close
+    syscall
+    mov rax, rbx
+    pop rbx
+    ret
+"""
+
+
+def test_only_paths_and_only_args_keep_other_calls_out_of_python():
+    blob = CodeBlob(assemble(OPEN_CLOSE), nargs=1)
+    d = Dispatcher()
+    opened: list[bytes] = []
+    closed: list[int] = []
+    d.on("openat", lambda call: opened.append(call.read_cstring(call.args[1])) or NATIVE)
+    d.on("close", lambda call: closed.append(call.args[0]) or NATIVE)
+    d.only_paths("openat", 1, [b"/proc/"])
+    d.only_args("close", 0, 900, 0xFFFFFFFF)
+    results = []
+    for path in (b"/etc/hostname", b"/proc/self/status", b"/etc/passwd", b"/pro"):
+        buf = ctypes.create_string_buffer(path)
+        results.append(blob.run(d, [ctypes.addressof(buf)]))
+    assert [r >= 0 for r in results[:3]] == [True] * 3 and results[3] == -errno.ENOENT  # as natively
+    assert opened == [b"/proc/self/status"]  # only the /proc path reached Python
+    assert closed == [2**32 - errno.ENOENT]  # only the failed open's "fd" is in [900, 2**32)
+    assert d.counts()["openat"] == 4 and d.counts()["close"] == 4  # all were dispatched
+    # an unreadable path still reaches the handler, which answers as the kernel does
+    d.on("openat", lambda call: -errno.EFAULT)
+    d.only_paths("openat", 1, [b"/proc/"])
+    assert blob.run(d, [8]) == -errno.EFAULT
+    # registering the handler again clears the filter
+    seen: list[bytes] = []
+    d.on("openat", lambda call: seen.append(call.read_cstring(call.args[1])) or NATIVE)
+    buf = ctypes.create_string_buffer(b"/etc/hostname")
+    blob.run(d, [ctypes.addressof(buf)])
+    assert seen == [b"/etc/hostname"]
+    d.close()
+
+
+def test_only_paths_needs_a_handler():
+    d = Dispatcher()
+    with pytest.raises(ValueError):
+        d.only_paths("openat", 1, [b"/proc/"])
+    d.close()

@@ -1,9 +1,7 @@
 """`pysud trace` against strace as the oracle: same calls, same results, same injected behaviour.
 
-Normalisation (documented in docs/trace.md): strace's first line is the kernel's execve, which
-pysud's loader replaces, so both traces start at the program's first syscall after it;
-addresses (0x...), pids and times are replaced by placeholders; `--- SIG...` lines and
-rt_sigreturn are dropped (pysud run does not deliver signals to programs yet); strace's
+Normalisation (documented in docs/trace.md): addresses (0x...), pids and times are replaced by
+placeholders; `--- SIG...` lines and rt_sigreturn are compared by their own tests; strace's
 unfinished/resumed pairs are joined; lines are grouped per process, in order.
 The environment turns glibc's rseq registration off (GLIBC_TUNABLES) because the Linux
 personality refuses rseq (the host thread owns it), and prctl(PR_GET_NAME) shows the process
@@ -57,10 +55,9 @@ def normalise(text: str, pids: set[int]) -> dict[int, list[str]]:
         r = RESUMED.match(line)
         if r:
             line = pending.pop(pid, r.group(1) + "(") + r.group(2)
-        if line.startswith(("---", "+++ killed")) or line.startswith("rt_sigreturn("):
+        if line.startswith(("---", "+++ killed", "rt_sigreturn(")):  # when a signal comes varies
             continue
         per.setdefault(pid, []).append(_scrub(line, pids))
-    # the first process's list starts after the kernel's execve, as pysud's does
     return per
 
 
@@ -117,8 +114,7 @@ def compare(s_text: str, p_text: str) -> None:
     p = normalise(p_text, _pids(p_text))
     s_lists = list(s.values())
     p_lists = list(p.values())
-    assert s_lists[0][0].startswith("execve("), s_lists[0][0]
-    s_lists[0] = s_lists[0][1:]  # the kernel's execve: pysud's loader did that part
+    # both start with the program's execve (pysud's loader did the kernel's part)
     # children in order of their first appearance
     assert len(p_lists) == len(s_lists), (len(p_lists), len(s_lists))
     for want, got in zip(s_lists, p_lists, strict=True):
@@ -209,7 +205,11 @@ def test_bad_options_are_clear_errors(tree):
         (["-e", "inject=openat:error=NOPE"], "unknown error"),
         (["-e", "inject=openat:when=0:error=EIO"], "when="),
         (["-e", "trace=nosuchcall"], "invalid system call"),
-        (["-e", "bogus=1"], "only trace= and inject="),
+        (["-e", "bogus=1"], "only trace=, status=, signal= and inject="),
+        (["-e", "status=maybe"], "invalid status"),
+        (["-e", "signal=SIGNOPE"], "invalid signal"),
+        (["-S", "size"], "-S size"),
+        (["-p", "1"], "-p (attach to a running process) cannot apply"),
     ]:
         r = subprocess.run(
             [sys.executable, "-m", "pysud", "trace", *args, "/bin/true"],
@@ -326,7 +326,7 @@ def _event_lines(text: str) -> list[str]:
     out = []
     for raw in text.splitlines():
         line = re.sub(r"^\d+\s+", "", raw)
-        if line.startswith(("---", "+++")):
+        if line.startswith(("---", "+++", "rt_sigreturn(")):
             out.append(re.sub(r"si_uid=\d+", "si_uid=UID", _scrub(line, pids)))
     return out
 
@@ -343,6 +343,7 @@ def test_signal_lines_match_strace(events_prog, tree):
     want = _event_lines(s_text)
     assert want == [
         "--- SIGUSR1 {si_signo=SIGUSR1, si_code=SI_TKILL, si_pid=PID, si_uid=UID} ---",
+        "rt_sigreturn({mask=[]}) = 0",
         "--- SIGTERM {si_signo=SIGTERM, si_code=SI_USER, si_pid=PID, si_uid=UID} ---",
         "+++ killed by SIGTERM +++",
     ], want
@@ -374,9 +375,10 @@ def test_compiled_formatters_equal_reference_decoders():
     from hypothesis import strategies as st
 
     from pysud._abi import X86_64
-    from pysud.trace import _decode as D
     from pysud.trace import _fast as F
+    from pysud.trace import decoders as D
     from pysud.trace._tracer import TraceOptions, Tracer
+    from pysud.trace.decoders import _base as B
 
     strsize = 32
     cases = []
@@ -406,11 +408,11 @@ def test_compiled_formatters_equal_reference_decoders():
         for j, op in enumerate(ops):
             args[op[2]] = data.draw(st.sampled_from([0, 0x1000 * (j + 1) + 8]))
         failed = -4096 < ret < 0
-        order = [op for op in ops if op[0] == D.CAP_ENTRY] + [op for op in ops if op[0] == D.CAP_EXIT]
+        order = [op for op in ops if op[0] == B.CAP_ENTRY] + [op for op in ops if op[0] == B.CAP_EXIT]
         caps: list = []
-        snaps: dict[int, dict] = {D.CAP_ENTRY: {}, D.CAP_EXIT: {}}
+        snaps: dict[int, dict] = {B.CAP_ENTRY: {}, B.CAP_EXIT: {}}
         for phase, how, i, lenarg, scale, plus, mx in order:
-            if phase == D.CAP_EXIT and failed:
+            if phase == B.CAP_EXIT and failed:
                 continue
             addr = args[i]
             if not addr:
@@ -420,22 +422,22 @@ def test_compiled_formatters_equal_reference_decoders():
                 caps.append(False)
                 snaps[phase][addr] = False
                 continue
-            if how == D.CSTR:
+            if how == B.CSTR:
                 body = data.draw(st.binary(max_size=min(mx, 80)).map(lambda b: b.replace(b"\0", b"a")))
                 v = body[: mx - 1] + b"\0" if data.draw(st.booleans()) else body[:mx]
             else:
-                want = {D.ARGLEN: args[lenarg] * scale + plus, D.RETLEN: max(ret, 0), D.FIXED: plus}[how]
+                want = {B.ARGLEN: args[lenarg] * scale + plus, B.RETLEN: max(ret, 0), B.FIXED: plus}[how]
                 v = data.draw(st.binary(min_size=min(want, mx), max_size=min(want, mx)))
             caps.append(v)
             snaps[phase][addr] = v
         a = tuple(args)
-        D.snapshot = snaps[D.CAP_ENTRY]
+        tracer.ctx.snapshot = snaps[B.CAP_ENTRY]
         try:
             pre = dec.decode_entry(tracer.ctx, None, a)
-            D.snapshot = snaps[D.CAP_EXIT]
+            tracer.ctx.snapshot = snaps[B.CAP_EXIT]
             tracer._emit(dec, 1, a, pre, ret, 0, False, None, 1)
         finally:
-            D.snapshot = None
+            tracer.ctx.snapshot = None
         want_line = tracer.records[-1]["line"]
         assert fmt("", *a, ret, caps, 0) == want_line + "\n"
 
@@ -459,7 +461,8 @@ def test_bench_trace_rows():
         assert {"pysud_pinned", "strace_pinned"} <= set(per)
     bd = trace["breakdown"]
     assert set(bd) == {"total", "sigsys_floor", "run_untraced", "record", "decode", "output"}
-    assert all(v > 0 for k, v in bd.items() if k in ("total", "sigsys_floor", "decode"))
+    # measured directly (not a difference of two noisy runs), so positive whatever the load
+    assert bd["sigsys_floor"] > 0 and bd["decode"] > 0
     table = subprocess.run([*bench, *args], capture_output=True, text=True, timeout=600)
     assert "pinned to one CPU" in table.stdout and "where pysud trace's time per call goes" in table.stdout
 
@@ -481,3 +484,29 @@ def test_bad_pointers_trace_like_strace(tmp_path, tree):
     assert ours.stdout == native.stdout == b"ok\n"
     assert "write(1, 0x10, 5)" in p_text
     compare(s_text, p_text)
+
+
+def test_record_layout_is_the_cores():
+    """pysud.trace.records reads the ring with the sizes and kinds the core was built with."""
+    from pysud import _core
+    from pysud.trace import records
+
+    for name in ("TRACE_REC_SIZE", "TRACE_CAP_SIZE", "TRACE_CAP_OPS", "TRACE_REC_FULL", "TRACE_REC_SIGNAL"):
+        assert hasattr(_core, name), name
+    assert records.check_layout() == []
+    assert records.REC.size == _core.TRACE_REC_SIZE and records.CAP.size == _core.TRACE_CAP_SIZE
+
+
+def test_a_decoder_bug_never_changes_the_call():
+    """A decoder that raises prints the raw value; the call and its line go on."""
+    from pysud._abi import X86_64
+    from pysud.trace import decoders as D
+
+    dec = D.CallDecoder(X86_64.number_of("close"))
+    ctx = D.Ctx()
+
+    def boom(*_a):
+        raise RuntimeError("decoder bug")
+
+    dec.entry = ((0, boom),)
+    assert dec.decode_entry(ctx, None, (0x10, 0, 0, 0, 0, 0)) == ["0x10"]

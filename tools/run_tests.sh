@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command (README, .ci/run): all set-up and every check, on a fresh
-# Debian machine that has Python and gcc.  Safe to run again.
+# The test command (README, .ci/run): all set-up and every check CI runs, on a fresh Debian
+# machine with any Python 3.10+ first on PATH (Debian's own, a pyenv one, an active venv).
+# Set-up is tools/venv.sh (the project-local .venv); arguments go to pytest.  Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,11 +11,12 @@ cd "$(dirname "$0")/.."
 # (syscall prototypes for the generated table), strace (the oracle `pysud trace`
 # is compared with), gcc-mingw-w64-x86-64 (builds the Windows test programs),
 # wine64 (their oracle); gcc, golang-go, tar, gzip (tests/programs/ are compiled at
-# test time, tar and gzip run under `pysud run`).
+# test time, tar and gzip run under `pysud run`); git, sqlite3, openssl, bash, coreutils
+# (the `pysud trace` corpus, tests/test_trace_corpus.py).
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     need=()
     for pkg in binutils linux-libc-dev busybox-static musl-tools linux-headers-amd64 strace \
-        gcc-mingw-w64-x86-64 wine64 gcc golang-go tar gzip; do
+        gcc-mingw-w64-x86-64 wine64 gcc golang-go tar gzip git sqlite3 openssl bash coreutils; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
     done
     if [ ${#need[@]} -gt 0 ]; then
@@ -23,17 +25,18 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     fi
 fi
 
-python3 -m pip install -q --disable-pip-version-check ".[test,dev]"
+bash tools/venv.sh test,dev
+py=.venv/bin/python
 
 echo "== generated tables"
-python3 tools/gen_syscall_table.py --check
-python3 tools/gen_nt_syscalls.py --check
+"$py" tools/gen_syscall_table.py --check
+"$py" tools/gen_nt_syscalls.py --check
 echo "== ruff"
-python3 -m ruff check src tests tools benchmarks
-python3 -m ruff format --check src tests tools benchmarks
+"$py" -m ruff check src tests tools benchmarks examples
+"$py" -m ruff format --check src tests tools benchmarks examples
 echo "== mypy"
-python3 -m mypy
+"$py" -m mypy
 echo "== machine"
-python3 -m pysud check || true
+"$py" -m pysud check || true
 echo "== pytest"
-python3 -m pytest -q "$@"
+"$py" -m pytest -q "$@"

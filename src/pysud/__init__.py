@@ -6,6 +6,8 @@ security boundary: code under dispatch can flip its own selector.
 
 from __future__ import annotations
 
+import typing as _typing
+
 from . import _core, lowlevel
 from ._abi import I386, X86_64, SyscallABI
 from ._dispatch import (
@@ -22,6 +24,7 @@ from ._dispatch import (
     Syscall,
 )
 from ._errors import (
+    CallsLost,
     GuestMemoryError,
     HandlerError,
     PysudError,
@@ -29,9 +32,38 @@ from ._errors import (
     UnhandledSyscall,
     UnknownSyscall,
 )
-from ._kernel import Support, support
-from ._linux import ProgramError, run
-from ._native import CodeBlob, InterceptedFunction
+
+if _typing.TYPE_CHECKING:
+    from ._kernel import Support, support
+    from ._linux import ProgramError, run
+    from ._native import CodeBlob, InterceptedFunction
+
+# Imported on first use (PEP 562): `import pysud` stays cheap for what needs only the dispatcher,
+# and the command line's start-up pays only for what its subcommand uses.
+_LAZY = {
+    "Support": "_kernel",
+    "support": "_kernel",
+    "ProgramError": "_linux",
+    "run": "_linux",
+    "CodeBlob": "_native",
+    "InterceptedFunction": "_native",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pysud' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 _CORE_API = 1
@@ -45,6 +77,7 @@ __all__ = [
     "RAISE",
     "X86_64",
     "CallRecord",
+    "CallsLost",
     "CodeBlob",
     "DeferredCall",
     "Dispatcher",

@@ -9,10 +9,10 @@ import os
 import shutil
 import signal
 import sys
-import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from . import _core, _rewrite
 from ._dispatch import NATIVE, Dispatcher, Syscall
@@ -23,10 +23,85 @@ ARCH_GET_FS = 0x1003
 PAGE = 4096
 _ET_DYN_BASE = 0x555555554000  # x86-64 ELF_ET_DYN_BASE (2/3 of the user address space), page-aligned
 _EXEC = 1 << 40  # exit_guest value meaning "load the next image" (above any status)
+_HIDDEN_FD_BASE = 900  # pysud's copies of the host's stdio live from here up
+_PR_SET_NAME, _PR_GET_NAME = 15, 16
+_CLOSE_RANGE_CLOEXEC = 4
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _get_comm() -> bytes:
+    buf = ctypes.create_string_buffer(16)
+    _libc.prctl(_PR_GET_NAME, buf, 0, 0, 0)
+    return buf.value
+
+
+def _set_comm(name: bytes) -> None:
+    """This thread's name as execve sets it (/proc/self/comm, ps, PR_GET_NAME): 15 bytes at most."""
+    _libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name[:15]), 0, 0, 0)
 
 
 class ProgramError(PysudError):
     """A program could not be run (not found, not loadable)."""
+
+
+#: Signals whose default action dumps core (signal(7)).
+_CORE_SIGNALS = frozenset(
+    {
+        signal.SIGQUIT,
+        signal.SIGILL,
+        signal.SIGTRAP,
+        signal.SIGABRT,
+        signal.SIGBUS,
+        signal.SIGFPE,
+        signal.SIGSEGV,
+        signal.SIGXCPU,
+        signal.SIGXFSZ,
+        signal.SIGSYS,
+    }
+)
+_PR_SET_DUMPABLE = 4
+
+
+def inherited_ignored() -> int:
+    """The signals this process ignores, as a mask (bit S-1): what a program it runs inherits.
+
+    SIGPIPE and SIGXFSZ are left out: Python ignores them itself at start-up (whatever its parent
+    did), and gives its own children the default for them (subprocess's restore_signals).
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("SigIgn:"):
+                mask = int(line.split()[1], 16)
+                break
+        else:
+            return 0
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        mask &= ~(1 << (sig - 1))
+    return mask
+
+
+def die_of_signal(sig: int) -> NoReturn:
+    """End this process by signal ``sig``, as the program it ran ended: a parent's wait() sees WIFSIGNALED.
+
+    The signal's disposition goes back to the default and it is unblocked, then raised. For a
+    signal that dumps core the process is first made non-dumpable: the core would be the Python
+    host's, not the program's, so none is written and the status has no core-dump flag.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    libc = ctypes.CDLL(None)
+    if sig in _CORE_SIGNALS:
+        libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    try:
+        signal.signal(sig, signal.SIG_DFL)
+    except ValueError:  # not Python's main thread: set the kernel's default directly
+        libc.signal(sig, ctypes.c_void_p(0))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})
+    signal.raise_signal(sig)
+    os._exit(128 + sig)  # only if the default action did not end the process
 
 
 @dataclass
@@ -127,9 +202,12 @@ class LinuxPersonality:
     set_robust_list (never replace the host thread's), rseq (refused so libc
     does not register one), readlink of /proc/self/exe (the program's path),
     /proc/self/cmdline and environ (its argv and environment), execve (the
-    new image is loaded in-process).  The core virtualises the program's
-    signals (rt_sigaction, delivery, sigaltstack) and its threads.
-    Everything else runs natively.  After a run, ``fault`` holds (signal,
+    new image is loaded in-process, from any thread and in any process the
+    program forks).  The core virtualises the program's signals
+    (rt_sigaction, delivery, sigaltstack) and its threads.  A handler the
+    dispatcher already had for one of these calls is asked first; when it
+    returns NATIVE the personality's handling follows.  Everything else runs
+    natively.  After a run, ``fault`` holds (signal,
     si_code, address, registers) if the program died of a signal.
     """
 
@@ -138,33 +216,69 @@ class LinuxPersonality:
         # execve loads the new image in-process (interception survives) unless native_exec: then
         # the kernel's execve replaces this whole process, Python included, as it would natively.
         self.native_exec = native_exec
-        self.run_tid = 0
+        self._start_pid = 0
+        self._vdso = True
         self.exe = b""
         self.execfn = b""  # the path execve was given (a script's, when an interpreter runs)
+        self.first_argv: list[bytes] = []  # the first program's argv as given (tracing shows its execve)
         self.argv: list[bytes] = []  # the running image's, for /proc/self/cmdline and environ
         self.envp: list[bytes] = []
         self.brk: _Brk | None = None
         self.fault: tuple[int, int, int, dict[str, int]] | None = None
+        # the signal the program died of (its status is then 128 + it), None if it exited
+        self.killed_by: int | None = None
         # on_end(status, fault): the program (or a forked child of it, which ends inside run())
         # is over; a tracer prints its last lines here
         self.on_end: Callable[[int, tuple[int, int, int, dict[str, int]] | None], None] | None = None
+        # on_start(execfn, argv, envp_count, envp_address): the first program is about to run
+        # (its stack built); the tracer prints the execve the kernel would have run for it
+        self.on_start: Callable[[str, list[bytes], int, int], None] | None = None
         self.next_exec: tuple[str, list[bytes], list[bytes]] | None = None
-        d = dispatcher
-        d.on("exit", self._exit)
-        d.on("exit_group", self._exit)
-        d.on("arch_prctl", self._arch_prctl)
-        d.on("brk", self._brk)
-        d.on("set_tid_address", lambda call: call.tid)
-        d.on("set_robust_list", lambda call: 0)
-        d.on("rseq", lambda call: -_errno.ENOSYS)
-        d.on("readlink", self._readlink)
-        d.on("readlinkat", self._readlink)
-        d.on("execve", self._execve)
-        d.on("open", self._open_proc_self)
-        d.on("openat", self._open_proc_self)
-        # These handlers only answer for /proc paths: the core runs the rest natively, in C.
+        # pysud's own descriptors (copies of the host's stdio): std fd -> copy; the program
+        # cannot see, close or replace them (close, dup and fcntl say EBADF, dup2 onto one moves
+        # ours away, close_range skips them)
+        self.hidden: dict[int, int] = {}
+        self._host_cloexec: set[int] = set()  # the host's close-on-exec fds: never the program's
+        on = self._install
+        on("exit", self._exit)
+        on("exit_group", self._exit)
+        on("arch_prctl", self._arch_prctl)
+        on("brk", self._brk)
+        on("set_tid_address", lambda call: call.tid)
+        on("set_robust_list", lambda call: 0)
+        on("rseq", lambda call: -_errno.ENOSYS)
+        on("readlink", self._readlink)
+        on("readlinkat", self._readlink)
+        on("execve", self._execve)
+        on("open", self._open_proc_self)
+        on("openat", self._open_proc_self)
+        on("close", self._close)
+        on("dup", self._close)  # (the same answer: EBADF for ours)
+        on("fcntl", self._close)
+        on("dup2", self._dup2)
+        on("dup3", self._dup2)
+        on("close_range", self._close_range)
+        # Where only our handler decides, only the calls it answers reach Python; the core runs
+        # the rest natively, in C: paths under /proc, and pysud's own (high) descriptors.
         for name, arg in (("readlink", 0), ("readlinkat", 1), ("open", 0), ("openat", 1)):
-            d.only_paths(name, arg, [b"/proc/"])
+            if self.d.handler_of(name) == self._readlink or self.d.handler_of(name) == self._open_proc_self:
+                self.d.only_paths(name, arg, [b"/proc/"])
+        for name in ("close", "dup", "fcntl"):
+            if self.d.handler_of(name) == self._close:
+                self.d.only_args(name, 0, _HIDDEN_FD_BASE, 0xFFFFFFFF)
+
+    def _install(self, name: str, handler: Callable[[Syscall], Any]) -> None:
+        """Handle ``name``; a handler the dispatcher already has runs first (NATIVE: ours follows)."""
+        user = self.d.handler_of(name)
+        if user is None:
+            self.d.on(name, handler)
+            return
+
+        def chained(call: Syscall) -> Any:
+            result = user(call)
+            return handler(call) if result is NATIVE else result
+
+        self.d.on(name, chained)
 
     # ---- handlers
 
@@ -179,7 +293,10 @@ class LinuxPersonality:
             call.fs_base = addr
             return 0
         if code == ARCH_GET_FS:
-            call.write(addr, call.fs_base.to_bytes(8, "little"))
+            try:
+                call.write(addr, call.fs_base.to_bytes(8, "little"))
+            except GuestMemoryError:
+                return -_errno.EFAULT
             return 0
         return NATIVE
 
@@ -199,7 +316,10 @@ class LinuxPersonality:
         except GuestMemoryError:
             return NATIVE  # the kernel says EFAULT
         data = self.exe[:size]
-        call.write(buf, data)
+        try:
+            call.write(buf, data)
+        except GuestMemoryError:
+            return -_errno.EFAULT
         return len(data)
 
     def _open_proc_self(self, call: Syscall) -> Any:
@@ -224,27 +344,83 @@ class LinuxPersonality:
         os.lseek(fd, 0, os.SEEK_SET)
         return fd
 
+    # ---- pysud's own descriptors, out of the program's reach
+
+    def _close(self, call: Syscall) -> Any:
+        """close, dup, fcntl: one of pysud's descriptors is a free number to the program."""
+        return -_errno.EBADF if call.args[0] & 0xFFFFFFFF in self.hidden.values() else NATIVE
+
+    def _dup2(self, call: Syscall) -> Any:
+        old, new = call.args[0] & 0xFFFFFFFF, call.args[1] & 0xFFFFFFFF
+        if old in self.hidden.values():
+            return -_errno.EBADF
+        for std, copy in self.hidden.items():
+            if copy == new:  # the program wants this number: ours moves up, out of the way
+                self.hidden[std] = fcntl.fcntl(copy, fcntl.F_DUPFD_CLOEXEC, _HIDDEN_FD_BASE)
+                os.close(copy)
+        return NATIVE
+
+    def _close_range(self, call: Syscall) -> Any:
+        first, last, flags = call.args[0] & 0xFFFFFFFF, call.args[1] & 0xFFFFFFFF, call.args[2]
+        mine = sorted(fd for fd in self.hidden.values() if first <= fd <= last)
+        if not mine or first > last:
+            return NATIVE
+        lo = first
+        for fd in [*mine, last + 1]:  # the range less our descriptors, natively, piece by piece
+            if lo <= fd - 1:
+                r = call.native(lo, fd - 1, flags)
+                if r < 0:
+                    return r
+            lo = fd + 1
+        return 0
+
+    def _close_on_exec(self) -> None:
+        """What execve does to the program's descriptors: those marked FD_CLOEXEC close."""
+        keep = self._host_cloexec | set(self.hidden.values())
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd in keep:
+                continue
+            try:
+                if fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC:
+                    os.close(fd)
+            except OSError:
+                pass  # the listing's own descriptor, already gone
+
     def _execve(self, call: Syscall) -> Any:
-        if self.native_exec or threading.get_native_id() != self.run_tid:
-            # (A process forked by one of the program's other threads has no Python loop to load
-            # the next image in: its execve runs natively.)
+        from . import _elf
+
+        if self.native_exec:
             sys.stdout.flush()
             sys.stderr.flush()
-            if call.read_cstring(call.args[0]) == b"/proc/self/exe":  # the program, not Python
+            try:
+                self_exe = call.read_cstring(call.args[0]) == b"/proc/self/exe"
+            except GuestMemoryError:
+                return NATIVE  # the kernel says EFAULT
+            if self_exe:  # the program, not Python
                 exe = ctypes.create_string_buffer(self.exe)
                 return call.native(ctypes.addressof(exe))
             return NATIVE
-        path = call.read_cstring(call.args[0]).decode(errors="surrogateescape")
+        try:  # as the kernel copies them in: the path, then argv and envp (EFAULT if unreadable)
+            path = call.read_cstring(call.args[0]).decode(errors="surrogateescape")
+            argv = self._strings(call, call.args[1])
+            envp = self._strings(call, call.args[2])
+        except GuestMemoryError:
+            return -_errno.EFAULT
         if path == "/proc/self/exe":  # the program re-executing itself, not the Python host
             path = os.fsdecode(self.exe)
-        argv = self._strings(call, call.args[1])
         try:
             target, argv = resolve_interpreter(path, argv)
+            _elf.check_image(target)  # what the kernel checks before its point of no return
         except OSError as exc:
             return -(exc.errno or _errno.ENOEXEC)
+        except _elf.ELFLoadError as exc:
+            return -exc.errno
         self.execfn, path = path.encode(), target
-        self.next_exec = (path, argv, self._strings(call, call.args[2]))
-        call.exit_guest(_EXEC)
+        self.next_exec = (path, argv, envp)
+        # From any thread: the program's other threads end (as the kernel kills them), and the
+        # loop of its first thread (or, in a child forked by another thread, _orphan) loads it.
+        call.exit_program(_EXEC)
         return None
 
     @staticmethod
@@ -262,36 +438,94 @@ class LinuxPersonality:
 
     def run(self, path: str, argv: list[bytes], envp: list[bytes], *, vdso: bool = True) -> int:
 
-        start_pid = os.getpid()
-        self.run_tid = threading.get_native_id()
+        start_pid = self._start_pid = os.getpid()
+        self._vdso = vdso
         self.d.arm_thread()
+        self.d.policy.set_on_orphan(self._orphan)
         sys.stdout.flush()
         sys.stderr.flush()
         # The program shares the host's descriptors; many programs close their stdio at exit
         # (coreutils' close_stdout). Keep copies far above the usual numbers and put them back.
-        saved = {}
-        for fd in (0, 1, 2):
+        self._host_cloexec = set()
+        for name in os.listdir("/proc/self/fd"):
             try:
-                saved[fd] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 900)
+                if fcntl.fcntl(int(name), fcntl.F_GETFD) & fcntl.FD_CLOEXEC:
+                    self._host_cloexec.add(int(name))
             except OSError:
                 pass
+        saved = self.hidden = {}
+        for fd in (0, 1, 2):
+            try:
+                saved[fd] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIDDEN_FD_BASE)
+            except OSError:
+                pass
+        comm = _get_comm()
         try:
             return self._run(path, argv, envp, vdso, start_pid)
         finally:
+            self.d.policy.set_on_orphan(None)
+            _set_comm(comm)
+            self.hidden = {}
             for fd, copy in saved.items():
                 os.dup2(copy, fd, inheritable=True)
                 os.close(copy)
 
     def _run(self, path: str, argv: list[bytes], envp: list[bytes], vdso: bool, start_pid: int) -> int:
-        from . import _elf
 
         self.execfn = path.encode()
+        self.first_argv = argv  # as given, before a #! interpreter is put in front
         try:
             path, argv = resolve_interpreter(path, argv)
         except OSError as exc:
             raise ProgramError(exc.strerror) from exc
-        after_exec = False
+        return self._loop(path, argv, envp, vdso, start_pid, after_exec=False)
+
+    def _orphan(self, value: int) -> int:
+        """In a process forked by a program thread other than the first: that thread left the program.
+
+        It is the process's only thread and no loop of ``run()`` is on its stack: an execve
+        loads the next image here, on it; otherwise the process ends with the program's status.
+        """
+        if value == _EXEC and self.next_exec is not None:
+            path, argv, envp = self.next_exec
+            return self._loop(path, argv, envp, self._vdso, self._start_pid, after_exec=True)
+        self.fault = _core.last_fault()
+        self._child_exit(value)
+
+    def _child_exit(self, value: int) -> NoReturn:
+        """A forked child of the program ends here, never back in the caller of run()."""
+        if self.on_end is not None:
+            self.on_end(value, self.fault)
+        # one that died of a signal dies of it for real, so its parent sees that
+        if self.fault is not None and value == 128 + self.fault[0]:
+            die_of_signal(self.fault[0])
+        os._exit(value & 0xFF)
+
+    def _loop(
+        self, path: str, argv: list[bytes], envp: list[bytes], vdso: bool, start_pid: int, after_exec: bool
+    ) -> int:
+        """Load and run images until the program ends (an execve loops with the next one)."""
+        try:
+            return self._images(path, argv, envp, vdso, start_pid, after_exec)
+        except BaseException:
+            if os.getpid() == start_pid:
+                raise
+            # A forked child of the program: never back into the caller's code (the rest of
+            # the host's script would run twice); report and end as the program would not.
+            sys.stderr.write("pysud: in a process the program forked:\n")
+            traceback.print_exc()
+            sys.stderr.flush()
+            os._exit(2)
+
+    def _images(
+        self, path: str, argv: list[bytes], envp: list[bytes], vdso: bool, start_pid: int, after_exec: bool
+    ) -> int:
+        from . import _elf
+
         while True:
+            if after_exec:
+                self._close_on_exec()
+            _set_comm(os.path.basename(self.execfn))  # as execve names the process
             images = []
             _rewrite.forget()  # sites of an earlier image: this one's code may live at their addresses
             try:
@@ -313,15 +547,23 @@ class LinuxPersonality:
                 image, interp, argv, envp, execfn=self.execfn, vdso_base=vdso_base
             )
             entry = interp.entry if interp else image.entry
+            if self.on_start is not None and not after_exec:
+                # argc at sp, then argv[] and its NULL, then envp[]
+                self.on_start(
+                    self.execfn.decode(errors="surrogateescape"),
+                    self.first_argv,
+                    len(envp),
+                    sp + 8 * (len(argv) + 2),
+                )
             self.next_exec = None
             value = 127
-            # A new program starts with default signal dispositions; after execve the
-            # ignored ones stay ignored, as POSIX says.
-            _core.reset_signals(after_exec)
+            # A new program starts with default signal dispositions but for the ones its parent
+            # left ignored; execve keeps the ignored ones ignored, as POSIX says.
+            _core.reset_signals(after_exec, 0 if after_exec else inherited_ignored())
             try:
                 value = _core.run_guest(entry, sp)
                 self.fault = _core.last_fault()
-                self.d.check()
+                self.d.check(all_threads=True)  # handler errors on any of the program's threads
             finally:
                 self.brk.release()
                 _elf.unmap_region(stack, stack_size)
@@ -331,16 +573,12 @@ class LinuxPersonality:
                 path, argv, envp = self.next_exec
                 after_exec = True
                 continue
+            if self.fault is not None and value == 128 + self.fault[0]:
+                self.killed_by = self.fault[0]
+            if os.getpid() != start_pid:
+                self._child_exit(value)
             if self.on_end is not None:
                 self.on_end(value, self.fault)
-            if os.getpid() != start_pid:
-                # A forked child of the program ends here, never back in the caller; one
-                # that died of a signal dies of it for real, so its parent sees that.
-                if self.fault is not None and value == 128 + self.fault[0]:
-                    sys.stdout.flush()
-                    signal.signal(self.fault[0], signal.SIG_DFL)
-                    os.kill(os.getpid(), self.fault[0])
-                os._exit(value & 0xFF)
             return value & 0xFF
 
 
@@ -352,6 +590,7 @@ def run(
     dispatcher: Dispatcher | None = None,
     vdso: bool = True,
     native_exec: bool = False,
+    setup: Callable[[Dispatcher], object] | None = None,
     rewrite: bool | None = None,
 ) -> int:
     """Run a Linux x86-64 program in this process with its system calls dispatched; its exit status.
@@ -359,14 +598,56 @@ def run(
     ``args`` is argv[1:] (argv[0] is ``program`` as given). Calls without a
     handler in ``dispatcher`` run natively; the personality's handlers keep
     the program's TLS, heap, signal dispositions and exit apart from the host.
-    ``rewrite`` (default: on unless ``PYSUD_REWRITE=0``) lets the core patch the
-    program's trapped syscall sites so their later calls skip the kernel's trap.
+    ``setup(dispatcher)`` runs once the personality's handlers are on it, before
+    the program starts (`pysud run --hooks` registers its handlers there).
+    ``rewrite`` (default: on unless ``PYSUD_REWRITE=0``) lets the core patch the program's
+    trapped syscall sites so that their later calls skip the kernel's trap.
     """
-    path = find_program(program)
+    personality = _personality(dispatcher, native_exec, setup, rewrite)
+    return personality.run(*_command(program, args, env), vdso=vdso)
+
+
+def _personality(
+    dispatcher: Dispatcher | None,
+    native_exec: bool,
+    setup: Callable[[Dispatcher], object] | None,
+    rewrite: bool | None = None,
+) -> LinuxPersonality:
     d = dispatcher or Dispatcher(rewrite=rewrite)
     if dispatcher is not None and rewrite is not None:
         d.set_rewrite(rewrite)
+    personality = LinuxPersonality(d, native_exec=native_exec)
+    if setup is not None:
+        setup(d)
+    return personality
+
+
+def _command(
+    program: str, args: list[str] | None, env: dict[str, str] | None
+) -> tuple[str, list[bytes], list[bytes]]:
+    path = find_program(program)
     argv = [os.fsencode(program)] + [os.fsencode(a) for a in (args or [])]
     environ = os.environ if env is None else env
     envp = [os.fsencode(f"{k}={v}") for k, v in environ.items()]
-    return LinuxPersonality(d, native_exec=native_exec).run(path, argv, envp, vdso=vdso)
+    return path, argv, envp
+
+
+def run_command(
+    program: str,
+    args: list[str],
+    *,
+    vdso: bool = True,
+    native_exec: bool = False,
+    setup: Callable[[Dispatcher], object] | None = None,
+    rewrite: bool | None = None,
+) -> int:
+    """``pysud run``: as run(), but a program that dies of a signal takes this process with it.
+
+    A shell or any parent then sees what it would see natively: WIFSIGNALED with the signal
+    (Python's returncode -S), not an exit status of 128 + S.
+    """
+    personality = _personality(None, native_exec, setup, rewrite)
+    status = personality.run(*_command(program, args, None), vdso=vdso)
+    if personality.killed_by is not None:
+        die_of_signal(personality.killed_by)
+    return status

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -14,6 +13,8 @@ def _check(args: argparse.Namespace) -> int:
 
     s = support()
     if args.json:
+        import json
+
         print(json.dumps(s.as_dict(), indent=2))
     else:
         print(f"kernel {s.kernel} on {s.machine}")
@@ -40,6 +41,8 @@ def _bench(args: argparse.Namespace) -> int:
         if not args.json:
             print("\n" + render_trace(traced), flush=True)
     if args.json:
+        import json
+
         print(json.dumps(result))
     return 0
 
@@ -63,25 +66,90 @@ def _bench_programs(args: argparse.Namespace) -> dict[str, object]:
     return result
 
 
+def _hooks_setup(args: argparse.Namespace) -> Any:
+    """--hooks FILE...: the files loaded now (their errors before anything runs), applied at setup."""
+    if not args.hooks:
+        return None
+    from ._hooks import setup_for
+
+    return setup_for(args.hooks)
+
+
 def _run(args: argparse.Namespace) -> int:
     if _is_pe(args.program):
         return _run_nt(args)
-    from ._linux import run
+    from ._linux import run_command
 
-    return run(
+    setup = _hooks_setup(args)
+    # a program that dies of a signal ends `pysud run` by the same signal (WIFSIGNALED)
+    return run_command(
         args.program,
         args.args,
         vdso=not args.no_vdso,
         native_exec=args.native_exec,
+        setup=setup,
         rewrite=False if args.no_rewrite else None,
     )
+
+
+_STATUSES = ("successful", "failed", "unfinished", "unavailable", "detached")
+
+
+def _trace_status(value: str) -> frozenset[str]:
+    from .trace import SpecError
+
+    negate = value.startswith("!")
+    names = set(filter(None, (value[1:] if negate else value).split(",")))
+    if "all" in names:
+        names = set(_STATUSES)
+    if "none" in names:
+        names = set()
+    bad = names - set(_STATUSES)
+    if bad:
+        raise SpecError(f"invalid status {sorted(bad)[0]!r} (one of {', '.join(_STATUSES)}, all, none)")
+    return frozenset(set(_STATUSES) - names if negate else names)
+
+
+def _trace_signals(value: str) -> frozenset[int]:
+    import signal as _signal
+
+    from .trace import SpecError
+
+    negate = value.startswith("!")
+    nums: set[int] = set()
+    for item in filter(None, (value[1:] if negate else value).split(",")):
+        if item == "all":
+            nums.update(range(1, 65))
+        elif item == "none":
+            continue
+        elif item.isdigit() and 0 < int(item) < 65:
+            nums.add(int(item))
+        else:
+            name = item.upper() if item.upper().startswith("SIG") else "SIG" + item.upper()
+            sig = getattr(_signal, name, None)
+            if not isinstance(sig, int) or name.startswith("SIG_"):
+                raise SpecError(f"invalid signal {item!r}")
+            nums.add(int(sig))
+    return frozenset(set(range(1, 65)) - nums if negate else nums)
 
 
 def _trace(args: argparse.Namespace) -> int:
     from .trace import SpecError, TraceOptions, parse_inject, syscall_set, trace_program
 
+    if args.attach is not None:
+        raise SpecError(
+            "-p (attach to a running process) cannot apply: pysud traces a program it runs in its own "
+            "process, by Syscall User Dispatch, and cannot reach into another process; run the program "
+            "under `pysud trace` instead, or use strace -p"
+        )
+    if args.program is None:
+        raise SpecError("a program to run is required: pysud trace [options] PROGRAM [ARGS]")
     trace = None
     inject = []
+    status = None
+    signals = None
+    if args.failed_only or args.successful_only:
+        status = frozenset({"failed"} if args.failed_only else {"successful"})
     for expr in args.expr or []:
         key, eq, value = expr.partition("=")
         if not eq:
@@ -90,22 +158,45 @@ def _trace(args: argparse.Namespace) -> int:
             trace = syscall_set(value)
         elif key == "inject":
             inject.append(parse_inject(value))
+        elif key == "status":
+            status = _trace_status(value)
+        elif key in ("signal", "signals", "s"):
+            signals = _trace_signals(value)
         else:
-            raise SpecError(f"-e {key}=: only trace= and inject= are supported")
+            raise SpecError(f"-e {key}=: only trace=, status=, signal= and inject= are supported")
+    if args.sort_by not in ("time", "calls", "name", "errors", "avg-time", "min-time", "max-time", "nothing"):
+        raise SpecError(
+            f"-S {args.sort_by}: sort by time, calls, name, errors, avg-time, min-time, max-time or nothing"
+        )
     opts = TraceOptions(
         output=args.output,
         follow=args.follow,
         strsize=args.strsize,
         fd_paths=args.fd_paths,
         durations=args.durations,
-        timestamps=args.timestamps >= 2,
+        timestamps=min(args.timestamps, 3),
+        relative=args.relative,
         json=args.json,
         summary="C" if args.summary_and_lines else ("c" if args.summary else ""),
+        summary_wall=args.wall,
+        sort_by=args.sort_by,
         trace=trace,
+        status=status,
+        signals=signals,
+        paths=tuple(args.paths or ()),
         inject=inject,
+        timeline=args.timeline,
     )
+    setup = _hooks_setup(args)
+    # as strace: a program that dies of a signal ends `pysud trace` by the same signal
     return trace_program(
-        args.program, args.args, opts, vdso=not args.no_vdso, rewrite=False if args.no_rewrite else None
+        args.program,
+        args.args,
+        opts,
+        vdso=not args.no_vdso,
+        setup=setup,
+        die_with_program=True,
+        rewrite=False if args.no_rewrite else None,
     )
 
 
@@ -123,18 +214,48 @@ def _trace_parser(sub: Any) -> None:
     t.add_argument("-s", dest="strsize", type=int, default=32, metavar="N", help="string limit (default 32)")
     t.add_argument("-y", dest="fd_paths", action="store_true", help="print paths of file descriptors")
     t.add_argument("-T", dest="durations", action="store_true", help="time spent in each call")
-    t.add_argument("-t", dest="timestamps", action="count", default=0, help="-tt: wall clock, microseconds")
+    t.add_argument(
+        "-t",
+        dest="timestamps",
+        action="count",
+        default=0,
+        help="time of day on each line; -tt with microseconds, -ttt in seconds since the epoch",
+    )
+    t.add_argument(
+        "-r", dest="relative", action="store_true", help="time since the previous line on each line"
+    )
     t.add_argument("-c", dest="summary", action="store_true", help="summary table only")
     t.add_argument("-C", dest="summary_and_lines", action="store_true", help="lines and summary table")
+    t.add_argument(
+        "-w",
+        dest="wall",
+        action="store_true",
+        help="summary of wall-clock latency (pysud's -c always measures it: see docs/trace.md)",
+    )
+    t.add_argument(
+        "-S", dest="sort_by", default="time", metavar="SORTBY", help="sort the summary (default: time)"
+    )
+    t.add_argument("-z", dest="successful_only", action="store_true", help="only calls that succeeded")
+    t.add_argument("-Z", dest="failed_only", action="store_true", help="only calls that failed")
+    t.add_argument(
+        "-P", dest="paths", action="append", metavar="PATH", help="only calls that touch PATH (by name or fd)"
+    )
     t.add_argument(
         "-e",
         dest="expr",
         action="append",
         metavar="EXPR",
-        help="trace=SET (names, %%file %%process %%network %%memory %%signal %%desc, !negated) or "
+        help="trace=SET (names, %%file %%process %%network %%memory %%signal %%desc, !negated), "
+        "status=SET (successful failed unfinished), signal=SET, or "
         "inject=SET:error=ERRNO|retval=N[:when=first[..last][+step]]",
     )
+    t.add_argument("-p", dest="attach", metavar="PID", help="not available: see the description")
     t.add_argument("--json", action="store_true", help="one JSON object per call")
+    t.add_argument(
+        "--timeline",
+        metavar="FILE",
+        help="also write the run as Chrome/Perfetto trace-event JSON (ui.perfetto.dev, chrome://tracing)",
+    )
     t.add_argument("--no-vdso", action="store_true", help="hide the vDSO: time calls become syscalls")
     t.add_argument(
         "--no-rewrite",
@@ -142,25 +263,71 @@ def _trace_parser(sub: Any) -> None:
         help="keep every syscall site trapping (default: patch a trapped `mov $nr,%%eax; syscall` site of "
         "the program so later calls skip the kernel's SIGSYS; also PYSUD_REWRITE=0)",
     )
-    t.add_argument("program")
+    _hooks_option(t)
+    t.add_argument("program", nargs="?")
     t.add_argument("args", nargs=argparse.REMAINDER)
     t.set_defaults(func=_trace)
 
 
+def _hooks_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--hooks",
+        action="append",
+        metavar="FILE",
+        help="a Python file defining hooks(d), which registers handlers on the program's dispatcher "
+        '(d.on("uname", handler)); a handler returning pysud.NATIVE passes the call on. Repeatable; '
+        "see docs/guide.md",
+    )
+
+
 def _run_nt(args: argparse.Namespace) -> int:
     """A Windows program (MZ): the NT personality; the exit code's low byte is the status."""
+    from .nt import NtPersonality
     from .nt import run as run_nt
 
     drives = dict(d.split("=", 1) for d in args.drive) if args.drive else None
-    code = run_nt(
-        args.program,
-        args.args,
+    if not (args.trace_output or args.trace_timestamps or args.trace_durations or args.timeline):
+        code = run_nt(
+            args.program,
+            args.args,
+            profile=args.nt_profile,
+            drives=drives,
+            trace=args.trace,
+            flip_switch=args.flip_switch,
+            setup=_hooks_setup(args),
+            ntdll=args.ntdll,
+            dlls=args.dlls,
+            prefix=args.prefix,
+        )
+        return code & 0xFF
+    # the NT trace with pysud trace's options (nt/trace.py)
+    from .nt.trace import NtTrace
+
+    sink = NtTrace(
+        output=args.trace_output,
+        timestamps=args.trace_timestamps,
+        durations=args.trace_durations,
+        timeline=args.timeline,
+        lines=bool(args.trace or args.trace_output or args.trace_timestamps or args.trace_durations),
+    )
+    nt = NtPersonality(
         profile=args.nt_profile,
         drives=drives,
-        trace=args.trace,
+        trace=sink,  # type: ignore[arg-type]
         flip_switch=args.flip_switch,
+        ntdll=args.ntdll,
+        dlls=args.dlls,
+        prefix=args.prefix,
     )
-    return code & 0xFF
+    sink.attach(nt)
+    setup = _hooks_setup(args)
+    try:
+        if setup is not None:
+            setup(nt)
+        return nt.run(args.program, args.args) & 0xFF
+    finally:
+        nt.close()
+        sink.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -215,6 +382,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     nt = r.add_argument_group("Windows (PE) programs")
     nt.add_argument("--trace", action="store_true", help="print each NT call, arguments decoded, to stderr")
+    nt.add_argument("--trace-output", metavar="FILE", help="the NT trace to FILE (as pysud trace -o)")
+    nt.add_argument(
+        "--trace-timestamps",
+        type=int,
+        choices=(1, 2, 3),
+        default=0,
+        help="time stamps on NT trace lines: 1 as -t, 2 as -tt, 3 as -ttt",
+    )
+    nt.add_argument("--trace-durations", action="store_true", help="time spent in each NT call (as -T)")
+    nt.add_argument(
+        "--timeline",
+        metavar="FILE",
+        help="the NT calls as Chrome/Perfetto trace-event JSON (as pysud trace --timeline)",
+    )
     nt.add_argument(
         "--nt-profile", default="win11-23h2", help="Windows build whose syscall numbers ntdll uses"
     )
@@ -225,6 +406,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="map a drive letter to a host directory (default: C: is a fresh scratch directory)",
     )
     nt.add_argument("--flip-switch", action="store_true", help="ntdll calls enter without a kernel trap")
+    nt.add_argument(
+        "--ntdll",
+        choices=("auto", "wine", "builtin"),
+        default="auto",
+        help="wine: Wine's PE DLLs (ntdll, kernel32, msvcrt, ...); builtin: pysud's own ntdll "
+        "(ntdll-only programs); auto (default): wine when installed",
+    )
+    nt.add_argument("--dlls", metavar="DIR", help="a directory of x64 PE DLLs to use instead of Wine's")
+    nt.add_argument(
+        "--prefix",
+        metavar="DIR",
+        help="the prefix (drive_c, registry) for Wine's DLLs (default: $PYSUD_PREFIX or "
+        "~/.local/share/pysud/prefix)",
+    )
+    _hooks_option(r)
     r.add_argument("program")
     r.add_argument("args", nargs=argparse.REMAINDER)
     r.set_defaults(func=_run)
@@ -237,9 +433,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .trace import SpecError
 
         if isinstance(e, PysudError | OSError | SpecError):
-            print(f"pysud: {e}", file=sys.stderr)
+            print(f"pysud: {e}{_where_handler_raised(e)}", file=sys.stderr)
             return 2
         raise
+
+
+def _where_handler_raised(e: BaseException) -> str:
+    """For a HandlerError: `` (FILE:LINE)`` of the innermost frame of the handler outside pysud."""
+    import os
+    import traceback
+
+    from ._errors import HandlerError
+
+    cause = e.__cause__
+    if not isinstance(e, HandlerError) or cause is None:
+        return ""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frames = [f for f in traceback.extract_tb(cause.__traceback__) if not f.filename.startswith(package)]
+    return f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
 
 if __name__ == "__main__":

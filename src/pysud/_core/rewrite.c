@@ -1,17 +1,13 @@
 /* rewrite.c - the CPython glue of the ways below the SIGSYS floor: site
  * rewriting (sud_rewrite.c: switch it on for a policy, list the sites the core
  * examined, forget them) and the path filter (sud_filter.c). */
-#define PY_SSIZE_T_CLEAN
-#define _GNU_SOURCE
-#include <Python.h>
+#include "core.h"
+
 #include <link.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
 
-#include "sud.h"
-
-struct sud_policy *policy_arg(PyObject *o);
 
 struct host_ranges {
     uint64_t lo[512], hi[512];
@@ -133,9 +129,49 @@ PyObject *m_rewrite_direct_count(PyObject *m, PyObject *pol)
     return PyLong_FromUnsignedLongLong(__atomic_load_n(&p->count_direct, __ATOMIC_RELAXED));
 }
 
+/* Put filter pf in force for nr (a slot of its own, reused when nr had one). */
+static PyObject *set_filter(struct sud_policy *p, int nr, const struct sud_path_filter *pf)
+{
+    int slot = p->path_filter[nr];
+    if (!slot) {
+        uint8_t used[SUD_FILTERS] = {0};
+        for (int i = 0; i < SUD_NSYSCALLS; i++)
+            if (p->path_filter[i])
+                used[p->path_filter[i] - 1] = 1;
+        for (int i = 0; i < SUD_FILTERS && !slot; i++)
+            if (!used[i])
+                slot = i + 1;
+        if (!slot) {
+            PyErr_SetString(PyExc_ValueError, "no room for another argument filter");
+            return NULL;
+        }
+    }
+    p->path_filter[nr] = 0; /* no half-written filter is ever in force */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    p->filters[slot - 1] = *pf;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    p->path_filter[nr] = (uint8_t)slot;
+    Py_RETURN_NONE;
+}
+
+static struct sud_policy *filter_args(PyObject *pol, int nr, int arg)
+{
+    struct sud_policy *p = policy_arg(pol);
+    if (!p) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "a filter needs a policy");
+        return NULL;
+    }
+    if (nr < 0 || nr >= SUD_NSYSCALLS || arg < 0 || arg > 5) {
+        PyErr_SetString(PyExc_ValueError, "filter: nr or argument index out of range");
+        return NULL;
+    }
+    return p;
+}
+
 /* path_filter(policy, nr, arg, prefixes): calls nr reach Python only when
  * argument arg is a path starting with one of prefixes (bytes, at most 4,
- * each shorter than 32 bytes); None clears the filter. */
+ * each shorter than 32 bytes); None clears the filter (of either kind). */
 PyObject *m_path_filter(PyObject *m, PyObject *args)
 {
     (void)m;
@@ -143,16 +179,9 @@ PyObject *m_path_filter(PyObject *m, PyObject *args)
     int nr, arg;
     if (!PyArg_ParseTuple(args, "OiiO", &pol, &nr, &arg, &prefixes))
         return NULL;
-    struct sud_policy *p = policy_arg(pol);
-    if (!p) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "path_filter needs a policy");
+    struct sud_policy *p = filter_args(pol, nr, arg);
+    if (!p)
         return NULL;
-    }
-    if (nr < 0 || nr >= SUD_NSYSCALLS || arg < 0 || arg > 5) {
-        PyErr_SetString(PyExc_ValueError, "path_filter: nr or argument index out of range");
-        return NULL;
-    }
     if (prefixes == Py_None) {
         p->path_filter[nr] = 0;
         Py_RETURN_NONE;
@@ -182,24 +211,22 @@ PyObject *m_path_filter(PyObject *m, PyObject *args)
     }
     pf.nprefix = (uint8_t)n;
     Py_DECREF(seq);
-    int slot = p->path_filter[nr];
-    if (!slot) {
-        uint8_t used[SUD_FILTERS] = {0};
-        for (int i = 0; i < SUD_NSYSCALLS; i++)
-            if (p->path_filter[i])
-                used[p->path_filter[i] - 1] = 1;
-        for (int i = 0; i < SUD_FILTERS && !slot; i++)
-            if (!used[i])
-                slot = i + 1;
-        if (!slot) {
-            PyErr_SetString(PyExc_ValueError, "no room for another path filter");
-            return NULL;
-        }
-    }
-    p->path_filter[nr] = 0; /* no half-written filter is ever in force */
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    p->filters[slot - 1] = pf;
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    p->path_filter[nr] = (uint8_t)slot;
-    Py_RETURN_NONE;
+    return set_filter(p, nr, &pf);
+}
+
+/* range_filter(policy, nr, arg, lo, hi): calls nr reach Python only when the
+ * low 32 bits of argument arg lie in [lo, hi] (a descriptor, a flag word). */
+PyObject *m_range_filter(PyObject *m, PyObject *args)
+{
+    (void)m;
+    PyObject *pol;
+    int nr, arg;
+    unsigned int lo, hi;
+    if (!PyArg_ParseTuple(args, "OiiII", &pol, &nr, &arg, &lo, &hi))
+        return NULL;
+    struct sud_policy *p = filter_args(pol, nr, arg);
+    if (!p)
+        return NULL;
+    struct sud_path_filter pf = {.arg = (uint8_t)arg, .lo = lo, .hi = hi};
+    return set_filter(p, nr, &pf);
 }

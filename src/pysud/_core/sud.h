@@ -28,7 +28,7 @@
 #define SUD_AREA_SIZE (256 * 1024) /* per-thread area: struct + signal stack, aligned to its size */
 #define SUD_DSTACK_SIZE (8 * 1024 * 1024) /* dispatch stack (Python handlers run here) */
 #define SUD_SHADOW_ENTRIES 1024    /* nested wrapped calls per thread */
-#define SUD_DEFERRED_RING 64
+#define SUD_DEFERRED_RING 512 /* past this, calls are counted as lost (deferred_lost) */
 #define SUD_THREAD_MAGIC 0x5053554454485244ull /* "PSUDTHRD" */
 #define SUD_REDZONE 128
 #define SUD_DFLAGS_SLOT 0x8000 /* dispatch stack offset where sud_direct_entry saves RFLAGS */
@@ -46,6 +46,9 @@
 #define T_DSTACK_HI 104
 #define T_DRIP 112
 #define T_DRSP 120
+#define T_EXITREQ 136
+#define T_VPENDING 168
+#define T_RESUMEF 184
 
 /* ---- offsets into struct sud_frame used by the assembly ---- */
 #define F_RAX 112
@@ -57,7 +60,9 @@
 #define SUD_FRAME_DIRTY 1  /* a register was written by a handler */
 #define SUD_FRAME_XSAVED 2 /* vector state saved in the XSAVE area */
 #define SUD_FRAME_EXIT 4   /* leave the guest: sud_run_guest returns RAX */
-#define SUD_FRAME_DIRECT 8 /* built by sud_direct_entry (no kernel trap) */
+#define SUD_FRAME_TRAP 8   /* trapped by SIGSYS from a 2-byte `syscall`: RIP - 2 re-runs the call */
+#define SUD_CP_NOT_STARTED 513 /* -ERESTARTNOINTR: sud_gate_syscall_cp did not enter the kernel */
+#define SUD_FRAME_DIRECT 16 /* came in through a direct entry (no kernel trap) */
 
 #ifndef __ASSEMBLER__
 #include <signal.h>
@@ -94,6 +99,7 @@ enum { SUD_CAP_CSTR = 1, SUD_CAP_ARG = 2, SUD_CAP_RET = 3, SUD_CAP_FIXED = 4 }; 
 enum { SUD_CAP_OK = 0, SUD_CAP_FAULT = 1, SUD_CAP_NULL = 2, SUD_CAP_TRUNC = 3 }; /* status */
 enum { SUD_REC_CALL = 1, SUD_REC_EXIT = 2, SUD_REC_FULL = 3, SUD_REC_SIGNAL = 4 };
 #define SUD_TRACE_TIMING 1
+#define SUD_TRACE_CPUTIME 2 /* times are the thread's CPU time (strace -c without -w), not the clock */
 
 /* What to read for one argument: CSTR up to max bytes (stops after the NUL,
  * which it keeps: status OK; TRUNC when no NUL came); ARG
@@ -139,6 +145,7 @@ int sud_trace_room(const struct sud_trace *tr, long nr);
 uint64_t sud_trace_entry(struct sud_trace *tr, struct sud_thread *t, long nr, const long a[6]);
 void sud_trace_exit(struct sud_trace *tr, struct sud_thread *t, long nr, const long a[6], long ret, uint64_t off);
 void sud_trace_signal(struct sud_trace *tr, struct sud_thread *t, int sig, const siginfo_t *si);
+void sud_trace_sigreturn(struct sud_trace *tr, struct sud_thread *t, uint64_t frame);
 uint64_t sud_trace_take(struct sud_trace *tr, int tid, void *dst);
 /* A copy that answers -EFAULT instead of faulting, while sud_vsig_active(). */
 long sud_probe_copy(void *dst, const void *src, uint64_t n);
@@ -146,12 +153,14 @@ extern char sud_probe_copy_insn[], sud_probe_copy_fixup[];
 int sud_vsig_active(void);
 void sud_trace_forget(struct sud_trace *tr);
 
-/* A path filter (sud_filter.c): the call reaches Python only when argument
- * arg names a path that starts with one of the prefixes. */
+/* An argument filter (sud_filter.c): the call reaches Python only when
+ * argument arg names a path that starts with one of the prefixes (nprefix >
+ * 0), or, with no prefixes, when its low 32 bits lie in [lo, hi]. */
 #define SUD_PREFIX_MAX 32
-#define SUD_FILTERS 8
+#define SUD_FILTERS 16
 struct sud_path_filter {
     uint8_t arg, nprefix, len[4];
+    uint32_t lo, hi;
     char prefix[4][SUD_PREFIX_MAX];
 };
 
@@ -216,9 +225,12 @@ struct sud_thread {
     uint64_t clear_tid;      /* the guest's CLONE_CHILD_CLEARTID / set_tid_address word */
     struct sud_thread *gnext; /* registry of threads running guest code */
     /* the program's signals (sud_vsig.c) */
-    volatile uint64_t vpending;  /* signals to deliver to the program when dispatch ends */
-    volatile int vrestart;       /* the interrupted call is to be restarted (SA_RESTART) */
+    volatile uint64_t vpending;  /* 168: signals held for the program until the dispatch ends */
+    volatile int vrestart;       /* EINTR came from an interrupted call (1: restart with SA_RESTART)
+                                    or from one that never started (2: always re-run) */
     volatile int vfatal;         /* the program dies of this signal */
+    struct sud_frame *resume_frame; /* 184: the frame sud_resume is restoring */
+    volatile uint64_t vblocked;  /* held signals the core blocked in the thread's mask */
     siginfo_t vinfo[65];
     /* memory */
     stack_t old_altstack;
@@ -245,6 +257,9 @@ _Static_assert(offsetof(struct sud_thread, dstack_lo) == T_DSTACK_LO, "T_DSTACK_
 _Static_assert(offsetof(struct sud_thread, dstack_hi) == T_DSTACK_HI, "T_DSTACK_HI");
 _Static_assert(offsetof(struct sud_thread, direct_rip) == T_DRIP, "T_DRIP");
 _Static_assert(offsetof(struct sud_thread, direct_rsp) == T_DRSP, "T_DRSP");
+_Static_assert(offsetof(struct sud_thread, exit_requested) == T_EXITREQ, "T_EXITREQ");
+_Static_assert(offsetof(struct sud_thread, vpending) == T_VPENDING, "T_VPENDING");
+_Static_assert(offsetof(struct sud_thread, resume_frame) == T_RESUMEF, "T_RESUMEF");
 _Static_assert(sizeof(struct sud_frame) == 216, "frame size used by sud_direct_entry");
 _Static_assert(offsetof(struct sud_frame, rax) == F_RAX, "F_RAX");
 _Static_assert(offsetof(struct sud_frame, rip) == F_RIP, "F_RIP");
@@ -269,6 +284,15 @@ extern __thread struct sud_thread *sud_self;
 
 /* The glue's Python entry: fills in the frame's result. */
 extern void (*sud_python_hook)(struct sud_frame *f);
+/* The glue's fork protocol around a fork of foreign code (a new process):
+ * SUD_FORK_PREPARE before it, SUD_FORK_PARENT / SUD_FORK_CHILD after it
+ * (the interpreter's locks are held across the fork, as os.fork does). */
+enum { SUD_FORK_PREPARE = 0, SUD_FORK_PARENT = 1, SUD_FORK_CHILD = 2 };
+extern void (*sud_fork_hook)(int phase);
+/* The glue's answer when, in a process forked by a program thread that is not
+ * the program's first, that thread leaves the program (no Python loop waits
+ * for it there): the process's exit status. */
+extern long (*sud_orphan_hook)(struct sud_thread *t, long value);
 /* The glue's check for calls that were run in C instead of Python. */
 
 /* ---- assembly (sud_entry.S) ---- */
@@ -276,6 +300,10 @@ extern char sud_gate_start[], sud_gate_end[];
 extern char sud_gate_rt_sigreturn[], sud_gate_restorer[];
 long sud_gate_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
 long sud_gate_int80(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
+/* A call on a program thread's behalf that a held signal or an exit can cancel
+ * before it enters the kernel: -SUD_CP_NOT_STARTED then (see sud_vsig.c). */
+long sud_gate_syscall_cp(struct sud_thread *t, long nr, const long a[6]);
+extern char sud_cp_begin[], sud_cp_syscall[], sud_cp_cancel[];
 /* Layout known to sud_gate_clone. */
 struct sud_clone_req {
     long nr;            /* 0 */
@@ -289,7 +317,12 @@ void sud_dispatch_entry(void);
 /* The flip-switch way in: jumped to, not called, with the registers of a
  * syscall instruction, RCX = the thread, R11 = where to resume. */
 void sud_direct_entry(void);
+void sud_rewrite_entry(void); /* the same for rewritten sites: the frame also says TRAP */
 void sud_xsave(struct sud_frame *f);
+/* sud_resume's last check, from sud_resume_check to sud_resume_end: signals
+ * held or an exit requested since the dispatch ended (sud_dispatch.c). */
+extern char sud_resume_check[], sud_resume_end[];
+int sud_resume_pending(struct sud_frame *f);
 /* Run a guest from its entry point on its own stack, selector BLOCK, until a
  * handler sets SUD_FRAME_EXIT; returns the frame's RAX then. */
 long sud_run_guest(uint64_t entry, uint64_t sp, struct sud_thread *t);
@@ -350,9 +383,10 @@ int sud_on_signal_stack(const struct sud_thread *t, const void *uc);
 void sud_leave_guest_now(struct sud_thread *t, void *uc);
 int sud_vsig_begin(void);
 void sud_vsig_end(void);
-void sud_vsig_reset(int keep_ignored);
+void sud_vsig_reset(int keep_ignored, uint64_t ignored);
 long sud_vsig_sigaction(long sig, uint64_t act, uint64_t oact, long size);
 void sud_vsig_deliver(struct sud_frame *f);
+void sud_vsig_exec(int before);
 void sud_vsig_handler(int sig, siginfo_t *si, void *uc);
 long sud_safe_copy(void *dst, const void *src, size_t n, int to_foreign);
 

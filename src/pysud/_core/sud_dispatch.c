@@ -26,6 +26,7 @@
 #define SUD_CLONE_THREAD 0x00010000ul
 
 void (*sud_python_hook)(struct sud_frame *f);
+void (*sud_fork_hook)(int phase);
 uintptr_t sud_hazard_lo[4], sud_hazard_hi[4];
 int sud_nhazard;
 
@@ -106,7 +107,18 @@ static long native_clone(struct sud_frame *f, long nr, const long a[6])
             cargs[0] = flags;
         }
     }
-    if (child_sp) {
+    if (child_sp && !(flags & SUD_CLONE_VM)) {
+        /* A new process on a stack of its own: the kernel is given no stack,
+         * so the child returns through this dispatch like a fork (and the
+         * interpreter's fork protocol can finish in it); it resumes with
+         * RSP = its stack (below). */
+        if (nr == SYS_clone) {
+            req.a[1] = 0;
+        } else {
+            cargs[5] = cargs[6] = 0;
+            req.a[0] = (long)cargs;
+        }
+    } else if (child_sp) {
         /* The child starts on its own stack at the foreign code's next
          * instruction; the gate finds that address just below the stack top,
          * and below it, for a forked child, how to re-arm. */
@@ -122,12 +134,43 @@ static long native_clone(struct sud_frame *f, long nr, const long a[6])
             return -EFAULT;
         req.newstack = 1;
     }
+    /* A new process made for foreign code: the interpreter's fork protocol
+     * around it, so that the child finds the GIL and the import lock free
+     * (another thread may be inside a Python handler right now).  The
+     * host's own forks (from its libc: os.fork) take care of that already. */
+    int protocol = !(flags & SUD_CLONE_VM) && sud_fork_hook && !from_host;
+    if (protocol) {
+        if (!(f->flags & SUD_FRAME_XSAVED))
+            sud_xsave(f); /* the interpreter may use vector registers */
+        sud_fork_hook(SUD_FORK_PREPARE);
+    }
     long r = sud_gate_clone(&req);
     if (req.newstack && sud_have_fsgsbase)
         sud_wrfsbase(f->thread->host_fs);
-    if (r == 0 && !(flags & SUD_CLONE_VM))
+    if (r == 0 && !(flags & SUD_CLONE_VM)) {
         sud_rearm_after_fork(); /* a forked child continues under dispatch, as armed */
+        if (child_sp)
+            f->rsp = child_sp;
+    }
+    if (protocol)
+        sud_fork_hook(r == 0 ? SUD_FORK_CHILD : SUD_FORK_PARENT);
     return r;
+}
+
+/* A call of a program's thread, trapped at its syscall instruction, can be
+ * cancelled before it starts when a signal is held for the program: the
+ * signal is delivered first and the call re-run after the handler, as if the
+ * signal had come just before the program's syscall (sud_vsig_deliver). */
+static int cancellable(const struct sud_frame *f)
+{
+    const struct sud_thread *t = f->thread;
+    return t->guest_depth > 0 && t->group && !f->prev && (f->flags & SUD_FRAME_TRAP);
+}
+
+static long not_started(struct sud_thread *t)
+{
+    t->vrestart = 2;
+    return -EINTR;
 }
 
 long sud_native(struct sud_frame *f, long nr, const long a[6])
@@ -135,6 +178,9 @@ long sud_native(struct sud_frame *f, long nr, const long a[6])
     if (f->arch == SUD_AUDIT_ARCH_I386)
         return sud_gate_int80(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
     struct sud_thread *t = f->thread;
+    int cp = cancellable(f);
+    if (cp && (t->vpending || t->exit_requested))
+        return not_started(t);
     switch (nr) {
     case SYS_clone:
     case SYS_clone3:
@@ -193,8 +239,22 @@ long sud_native(struct sud_frame *f, long nr, const long a[6])
         }
         return 0;
     }
+    case SYS_execve:
+    case SYS_execveat:
+        /* The kernel's execve keeps ignored signals ignored: the program's are virtual. */
+        if (t->guest_depth > 0) {
+            sud_vsig_exec(1);
+            long r = sud_gate_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+            sud_vsig_exec(0);
+            return r;
+        }
+        break;
     default:
         break;
+    }
+    if (cp) {
+        long r = sud_gate_syscall_cp(t, nr, a);
+        return r == -SUD_CP_NOT_STARTED ? not_started(t) : r;
     }
     return sud_gate_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
@@ -253,7 +313,7 @@ struct sud_frame *sud_dispatch(struct sud_frame *f)
 
     if (p && (f->flags & SUD_FRAME_DIRECT))
         __atomic_add_fetch(&p->count_direct, 1, __ATOMIC_RELAXED);
-    else if (p && p->rewrite)
+    else if (p && p->rewrite && (f->flags & SUD_FRAME_TRAP))
         sud_rewrite_trapped(f, p->rewrite_locator); /* later calls from this site: no trap */
 
     int kind = a->kind, deferred = 0;
@@ -284,7 +344,9 @@ struct sud_frame *sud_dispatch(struct sud_frame *f)
         frame_args(f, args);
         uint64_t off = sud_trace_entry(p->trace, t, (long)f->nr, args);
         f->rax = (uint64_t)sud_native(f, (long)f->nr, args);
-        sud_trace_exit(p->trace, t, (long)f->nr, args, (long)f->rax, off);
+        /* a call cancelled before it started is re-run after the handler: strace's "? ERESTARTNOINTR" */
+        long shown = t->vrestart == 2 && (long)f->rax == -EINTR ? -SUD_CP_NOT_STARTED : (long)f->rax;
+        sud_trace_exit(p->trace, t, (long)f->nr, args, shown, off);
         break;
     }
     case SUD_ACT_ERRNO:
@@ -298,22 +360,38 @@ struct sud_frame *sud_dispatch(struct sud_frame *f)
         sud_python_hook(f);
         break;
     }
-    if (t->guest_depth > 0 && !f->prev) {
-        /* Signals that arrived during the dispatch go to the program now. */
-        if (t->vpending && !t->exit_requested)
-            sud_vsig_deliver(f);
-        if (t->exit_requested) {
-            /* The program ended (exit_group elsewhere, or a signal it dies of). */
-            if (t->vfatal) {
-                sud_group_exit(t, 128 + t->vfatal);
-                t->vfatal = 0;
-            }
-            f->rax = (uint64_t)sud_group_status;
-            f->flags |= SUD_FRAME_EXIT | SUD_FRAME_DIRTY;
-        }
-    }
+    /* Signals held during the dispatch, and an exit, are sud_resume's last check. */
     t->top = f->prev;
     return f;
+}
+
+/* From sud_resume (host FS not yet restored: the frame's FS is live): signals
+ * held for the program go to it now, or the program ends.  1 if the frame
+ * was changed (sud_resume starts over), 0 if there is nothing to do here (a
+ * nested dispatch: the outermost one delivers). */
+int sud_resume_pending(struct sud_frame *f)
+{
+    struct sud_thread *t = f->thread;
+    if (t->guest_depth <= 0 || !t->group || f->prev || t->top)
+        return 0;
+    if (!t->vpending && !t->exit_requested)
+        return 0;
+    t->selector = SUD_FILTER_ALLOW;
+    if (sud_get_fs() != t->host_fs)
+        sud_set_fs(t->host_fs);
+    if (t->vpending && !t->exit_requested)
+        sud_vsig_deliver(f);
+    if (t->exit_requested) {
+        /* The program ended (exit_group elsewhere, or a signal it dies of). */
+        if (t->vfatal) {
+            sud_group_exit(t, 128 + t->vfatal);
+            t->vfatal = 0;
+        }
+        f->rax = (uint64_t)sud_group_status;
+        f->flags |= SUD_FRAME_EXIT | SUD_FRAME_DIRTY;
+    }
+    t->vrestart = 0;
+    return 1;
 }
 
 /* Exposed for the glue: a frame's arguments as the kernel would read them. */

@@ -51,6 +51,41 @@ sud_gate_int80:
         ret
         .size sud_gate_int80, .-sud_gate_int80
 
+/* long sud_gate_syscall_cp(struct sud_thread *t, long nr, const long a[6])
+ * A call made on a program thread's behalf.  Between sud_cp_begin and the
+ * syscall instruction it checks, as glibc's and musl's cancellation points
+ * do, whether the thread holds a signal for the program or must exit; a
+ * signal handler that interrupts this window moves RIP to sud_cp_cancel, so
+ * a signal can never arrive "just before" the call and leave it blocking.
+ * RCX is 0 until SYSCALL writes the return address into it: at
+ * sud_cp_syscall, RCX 0 means the call has not started, anything else that
+ * the kernel has rewound an interrupted call to restart it. */
+        .globl sud_gate_syscall_cp, sud_cp_begin, sud_cp_syscall, sud_cp_cancel
+        .hidden sud_gate_syscall_cp, sud_cp_begin, sud_cp_syscall, sud_cp_cancel
+        .type sud_gate_syscall_cp, @function
+sud_gate_syscall_cp:
+        mov     %rdi, %r11
+        mov     %rsi, %rax
+        mov     0(%rdx), %rdi
+        mov     8(%rdx), %rsi
+        mov     24(%rdx), %r10
+        mov     32(%rdx), %r8
+        mov     40(%rdx), %r9
+        mov     16(%rdx), %rdx
+        xor     %ecx, %ecx
+sud_cp_begin:
+        cmpq    $0, T_VPENDING(%r11)
+        jne     sud_cp_cancel
+        cmpl    $0, T_EXITREQ(%r11)
+        jne     sud_cp_cancel
+sud_cp_syscall:
+        syscall
+        ret
+sud_cp_cancel:
+        mov     $-SUD_CP_NOT_STARTED, %rax
+        ret
+        .size sud_gate_syscall_cp, .-sud_gate_syscall_cp
+
 /* a signal restorer that is never dispatched (used by the benchmark floor) */
         .globl sud_gate_restorer
         .hidden sud_gate_restorer
@@ -171,10 +206,8 @@ sud_gate_end:
  * RCX = struct sud_thread *, R11 = the address to resume at (as after the
  * syscall).  Out (through sud_resume): RAX = result, RCX = resume address,
  * R11 = RFLAGS, everything else as it was. */
-        .globl sud_direct_entry
-        .hidden sud_direct_entry
-        .type sud_direct_entry, @function
-sud_direct_entry:
+/* The body of both direct entries; frame_flags marks the frame. */
+        .macro DIRECT_ENTRY frame_flags
         movb    $SUD_FILTER_ALLOW, T_SELQ(%rcx)
         mov     %r11, T_DRIP(%rcx)
         mov     %rsp, T_DRSP(%rcx)
@@ -233,7 +266,7 @@ sud_direct_entry:
         movq    $0, 200(%rsp)           /* prev */
         movl    $0xc000003e, 208(%rsp)      /* AUDIT_ARCH_X86_64 */
         movb    $SUD_FILTER_BLOCK, 212(%rsp) /* the selector to resume with */
-        movb    $SUD_FRAME_DIRECT, F_FLAGS(%rsp)
+        movb    $\frame_flags, F_FLAGS(%rsp)
         /* XSAVE area below the frame, header cleared */
         mov     %rsp, %rax
         sub     sud_xsave_size(%rip), %rax
@@ -281,7 +314,25 @@ sud_direct_entry:
         and     $-16, %rax
         mov     %rax, %rsp
         jmp     sud_dispatch_entry
+        .endm
+
+        .globl sud_direct_entry
+        .hidden sud_direct_entry
+        .type sud_direct_entry, @function
+sud_direct_entry:
+        DIRECT_ENTRY SUD_FRAME_DIRECT
         .size sud_direct_entry, .-sud_direct_entry
+
+/* The entry of rewritten syscall sites (sud_rewrite.c): as sud_direct_entry,
+ * and the frame also says TRAP, since a `syscall` instruction stands at
+ * RIP - 2 (the site's own, left in place), so a call cancelled for a signal
+ * is re-run from there as a trapped one is. */
+        .globl sud_rewrite_entry
+        .hidden sud_rewrite_entry
+        .type sud_rewrite_entry, @function
+sud_rewrite_entry:
+        DIRECT_ENTRY SUD_FRAME_DIRECT|SUD_FRAME_TRAP
+        .size sud_rewrite_entry, .-sud_rewrite_entry
 
 /* Entered by sigreturn (the SIGSYS handler rewrote RIP/RSP/RDI): RDI = frame,
  * RSP 16-byte aligned on the dispatch stack, selector ALLOW, host FS. */
@@ -304,6 +355,8 @@ sud_resume:
         testb   $SUD_FRAME_EXIT, F_FLAGS(%rdi)
         jnz     sud_guest_return
         mov     %rdi, %rsp
+        mov     F_THREAD(%rsp), %rax
+        mov     %rsp, T_RESUMEF(%rax)
         testb   $SUD_FRAME_XSAVED, F_FLAGS(%rsp)
         jz      3f
         mov     F_XSAVE(%rsp), %rcx
@@ -323,7 +376,20 @@ sud_resume:
         mov     $158, %eax
         syscall
         mov     F_THREAD(%rsp), %rax
-2:      movzbl  212(%rsp), %ecx         /* frame->selector */
+2:
+/* The last check before the trapped code runs again: a signal the core held
+ * for the program, or an exit, since the dispatch ended.  A signal that
+ * arrives from here to the iretq is held and sends RIP back here (with RSP =
+ * the frame), so none waits for the program's next system call. */
+        .globl sud_resume_check
+        .hidden sud_resume_check
+sud_resume_check:
+        mov     F_THREAD(%rsp), %rax
+        cmpq    $0, T_VPENDING(%rax)
+        jne     5f
+        cmpl    $0, T_EXITREQ(%rax)
+        jne     5f
+6:      movzbl  212(%rsp), %ecx         /* frame->selector */
         movb    %cl, T_SELQ(%rax)
         pop     %r15
         pop     %r14
@@ -341,6 +407,25 @@ sud_resume:
         pop     %rbx
         pop     %rax
         iretq
+        .globl sud_resume_end
+        .hidden sud_resume_end
+sud_resume_end:
+5:      /* deliver or leave (sud_resume_pending, on the dispatch stack below the
+         * frame's XSAVE area), then start over; 0: nothing to do here */
+        mov     %rsp, %rdi
+        mov     F_XSAVE(%rdi), %rsp
+        sub     $64, %rsp
+        and     $-16, %rsp
+        push    %rdi
+        push    %rdi
+        call    sud_resume_pending
+        pop     %rdi
+        pop     %rdi
+        test    %eax, %eax
+        jnz     sud_resume
+        mov     %rdi, %rsp
+        mov     F_THREAD(%rsp), %rax
+        jmp     6b
         .size sud_dispatch_entry, .-sud_dispatch_entry
 
 /* long sud_run_guest(entry, sp, thread): enter a loaded program as the

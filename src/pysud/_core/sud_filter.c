@@ -1,6 +1,7 @@
-/* sud_filter.c - the path filter: a call whose handler only cares about
- * some paths reaches Python only when its path argument starts with one of
- * them; every other such call runs natively in C (no Python, no GIL).
+/* sud_filter.c - argument filters: a call whose handler only cares about
+ * some paths (or some descriptor numbers) reaches Python only when its
+ * argument starts with one of those paths (lies in that range); every other
+ * such call runs natively in C (no Python, no GIL).
  *
  * Outside signal context (sud_dispatch), general registers only, no libc.
  */
@@ -43,6 +44,10 @@ int sud_filter_wants(const struct sud_policy *p, const struct sud_frame *f)
     const struct sud_path_filter *pf = &p->filters[slot - 1];
     long a[6];
     sud_frame_args(f, a);
+    if (!pf->nprefix) {
+        uint32_t v = (uint32_t)a[pf->arg];
+        return v >= pf->lo && v <= pf->hi;
+    }
     char buf[SUD_PREFIX_MAX];
     long n = peek(buf, (uint64_t)a[pf->arg], SUD_PREFIX_MAX);
     if (n < 0)

@@ -24,6 +24,7 @@
 #define SUD_CLONE_CHILD_SETTID 0x01000000ul
 
 void (*sud_guest_thread_hook)(int start);
+long (*sud_orphan_hook)(struct sud_thread *t, long value);
 volatile long sud_group_status;
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -126,10 +127,16 @@ static void *guest_thread_main(void *arg)
     futex(&s->tid, FUTEX_WAKE, 1); /* s is gone after this */
     sud_debug("a guest thread enters the program");
 
+    pid_t born = getpid(); /* a forked child's copy of this stack still says the parent */
     long status = sud_enter_guest(f, t);
-    if (getpid() != t->gpid) {
-        /* A process forked by this thread: it is its only thread, so leaving
-         * the program ends the process with the program's status. */
+    if (getpid() != born) {
+        /* A process forked by this thread: it is its only thread, and no
+         * Python loop waits for it; the glue decides what follows (an
+         * execve loads the next image here), then the process ends. */
+        t->guest_depth = 0;
+        sud_guest_unregister(t);
+        if (sud_orphan_hook)
+            status = sud_orphan_hook(t, status);
         _exit((int)(status & 0xff));
     }
 

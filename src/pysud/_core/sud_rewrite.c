@@ -12,7 +12,7 @@
  *          mov LOCATOR(%rcx),%rcx; jrcxz 1f
  *          selector ALLOW (jrcxz on it): 1f  run it natively
  *          lea site_end(%rip),%r11           (RFLAGS untouched all the way)
- *          jmp *sud_direct_entry             the flip-switch entry
+ *          jmp *sud_rewrite_entry            the flip-switch entry (frame: TRAP too)
  *       1: jmp site+len(mov)                 the original syscall
  *
  * Only the `mov` changes: the `syscall` instruction stays where it was, so a
@@ -61,7 +61,8 @@ struct site {
     uint64_t addr;  /* address of the first byte of the mov */
     uint64_t tramp; /* its trampoline, when patched */
     uint32_t state, nr;
-    uint8_t reason, len, pad[6];
+    uint8_t reason, len;
+    uint8_t expect[9]; /* the nine bytes before addr when examined (after patching) */
 };
 
 struct chunk {
@@ -277,7 +278,7 @@ static int make_trampoline(uint8_t *t, uint64_t tramp, uint64_t site, const uint
     static const uint8_t jmpind[] = {0xff, 0x25, 0, 0, 0, 0}; /* jmp *0(%rip) */
     for (unsigned i = 0; i < sizeof jmpind; i++)
         t[n++] = jmpind[i];
-    uint64_t entry = (uint64_t)sud_direct_entry;
+    uint64_t entry = (uint64_t)sud_rewrite_entry;
     for (int i = 0; i < 8; i++)
         t[n++] = (uint8_t)(entry >> (8 * i));
     for (int i = 0; i < 3; i++)
@@ -445,8 +446,27 @@ void sud_rewrite_thread_new(struct sud_thread *t)
         __asm__ volatile("wrgsbase %0" ::"r"((uint64_t)t) : "memory");
 }
 
+/* The nine bytes before site_end.  The thread just ran the syscall there, so
+ * the page of end - 1 is mapped: read it directly when all nine lie on it,
+ * else without faulting (zeros for a page before that is not mapped). */
+static int read_before(uint64_t end, uint8_t code[9])
+{
+    if (((end - 9) >> 12) == ((end - 1) >> 12)) {
+        for (int i = 0; i < 9; i++)
+            code[i] = ((const volatile uint8_t *)(end - 9))[i];
+        return 1;
+    }
+    if (!sud_safe_copy(code, (const void *)(end - 9), 9, 0))
+        return 1;
+    uint64_t pg = (end - 2) & ~4095ul, lo = end - 9 < pg ? pg : end - 9;
+    for (int i = 0; i < 9; i++)
+        code[i] = 0;
+    return !sud_safe_copy(code + (lo - (end - 9)), (const void *)lo, (size_t)(end - lo), 0);
+}
+
 /* A trapped call from the policy's thread: patch the site when it is one of
- * the patterns. */
+ * the patterns.  A site is examined once; it is examined afresh when its
+ * bytes are no longer those it had then (the memory now holds other code). */
 void sud_rewrite_trapped(struct sud_frame *f, uint32_t locator)
 {
     if (!sud_have_fsgsbase)
@@ -454,29 +474,29 @@ void sud_rewrite_trapped(struct sud_frame *f, uint32_t locator)
     uint64_t end = f->call_addr;
     if (f->arch != SUD_AUDIT_ARCH_X86_64 || end < 4096 + 9 || f->rip != end)
         return;
+    uint8_t code[9];
+    if (!read_before(end, code))
+        return;
     if (!lock_try())
         return; /* another thread is patching: this site's next trap will do */
     struct site *s = site_slot(end, 1);
-    if (!s || s->state != SITE_FREE) {
+    int same = s && s->state != SITE_FREE;
+    for (int i = 0; same && i < 9; i++)
+        same = s->expect[i] == code[i];
+    if (!s || same) {
         lock_drop();
         return;
     }
     s->addr = end;
     s->nr = (uint32_t)f->nr;
-    uint8_t code[9], after[48]; /* the bytes around site_end, read without faulting */
+    s->tramp = 0;
+    uint8_t after[48]; /* the bytes after site_end, read without faulting */
     int len = 0, pad = 0, avail = (int)(4096 - (end & 4095));
     if (avail > (int)sizeof after)
         avail = (int)sizeof after;
     if (sud_safe_copy(after, (const void *)end, (size_t)avail, 0))
         avail = 0;
-    int have = !sud_safe_copy(code, (const void *)(end - 9), 9, 0);
-    if (!have) { /* the page before may be unmapped: the bytes of end's own page, zeros before them */
-        uint64_t pg = (end - 2) & ~4095ul, lo = end - 9 < pg ? pg : end - 9;
-        for (int i = 0; i < 9; i++)
-            code[i] = 0;
-        have = !sud_safe_copy(code + (lo - (end - 9)), (const void *)lo, (size_t)(end - lo), 0);
-    }
-    if (f->nr <= 0xffffffffu && have)
+    if (f->nr <= 0xffffffffu)
         len = match(code + 9, f->nr, end, after, avail, &pad);
     if (pad && (end + (uint64_t)pad) - (end - 2) > 127)
         len = 0; /* out of a jmp rel8's reach from the site */
@@ -491,7 +511,10 @@ void sud_rewrite_trapped(struct sud_frame *f, uint32_t locator)
     } else {
         s->state = SITE_PATCHED;
         npatched++;
+        read_before(end, code); /* what a patched site looks like now */
     }
+    for (int i = 0; i < 9; i++)
+        s->expect[i] = code[i];
     lock_drop();
 }
 

@@ -1,6 +1,6 @@
 /* sud_thread.c - process set-up, per-thread arming, fork, and thunk memory.
  *
- * Not signal context, no Python: plain C that the glue (module.c) calls.
+ * Not signal context, no Python: plain C that the glue (arm.c, guest.c) calls.
  */
 #define _GNU_SOURCE
 #include <cpuid.h>
@@ -58,6 +58,8 @@ static void thread_free(void *arg)
 void sud_rearm_after_fork(void)
 {
     struct sud_thread *t = sud_self;
+    if (t && t->group)
+        t->gpid = getpid(); /* its program, if it runs one, is now the child's */
     if (t && t->op != SUD_OP_OFF) {
         t->tid = (int)syscall(SYS_gettid);
         sud_debug("re-arming the child of a fork");

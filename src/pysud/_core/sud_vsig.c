@@ -13,10 +13,16 @@
  *  - the signal interrupts the program's own code: the kernel's frame is
  *    copied to the program's stack and the handler entered at once;
  *  - it interrupts a dispatch (a handler, a native call on the program's
- *    behalf): it is held in the thread's vpending set and delivered when the
- *    dispatch ends (sud_vsig_deliver), with a frame built from the trapped
- *    registers; an interrupted call is restarted after the handler when the
- *    program asked for SA_RESTART, as the kernel does.
+ *    behalf): it is held in the thread's vpending set, blocked in the
+ *    thread's mask until then (a second one of it stays queued in the
+ *    kernel), and delivered when the dispatch ends (sud_vsig_deliver, from
+ *    sud_resume's last check), with a frame built from the trapped
+ *    registers.  A call on the program's behalf is cancelled if it has not
+ *    entered the kernel yet (sud_gate_syscall_cp) and re-run after the
+ *    handler; one the signal interrupted returns EINTR and is restarted after
+ *    the handler when the program asked for SA_RESTART, as the kernel does.
+ *  - it interrupts one of the core's own handlers: it is given back to the
+ *    kernel (queued again, blocked until that handler returns).
  */
 #define _GNU_SOURCE
 #pragma GCC target("general-regs-only")
@@ -92,14 +98,23 @@ static long gsys(long nr, long a, long b, long c, long d)
     return sud_gate_syscall6(nr, a, b, c, d, 0, 0);
 }
 
+/* Queue a signal again for this thread, with its siginfo (allowed for any
+ * si_code when a thread sends to itself). */
+static void requeue(int sig, const siginfo_t *si)
+{
+    gsys(SYS_rt_tgsigqueueinfo, gsys(SYS_getpid, 0, 0, 0, 0), gsys(SYS_gettid, 0, 0, 0, 0), sig, (long)si);
+}
+
 /* ---------------------------------------------------- program's actions */
 
-void sud_vsig_reset(int keep_ignored)
+void sud_vsig_reset(int keep_ignored, uint64_t ignored)
 {
     for (int s = 1; s <= 64; s++) {
         if (keep_ignored && guest_act[s].handler == (uint64_t)SIG_IGN)
             continue;
         memset(&guest_act[s], 0, sizeof guest_act[s]);
+        if ((ignored & SIGBIT(s)) && s != SIGKILL && s != SIGSTOP)
+            guest_act[s].handler = (uint64_t)SIG_IGN;
     }
     memset(&sud_last_fault, 0, sizeof sud_last_fault);
 }
@@ -145,14 +160,26 @@ void sud_vsig_end(void)
             sigaction(s, &host_act[s], NULL);
 }
 
-/* ------------------------------------------------------------- frames */
-
-static uint64_t sigmask_now(void)
+/* Around the kernel's execve of a program's thread: signals the program
+ * ignores must be ignored by the kernel then (execve keeps SIG_IGN and resets
+ * handlers); after a failed execve the core's handler is back. */
+void sud_vsig_exec(int before)
 {
-    uint64_t m = 0;
-    gsys(SYS_rt_sigprocmask, SIG_BLOCK, 0, (long)&m, 8);
-    return m;
+    if (!installed)
+        return;
+    for (int s = 1; s <= 64; s++) {
+        if (!ours_to_install(s) || guest_act[s].handler != (uint64_t)SIG_IGN)
+            continue;
+        if (before) {
+            struct sud_kaction ign = {(uint64_t)SIG_IGN, 0, 0, 0};
+            gsys(SYS_rt_sigaction, s, (long)&ign, 0, 8);
+        } else {
+            sud_install_handler(s, sud_vsig_handler, SA_RESTART, ~OWN_SIGNALS, NULL);
+        }
+    }
 }
+
+/* ------------------------------------------------------------- frames */
 
 static int on_virt_altstack(struct sud_thread *t, uint64_t sp)
 {
@@ -246,14 +273,6 @@ static void chain_host(int sig, siginfo_t *si, void *uc)
     }
 }
 
-static int host_has_function(int sig)
-{
-    struct sigaction *h = &host_act[sig];
-    if (h->sa_flags & SA_SIGINFO)
-        return h->sa_sigaction != NULL;
-    return h->sa_handler != SIG_DFL && h->sa_handler != SIG_IGN;
-}
-
 /* A line for the tracer, when the program's policy records (sud_trace.c). */
 static void trace_signal(struct sud_thread *t, int sig, const siginfo_t *si)
 {
@@ -263,6 +282,59 @@ static void trace_signal(struct sud_thread *t, int sig, const siginfo_t *si)
 }
 
 int sud_vsig_active(void) { return __atomic_load_n(&installed, __ATOMIC_ACQUIRE) > 0; }
+
+/* The signal came during a dispatch: a call made on the program's behalf
+ * gives way.  One that has not entered the kernel is cancelled (re-run after
+ * the handler); one the kernel rewound to restart returns EINTR now, and
+ * delivery decides by the program's SA_RESTART whether to run it again. */
+static void interrupt_call(struct sud_thread *t, greg_t *g)
+{
+    uint64_t rip = (uint64_t)g[REG_RIP];
+    if ((rip >= (uint64_t)sud_cp_begin && rip < (uint64_t)sud_cp_syscall) ||
+        (rip == (uint64_t)sud_cp_syscall && g[REG_RCX] == 0)) {
+        g[REG_RIP] = (greg_t)sud_cp_cancel;
+        return;
+    }
+    if (rip >= (uint64_t)sud_gate_start && rip + 2 <= (uint64_t)sud_gate_end && *(const uint16_t *)rip == 0x050f &&
+        rip != (uint64_t)sud_gate_rt_sigreturn) {
+        g[REG_RAX] = -EINTR;
+        g[REG_RIP] = (greg_t)(rip + 2);
+        t->vrestart = 1;
+    }
+}
+
+/* Is the thread in sud_resume's last check (the dispatch over, the program's
+ * registers being restored)?  Then it goes back to the check. */
+static int in_resume(const struct sud_thread *t, const greg_t *g)
+{
+    uint64_t rip = (uint64_t)g[REG_RIP];
+    return !t->top && rip >= (uint64_t)sud_resume_check && rip < (uint64_t)sud_resume_end;
+}
+
+static void back_to_check(struct sud_thread *t, greg_t *g)
+{
+    t->selector = SUD_FILTER_ALLOW;
+    g[REG_RIP] = (greg_t)sud_resume_check;
+    g[REG_RSP] = (greg_t)t->resume_frame;
+}
+
+/* Hold a signal for delivery when the dispatch ends; a second one of the
+ * same number stays queued in the kernel (real-time signals queue), and the
+ * number stays blocked until delivery. */
+static void hold(struct sud_thread *t, int sig, const siginfo_t *si, ucontext_t *uc)
+{
+    uint64_t bit = SIGBIT(sig);
+    if (t->vpending & bit) {
+        requeue(sig, si);
+    } else {
+        t->vinfo[sig] = *si;
+        __atomic_or_fetch(&t->vpending, bit, __ATOMIC_RELAXED);
+    }
+    if (!(uc->uc_sigmask.__val[0] & bit)) {
+        uc->uc_sigmask.__val[0] |= bit;
+        t->vblocked |= bit;
+    }
+}
 
 void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
 {
@@ -274,25 +346,25 @@ void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
     }
     struct sud_thread *t = sud_thread_of(uc);
     int guest = t && t->guest_depth > 0 && t->group;
-    /* The program's own code: not a dispatch, selector BLOCK, and not one of
-     * the core's handlers (which run on the signal stack; the SIGSYS handler
-     * starts with the selector still at BLOCK). */
-    int in_guest_code = guest && !t->top && t->selector == SUD_FILTER_BLOCK && !sud_on_signal_stack(t, uc);
+    int resuming = guest && in_resume(t, g);
+    int core_handler = guest && sud_on_signal_stack(t, uc);
+    /* The program's own code: not a dispatch, selector BLOCK, not sud_resume's
+     * last instructions and not one of the core's handlers (which run on the
+     * signal stack; the SIGSYS handler starts with the selector at BLOCK). */
+    int in_guest_code = guest && !t->top && t->selector == SUD_FILTER_BLOCK && !core_handler && !resuming;
     int sync_fault = is_fault(sig) && si->si_code > 0;
     struct sud_kaction *a = &guest_act[sig];
 
     if (!guest) {
         /* A host thread.  Faults and signals sent to this thread are the
-         * host's; a signal sent to the process is the program's when the
-         * program has a handler for it or when the host has none. */
+         * host's; a signal sent to the process, while a program runs, is the
+         * program's (it is the process, as far as its signals go), unless the
+         * program leaves it to the default of ignoring or stopping. */
         if (sync_fault || si->si_code == SI_TKILL || !installed) {
             chain_host(sig, si, uc);
             return;
         }
-        int program_takes = a->handler > (uint64_t)SIG_IGN ||
-                            (a->handler == (uint64_t)SIG_DFL && !host_has_function(sig) && !default_ignores(sig) &&
-                             !default_stops(sig));
-        if (!program_takes) {
+        if (a->handler == (uint64_t)SIG_DFL && (default_ignores(sig) || default_stops(sig))) {
             chain_host(sig, si, uc);
             return;
         }
@@ -313,39 +385,42 @@ void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
         trace_signal(t, sig, si); /* a tracer sees ignored signals too */
         return;
     }
+    if (a->handler == (uint64_t)SIG_DFL && default_stops(sig)) {
+        chain_host(sig, si, uc); /* the process stops, as natively */
+        return;
+    }
+    if (core_handler) {
+        /* One of the core's handlers (SIGSYS, the kick) was interrupted: the
+         * kernel gets the signal back and delivers it again once that handler
+         * has returned, to the program's code or to a dispatch. */
+        requeue(sig, si);
+        uc->uc_sigmask.__val[0] |= SIGBIT(sig);
+        return;
+    }
     if (a->handler == (uint64_t)SIG_DFL) {
-        if (host_has_function(sig) && !sync_fault) {
-            chain_host(sig, si, uc); /* e.g. Python's SIGINT handler: KeyboardInterrupt */
-            return;
-        }
-        if (default_stops(sig)) {
-            chain_host(sig, si, uc);
-            return;
-        }
-        /* The program dies of it (status 128 + sig); the host lives on. */
+        /* The program dies of it (status 128 + sig; `pysud run` then dies of it
+         * too); the host lives on.  A blocking call on its behalf ends now. */
         trace_signal(t, sig, si);
         record_fault(sig, si, (const uint64_t *)g);
         t->vfatal = sig;
-        t->exit_requested = 1; /* in a dispatch, the dispatch in progress ends the program */
-        if (in_guest_code)
+        t->exit_requested = 1;
+        if (in_guest_code) {
             sud_leave_guest_now(t, uc);
+        } else {
+            interrupt_call(t, g);
+            if (resuming)
+                back_to_check(t, g);
+        }
         return;
     }
 
     /* The program has a handler. */
     if (!in_guest_code) {
-        /* In a dispatch: hold it until the dispatch ends.  If the kernel is
-         * about to (re)run the interrupted call, make it return EINTR now and
-         * let delivery decide, by the program's SA_RESTART, to run it again. */
-        uint64_t rip = (uint64_t)g[REG_RIP];
-        if (rip >= (uint64_t)sud_gate_start && rip + 2 <= (uint64_t)sud_gate_end &&
-            *(const uint16_t *)rip == 0x050f && rip != (uint64_t)sud_gate_rt_sigreturn) {
-            g[REG_RAX] = -EINTR;
-            g[REG_RIP] = (greg_t)(rip + 2);
-            t->vrestart = 1;
-        }
-        t->vinfo[sig] = *si;
-        __atomic_or_fetch(&t->vpending, SIGBIT(sig), __ATOMIC_RELAXED);
+        /* In a dispatch: hold it until the dispatch ends. */
+        hold(t, sig, si, uc);
+        interrupt_call(t, g);
+        if (resuming)
+            back_to_check(t, g);
         return;
     }
     /* In the program's code: the kernel's frame, copied to the program's stack. */
@@ -381,36 +456,22 @@ void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
 
 /* ------------------------------------------- delivery after a dispatch */
 
-/* Called at the end of a dispatch on a guest thread with signals pending:
- * build the frame from the trapped registers and resume in the handler. */
+/* Called when a dispatch on a guest thread ends with signals held (from
+ * sud_resume_pending): build frames from the trapped registers and resume in
+ * the handler.  Several held signals nest as the kernel nests them: the
+ * second one's frame interrupts the first handler's first instruction. */
 void sud_vsig_deliver(struct sud_frame *f)
 {
     struct sud_thread *t = f->thread;
-    /* The kernel delivered these, so they were deliverable then (a call such as
-     * sigsuspend may have had its own mask, restored since): deliver them all. */
-    uint64_t mask = sigmask_now();
-    uint64_t ready = t->vpending;
-    if (!ready)
-        return;
-    int sig = __builtin_ctzl(ready) + 1;
-    __atomic_and_fetch(&t->vpending, ~SIGBIT(sig), __ATOMIC_RELAXED);
-    struct sud_kaction *a = &guest_act[sig];
-    if (a->handler <= (uint64_t)SIG_IGN)
-        return; /* changed to default or ignore meanwhile */
-    trace_signal(t, sig, &t->vinfo[sig]);
-
-    uint64_t rip = f->rip, rax = f->rax;
-    if (t->vrestart && (long)f->rax == -EINTR && (a->flags & K_SA_RESTART)) {
-        rip = f->rip - 2; /* the syscall instruction, run again after the handler */
-        rax = f->nr;
-    }
-    t->vrestart = 0;
-    uint64_t g[23] = {f->r8, f->r9, f->r10, f->r11, f->r12, f->r13, f->r14, f->r15, f->rdi, f->rsi, f->rbp,
-                      f->rbx, f->rdx, rax, f->rcx, f->rsp, rip, f->rflags,
-                      sud_user_cs | (sud_user_ss << 48), 0, 0, 0, 0};
+    /* Nothing but SIGSYS and the kick while frames and masks are chosen:
+     * what arrives meanwhile, the kernel keeps. */
+    uint64_t all = ~OWN_SIGNALS, cur = 0;
+    gsys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, (long)&cur, 8);
+    uint64_t mask = cur & ~t->vblocked; /* the program's own mask */
+    t->vblocked = 0;
 
     /* The program's vector state, in the standard XSAVE format with the
-     * software bytes rt_sigreturn checks. */
+     * software bytes rt_sigreturn checks (before any libc call may touch it). */
     char fpbuf[12288] __attribute__((aligned(64)));
     uint64_t size = sud_xsave_std_size, fp_len = 0;
     const void *fp = NULL;
@@ -420,7 +481,8 @@ void sud_vsig_deliver(struct sud_frame *f)
             __asm__ volatile("xrstor64 (%0)" ::"r"(f->xsave), "a"(-1), "d"(-1) : "memory");
             f->flags &= ~SUD_FRAME_XSAVED;
         }
-        memset(fpbuf + 512, 0, 64);
+        for (int i = 0; i < 8; i++)
+            ((volatile uint64_t *)(fpbuf + 512))[i] = 0;
         __asm__ volatile("xsave64 (%0)" ::"r"(fpbuf), "a"(lo), "d"(hi) : "memory");
         uint32_t *sw = (uint32_t *)(fpbuf + 464);
         sw[0] = SUD_FP_MAGIC1;
@@ -434,22 +496,74 @@ void sud_vsig_deliver(struct sud_frame *f)
         fp = fpbuf;
         fp_len = size + 4;
     }
-    siginfo_t info = t->vinfo[sig];
-    uint64_t frame =
-        push_frame(t, sig, g, UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS, fp, fp_len, mask, &info);
-    if (!frame) {
-        record_fault(SIGSEGV, &info, g);
-        t->vfatal = SIGSEGV;
-        t->exit_requested = 1;
-        return;
+
+    /* An interrupted call: re-run it after the handler if it never started,
+     * or if it was to be restarted and the handler asks for SA_RESTART (or no
+     * handler runs: natively the signal would not have interrupted it). */
+    int eintr = (f->flags & SUD_FRAME_TRAP) && (long)f->rax == -EINTR ? t->vrestart : 0;
+    t->vrestart = 0;
+    int delivered = 0;
+    for (;;) {
+        /* The first signal was deliverable when the kernel delivered it (a
+         * call such as sigsuspend may have had its own mask, restored since);
+         * the next ones must be allowed by the mask of the handler before. */
+        uint64_t ready = t->vpending & (delivered ? ~mask : ~0ul);
+        if (!ready)
+            break;
+        int sig = __builtin_ctzl(ready) + 1;
+        __atomic_and_fetch(&t->vpending, ~SIGBIT(sig), __ATOMIC_RELAXED);
+        struct sud_kaction *a = &guest_act[sig];
+        if (a->handler == (uint64_t)SIG_IGN || (a->handler == (uint64_t)SIG_DFL && default_ignores(sig)))
+            continue; /* ignored meanwhile */
+        if (a->handler == (uint64_t)SIG_DFL && default_stops(sig)) {
+            requeue(sig, &t->vinfo[sig]); /* the kernel stops the process once unblocked */
+            continue;
+        }
+        uint64_t rip = f->rip, rax = f->rax;
+        if (!delivered && (eintr == 2 || (eintr == 1 && (a->flags & K_SA_RESTART)))) {
+            rip = f->rip - 2; /* the syscall instruction, run again after the handler */
+            rax = f->nr;
+        }
+        uint64_t g[23] = {f->r8, f->r9, f->r10, f->r11, f->r12, f->r13, f->r14, f->r15, f->rdi, f->rsi, f->rbp,
+                          f->rbx, f->rdx, rax, f->rcx, f->rsp, rip, f->rflags,
+                          sud_user_cs | (sud_user_ss << 48), 0, 0, 0, 0};
+        siginfo_t info = t->vinfo[sig];
+        if (a->handler == (uint64_t)SIG_DFL) {
+            /* made default meanwhile: the program dies of it */
+            trace_signal(t, sig, &info);
+            record_fault(sig, &info, g);
+            t->vfatal = sig;
+            t->exit_requested = 1;
+            break;
+        }
+        trace_signal(t, sig, &info);
+        uint64_t frame = push_frame(t, sig, g, UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS, fp, fp_len, mask, &info);
+        if (!frame) {
+            record_fault(SIGSEGV, &info, g);
+            t->vfatal = SIGSEGV;
+            t->exit_requested = 1;
+            break;
+        }
+        uint64_t rdi, rsi, rdx, nrax, rfl = f->rflags;
+        enter_handler(sig, frame, &f->rip, &f->rsp, &rdi, &rsi, &rdx, &nrax, &rfl, &mask);
+        f->rdi = rdi;
+        f->rsi = rsi;
+        f->rdx = rdx;
+        f->rax = nrax;
+        f->rflags = rfl;
+        f->flags |= SUD_FRAME_DIRTY;
+        delivered = 1;
     }
-    uint64_t rdi, rsi, rdx, nrax, rfl = f->rflags, nmask = mask;
-    enter_handler(sig, frame, &f->rip, &f->rsp, &rdi, &rsi, &rdx, &nrax, &rfl, &nmask);
-    f->rdi = rdi;
-    f->rsi = rsi;
-    f->rdx = rdx;
-    f->rax = nrax;
-    f->rflags = rfl;
-    f->flags |= SUD_FRAME_DIRTY;
-    gsys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&nmask, 0, 8);
+    if (!delivered && !t->exit_requested && (eintr == 2 || eintr == 1)) {
+        f->rip -= 2; /* nothing was delivered: the call runs as if never interrupted */
+        f->rax = f->nr;
+        f->flags |= SUD_FRAME_DIRTY;
+    }
+    /* Held signals the handler's mask blocks: the kernel keeps them until the
+     * mask allows them (blocked now, so they cannot come back at once). */
+    uint64_t rest = __atomic_exchange_n(&t->vpending, 0, __ATOMIC_RELAXED);
+    for (int sig = 1; rest; sig++, rest >>= 1)
+        if (rest & 1)
+            requeue(sig, &t->vinfo[sig]);
+    gsys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, 8);
 }

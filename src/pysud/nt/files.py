@@ -14,6 +14,7 @@ from . import status as st
 
 if TYPE_CHECKING:
     from .personality import NtSyscall as Syscall
+    from .prefix import Prefix
 
 FILE_DIRECTORY_FILE = 0x1
 FILE_NON_DIRECTORY_FILE = 0x40
@@ -41,6 +42,29 @@ def _basic(s: os.stat_result) -> bytes:
     )
 
 
+FSCTL_GET_OBJECT_ID = 0x9009C
+FILE_DEVICE_DISK = 0x07
+FILE_DEVICE_NAMED_PIPE = 0x11
+FILE_DEVICE_NULL = 0x15
+FILE_DEVICE_SERIAL_PORT = 0x1B
+FILE_DEVICE_UNKNOWN = 0x22
+FILE_DEVICE_IS_MOUNTED = 0x20
+
+
+def _device(s: os.stat_result) -> tuple[int, int]:
+    """(DeviceType, Characteristics) of FileFsDeviceInformation for a host file, as Wine decides."""
+    if stat.S_ISFIFO(s.st_mode) or stat.S_ISSOCK(s.st_mode):
+        return FILE_DEVICE_NAMED_PIPE, 0
+    if stat.S_ISCHR(s.st_mode):
+        major = os.major(s.st_rdev)
+        if major == 1:  # mem: /dev/null, /dev/zero
+            return FILE_DEVICE_NULL, 0
+        if major in (4, 5, 136):  # ttys and ptys
+            return FILE_DEVICE_SERIAL_PORT, 0
+        return FILE_DEVICE_UNKNOWN, 0
+    return FILE_DEVICE_DISK, FILE_DEVICE_IS_MOUNTED
+
+
 def _attributes(s: os.stat_result) -> int:
     (attrs,) = struct.unpack_from("<I", _basic(s), 32)
     return int(attrs)
@@ -51,6 +75,7 @@ class FileCalls:
 
     drives: dict[str, str]
     handles: objects.HandleTable
+    prefix: Prefix | None
 
     # helpers the personality defines
     read_unicode: Any
@@ -111,6 +136,8 @@ class FileCalls:
                 elif i < len(parts) - 1:
                     return None, st.STATUS_OBJECT_PATH_NOT_FOUND
             cur = cand
+        if self.prefix is not None:
+            cur = self.prefix.overlay(cur)
         return cur, st.STATUS_SUCCESS
 
     # ---- open / create
@@ -304,6 +331,56 @@ class FileCalls:
             return st.from_errno(e.errno or 0)
         self.put_iosb(call, iosb, st.STATUS_SUCCESS, 0)
         return st.STATUS_SUCCESS
+
+    def _NtQueryVolumeInformationFile(self, call: Syscall) -> int:
+        handle, iosb, buf, length, cls = call.args[:5]
+        f = self._file(handle)
+        if f is None:
+            return st.STATUS_INVALID_HANDLE
+        cls &= 0xFFFFFFFF
+        s = os.fstat(f.fd)
+        if cls == 4:  # FileFsDeviceInformation: what GetFileType answers from
+            data = struct.pack("<II", *_device(s))
+        elif cls in (1, 3, 5, 7):
+            v = os.fstatvfs(f.fd)
+            if cls == 1:  # FileFsVolumeInformation
+                label = "".encode("utf-16-le")
+                data = struct.pack("<qIIB?", 0, s.st_dev & 0xFFFFFFFF, len(label), 0, False) + label
+                data = data.ljust(18 + len(label), b"\0")
+            elif cls == 3:  # FileFsSizeInformation
+                data = struct.pack("<qqII", v.f_blocks, v.f_bavail, 1, v.f_frsize)
+            elif cls == 7:  # FileFsFullSizeInformation
+                data = struct.pack("<qqqII", v.f_blocks, v.f_bavail, v.f_bfree, 1, v.f_frsize)
+            else:  # FileFsAttributeInformation: NTFS-like, case-preserving, Unicode names
+                name = "NTFS".encode("utf-16-le")
+                data = struct.pack("<IiI", 0x0000002F, min(v.f_namemax, 255), len(name)) + name
+        else:
+            return self._unimplemented_class(call, cls)  # type: ignore[attr-defined,no-any-return]
+        length &= 0xFFFFFFFF
+        if length < len(data):
+            if cls in (1, 5) and length >= 12:
+                call.write(buf, data[:length])
+                self.put_iosb(call, iosb, st.STATUS_BUFFER_OVERFLOW, length)
+                return st.STATUS_BUFFER_OVERFLOW
+            return st.STATUS_INFO_LENGTH_MISMATCH
+        call.write(buf, data)
+        self.put_iosb(call, iosb, st.STATUS_SUCCESS, len(data))
+        return st.STATUS_SUCCESS
+
+    def _NtFsControlFile(self, call: Syscall) -> int:
+        handle, _event, _apc, _ctx, iosb, code, _inbuf, _inlen, outbuf, outlen = call.args[:10]
+        f = self._file(handle)
+        if f is None:
+            return st.STATUS_INVALID_HANDLE
+        code &= 0xFFFFFFFF
+        if code == FSCTL_GET_OBJECT_ID:  # the loader tells files apart by it (as Wine: device, inode)
+            if (outlen & 0xFFFFFFFF) < 64:
+                return st.STATUS_BUFFER_TOO_SMALL
+            s = os.fstat(f.fd)
+            call.write(outbuf, struct.pack("<QQ", s.st_dev, s.st_ino) + bytes(48))
+            self.put_iosb(call, iosb, st.STATUS_SUCCESS, 64)
+            return st.STATUS_SUCCESS
+        return st.STATUS_INVALID_DEVICE_REQUEST
 
     def _NtQueryAttributesFile(self, call: Syscall) -> int:
         oa, info = call.args[:2]

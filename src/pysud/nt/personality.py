@@ -8,6 +8,7 @@ A handler returns the NTSTATUS.  Users override or add handlers with ``personali
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import struct
 import sys
@@ -21,11 +22,18 @@ from .. import _core
 from .._abi import SyscallABI, nt_x64
 from .._dispatch import Dispatcher, Return, Syscall
 from .._errors import GuestMemoryError
-from . import _profiles, memory, ntdll, objects, process
+from . import _profiles, kernel, memory, objects, process, wine
+from . import ntdll as ntdll_mod
 from . import status as st
 from .files import FileCalls
-from .pe import LoadedPE
+from .image import ImageView
+from .image import map_view as map_image
+from .image import read_info as read_image_info
+from .image import relocate as relocate_image
+from .pe import LoadedPE, PELoadError
 from .pe import load as load_pe
+from .prefix import Prefix, find_wine_dlls
+from .registry import Registry
 
 ARCH_SET_GS = 0x1001
 SYS_ARCH_PRCTL = 158
@@ -42,6 +50,8 @@ MEM_RELEASE = 0x8000
 MEM_FREE = 0x10000
 MEM_PRIVATE = 0x20000
 MEM_IMAGE = 0x1000000
+MEM_MAPPED = 0x40000
+MEMORY_WINE_UNIX_FUNCS = 1000
 PAGE_PROTECTIONS = {
     0x01: memory.PROT_NONE,
     0x02: memory.PROT_READ,
@@ -107,17 +117,6 @@ class NtSyscall(Syscall):
         return regs + stack
 
 
-def _timeout_deadline(call: NtSyscall, ptr: int) -> float | None:
-    """A LARGE_INTEGER timeout: NULL = forever, negative = relative, positive = absolute (100 ns)."""
-    if not ptr:
-        return None
-    (value,) = struct.unpack("<q", call.read(ptr, 8))
-    now = time.monotonic()
-    if value < 0:
-        return float(now + (-value) / 1e7)
-    return float(now + max(0.0, (value - process.system_time()) / 1e7))
-
-
 class NtPersonality(FileCalls):
     """Handlers, handle table and process state of one Windows program run in-process."""
 
@@ -129,14 +128,43 @@ class NtPersonality(FileCalls):
         trace: bool = False,
         trace_file: Any = None,
         flip_switch: bool = False,
+        ntdll: str = "builtin",
+        dlls: str | None = None,
+        prefix: str | None = None,
     ) -> None:
         if profile not in _profiles.TABLES:
             raise ValueError(f"unknown NT profile {profile!r}; known: {', '.join(sorted(_profiles.TABLES))}")
+        if ntdll not in ("builtin", "wine", "auto"):
+            raise ValueError(f"unknown ntdll {ntdll!r}: 'builtin', 'wine' or 'auto'")
         self.profile = profile
         self.version = _profiles.VERSIONS[profile]
-        table = dict(_profiles.TABLES[profile])
-        table.update(ntdll.PRIVATE)
-        self.abi = nt_x64(table, profile)
+        #: Wine's PE DLL set in use (None: pysud's own ntdll and nothing else)
+        self.wine: wine.WineNtdll | None = None
+        self.prefix: Prefix | None = None
+        self.views: dict[int, ImageView] = {}  # base -> mapped image view (MEM_IMAGE)
+        self.nls_views: dict[str, tuple[int, int]] = {}  # NLS file name -> (address, size)
+        self.lcid = 0x409
+        if ntdll != "builtin":
+            dlls = dlls or find_wine_dlls()
+            if dlls is None:
+                if ntdll == "wine":
+                    raise PELoadError("no Wine PE DLLs found (install wine64 8.0+, or give --dlls DIR)")
+            else:
+                self.wine = wine.load_ntdll(dlls)
+                self.views[self.wine.base] = self.wine.view
+                self.prefix = Prefix(prefix, dlls)
+                self.version = wine.WINDOWS_VERSION
+        if self.wine is not None:
+            table = dict(self.wine.table)
+            table.update(wine.PRIVATE)
+            self.private = dict(wine.PRIVATE)
+            self.abi = nt_x64(table, "wine")
+            profile = "wine"
+        else:
+            table = dict(_profiles.TABLES[profile])
+            table.update(ntdll_mod.PRIVATE)
+            self.private = dict(ntdll_mod.PRIVATE)
+            self.abi = nt_x64(table, profile)
         self.stacks: list[tuple[int, int]] = []
         frame = type(
             f"NtSyscall_{profile.replace('-', '_')}",
@@ -145,8 +173,10 @@ class NtPersonality(FileCalls):
         )
         self.d = Dispatcher(Return(st.STATUS_NOT_IMPLEMENTED), abi=self.abi, frame_type=frame)
         if self.d.rewrite:  # a rewritten site finds the thread block where the stubs do: in the TEB
-            self.d.set_rewrite(True, locator=ntdll.TEB_THREAD_BLOCK)
+            self.d.set_rewrite(True, locator=ntdll_mod.TEB_THREAD_BLOCK)
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        if drives is None and self.prefix is not None:
+            drives = self.prefix.drives
         if drives is None:
             self._scratch = tempfile.TemporaryDirectory(prefix="pysud-nt-c-")
             drives = {"C": self._scratch.name}
@@ -165,8 +195,12 @@ class NtPersonality(FileCalls):
         self._lock = threading.Lock()
         self.threads: list[objects.Thread] = []
         self.image: LoadedPE | None = None
-        self.ntdll: ntdll.NtdllImage | None = None
+        self.ntdll: ntdll_mod.NtdllImage | None = None
         self.peb = 0
+        self.image_base = 0
+        self.main_teb = 0
+        self._helpers: wine.Helpers | None = None
+        self.registry: Registry | None = None  # opened on first use by nt/kernel/registry.py
         self._register()
 
     # ------------------------------------------------------------------ registration
@@ -177,13 +211,17 @@ class NtPersonality(FileCalls):
 
     def _register(self) -> None:
         for nr in self.abi.table:
-            if nr not in ntdll.PRIVATE:
+            if nr not in self.private:
                 self.d.on(nr, self._unimplemented)
         for name in dir(self):
             if name.startswith(("_Nt", "_Rtl", "_mem", "_str", "_wcs", "_Pysud")):
                 call_name = name[1:]
                 if call_name in self.abi.numbers:
                     self.on(call_name, getattr(self, name))
+        # the subsystem tables of nt/kernel/ (names are the key, whatever the numbering)
+        for call_name, fn in kernel.handlers().items():
+            if call_name in self.abi.numbers:
+                self.on(call_name, functools.partial(fn, self))
 
     def _PysudNtClose(self, call: NtSyscall) -> int:
         return self._NtClose(call)
@@ -204,6 +242,7 @@ class NtPersonality(FileCalls):
             return result
 
         traced.__name__ = f"traced_{name}"
+        traced.__wrapped__ = fn  # type: ignore[attr-defined]  # (--hooks chains the handler inside)
         return traced
 
     def _trace_line(self, call: NtSyscall, result: Any) -> None:
@@ -277,6 +316,13 @@ class NtPersonality(FileCalls):
             )
         elif cls == 7:  # ProcessDebugPort: no debugger
             data = struct.pack("<Q", 0)
+        elif cls == 26:  # ProcessWow64Information: not a WoW64 process
+            data = struct.pack("<Q", 0)
+        elif cls == 37:  # ProcessImageInformation
+            view = self._view_of(self.image_base)
+            if view is None or view.info is None:
+                return st.STATUS_INVALID_PARAMETER
+            data = view.info.section_image_information()
         else:
             return self._unimplemented_class(call, cls)
         if (length & 0xFFFFFFFF) != len(data):
@@ -292,6 +338,19 @@ class NtPersonality(FileCalls):
             self._reported.add(key)
             print(f"pysud: {key} is not implemented (STATUS_NOT_IMPLEMENTED)", file=sys.stderr, flush=True)
         return st.STATUS_NOT_IMPLEMENTED
+
+    def _RtlGetNativeSystemInformation(self, call: NtSyscall) -> int:
+        return self._NtQuerySystemInformation(call)
+
+    def _NtQueryDefaultLocale(self, call: NtSyscall) -> int:
+        self.put_u32(call, call.args[1], self.lcid)
+        return st.STATUS_SUCCESS
+
+    def _NtQueryDefaultUILanguage(self, call: NtSyscall) -> int:
+        self.put_u32(call, call.args[0], self.lcid & 0xFFFF)
+        return st.STATUS_SUCCESS
+
+    _NtQueryInstallUILanguage = _NtQueryDefaultUILanguage
 
     def _NtQuerySystemInformation(self, call: NtSyscall) -> int:
         cls, buf, length, ret = call.args[:4]
@@ -315,6 +374,8 @@ class NtPersonality(FileCalls):
             )
         elif cls == 1:  # SystemProcessorInformation
             data = struct.pack("<HHHHI", 9, 6, 0, ncpu, 0)
+        elif cls == 1000:  # SystemWineVersionInformation: pysud is not Wine's kernel; Windows' answer
+            return st.STATUS_INVALID_INFO_CLASS
         elif cls == 3:  # SystemTimeOfDayInformation
             boot = process.system_time() - process.interrupt_time()
             data = struct.pack("<qqIIQQQ", boot, process.system_time(), 0, 0, 0, 0, 0)
@@ -342,7 +403,7 @@ class NtPersonality(FileCalls):
         return st.STATUS_SUCCESS
 
     def _NtDelayExecution(self, call: NtSyscall) -> int:
-        deadline = _timeout_deadline(call, call.args[1])
+        deadline = objects.timeout_deadline(call, call.args[1])
         if deadline is None:
             self.exiting.wait()
         else:
@@ -452,7 +513,7 @@ class NtPersonality(FileCalls):
         if not size:
             return st.STATUS_INVALID_PARAMETER
         with self._lock:
-            if kind & MEM_RESERVE:
+            if kind & MEM_RESERVE or not base:  # a commit without an address reserves too
                 start = base & ~0xFFFF
                 end = (base + size + 0xFFF) & ~0xFFF
                 span = end - start if base else (size + 0xFFF) & ~0xFFF
@@ -485,6 +546,12 @@ class NtPersonality(FileCalls):
         self.put_u64(call, base_ptr, base)
         self.put_u64(call, size_ptr, size)
         return st.STATUS_SUCCESS
+
+    def _view_of(self, addr: int) -> ImageView | None:
+        for base, view in self.views.items():
+            if base <= addr < base + view.size:
+                return view
+        return None
 
     def _region_of(self, addr: int) -> int | None:
         for base, (span, _p) in self._regions.items():
@@ -580,14 +647,32 @@ class NtPersonality(FileCalls):
         proc, addr, cls, buf, length, ret = call.args[:6]
         if proc != CURRENT_PROCESS:
             return st.STATUS_INVALID_HANDLE
-        if cls & 0xFFFFFFFF != 0:  # MemoryBasicInformation only
-            return self._unimplemented_class(call, cls & 0xFFFFFFFF)
+        cls &= 0xFFFFFFFF
+        if cls == MEMORY_WINE_UNIX_FUNCS:
+            if self.wine is None or not self.wine.base <= addr < self.wine.base + self.wine.view.size:
+                return st.STATUS_DLL_NOT_FOUND
+            self.put_u64(call, buf, wine.NTDLL_UNIX_HANDLE)
+            return st.STATUS_SUCCESS
+        if cls != 0:  # MemoryBasicInformation only
+            return self._unimplemented_class(call, cls)
         if length < 0x30:
             return st.STATUS_INFO_LENGTH_MISMATCH
         page = addr & ~0xFFF
+        view = self._view_of(page)
         with self._lock:
             region = self._region_of(page)
-            if region is not None:
+            if view is not None:
+                rva = page - view.base
+                kind = MEM_IMAGE if view.info is not None else MEM_MAPPED
+                alloc_prot = 0x80 if view.info is not None else 0x02  # PAGE_EXECUTE_WRITECOPY for images
+                end = view.base + view.size
+                m = self._host_mapping(page)
+                if m is not None:
+                    end, prot = min(m[1], end), m[2]
+                else:
+                    prot = next((p for start, span, p in view.regions if start <= rva < start + span), 0x02)
+                info = (page, view.base, alloc_prot, end - page, MEM_COMMIT, prot, kind)
+            elif region is not None:
                 state, prot = self._pages[page]
                 end = page
                 while self._pages.get(end) == (state, prot):
@@ -614,89 +699,14 @@ class NtPersonality(FileCalls):
     def _NtClose(self, call: NtSyscall) -> int:
         return st.STATUS_SUCCESS if self.handles.remove(call.args[0]) else st.STATUS_INVALID_HANDLE
 
-    def _NtCreateEvent(self, call: NtSyscall) -> int:
-        out, _access, _oa, kind, initial = call.args[:5]
-        kind &= 0xFFFFFFFF
-        if kind not in (0, 1):
-            return st.STATUS_INVALID_PARAMETER
-        h = self.handles.add(objects.Event(manual_reset=kind == 0, state=bool(initial & 0xFF)))
-        self.put_u64(call, out, h)
-        return st.STATUS_SUCCESS
-
-    def _event(self, handle: int) -> objects.Event | None:
-        obj = self.handles.get(handle)
-        return obj if isinstance(obj, objects.Event) else None
-
-    def _set_event(self, call: NtSyscall, state: bool) -> int:
-        handle, prev = call.args[:2]
-        ev = self._event(handle)
-        if ev is None:
-            return (
-                st.STATUS_INVALID_HANDLE
-                if self.handles.get(handle) is None
-                else st.STATUS_OBJECT_TYPE_MISMATCH
-            )
-        with objects.CHANGED:
-            old = ev.state
-            ev.state = state
-            objects.CHANGED.notify_all()
-        self.put_u32(call, prev, int(old))
-        return st.STATUS_SUCCESS
-
-    def _NtSetEvent(self, call: NtSyscall) -> int:
-        return self._set_event(call, True)
-
-    def _NtResetEvent(self, call: NtSyscall) -> int:
-        return self._set_event(call, False)
-
-    def _NtClearEvent(self, call: NtSyscall) -> int:
-        ev = self._event(call.args[0])
-        if ev is None:
-            return st.STATUS_INVALID_HANDLE
-        ev.state = False
-        return st.STATUS_SUCCESS
-
-    def _waitable(self, handle: int) -> objects.Waitable | None:
-        obj = self.handles.get(handle)
-        return obj if isinstance(obj, objects.Waitable) else None
-
-    def _NtWaitForSingleObject(self, call: NtSyscall) -> int:
-        handle, _alertable, timeout = call.args[:3]
-        obj = self._waitable(handle)
-        if obj is None:
-            return (
-                st.STATUS_INVALID_HANDLE
-                if self.handles.get(handle) is None
-                else st.STATUS_OBJECT_TYPE_MISMATCH
-            )
-        got = objects.wait([obj], False, _timeout_deadline(call, timeout), self.exiting)
-        return st.STATUS_TIMEOUT if got < 0 else st.STATUS_WAIT_0
-
-    def _NtWaitForMultipleObjects(self, call: NtSyscall) -> int:
-        count, handles_ptr, wait_type, _alertable, timeout = call.args[:5]
-        count &= 0xFFFFFFFF
-        if not 0 < count <= 64:
-            return st.STATUS_INVALID_PARAMETER
-        handles = struct.unpack(f"<{count}Q", call.read(handles_ptr, 8 * count))
-        objs = [self._waitable(h) for h in handles]
-        if any(o is None for o in objs):
-            return st.STATUS_INVALID_HANDLE
-        got = objects.wait(
-            [o for o in objs if o is not None],
-            wait_type & 0xFFFFFFFF == 0,
-            _timeout_deadline(call, timeout),
-            self.exiting,
-        )
-        return st.STATUS_TIMEOUT if got < 0 else st.STATUS_WAIT_0 + got
-
     # ------------------------------------------------------------------ threads
 
     def _NtCreateThreadEx(self, call: NtSyscall) -> int:
         out, _access, _oa, proc, start, arg, flags, _zero, stack_size, max_stack = call.args[:10]
         if proc != CURRENT_PROCESS:
             return st.STATUS_INVALID_HANDLE
-        assert self.image is not None
-        size = max(stack_size, max_stack, self.image.stack_reserve, 0x10000)
+        reserve = self.image.stack_reserve if self.image is not None else 1 << 20
+        size = max(stack_size, max_stack, reserve, 0x10000)
         size = (size + 0xFFFF) & ~0xFFFF
         th = objects.Thread()
         h = self.handles.add(th)
@@ -729,6 +739,60 @@ class NtPersonality(FileCalls):
             return None
         return self._unimplemented_class(call, 0)
 
+    def _thread_of(self, handle: int) -> objects.Thread | int | None:
+        """The Thread object of a handle; None for this process's main thread; 0 if no thread."""
+        me = getattr(self._tls, "thread", None)
+        if handle == CURRENT_THREAD:
+            return me
+        obj = self.handles.get(handle)
+        return obj if isinstance(obj, objects.Thread) else 0
+
+    def _NtQueryInformationThread(self, call: NtSyscall) -> int:
+        handle, cls, buf, length, ret = call.args[:5]
+        th = self._thread_of(handle)
+        if th == 0:
+            return st.STATUS_INVALID_HANDLE
+        cls &= 0xFFFFFFFF
+        if cls == 0:  # ThreadBasicInformation
+            if isinstance(th, objects.Thread):
+                status, teb, tid = (th.exit_status if th.done else 0x103), th.teb, th.tid
+            else:
+                status, teb, tid = 0x103, self.main_teb, os.getpid()
+            ncpu = os.cpu_count() or 1
+            data = struct.pack("<I4xQQQQii", status, teb, os.getpid(), tid, (1 << ncpu) - 1, 8, 8)
+        elif cls == 12:  # ThreadAmILastThread
+            # the main thread is last when no other thread runs; another thread never is, since
+            # the main thread's end is the process's end here (Wine's RtlExitUserThread ends the
+            # process when told its thread is the last)
+            data = struct.pack("<I", int(th is None and all(t.done for t in self.threads)))
+        else:
+            return self._unimplemented_class(call, cls)
+        if (length & 0xFFFFFFFF) < len(data):
+            return st.STATUS_INFO_LENGTH_MISMATCH
+        call.write(buf, data)
+        self.put_u32(call, ret, len(data))
+        return st.STATUS_SUCCESS
+
+    def _NtSetInformationThread(self, call: NtSyscall) -> int:
+        handle, cls, buf, _length = call.args[:4]
+        if self._thread_of(handle) == 0:
+            return st.STATUS_INVALID_HANDLE
+        cls &= 0xFFFFFFFF
+        if cls == 10:  # ThreadZeroTlsCell: TlsFree clears the slot in every thread
+            (index,) = struct.unpack("<I", call.read(buf, 4))
+            tebs = [self.main_teb] + [t.teb for t in self.threads if t.teb and not t.done]
+            for teb in tebs:
+                if index < 64:
+                    memory.poke(teb + process.TEB_TLS_SLOTS + 8 * index, bytes(8))
+                else:
+                    (expansion,) = struct.unpack("<Q", memory.peek(teb + process.TEB_TLS_EXPANSION_SLOTS, 8))
+                    if expansion:
+                        call.write(expansion + 8 * (index - 64), bytes(8))
+            return st.STATUS_SUCCESS
+        if cls in (3, 4, 5, 9, 17, 38):  # priority, base priority, affinity, start address, hide, name
+            return st.STATUS_SUCCESS
+        return self._unimplemented_class(call, cls)
+
     def _thread_main(self, th: objects.Thread, start: int, arg: int, stack_size: int) -> None:
         th.resume.wait()
         self._tls.thread = th
@@ -740,6 +804,13 @@ class NtPersonality(FileCalls):
             self.stacks.append((stack, stack + stack_size))
             self.d.arm_thread()
             block = _core.thread_block()
+            if self.wine is not None:
+                th.teb = process.build_teb(
+                    self._arena, self.peb, (stack + stack_size, stack), os.getpid(), th.tid, None, block
+                )
+                self._set_gs(th.teb)
+                status = self._start_wine_thread(start, arg, stack + stack_size, "thread")
+                return
             assert self.image is not None
             th.teb = process.build_teb(
                 self._arena, self.peb, (stack + stack_size, stack), os.getpid(), th.tid, self.image, block
@@ -774,8 +845,10 @@ class NtPersonality(FileCalls):
 
     def run(self, path: str, args: list[str] | None = None, *, env: dict[str, str] | None = None) -> int:
         """Load and run a Windows program on this thread; its exit status (a 32-bit NTSTATUS-like code)."""
+        if self.wine is not None:
+            return self._run_wine(path, args or [], env)
         self.d.arm_thread()
-        self.ntdll = ntdll.build(_profiles.TABLES[self.profile], self.version)
+        self.ntdll = ntdll_mod.build(_profiles.TABLES[self.profile], self.version)
         kuser: process.KUserSharedData | None = None
         self._arena = process.Arena()
         stack = 0
@@ -855,6 +928,115 @@ class NtPersonality(FileCalls):
             if all(th.done for th in self.threads):
                 self._arena.release()  # running threads may still read their TEB
 
+    def _std_handles(self) -> list[int]:
+        std = []
+        for fd in (0, 1, 2):
+            try:
+                dup = os.dup(fd)
+            except OSError:
+                std.append(0)
+                continue
+            std.append(self.handles.add(objects.File(fd=dup, path="", access=0x120196, console=True)))
+        return std
+
+    def _run_wine(self, path: str, args: list[str], env: dict[str, str] | None) -> int:
+        """Start the program as Windows does: LdrInitializeThunk(context) in Wine's ntdll."""
+        assert self.wine is not None and self.prefix is not None
+        self.d.arm_thread()
+        exports = self.wine.exports
+        helpers = self._helpers = wine.build_helpers()
+        kuser: process.KUserSharedData | None = None
+        self._arena = process.Arena(4 << 20)
+        stack = size = 0
+        exe: ImageView | None = None
+        try:
+            host = os.path.abspath(path)
+            info = read_image_info(host)
+            if info.is_dll:
+                raise PELoadError(f"{path}: a DLL, not a program")
+            exe = map_image(info)
+            if exe.moved:
+                relocate_image(exe)
+            self.views[exe.base] = exe
+            self.image_base = exe.base
+            # ntdll calls __wine_unix_call through this pointer: pysud's stub, not Wine's ntdll.so
+            memory.poke(exports["__wine_unix_call_dispatcher"], struct.pack("<Q", helpers.unix_call))
+            kuser = process.KUserSharedData(self.version, False)
+            std = self._std_handles()
+            win_path = self.windows_path(host)
+            cmdline = " ".join(_quote(a) for a in [win_path, *args])
+            environ = dict(os.environ if env is None else env)
+            size = (max(info.stack_reserve, 1 << 20) + 0xFFFF) & ~0xFFFF
+            stack = memory.map_anywhere(
+                size, memory.PROT_READ | memory.PROT_WRITE, "NT main stack", align=0x10000
+            )
+            self.stacks.append((stack, stack + size))
+            apiset = wine.apiset_map(self.prefix.dlls or "")
+            self.peb = process.build_wine_peb(
+                self._arena,
+                exe.base,
+                self.version,
+                image_path=win_path,
+                command_line=cmdline,
+                current_dir=self.windows_path(os.getcwd()),
+                environment=environ,
+                std_handles=(std[0], std[1], std[2]),
+                dll_path=win_path.rsplit("\\", 1)[0]
+                + ";C:\\windows\\system32;C:\\windows\\system;C:\\windows",
+                apiset=apiset,
+                subsystem=info.subsystem,
+            )
+            teb = self.main_teb = process.build_teb(
+                self._arena,
+                self.peb,
+                (stack + size, stack),
+                os.getpid(),
+                threading.get_native_id(),
+                None,
+                _core.thread_block(),
+            )
+            self._set_gs(teb)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            self._start_wine_thread(exe.base + info.entry_rva, self.peb, stack + size, "process")
+            return self.exit_status
+        finally:
+            self.exiting.set()
+            objects.notify()
+            for th in self.threads:
+                if not th.done:
+                    th.resume.set()
+            try:
+                _core.syscall(SYS_ARCH_PRCTL, ARCH_SET_GS, 0)
+            except OSError:
+                pass
+            self.handles.close_all()
+            if kuser is not None:
+                kuser.release()
+            for base, view in list(self.views.items()):
+                if self.wine is None or base != self.wine.base:
+                    view.release()
+                    del self.views[base]
+            if stack:
+                memory.unmap(stack, size)
+            helpers.release()
+            if all(th.done for th in self.threads):
+                self._arena.release()
+
+    def _start_wine_thread(self, entry: int, arg: int, stack_top: int, mode: str) -> int:
+        """LdrInitializeThunk(context) on this thread: ntdll attaches the DLLs, then NtContinue
+        starts RtlUserThreadStart(entry, arg); returns when the thread (or process) ends."""
+        assert self.wine is not None and self._helpers is not None
+        exports = self.wine.exports
+        ctx_at = (stack_top - 0x40 - wine.CONTEXT_SIZE) & ~0xF
+        memory.poke(ctx_at, wine.initial_context(entry, arg, exports["RtlUserThreadStart"], stack_top))
+        sp = (ctx_at - 0x100) & ~0xF
+        memory.poke(sp, struct.pack("<5Q", exports["LdrInitializeThunk"], ctx_at, 0, 0, 0))
+        self._tls.mode = mode
+        value = _core.run_guest(self._helpers.call_thunk, sp)
+        self.d.check()
+        return int(value)
+
     def windows_path(self, host: str) -> str:
         """A host path as the program sees it: under a mapped drive, else on Z: (as Wine does)."""
         for letter, root in sorted(self.drives.items(), key=lambda kv: -len(kv[1])):
@@ -864,6 +1046,10 @@ class NtPersonality(FileCalls):
         return "Z:" + host.replace("/", "\\")
 
     def close(self) -> None:
+        if self.wine is not None:
+            self.views.pop(self.wine.base, None)
+            self.wine.release()
+            self.wine = None
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
@@ -884,10 +1070,30 @@ def run(
     trace: bool = False,
     flip_switch: bool = False,
     env: dict[str, str] | None = None,
+    ntdll: str = "auto",
+    dlls: str | None = None,
+    prefix: str | None = None,
+    setup: Callable[[NtPersonality], object] | None = None,
 ) -> int:
-    """Run an x64 Windows program (PE32+, ntdll imports only) in this process; its exit status."""
-    nt = NtPersonality(profile=profile, drives=drives, trace=trace, flip_switch=flip_switch)
+    """Run an x64 Windows program (PE32+) in this process; its exit status.
+
+    ``ntdll="auto"`` runs it on Wine's PE DLLs when an installed Wine provides them (or ``dlls``
+    names a directory of PE DLLs), else on pysud's own ntdll (programs importing ntdll.dll only);
+    ``"wine"`` insists on the DLL set, ``"builtin"`` takes pysud's ntdll.
+    ``setup(personality)`` runs before the program is loaded (`pysud run --hooks`).
+    """
+    nt = NtPersonality(
+        profile=profile,
+        drives=drives,
+        trace=trace,
+        flip_switch=flip_switch,
+        ntdll=ntdll,
+        dlls=dlls,
+        prefix=prefix,
+    )
     try:
+        if setup is not None:
+            setup(nt)
         return nt.run(program, args, env=env)
     finally:
         nt.close()

@@ -31,11 +31,19 @@ TEB_CLIENT_ID = 0x40
 TEB_TLS_POINTER = 0x58
 TEB_PEB = 0x60
 TEB_LAST_ERROR = 0x68
+TEB_ACTIVATION_CONTEXT_STACK = 0x290
+TEB_ACTIVATION_CONTEXT_STACK_POINTER = 0x2C8
+TEB_STATIC_UNICODE_STRING = 0x1258
+TEB_STATIC_UNICODE_BUFFER = 0x1268
+TEB_DEALLOCATION_STACK = 0x1478
+TEB_TLS_SLOTS = 0x1480
+TEB_TLS_EXPANSION_SLOTS = 0x1780
 # PEB
 PEB_IMAGE_BASE = 0x10
 PEB_LDR = 0x18
 PEB_PARAMETERS = 0x20
 PEB_PROCESS_HEAP = 0x30
+PEB_API_SET_MAP = 0x68
 PEB_NUMBER_OF_PROCESSORS = 0xB8
 PEB_OS_MAJOR = 0x118
 PEB_OS_MINOR = 0x11C
@@ -53,6 +61,9 @@ PP_IMAGE = 0x60
 PP_CMDLINE = 0x70
 PP_ENVIRONMENT = 0x80
 PP_WINDOW_TITLE = 0xB0
+PP_DESKTOP = 0xC0
+PP_SHELL_INFO = 0xD0
+PP_RUNTIME_INFO = 0xE0
 PP_ENVIRONMENT_SIZE = 0x3F0
 PP_SIZE = 0x440
 # KUSER_SHARED_DATA
@@ -218,24 +229,100 @@ def build_peb(
     return peb
 
 
+def _process_parameters(
+    arena: Arena,
+    *,
+    image_path: str,
+    command_line: str,
+    current_dir: str,
+    environment: dict[str, str],
+    std_handles: tuple[int, int, int],
+    dll_path: str,
+) -> int:
+    pp = arena.alloc(PP_SIZE)
+    memory.poke(pp, struct.pack("<IIII", PP_SIZE, PP_SIZE, 1, 0))  # RTL_USER_PROC_PARAMS_NORMALIZED
+    memory.poke(pp + PP_STDIN, struct.pack("<QQQ", *std_handles))
+    arena.unicode_string(pp + PP_CURDIR, current_dir if current_dir.endswith("\\") else current_dir + "\\")
+    arena.unicode_string(pp + PP_DLLPATH, dll_path)
+    arena.unicode_string(pp + PP_IMAGE, image_path)
+    arena.unicode_string(pp + PP_CMDLINE, command_line)
+    arena.unicode_string(pp + PP_WINDOW_TITLE, image_path)
+    for off in (PP_DESKTOP, PP_SHELL_INFO, PP_RUNTIME_INFO):
+        arena.unicode_string(pp + off, "")
+    env = "".join(f"{k}={v}\0" for k, v in environment.items()) + "\0"
+    raw = env.encode("utf-16-le")
+    memory.poke(pp + PP_ENVIRONMENT, struct.pack("<Q", arena.put(raw)))
+    memory.poke(pp + PP_ENVIRONMENT_SIZE, struct.pack("<Q", len(raw)))
+    return pp
+
+
+def build_wine_peb(
+    arena: Arena,
+    image_base: int,
+    version: tuple[int, int, int],
+    *,
+    image_path: str,
+    command_line: str,
+    current_dir: str,
+    environment: dict[str, str],
+    std_handles: tuple[int, int, int],
+    dll_path: str,
+    apiset: bytes | None,
+    subsystem: int,
+) -> int:
+    """The PEB as Wine's ntdll expects it before LdrInitializeThunk (it fills Ldr and the heap itself)."""
+    peb = arena.alloc(PEB_SIZE, 0x1000)
+    major, minor, build = version
+    memory.poke(peb + PEB_IMAGE_BASE, struct.pack("<Q", image_base))
+    memory.poke(peb + PEB_NUMBER_OF_PROCESSORS, struct.pack("<I", os.cpu_count() or 1))
+    memory.poke(peb + PEB_OS_MAJOR, struct.pack("<IIHHI", major, minor, build, 0, 2))
+    memory.poke(peb + PEB_IMAGE_SUBSYSTEM, struct.pack("<III", subsystem, 6, 0))
+    memory.poke(peb + PEB_SESSION_ID, struct.pack("<I", 1))
+    if apiset is not None:
+        memory.poke(peb + PEB_API_SET_MAP, struct.pack("<Q", arena.put(apiset, 0x1000)))
+    pp = _process_parameters(
+        arena,
+        image_path=image_path,
+        command_line=command_line,
+        current_dir=current_dir,
+        environment=environment,
+        std_handles=std_handles,
+        dll_path=dll_path,
+    )
+    memory.poke(peb + PEB_PARAMETERS, struct.pack("<Q", pp))
+    return peb
+
+
 def build_teb(
     arena: Arena,
     peb: int,
     stack: tuple[int, int],
     pid: int,
     tid: int,
-    image: LoadedPE,
+    image: LoadedPE | None,
     thread_block: int,
 ) -> int:
-    """A TEB for one thread; ``stack`` is (base = highest address, limit = lowest)."""
+    """A TEB for one thread; ``stack`` is (base = highest address, limit = lowest).
+
+    ``image`` is the program when pysud's own ntdll runs it (pysud sets up its one TLS block);
+    None when Wine's ntdll does its own loader work.
+    """
     teb = arena.alloc(TEB_SIZE, 0x1000)
     stack_base, stack_limit = stack
-    memory.poke(teb + TEB_EXCEPTION_LIST, struct.pack("<QQQ", 0, stack_base, stack_limit))
+    memory.poke(teb + TEB_EXCEPTION_LIST, struct.pack("<QQQ", 0xFFFFFFFFFFFFFFFF, stack_base, stack_limit))
     memory.poke(teb + TEB_SELF, struct.pack("<Q", teb))
     memory.poke(teb + TEB_CLIENT_ID, struct.pack("<QQ", pid, tid))
     memory.poke(teb + TEB_PEB, struct.pack("<Q", peb))
     memory.poke(teb + TEB_THREAD_BLOCK, struct.pack("<Q", thread_block))
-    if image.tls:
+    # the activation context stack lives in the TEB, its list head pointing at itself
+    acs = teb + TEB_ACTIVATION_CONTEXT_STACK
+    memory.poke(acs + 8, struct.pack("<QQ", acs + 8, acs + 8))
+    memory.poke(teb + TEB_ACTIVATION_CONTEXT_STACK_POINTER, struct.pack("<Q", acs))
+    memory.poke(
+        teb + TEB_STATIC_UNICODE_STRING, struct.pack("<HHIQ", 0, 261 * 2, 0, teb + TEB_STATIC_UNICODE_BUFFER)
+    )
+    memory.poke(teb + TEB_DEALLOCATION_STACK, struct.pack("<Q", stack_limit))
+    if image is not None and image.tls:
         start, end, zero_fill, _index = image.tls
         size = max(0, end - start)
         block = arena.alloc(size + zero_fill + 16)

@@ -8,6 +8,7 @@ too, with each line naming the Python frame that made the native call (``frames=
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from .._dispatch import Dispatcher
@@ -36,28 +37,40 @@ def trace_program(
     *,
     env: dict[str, str] | None = None,
     vdso: bool = True,
+    setup: Callable[[Dispatcher], object] | None = None,
+    die_with_program: bool = False,
     rewrite: bool | None = None,
 ) -> int:
     """Run a Linux x86-64 program in this process with every system call traced; its exit status.
 
-    ``rewrite`` as for ``pysud.run``: rewritten sites are recorded the same way, without the trap.
+    ``setup(dispatcher)`` runs after the personality's handlers and before the tracer's: the
+    handlers it registers run inside the tracer, so the lines show what the program saw.
+    With ``die_with_program`` a program that dies of a signal takes this process with it once
+    the trace is written, as strace does (`pysud trace`).  ``rewrite`` as for ``pysud.run``:
+    calls from rewritten sites are recorded the same way, without the trap.
     """
-    from .._linux import LinuxPersonality, find_program
+    from .._linux import LinuxPersonality, die_of_signal, find_program
 
     opts = options or TraceOptions()
     path = find_program(program)
     d = Dispatcher(rewrite=rewrite)
     personality = LinuxPersonality(d)
+    if setup is not None:
+        setup(d)
     tracer = Tracer(opts)
     tracer.attach(d, record=True)
     personality.on_end = tracer.ended
+    personality.on_start = tracer.exec_line
     argv = [os.fsencode(program)] + [os.fsencode(a) for a in (args or [])]
     environ = os.environ if env is None else env
     envp = [os.fsencode(f"{k}={v}") for k, v in environ.items()]
     try:
-        return personality.run(path, argv, envp, vdso=vdso)
+        status = personality.run(path, argv, envp, vdso=vdso)
     finally:
         tracer.finish()
+    if die_with_program and personality.killed_by is not None:
+        die_of_signal(personality.killed_by)
+    return status
 
 
 def tracer_for(dispatcher: Dispatcher | None = None, **options: Any) -> tuple[Dispatcher, Tracer]:

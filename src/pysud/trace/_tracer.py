@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import sys
 import tempfile
 import threading
@@ -16,18 +15,27 @@ from typing import Any
 from .. import _core
 from .._abi import X86_64
 from .._dispatch import NATIVE, Dispatcher, Errno, Return
-from . import _decode as D
 from . import _fast as F
 from . import _xlat as X
+from . import decoders as D
 from ._spec import Inject
+from .records import (
+    CAP,
+    CAP_FAULT,
+    CAP_NULL,
+    CAP_OK,
+    CAP_TRUNC,
+    REC,
+    REC_CALL,
+    REC_EXIT,
+    REC_FULL,
+    REC_SIGNAL,
+)
+from .records import SIGINFO_SIZE as _SIGINFO
+from .timeline import Timeline
 
-# The recorder's layouts (sud.h: struct sud_rec, struct sud_cap).
-_REC = struct.Struct("<IHHiIQQ6Qq")
-_CAP = struct.Struct("<BBBxIQ")
-REC_CALL, REC_EXIT, REC_FULL, REC_SIGNAL = 1, 2, 3, 4
-CAP_OK, CAP_FAULT, CAP_NULL, CAP_TRUNC = 0, 1, 2, 3
+_REC, _CAP = REC, CAP
 RING_BYTES = 1 << 19
-_SIGINFO = 128
 _EMPTY: dict[int, bytes | bool] = {}
 
 _FORKS = frozenset({"clone", "clone3", "fork", "vfork"})
@@ -44,13 +52,20 @@ class TraceOptions:
     strsize: int = 32  # -s
     fd_paths: bool = False  # -y
     durations: bool = False  # -T
-    timestamps: bool = False  # -tt
+    timestamps: int = 0  # 1: -t (seconds), 2: -tt (microseconds), 3: -ttt (since the epoch)
+    relative: bool = False  # -r: time since the previous line
     json: bool = False  # --json
     summary: str = ""  # "c": summary only, "C": lines and summary
+    summary_wall: bool = False  # -w (pysud measures wall-clock latency in either case)
+    sort_by: str = "time"  # -S: time, calls, name, errors, avg-time, min-time, max-time, nothing
     trace: frozenset[int] | None = None  # -e trace=; None: all
+    status: frozenset[str] | None = None  # -e status= (-z: successful, -Z: failed); None: all
+    signals: frozenset[int] | None = None  # -e signal=; None: all
+    paths: tuple[str, ...] = ()  # -P: only calls that touch these paths
     inject: list[Inject] = field(default_factory=list)
     frames: bool = False  # name the Python frame that made the native call
     lines: bool = True  # False: count and inject only (bench stages)
+    timeline: str | None = None  # --timeline FILE: Chrome/Perfetto trace-event JSON
 
 
 class _Output:
@@ -127,13 +142,19 @@ class Tracer:
         o = self.opts
         self.ctx = D.Ctx(o.strsize, o.fd_paths)
         self.print_lines = o.lines and o.summary != "c"
+        self.timeline = Timeline(o.timeline) if o.timeline else None
+        self.timed = bool(o.durations or o.timestamps or o.relative or o.summary or self.timeline is not None)
+        self._last_when = 0  # -r: the previous line's time
+        self._paths = _path_set(o.paths)
+        self._exec_shown = False
+        self._cputime = False  # -c without -w: the thread's CPU time, not the clock
         self.out = (
             _Output(o.output, buffered=o.output is not None) if (self.print_lines or o.summary) else None
         )
         self.root_pid = os.getpid()
         self.pid = self.root_pid
         self.prefix_all = o.follow and o.output is not None
-        self.stats: dict[int, list[int]] = {}
+        self.stats: dict[int, list[int]] = {}  # nr -> [calls, errors, ns, min ns, max ns]
         self.counters: dict[tuple[int, int], int] = {}
         self.records: list[dict[str, Any]] | None = None
         self._stats_file = tempfile.mkstemp(prefix="pysud-trace-")[1] if o.summary else None
@@ -154,10 +175,18 @@ class Tracer:
         """Trace the given syscall numbers (default: every known x86-64 number) of ``d``."""
         o = self.opts
         self._d = d
-        record = record and not o.fd_paths and not o.frames and self.records is None
-        if record:
-            d.start_recording(RING_BYTES, timing=o.durations or o.timestamps or bool(o.summary))
+        # the ring brings signals and rt_sigreturn (which never come through Python) in any
+        # case; calls are recorded in it only when their lines need nothing of the live process
+        ring = record and self.records is None
+        record = ring and not o.fd_paths and not o.frames and not o.paths
+        if ring:
+            # strace -c without -w sums system time: the thread's CPU time is the nearest
+            # (only when no line needs the clock)
+            cpu = bool(o.summary) and not o.summary_wall and self.timed == bool(o.summary)
+            d.start_recording(RING_BYTES, timing=self.timed, cputime=cpu)
+            self._cputime = cpu
             self._recording = True
+        plain_lines = not o.json and o.status is None and self.timeline is None
         injected = {nr for rule in o.inject for nr in rule.nrs}
         for nr in numbers if numbers is not None else sorted(X86_64.table):
             inner = d.handler_of(nr)
@@ -172,7 +201,7 @@ class Tracer:
                 room = 2 * (_REC.size + _SIGINFO) + sum(_CAP.size + ((c[6] + 8) & ~7) for c in caps)
                 d.record(nr, caps, room)
                 fmt = F.formatter(dec, caps, o.strsize, o.durations)
-                if fmt is not None and not o.json and (o.trace is None or nr in o.trace):
+                if fmt is not None and plain_lines and (o.trace is None or nr in o.trace):
                     self._fmts[nr] = fmt
 
     def _handler(self, nr: int, inner: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
@@ -184,13 +213,13 @@ class Tracer:
         is_fork = name in _FORKS
         is_exit = name == "exit_group" or name == "exit"
         is_exec = name == "execve"
-        timed = o.durations or bool(o.summary)
+        timed = self.timed
+        paths = self._paths
         stats = self.stats if o.summary else None
         counters = self.counters
         emit = self._emit
         ctx = self.ctx
         native_token = NATIVE
-        perf = time.perf_counter_ns
         lock = self._lock
 
         def handler(call: Any) -> Any:
@@ -209,10 +238,11 @@ class Tracer:
                         res = rule.result()
                         break
             pre = None
-            if self.print_lines and shown:
+            if self.print_lines and shown and (not paths or self._touches(dec, args, paths)):
                 with lock:
                     pre = dec.decode_entry(ctx, call, args)
-            t0 = perf() if timed else 0
+            clock = time.thread_time_ns if self._cputime else time.time_ns
+            t0 = clock() if timed else 0
             ret: Any
             if injected:
                 ret = res
@@ -222,9 +252,11 @@ class Tracer:
                 if is_exit:
                     # Never returns to the program: strace prints `= ?` for it, and the
                     # core ends the thread or the program when the call runs.
-                    self._on_exit(dec, call, args, pre, s32(args[0]))
+                    self._on_exit(dec, call, args, pre, s32(args[0]), t0)
                     return native_token if inner is None else inner(call)
-                if is_fork:
+                if is_fork or is_exec:
+                    # a fork's child starts with our buffer; an execve that replaces the
+                    # process natively would lose it
                     self._before_fork(args)
                 if inner is None:
                     ret = res = call.native()
@@ -241,11 +273,11 @@ class Tracer:
                 if is_fork and res == 0 and os.getpid() != self.pid:
                     self._in_child()
                     return ret
-            dt = perf() - t0 if timed else 0
+            dt = clock() - t0 if timed else 0
             if stats is not None:
                 self._count(nr, res, dt)
             if pre is not None:
-                emit(dec, call.tid, args, pre, res, dt, injected, call)
+                emit(dec, call.tid, args, pre, res, dt, injected, call, t0)
             return ret
 
         return handler
@@ -253,11 +285,52 @@ class Tracer:
     def _count(self, nr: int, res: int, dt: int) -> None:
         s = self.stats.get(nr)
         if s is None:
-            s = self.stats[nr] = [0, 0, 0]
+            s = self.stats[nr] = [0, 0, 0, dt, dt]
         s[0] += 1
         s[2] += dt
         if -4096 < res < 0:
             s[1] += 1
+        if dt < s[3]:
+            s[3] = dt
+        if dt > s[4]:
+            s[4] = dt
+
+    def _touches(self, dec: D.CallDecoder, args: tuple[int, ...], paths: frozenset[str]) -> bool:
+        """-P: a path argument names one of the paths, or a descriptor argument refers to one."""
+        for i, k in enumerate(dec.kinds):
+            if k.name == "path":
+                got = self.ctx.cstring(args[i], 4096) if args[i] else None
+                if got is not None and os.fsdecode(got[0]) in paths:
+                    return True
+            elif k.name in ("fd", "dirfd") and s32(args[i]) >= 0:
+                try:
+                    if os.readlink(f"/proc/self/fd/{s32(args[i])}") in paths:
+                        return True
+                except OSError:
+                    pass
+        return False
+
+    def exec_line(self, path: str, argv: list[bytes], nenv: int, envp: int) -> None:
+        """The first program's execve, which pysud's loader did instead of the kernel: as strace
+        prints the kernel's (the program's arguments and environment as it got them)."""
+        o = self.opts
+        nr = X86_64.numbers["execve"]
+        if self._exec_shown:
+            return
+        self._exec_shown = True
+        if o.summary:
+            self._count(nr, 0, 0)
+        if not self.print_lines or (o.trace is not None and nr not in o.trace):
+            return
+        if self._paths and path not in self._paths and os.path.realpath(path) not in self._paths:
+            return
+        dec = self._decs.get(nr) or D.CallDecoder(nr)
+        shown = [D.quote(a) if len(a) <= o.strsize else D.quote(a[: o.strsize]) + "..." for a in argv]
+        if len(shown) > o.strsize:
+            shown = [*shown[: o.strsize], "..."]
+        pre = [D.quote(os.fsencode(path)), "[" + ", ".join(shown) + "]", f"{D.ptr(envp)} /* {nenv} vars */"]
+        when = time.time_ns() if self.timed else 0
+        self._emit(dec, self.pid, (0,) * 6, pre, 0, 0, False, None, when, raw=True)
 
     # ---- records (calls the core recorded without entering Python)
 
@@ -278,7 +351,7 @@ class Tracer:
         ctx = self.ctx
         lines = self.print_lines
         trace = self.opts.trace
-        stamps = self.opts.timestamps
+        stamps = self.opts.timestamps or self.opts.relative
         stats = self.stats if self.opts.summary else None
         prefixes = self._prefixes
         acc: list[str] = []  # lines of the compiled formatters, written in one go
@@ -333,7 +406,7 @@ class Tracer:
                     acc.clear()
                 opened = True  # looked at again once the general path has run
                 if kind == REC_SIGNAL:
-                    if lines:
+                    if lines and (self.opts.signals is None or nr in self.opts.signals):
                         base = off + _REC.size
                         self._signal_line(tid, nr, data[base : base + _SIGINFO], t0)
                     off += size
@@ -353,20 +426,21 @@ class Tracer:
                 dec = decs[nr]
                 args = (a0, a1, a2, a3, a4, a5)
                 self.recorded_calls += kind != REC_EXIT
-                shown = lines and (trace is None or nr in trace)
+                # with -P only what the core alone sees comes from the ring (rt_sigreturn): no path
+                shown = lines and (trace is None or nr in trace) and not self._paths
                 if kind == REC_FULL:
                     if stats is not None:
                         self._count(nr, ret, t1 - t0)
                     if shown:
-                        D.snapshot = entry_snap
+                        ctx.snapshot = entry_snap
                         pre = dec.decode_entry(ctx, None, args)
-                        D.snapshot = exit_snap
+                        ctx.snapshot = exit_snap
                         self._emit(dec, tid, args, pre, ret, t1 - t0, False, None, t0)
                 elif kind == REC_CALL:
                     if shown:
-                        D.snapshot = entry_snap
+                        ctx.snapshot = entry_snap
                         call = _Call(dec, args, dec.decode_entry(ctx, None, args), t0)
-                        if self.opts.json:
+                        if self.opts.json or self.opts.status is not None:
                             self._unfinished[tid] = call
                         else:
                             self._close_open(tid)
@@ -385,15 +459,27 @@ class Tracer:
                         self._count(nr, ret, t1 - pending.when if pending is not None else 0)
                     if not shown:
                         continue
-                    D.snapshot = exit_snap
+                    ctx.snapshot = exit_snap
                     if pending is None or pending.dec is not dec:  # its entry was not seen
                         pending = _Call(dec, args, [""] * dec.nargs, t1)
                         resumed = True
                     else:
-                        resumed = o is None or o[0] != tid
-                    self._emit(dec, tid, args, pending.pre, ret, t1 - pending.when, False, None, t1, resumed)
+                        # with -e status= a line waits for its result (strace's way): never split
+                        resumed = (o is None or o[0] != tid) and self.opts.status is None
+                    self._emit(
+                        dec,
+                        tid,
+                        args,
+                        pending.pre,
+                        ret,
+                        t1 - pending.when,
+                        False,
+                        None,
+                        pending.when,
+                        resumed,
+                    )
         finally:
-            D.snapshot = None
+            ctx.snapshot = None
             self.recorded_calls += fast
             if acc:
                 out.write("".join(acc))  # type: ignore[union-attr]
@@ -406,12 +492,14 @@ class Tracer:
         otid, c = o
         self._open = None
         self._unfinished[otid] = c
-        if self.out is not None:
+        if self.out is not None and self.opts.status is None:
             self.out.write(
                 self._prefix(otid, c.when) + c.dec.entry_text(c.pre, c.args) + " <unfinished ...>\n"
             )
 
     def _signal_line(self, tid: int, sig: int, info: bytes, when: int) -> None:
+        if self.timeline is not None:
+            self.timeline.instant(os.getpid(), tid, D.signame(sig), {"siginfo": D.siginfo(info)}, when)
         if self.opts.json:
             rec = {"pid": os.getpid(), "tid": tid, "signal": D.signame(sig), "siginfo": D.siginfo(info)}
             if self.out is not None:
@@ -434,6 +522,8 @@ class Tracer:
             self._d.forget_records()  # the parent's, printed by the parent
         self._open = None
         self._unfinished.clear()
+        if self.timeline is not None:
+            self.timeline.in_child(self.opts.follow)
         if not self.opts.follow:
             self.print_lines = False
             self.out = None
@@ -442,16 +532,28 @@ class Tracer:
             s[0] = s[1] = s[2] = 0
 
     def _on_exit(
-        self, dec: D.CallDecoder, call: Any, args: tuple[int, ...], pre: list[str] | None, status: int
+        self,
+        dec: D.CallDecoder,
+        call: Any,
+        args: tuple[int, ...],
+        pre: list[str] | None,
+        status: int,
+        when: int,
     ) -> None:
         if pre is not None and self.out is not None:
-            self._emit(dec, call.tid, args, pre, None, 0, False, call)
+            self._emit(dec, call.tid, args, pre, None, 0, False, call, when)
+        if self.timeline is not None:
+            self.timeline.instant(
+                os.getpid(), call.tid, f"exited with {status & 0xFF}", {}, when or time.time_ns()
+            )
         if self.out is not None and self.print_lines:
             # strace says how every thread ends, whatever -e trace= shows
             self._write_line(call.tid, f"+++ exited with {status & 0xFF} +++\n")
         self.exited = status & 0xFF
         if os.getpid() != self.root_pid:
             self._save_child_stats()
+            if self.timeline is not None:
+                self.timeline.save_child()
         if self.out is not None:
             self.out.flush()
 
@@ -460,12 +562,26 @@ class Tracer:
         self.drain()
         with self._lock:
             self._close_open(-1)
-            if fault is not None and status == 128 + fault[0] and self.out is not None and self.print_lines:
+            if fault is not None and status == 128 + fault[0] and self.timeline is not None:
+                self.timeline.instant(
+                    os.getpid(), self.pid, f"killed by {D.signame(fault[0])}", {}, time.time_ns()
+                )
+            sigs = self.opts.signals
+            shown = sigs is None or (fault is not None and fault[0] in sigs)
+            if (
+                fault is not None
+                and status == 128 + fault[0]
+                and self.out is not None
+                and self.print_lines
+                and shown
+            ):
                 if not self.opts.json:
                     self.out.write(self._prefix(self.pid) + f"+++ killed by {D.signame(fault[0])} +++\n")
         if os.getpid() != self.root_pid:
             if self.exited is None:
                 self._save_child_stats()
+            if self.timeline is not None:
+                self.timeline.save_child()
             if self.out is not None:
                 self.out.flush()
 
@@ -478,9 +594,21 @@ class Tracer:
             p = f"{tid:<5} "
         elif o.follow and tid != self.root_pid:
             p = f"[pid {tid:>5}] "
-        if o.timestamps:
-            now = when / 1e9 if when else time.time()
-            p += time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now * 1e6) % 1000000:06d} "
+        if o.relative:
+            when = when or time.time_ns()
+            last = self._last_when or when
+            self._last_when = when
+            delta = max(when - last, 0) // 1000
+            p += f"{delta // 1000000:6d}.{delta % 1000000:06d} "
+        elif o.timestamps:
+            us = (when or time.time_ns()) // 1000
+            sec, frac = divmod(us, 1000000)
+            if o.timestamps >= 3:
+                p += f"{sec}.{frac:06d} "
+            else:
+                p += time.strftime("%H:%M:%S", time.localtime(sec)) + (
+                    f".{frac:06d} " if o.timestamps == 2 else " "
+                )
         return p
 
     def _write_line(self, tid: int, text: str, when: int = 0) -> None:
@@ -501,36 +629,30 @@ class Tracer:
         call: Any,
         when: int = 0,
         resumed: bool = False,
+        raw: bool = False,
     ) -> None:
         with self._lock:  # output order, and the decoders' snapshot
             ctx = self.ctx
-            text = dec.decode_exit(ctx, call, args, 0 if res is None else res, pre)
-            if res is None:
-                rtext = "?"
-            elif -4096 < res < 0:
-                rtext = D.error_text(res)
-            elif dec.hex_result:
-                rtext = hex(res & D.MASK64)
-            elif dec.name == "fcntl" and args[1] == 3:  # F_GETFL
-                rtext = f"{hex(res)} (flags {D.open_flags(res)})"
-            elif dec.oct_result:
-                rtext = D.mode(res)
-            elif dec.fd_result and ctx.fd_paths:
-                rtext = D.fd_text(ctx, res)
+            status = self.opts.status
+            if status is not None and _status(res) not in status:
+                return
+            if raw:  # already the arguments' text (exec_line)
+                text = ", ".join(pre)
             else:
-                rtext = str(D.s64(res))
-            if res is not None and dec.name in ("poll", "ppoll"):
-                rtext += D.result_suffix(dec.name, args, res)
+                text = dec.decode_exit(ctx, call, args, 0 if res is None else res, pre)
+            rtext = dec.result_text(ctx, args, res)
             if injected:
                 rtext += " (INJECTED)"
             frame = _python_frame() if self.opts.frames else None
+            if self.timeline is not None:
+                self.timeline.call(os.getpid(), tid, dec.name, text, rtext, when or time.time_ns(), dt)
             if self.opts.json:
                 rec: dict[str, Any] = {
                     "pid": os.getpid(),
                     "tid": tid,
                     "time": when / 1e9 if when else time.time(),
                     "syscall": dec.name,
-                    "args": list(args[: dec.nargs]),
+                    "args": [] if raw else dec.json_args(args),
                     "text": f"{dec.name}({text})",
                     "result": res,
                     "error": X.ERRNO_NAMES.get(-res) if res is not None and -4096 < res < 0 else None,
@@ -583,10 +705,14 @@ class Tracer:
             with open(self._stats_file) as f:
                 for line in f:
                     for k, v in json.loads(line).items():
-                        t = total.setdefault(int(k), [0, 0, 0])
+                        t = total.get(int(k))
+                        if t is None:
+                            total[int(k)] = list(v)
+                            continue
                         for i in range(3):
                             t[i] += v[i]
-        return format_summary(total, self.opts.trace)
+                        t[3], t[4] = min(t[3], v[3]), max(t[4], v[4])
+        return format_summary(total, self.opts.trace, self.opts.sort_by)
 
     def finish(self) -> None:
         """End of the traced run (in the process that started it): summary, flush, close."""
@@ -601,6 +727,8 @@ class Tracer:
         if self.opts.summary and self.out is not None:
             self.out.flush()
             self.out.write(self.summary())
+        if self.timeline is not None:
+            self.timeline.write()
         if self._stats_file is not None:
             try:
                 os.unlink(self._stats_file)
@@ -611,26 +739,58 @@ class Tracer:
             self.out = None
 
 
-def format_summary(stats: dict[int, list[int]], only: frozenset[int] | None = None) -> str:
-    rows = [(v[2], v[0], v[1], X86_64.name_of(nr)) for nr, v in stats.items() if only is None or nr in only]
-    rows.sort(key=lambda r: (-r[0], -r[1], r[3]))
-    total_ns = sum(r[0] for r in rows) or 1
+SORT_KEYS: dict[str, Callable[[tuple[int, list[int]]], Any]] = {
+    "time": lambda r: -r[1][2],
+    "calls": lambda r: -r[1][0],
+    "errors": lambda r: -r[1][1],
+    "name": lambda r: X86_64.name_of(r[0]),
+    "avg-time": lambda r: -(r[1][2] / max(r[1][0], 1)),
+    "min-time": lambda r: -r[1][3],
+    "max-time": lambda r: -r[1][4],
+    "nothing": lambda r: 0,
+}
+
+
+def format_summary(
+    stats: dict[int, list[int]], only: frozenset[int] | None = None, sort_by: str = "time"
+) -> str:
+    """strace -c's table: rows in syscall-number order, then sorted (stably) as -S says."""
+    rows = sorted((nr, v) for nr, v in stats.items() if only is None or nr in only)
+    rows.sort(key=SORT_KEYS[sort_by])
+    total_ns = sum(v[2] for _, v in rows) or 1
     sep = "------ ----------- ----------- --------- --------- ----------------"
     out = ["% time     seconds  usecs/call     calls    errors syscall", sep]
     calls = errors = 0
-    for ns, n, err, name in rows:
+    for nr, (n, err, ns, *_mm) in rows:
         calls += n
         errors += err
         e = str(err) if err else ""
         out.append(
-            f"{100 * ns / total_ns:6.2f} {ns / 1e9:11.6f} {ns // 1000 // max(n, 1):11d} {n:9d} {e:>9} {name}"
+            f"{100 * ns / total_ns:6.2f} {ns / 1e9:11.6f} {ns // 1000 // max(n, 1):11d} {n:9d} {e:>9} "
+            f"{X86_64.name_of(nr)}"
         )
     out.append(sep)
-    t = sum(r[0] for r in rows)
+    t = sum(v[2] for _, v in rows)
     e = str(errors) if errors else ""
     pct = 100.0 if rows else 0.0
     out.append(f"{pct:6.2f} {t / 1e9:11.6f} {t // 1000 // max(calls, 1):11d} {calls:9d} {e:>9} total")
     return "\n".join(out) + "\n"
+
+
+def _status(res: int | None) -> str:
+    """-e status=: what kind of result a call had."""
+    if res is None:
+        return "unfinished"
+    return "failed" if -4096 < res < 0 else "successful"
+
+
+def _path_set(paths: tuple[str, ...]) -> frozenset[str]:
+    """-P: each path as given and, as strace does, where it leads when it is a symlink."""
+    out = set(paths)
+    for p in paths:
+        out.add(os.path.realpath(p))
+        out.add(os.path.abspath(p))
+    return frozenset(out)
 
 
 def s32(v: int) -> int:

@@ -73,6 +73,7 @@ AT_FLAGS: Flags = (  # linux/fcntl.h
     (0x8000, "AT_RECURSIVE"),
 )
 STATX_MASK: Flags = (  # linux/stat.h
+    (0xFFF, "STATX_ALL"),
     (0x7FF, "STATX_BASIC_STATS"),
     (0x1, "STATX_TYPE"),
     (0x2, "STATX_MODE"),
@@ -212,6 +213,8 @@ IOCTL = {
     0x541B: "FIONREAD",
     0x5421: "FIONBIO",
     0x5451: "FIOCLEX",
+    0x40049409: "BTRFS_IOC_CLONE or FICLONE",
+    0x4020940D: "BTRFS_IOC_CLONE_RANGE or FICLONERANGE",
     0x5450: "FIONCLEX",
 }
 CLOCKS = {
@@ -240,6 +243,8 @@ AT_FDCWD = -100
 SIGNALS: dict[int, str] = {s.value: s.name for s in _signal.Signals if not s.name.startswith("SIG_")}
 SIGNALS.update({_signal.SIGIOT: "SIGABRT", _signal.SIGCHLD: "SIGCHLD", _signal.SIGIO: "SIGIO"})
 ERRNO_NAMES: dict[int, str] = dict(_errno.errorcode)
+# where two names share a number, the one strace prints
+ERRNO_NAMES.update({_errno.EOPNOTSUPP: "EOPNOTSUPP", _errno.EDEADLK: "EDEADLK", _errno.EAGAIN: "EAGAIN"})
 # kernel-internal restart codes (include/linux/errno.h); strace prints them with these texts
 KERNEL_ERRNO = {
     512: ("ERESTARTSYS", "To be restarted if SA_RESTART is set"),
@@ -314,3 +319,9 @@ SIG_CODES: dict[int, dict[int, str]] = {
     },
     _signal.SIGTRAP: {1: "TRAP_BRKPT", 2: "TRAP_TRACE", 3: "TRAP_BRANCH", 4: "TRAP_HWBKPT"},
 }
+
+
+def xlat_or(table: dict[int, str], v: int, unknown: str) -> str:
+    """strace's printxval: the name, or the value in hex with a /* UNKNOWN */ comment."""
+    name = table.get(v)
+    return name if name is not None else f"{v:#x} /* {unknown} */"

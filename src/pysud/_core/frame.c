@@ -1,0 +1,215 @@
+/* frame.c - the Frame type: one intercepted call's registers, call.native(), call.exit_guest().
+ */
+#include "core.h"
+
+static struct sud_frame *frame_view(FrameObject *o) { return o->live ? o->live : &o->snap; }
+
+static struct sud_frame *frame_live(FrameObject *o)
+{
+    if (!o->live) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "this call has returned to the foreign code; its registers can no longer be changed");
+        return NULL;
+    }
+    if (o->live->thread != sud_self) {
+        PyErr_SetString(PyExc_RuntimeError, "a call can only be answered from the thread that made it");
+        return NULL;
+    }
+    return o->live;
+}
+
+static PyObject *reg_get(PyObject *self, void *off)
+{
+    return PyLong_FromUnsignedLongLong(*(uint64_t *)((char *)frame_view((FrameObject *)self) + (size_t)off));
+}
+
+static int reg_set(PyObject *self, PyObject *v, void *off)
+{
+    struct sud_frame *f = frame_live((FrameObject *)self);
+    if (!f)
+        return -1;
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "registers cannot be deleted");
+        return -1;
+    }
+    uint64_t x;
+    if (PyLong_Check(v) && _PyLong_Sign(v) < 0) {
+        long long s = PyLong_AsLongLong(v);
+        if (s == -1 && PyErr_Occurred())
+            return -1;
+        x = (uint64_t)s;
+    } else {
+        x = PyLong_AsUnsignedLongLong(v);
+        if (x == (uint64_t)-1 && PyErr_Occurred())
+            return -1;
+    }
+    *(uint64_t *)((char *)f + (size_t)off) = x;
+    f->flags |= SUD_FRAME_DIRTY;
+    return 0;
+}
+
+#define REG(name) {#name, reg_get, reg_set, NULL, (void *)offsetof(struct sud_frame, name)}
+#define REG_RO(name, attr) {attr, reg_get, NULL, NULL, (void *)offsetof(struct sud_frame, name)}
+
+static PyObject *frame_get_arch(PyObject *self, void *c)
+{
+    (void)c;
+    return PyLong_FromUnsignedLong(frame_view((FrameObject *)self)->arch);
+}
+static PyObject *frame_get_selector(PyObject *self, void *c)
+{
+    (void)c;
+    return PyLong_FromLong(frame_view((FrameObject *)self)->selector);
+}
+static PyObject *frame_get_tid(PyObject *self, void *c)
+{
+    (void)c;
+    struct sud_thread *t = frame_view((FrameObject *)self)->thread;
+    return PyLong_FromLong(t ? t->tid : 0);
+}
+static PyObject *frame_get_live(PyObject *self, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(((FrameObject *)self)->live != NULL);
+}
+static PyObject *frame_get_dirty(PyObject *self, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(frame_view((FrameObject *)self)->flags & SUD_FRAME_DIRTY);
+}
+
+/* The six arguments as the kernel reads them for this call's ABI (the core
+ * needs this to run calls natively; tests check it against pysud._abi). */
+static PyObject *frame_get_args(PyObject *self, void *c)
+{
+    (void)c;
+    long a[6];
+    sud_frame_args(frame_view((FrameObject *)self), a);
+    return Py_BuildValue("(kkkkkk)", (unsigned long)a[0], (unsigned long)a[1], (unsigned long)a[2],
+                         (unsigned long)a[3], (unsigned long)a[4], (unsigned long)a[5]);
+}
+
+static PyGetSetDef frame_getset[] = {
+    {"args", frame_get_args, NULL, NULL, NULL},
+    REG(rax), REG(rbx), REG(rcx), REG(rdx), REG(rsi), REG(rdi), REG(rbp), REG(rsp),
+    REG(r8), REG(r9), REG(r10), REG(r11), REG(r12), REG(r13), REG(r14), REG(r15),
+    REG(rip), REG(rflags), REG(fs_base),
+    REG_RO(nr, "nr"), REG_RO(call_addr, "call_addr"),
+    {"arch", frame_get_arch, NULL, NULL, NULL},
+    {"selector", frame_get_selector, NULL, NULL, NULL},
+    {"tid", frame_get_tid, NULL, NULL, NULL},
+    {"live", frame_get_live, NULL, NULL, NULL},
+    {"dirty", frame_get_dirty, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static int long_arg(PyObject *o, long *out)
+{
+    if (!PyLong_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "system call arguments are ints, not %.100s", Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    if (_PyLong_Sign(o) < 0)
+        *out = PyLong_AsLong(o);
+    else
+        *out = (long)PyLong_AsUnsignedLong(o);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* call.native(*args, nr=None) -> int: run the call natively now, from the
+ * handler, with the care the core takes for clone/fork/signal calls.  Given
+ * arguments replace the call's own (missing ones keep theirs); the foreign
+ * code's registers are not changed.  Returns the raw result (-errno). */
+static PyObject *frame_native(PyObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    struct sud_frame *f = frame_live((FrameObject *)self);
+    if (!f)
+        return NULL;
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    if (n > 6) {
+        PyErr_SetString(PyExc_TypeError, "a system call has at most six arguments");
+        return NULL;
+    }
+    long a[6], nr = (long)f->nr;
+    sud_frame_args(f, a);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (long_arg(args[i], &a[i]) < 0)
+            return NULL;
+    if (kwnames) {
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(kwnames); k++) {
+            PyObject *key = PyTuple_GET_ITEM(kwnames, k), *val = args[n + k];
+            if (!PyUnicode_Check(key) || PyUnicode_CompareWithASCIIString(key, "nr") != 0) {
+                PyErr_Format(PyExc_TypeError, "native() got an unexpected keyword argument %R", key);
+                return NULL;
+            }
+            if (val != Py_None && long_arg(val, &nr) < 0)
+                return NULL;
+            if (nr < 0 || nr > INT32_MAX) {
+                /* the kernel reads only the low 32 bits: 2**32 + 39 would be getpid */
+                PyErr_Format(PyExc_ValueError, "system call number %R is out of range 0..2**31-1", val);
+                return NULL;
+            }
+        }
+    }
+    long r;
+    Py_BEGIN_ALLOW_THREADS r = sud_native(f, nr, a);
+    Py_END_ALLOW_THREADS return PyLong_FromLong(r);
+}
+
+/* call.exit_guest(value): when this call returns, leave the guest program and
+ * make run_guest() return value (exit, exit_group, a fatal signal...). */
+static PyObject *frame_exit_guest(PyObject *self, PyObject *arg)
+{
+    struct sud_frame *f = frame_live((FrameObject *)self);
+    if (!f)
+        return NULL;
+    if (f->thread->guest_depth <= 0) {
+        PyErr_SetString(PyExc_RuntimeError, "no guest program is running on this thread (see pysud.run)");
+        return NULL;
+    }
+    long long v = PyLong_AsLongLong(arg);
+    if (v == -1 && PyErr_Occurred())
+        return NULL;
+    f->rax = (uint64_t)v;
+    f->flags |= SUD_FRAME_EXIT | SUD_FRAME_DIRTY;
+    Py_RETURN_NONE;
+}
+
+/* call.exit_program(value): when this call returns, every thread of the
+ * running program leaves it, and run_guest() returns value on its first
+ * thread (execve from any thread; exit_group is the same in C). */
+static PyObject *frame_exit_program(PyObject *self, PyObject *arg)
+{
+    struct sud_frame *f = frame_live((FrameObject *)self);
+    if (!f)
+        return NULL;
+    if (f->thread->guest_depth <= 0) {
+        PyErr_SetString(PyExc_RuntimeError, "no guest program is running on this thread (see pysud.run)");
+        return NULL;
+    }
+    long long v = PyLong_AsLongLong(arg);
+    if (v == -1 && PyErr_Occurred())
+        return NULL;
+    sud_group_exit(f->thread, (long)v);
+    f->rax = (uint64_t)v;
+    f->flags |= SUD_FRAME_EXIT | SUD_FRAME_DIRTY;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef frame_methods[] = {
+    {"exit_program", frame_exit_program, METH_O,
+     "Leave the running guest program on all its threads; run_guest() returns the value."},
+    {"exit_guest", frame_exit_guest, METH_O, "Leave the running guest program; run_guest() returns the value."},
+    {"native", (PyCFunction)(void (*)(void))frame_native, METH_FASTCALL | METH_KEYWORDS,
+     "native(*args, nr=None) -> int: run the call natively now and return its raw result."},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject Frame_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pysud._core.Frame",
+    .tp_basicsize = sizeof(FrameObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "The registers of one intercepted system call (base of pysud.Syscall).",
+    .tp_getset = frame_getset,
+    .tp_methods = frame_methods,
+};

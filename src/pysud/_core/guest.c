@@ -1,0 +1,107 @@
+/* guest.c - running a program in this process: run_guest() and what the program's
+ * threads, signals and faults expose to Python (sud_guest.c, sud_vsig.c).
+ */
+#include "core.h"
+#include <time.h>
+
+/* run_guest(entry, sp) -> int: run a loaded program on this (armed) thread
+ * until a handler calls exit_guest(); the GIL is released meanwhile. */
+PyObject *m_run_guest(PyObject *m, PyObject *args)
+{
+    (void)m;
+    unsigned long long entry, sp;
+    if (!PyArg_ParseTuple(args, "KK", &entry, &sp))
+        return NULL;
+    struct sud_thread *t = sud_self;
+    if (!t || t->op == SUD_OP_OFF) {
+        PyErr_SetString(PyExc_RuntimeError, "this thread is not armed");
+        return NULL;
+    }
+    if (t->guest_depth) {
+        PyErr_SetString(PyExc_RuntimeError, "a guest program is already running on this thread");
+        return NULL;
+    }
+    long r;
+    t->guest_depth++;
+    sud_guest_register(t, t->tid);
+    sud_vsig_begin();
+    Py_BEGIN_ALLOW_THREADS r = sud_run_guest(entry, sp, t);
+    /* The program has ended on this thread: its other threads end too (a
+     * thread's exit here is the program's exit), before its memory goes. */
+    for (int i = 0; sud_group_count(t->group, t) > 0; i++) {
+        if (i % 100 == 0)
+            sud_group_exit(t, t->exit_requested ? sud_group_status : r);
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    if (t->exit_requested)
+        r = sud_group_status;
+    sud_guest_unregister(t);
+    t->vpending = 0;
+    t->vfatal = 0;
+    sud_vsig_end();
+    Py_END_ALLOW_THREADS t->guest_depth--;
+    return PyLong_FromLong(r);
+}
+
+/* direct_entry_address() -> the flip-switch entry (see sud_direct_entry). */
+PyObject *m_direct_entry_address(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)sud_direct_entry);
+}
+
+/* thread_block() -> this armed thread's block, the RCX sud_direct_entry wants. */
+PyObject *m_thread_block(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    struct sud_thread *t = sud_self;
+    if (!t || t->op == SUD_OP_OFF) {
+        PyErr_SetString(PyExc_RuntimeError, "this thread is not armed");
+        return NULL;
+    }
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)t);
+}
+
+/* reset_signals(keep_ignored, ignored=0): a new program starts with default
+ * dispositions, but for the signals in the mask `ignored` (bit s-1), which
+ * start ignored (those its parent left ignored); after execve, the ones the
+ * program ignored stay ignored (keep_ignored). */
+PyObject *m_reset_signals(PyObject *m, PyObject *args)
+{
+    (void)m;
+    int keep;
+    unsigned long long ignored = 0;
+    if (!PyArg_ParseTuple(args, "p|K", &keep, &ignored))
+        return NULL;
+    sud_vsig_reset(keep, (uint64_t)ignored);
+    Py_RETURN_NONE;
+}
+
+/* last_fault() -> None or (sig, si_code, address, {register: value}) */
+PyObject *m_last_fault(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    if (!sud_last_fault.sig)
+        Py_RETURN_NONE;
+    static const char *names[23] = {"r8",  "r9",  "r10", "r11", "r12", "r13",    "r14", "r15",
+                                    "rdi", "rsi", "rbp", "rbx", "rdx", "rax",    "rcx", "rsp",
+                                    "rip", "rflags", "csgsfs", "err", "trapno", "oldmask", "cr2"};
+    PyObject *regs = PyDict_New();
+    if (!regs)
+        return NULL;
+    for (int i = 0; i < 23; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(sud_last_fault.gregs[i]);
+        if (!v || PyDict_SetItemString(regs, names[i], v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(regs);
+            return NULL;
+        }
+        Py_DECREF(v);
+    }
+    return Py_BuildValue("(iiKN)", sud_last_fault.sig, sud_last_fault.code,
+                         (unsigned long long)sud_last_fault.addr, regs);
+}

@@ -1,0 +1,216 @@
+/* policy.c - the Policy type: per-syscall actions, direct handlers, counters; thunks
+ * (sud_dispatch.c reads the actions; module.c exports the type).
+ */
+#include "core.h"
+#include <sys/mman.h>
+
+static PyObject *policy_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    PyObject *callback, *deferred, *on_result, *on_error, *native_token = Py_None;
+    PyTypeObject *ft = &Frame_Type;
+    static char *kwlist[] = {"callback", "deferred", "on_result", "on_error", "frame_type", "native_token", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|O!O", kwlist, &callback, &deferred, &on_result, &on_error,
+                                     &PyType_Type, &ft, &native_token))
+        return NULL;
+    if (!PyType_IsSubtype(ft, &Frame_Type)) {
+        PyErr_SetString(PyExc_TypeError, "frame_type must derive from pysud._core.Frame");
+        return NULL;
+    }
+    PolicyObject *self = (PolicyObject *)type->tp_alloc(type, 0);
+    if (!self)
+        return NULL;
+    self->p = sud_policy_new();
+    if (!self->p) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    self->p->hook_ctx = self;
+    Py_INCREF(callback);
+    self->callback = callback;
+    Py_INCREF(deferred);
+    self->deferred = deferred;
+    Py_INCREF(on_result);
+    self->on_result = on_result;
+    Py_INCREF(on_error);
+    self->on_error = on_error;
+    Py_INCREF(native_token);
+    self->native_token = native_token;
+    Py_INCREF(ft);
+    self->frame_type = ft;
+    return (PyObject *)self;
+}
+
+static void policy_dealloc(PolicyObject *self)
+{
+    if (self->p) {
+        self->p->hook_ctx = NULL; /* armed threads now run calls natively */
+        sud_policy_decref(self->p);
+    }
+    Py_XDECREF(self->callback);
+    Py_XDECREF(self->deferred);
+    Py_XDECREF(self->on_result);
+    Py_XDECREF(self->on_error);
+    Py_XDECREF(self->native_token);
+    Py_XDECREF(self->on_orphan);
+    for (int i = 0; i < SUD_NSYSCALLS; i++)
+        Py_CLEAR(self->handlers[i]);
+    Py_XDECREF(self->frame_type);
+    if (self->trace_stage && self->p)
+        munmap(self->trace_stage, self->p->trace->size);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *policy_set_action(PolicyObject *self, PyObject *args)
+{
+    long nr, kind, hazard;
+    long long value;
+    if (!PyArg_ParseTuple(args, "lllL", &nr, &kind, &value, &hazard))
+        return NULL;
+    if (kind < SUD_ACT_PYTHON || kind > SUD_ACT_TRACE) {
+        PyErr_SetString(PyExc_ValueError, "unknown action kind");
+        return NULL;
+    }
+    struct sud_action *a;
+    if (nr == -1)
+        a = &self->p->other;
+    else if (nr >= 0 && nr < SUD_NSYSCALLS)
+        a = &self->p->act[nr];
+    else {
+        PyErr_Format(PyExc_ValueError, "syscall number %ld out of range", nr);
+        return NULL;
+    }
+    a->value = value;
+    a->hazard = (int32_t)hazard;
+    __atomic_store_n(&a->kind, (int32_t)kind, __ATOMIC_RELEASE);
+    Py_RETURN_NONE;
+}
+
+/* set_handler(nr, handler_or_None): a handler the hook calls directly */
+static PyObject *policy_set_handler(PolicyObject *self, PyObject *args)
+{
+    long nr;
+    PyObject *h;
+    if (!PyArg_ParseTuple(args, "lO", &nr, &h))
+        return NULL;
+    if (nr < 0 || nr >= SUD_NSYSCALLS) {
+        PyErr_Format(PyExc_ValueError, "syscall number %ld out of range", nr);
+        return NULL;
+    }
+    PyObject *old = self->handlers[nr];
+    self->handlers[nr] = h == Py_None ? NULL : Py_NewRef(h);
+    Py_XDECREF(old);
+    Py_RETURN_NONE;
+}
+
+/* set_on_orphan(callable or None): see orphan_hook (hook.c) */
+static PyObject *policy_set_on_orphan(PolicyObject *self, PyObject *h)
+{
+    if (h != Py_None && !PyCallable_Check(h)) {
+        PyErr_SetString(PyExc_TypeError, "on_orphan must be callable or None");
+        return NULL;
+    }
+    PyObject *old = self->on_orphan;
+    self->on_orphan = h == Py_None ? NULL : Py_NewRef(h);
+    Py_XDECREF(old);
+    Py_RETURN_NONE;
+}
+
+static PyObject *policy_counts(PolicyObject *self, PyObject *unused)
+{
+    (void)unused;
+    PyObject *d = PyDict_New();
+    if (!d)
+        return NULL;
+    for (int i = 0; i < SUD_NSYSCALLS; i++) {
+        uint64_t c = __atomic_load_n(&self->p->count[i], __ATOMIC_RELAXED);
+        if (c) {
+            PyObject *k = PyLong_FromLong(i), *v = PyLong_FromUnsignedLongLong(c);
+            if (!k || !v || PyDict_SetItem(d, k, v) < 0) {
+                Py_XDECREF(k);
+                Py_XDECREF(v);
+                Py_DECREF(d);
+                return NULL;
+            }
+            Py_DECREF(k);
+            Py_DECREF(v);
+        }
+    }
+    uint64_t o = __atomic_load_n(&self->p->count_other, __ATOMIC_RELAXED);
+    if (o) {
+        PyObject *v = PyLong_FromUnsignedLongLong(o);
+        if (!v || PyDict_SetItemString(d, "other", v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(d);
+            return NULL;
+        }
+        Py_DECREF(v);
+    }
+    return d;
+}
+
+static PyObject *policy_reset_counts(PolicyObject *self, PyObject *unused)
+{
+    (void)unused;
+    for (int i = 0; i < SUD_NSYSCALLS; i++)
+        __atomic_store_n(&self->p->count[i], 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&self->p->count_other, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&self->p->count_direct, 0, __ATOMIC_RELAXED);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef policy_methods[] = {
+    {"trace_start", (PyCFunction)policy_trace_start, METH_VARARGS, "trace_start(ring_bytes, flags): record calls."},
+    {"trace_capture", (PyCFunction)policy_trace_capture, METH_VARARGS,
+     "trace_capture(nr, maxrec, ops): what a recorded call's record holds."},
+    {"trace_take", (PyCFunction)policy_trace_take, METH_NOARGS, "The records so far, as bytes; empties the ring."},
+    {"trace_forget", (PyCFunction)policy_trace_forget, METH_NOARGS, "Drop the records (a forked child)."},
+    {"trace_lost", (PyCFunction)policy_trace_lost, METH_NOARGS, "Records that found no room."},
+    {"set_action", (PyCFunction)policy_set_action, METH_VARARGS,
+     "set_action(nr, kind, value, hazard); nr -1 sets the action for other calls."},
+    {"set_handler", (PyCFunction)policy_set_handler, METH_VARARGS, "set_handler(nr, handler or None)."},
+    {"set_on_orphan", (PyCFunction)policy_set_on_orphan, METH_O,
+     "set_on_orphan(f): f(value) -> exit status, in a process forked by a program's later thread."},
+    {"counts", (PyCFunction)policy_counts, METH_NOARGS, "Calls seen, by number."},
+    {"reset_counts", (PyCFunction)policy_reset_counts, METH_NOARGS, "Zero the counters."},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject Policy_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pysud._core.Policy",
+    .tp_basicsize = sizeof(PolicyObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Per-syscall actions and the Python hook of one dispatcher.",
+    .tp_new = policy_new,
+    .tp_dealloc = (destructor)policy_dealloc,
+    .tp_methods = policy_methods,
+};
+
+struct sud_policy *policy_arg(PyObject *o)
+{
+    if (o == Py_None)
+        return NULL;
+    if (!PyObject_TypeCheck(o, &Policy_Type)) {
+        PyErr_SetString(PyExc_TypeError, "expected a pysud._core.Policy or None");
+        return NULL;
+    }
+    return ((PolicyObject *)o)->p;
+}
+
+PyObject *m_thunk(PyObject *m, PyObject *args)
+{
+    (void)m;
+    unsigned long long target;
+    PyObject *pol;
+    if (!PyArg_ParseTuple(args, "KO", &target, &pol))
+        return NULL;
+    struct sud_policy *p = policy_arg(pol);
+    if (!p) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "a thunk needs a policy");
+        return NULL;
+    }
+    void *t = sud_thunk_new(target, p);
+    if (!t)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromVoidPtr(t);
+}

@@ -1,0 +1,290 @@
+"""Image sections: a PE file mapped as the NT kernel maps a SEC_IMAGE view (no imports, no fix-ups).
+
+The kernel's part of loading a DLL is small: headers and sections at their RVAs with their
+protections, at the preferred base when it is free (else elsewhere, and the caller hears
+STATUS_IMAGE_NOT_AT_BASE: ntdll relocates the image itself).  :class:`ImageInfo` is what
+NtQuerySection(SectionImageInformation) reports.  Headers are read with pefile's fast load only
+(no directory is parsed), so a 6.5 MB kernelbase costs a few milliseconds; parsed headers are
+cached per file (path, size, mtime).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+
+import pefile
+
+from .. import _elf
+from . import memory
+from .pe import PELoadError
+
+IMAGE_FILE_MACHINE_AMD64 = 0x8664
+PE32_PLUS = 0x20B
+SCN_EXECUTE = 0x20000000
+SCN_READ = 0x40000000
+SCN_WRITE = 0x80000000
+SCN_UNINITIALIZED = 0x80
+ALLOCATION_GRANULARITY = 0x10000
+#: SECTION_IMAGE_INFORMATION.ImageFlags bits
+IMAGE_FLAGS_DYNAMICALLY_RELOCATED = 0x04
+IMAGE_FLAGS_WINE_BUILTIN = 0x40
+WINE_BUILTIN_SIGNATURE = b"Wine builtin DLL"
+#: PAGE_* protection of a section from its characteristics (the NT values)
+_PAGE = {0: 0x01, 1: 0x02, 3: 0x04, 4: 0x10, 5: 0x20, 7: 0x40, 6: 0x40, 2: 0x04}
+
+
+def _page_up(x: int) -> int:
+    return (x + 0xFFF) & ~0xFFF
+
+
+@dataclass(frozen=True)
+class Section:
+    rva: int
+    vsize: int  # page-rounded virtual size
+    raw_offset: int
+    raw_size: int
+    prot: int  # Linux PROT_*
+    page_prot: int  # NT PAGE_*
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """The headers of one PE32+ image file, as the kernel needs them."""
+
+    path: str
+    image_base: int
+    size: int  # SizeOfImage, page-rounded
+    headers_size: int
+    entry_rva: int
+    stack_reserve: int
+    stack_commit: int
+    subsystem: int
+    subsystem_version: tuple[int, int]
+    os_version: tuple[int, int]
+    characteristics: int
+    dll_characteristics: int
+    loader_flags: int
+    checksum: int
+    file_size: int
+    builtin: bool
+    has_code: bool
+    relocatable: bool
+    sections: tuple[Section, ...]
+
+    @property
+    def is_dll(self) -> bool:
+        return bool(self.characteristics & 0x2000)
+
+    def section_image_information(self, flags: int = 0) -> bytes:
+        """SECTION_IMAGE_INFORMATION (x64, 0x40 bytes)."""
+        if self.builtin:
+            flags |= IMAGE_FLAGS_WINE_BUILTIN
+        return struct.pack(
+            "<QI4xQQIHHHHHHHBBIII",
+            self.image_base + self.entry_rva,
+            0,
+            self.stack_reserve,
+            self.stack_commit,
+            self.subsystem,
+            self.subsystem_version[1],
+            self.subsystem_version[0],
+            self.os_version[0],
+            self.os_version[1],
+            self.characteristics,
+            self.dll_characteristics,
+            IMAGE_FILE_MACHINE_AMD64,
+            int(self.has_code),
+            flags,
+            self.loader_flags,
+            self.file_size,
+            self.checksum,
+        )
+
+
+_CACHE: dict[tuple[str, int, int], ImageInfo] = {}
+
+
+def _prot(characteristics: int) -> int:
+    prot = 0
+    if characteristics & SCN_READ:
+        prot |= memory.PROT_READ
+    if characteristics & SCN_WRITE:
+        prot |= memory.PROT_READ | memory.PROT_WRITE
+    if characteristics & SCN_EXECUTE:
+        prot |= memory.PROT_READ | memory.PROT_EXEC
+    return prot
+
+
+def read_info(path: str) -> ImageInfo:
+    """Parse (or take from the cache) the headers of a PE32+ image; PELoadError if it is not one."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise PELoadError(f"{path}: cannot read: {e.strerror}") from None
+    key = (path, st.st_size, st.st_mtime_ns)
+    info = _CACHE.get(key)
+    if info is not None:
+        return info
+    try:
+        with open(path, "rb") as f:
+            head = f.read(0x1000)
+            if head[:2] != b"MZ":
+                raise PELoadError(f"{path}: not a PE file (no MZ header)")
+            (nt_off,) = struct.unpack_from("<I", head, 0x3C) if len(head) >= 0x40 else (0,)
+            # The section table may run past the first page: read what the headers claim.
+            want = min(max(0x1000, nt_off + 0x400), st.st_size, 1 << 20)
+            if want > len(head):
+                f.seek(0)
+                head = f.read(want)
+    except OSError as e:
+        raise PELoadError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        pe = pefile.PE(data=head, fast_load=True)
+    except pefile.PEFormatError as e:
+        raise PELoadError(f"{path}: malformed PE file: {e.value}") from None
+    opt = pe.OPTIONAL_HEADER
+    machine = pe.FILE_HEADER.Machine
+    if machine == 0x014C or opt.Magic != PE32_PLUS:
+        raise PELoadError(f"{path}: a 32-bit (PE32) program; pysud runs x64 (PE32+) programs only")
+    if machine != IMAGE_FILE_MACHINE_AMD64:
+        raise PELoadError(f"{path}: machine type {machine:#x} is not x64")
+    size = _page_up(opt.SizeOfImage)
+    if not 0 < size <= 1 << 31:
+        raise PELoadError(f"{path}: image size {opt.SizeOfImage:#x} is not plausible")
+    sections = []
+    for s in pe.sections:
+        vsize = _page_up(max(s.Misc_VirtualSize, 0) or s.SizeOfRawData)
+        if not vsize:
+            continue
+        if s.VirtualAddress >= size or s.VirtualAddress & 0xFFF:
+            name = s.Name.rstrip(b"\0").decode(errors="replace")
+            raise PELoadError(f"{path}: section {name!r} lies outside the image")
+        prot = _prot(s.Characteristics)
+        raw = 0 if s.Characteristics & SCN_UNINITIALIZED and not s.PointerToRawData else s.SizeOfRawData
+        sections.append(
+            Section(
+                rva=s.VirtualAddress,
+                vsize=min(vsize, size - s.VirtualAddress),
+                raw_offset=s.PointerToRawData,
+                raw_size=min(raw, vsize, max(0, st.st_size - s.PointerToRawData)),
+                prot=prot,
+                page_prot=_PAGE[prot & 7],
+            )
+        )
+    reloc_dir = opt.DATA_DIRECTORY[5] if len(opt.DATA_DIRECTORY) > 5 else None
+    info = ImageInfo(
+        path=path,
+        image_base=opt.ImageBase,
+        size=size,
+        headers_size=min(_page_up(opt.SizeOfHeaders or 0x1000), size),
+        entry_rva=opt.AddressOfEntryPoint,
+        stack_reserve=opt.SizeOfStackReserve,
+        stack_commit=opt.SizeOfStackCommit,
+        subsystem=opt.Subsystem,
+        subsystem_version=(opt.MajorSubsystemVersion, opt.MinorSubsystemVersion),
+        os_version=(opt.MajorOperatingSystemVersion, opt.MinorOperatingSystemVersion),
+        characteristics=pe.FILE_HEADER.Characteristics,
+        dll_characteristics=opt.DllCharacteristics,
+        loader_flags=opt.LoaderFlags,
+        checksum=opt.CheckSum,
+        file_size=st.st_size,
+        builtin=head[0x40 : 0x40 + len(WINE_BUILTIN_SIGNATURE)] == WINE_BUILTIN_SIGNATURE,
+        has_code=any(s.prot & memory.PROT_EXEC for s in sections),
+        relocatable=bool(reloc_dir and reloc_dir.Size) and not pe.FILE_HEADER.Characteristics & 1,
+        sections=tuple(sections),
+    )
+    _CACHE[key] = info
+    return info
+
+
+@dataclass
+class ImageView:
+    """One mapped view of an image section."""
+
+    info: ImageInfo | None  # None for a data view (a file or NLS mapping)
+    base: int
+    size: int
+    #: (rva, size, PAGE_* protection) for NtQueryVirtualMemory
+    regions: list[tuple[int, int, int]] = field(default_factory=list)
+
+    @property
+    def moved(self) -> bool:
+        return self.info is not None and self.base != self.info.image_base
+
+    def release(self) -> None:
+        if self.size:
+            memory.unmap(self.base, self.size)
+            self.size = 0
+
+
+def map_view(info: ImageInfo, fd: int | None = None, at: int = 0) -> ImageView:
+    """Map the image: at ``at`` if given, else its preferred base if free, else anywhere (64K aligned)."""
+    rw = memory.PROT_READ | memory.PROT_WRITE
+    size = info.size
+    want = at or info.image_base
+    try:
+        base = memory.map_at(want, size, rw, info.path)
+    except _elf.ELFLoadError:
+        if at:
+            raise PELoadError(f"{info.path}: {at:#x} is in use") from None
+        if not info.relocatable:
+            raise PELoadError(
+                f"{info.path}: its base {info.image_base:#x} is taken and it has no relocations"
+            ) from None
+        base = memory.map_anywhere(size, rw, info.path, align=ALLOCATION_GRANULARITY)
+    view = ImageView(info=info, base=base, size=size)
+    try:
+        own = fd is None
+        if own:
+            fd = os.open(info.path, os.O_RDONLY | os.O_CLOEXEC)
+        assert fd is not None
+        try:
+            memory.poke(base, os.pread(fd, info.headers_size, 0))
+            for s in info.sections:
+                if s.raw_size:
+                    memory.poke(base + s.rva, os.pread(fd, s.raw_size, s.raw_offset))
+        finally:
+            if own:
+                os.close(fd)
+        memory.protect(base, info.headers_size, memory.PROT_READ, info.path)
+        view.regions.append((0, info.headers_size, 0x02))
+        for s in info.sections:
+            memory.protect(base + s.rva, s.vsize, s.prot, info.path)
+            view.regions.append((s.rva, s.vsize, s.page_prot))
+    except BaseException:
+        view.release()
+        raise
+    return view
+
+
+def relocate(view: ImageView) -> None:
+    """Apply the image's base relocations for where it was mapped (for images pysud starts itself)."""
+    info = view.info
+    if info is None:
+        return
+    delta = view.base - info.image_base
+    if not delta:
+        return
+    try:
+        pe = pefile.PE(info.path, fast_load=True)
+        pe.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_BASERELOC"]])
+    except pefile.PEFormatError as e:
+        raise PELoadError(f"{info.path}: malformed relocations: {e.value}") from None
+    memory.protect(view.base, view.size, memory.PROT_READ | memory.PROT_WRITE, info.path)
+    try:
+        for block in getattr(pe, "DIRECTORY_ENTRY_BASERELOC", []):
+            for entry in block.entries:
+                if entry.type == 0:  # IMAGE_REL_BASED_ABSOLUTE: padding
+                    continue
+                if entry.type != 10 or not 0 <= entry.rva <= view.size - 8:  # IMAGE_REL_BASED_DIR64
+                    raise PELoadError(
+                        f"{info.path}: relocation type {entry.type} at {entry.rva:#x} is not supported"
+                    )
+                (value,) = struct.unpack("<Q", memory.peek(view.base + entry.rva, 8))
+                memory.poke(view.base + entry.rva, struct.pack("<Q", (value + delta) & 0xFFFFFFFFFFFFFFFF))
+    finally:
+        memory.protect(view.base, info.headers_size, memory.PROT_READ, info.path)
+        for s in info.sections:
+            memory.protect(view.base + s.rva, s.vsize, s.prot, info.path)

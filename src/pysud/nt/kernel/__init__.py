@@ -1,0 +1,39 @@
+"""The NT kernel's calls by subsystem: each module's ``HANDLERS`` table maps a call name to its function.
+
+A handler is ``def NtOpenKey(nt: NtPersonality, call: NtSyscall) -> int`` and returns the NTSTATUS.
+The personality registers every table of :data:`MODULES` (``NtPersonality._register``); a call
+name is the key, whatever numbering the loaded ntdll uses.  To add a subsystem: write
+``nt/kernel/<topic>.py`` with its ``HANDLERS``, list it in ``MODULES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from . import exception, namespace, registry, section, security, sync, unixcall
+
+if TYPE_CHECKING:
+    from ..personality import NtPersonality, NtSyscall
+
+    Handler = Callable[[NtPersonality, NtSyscall], Any]
+else:
+    Handler = Callable[..., Any]
+
+#: Every subsystem module with a HANDLERS table, in registration order.
+MODULES: tuple[ModuleType, ...] = (namespace, registry, security, sync, section, exception, unixcall)
+
+
+def handlers() -> dict[str, Handler]:
+    """All tables of :data:`MODULES` merged; a name claimed by two modules is a bug (ValueError)."""
+    merged: dict[str, Handler] = {}
+    owner: dict[str, str] = {}
+    for module in MODULES:
+        table: dict[str, Handler] = module.HANDLERS
+        for name, fn in table.items():
+            if name in merged:
+                raise ValueError(f"NT call {name} is handled by both {owner[name]} and {module.__name__}")
+            merged[name] = fn
+            owner[name] = module.__name__
+    return merged

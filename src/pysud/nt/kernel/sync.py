@@ -1,0 +1,517 @@
+"""NT synchronisation calls: events, mutants, semaphores, timers, keyed events, thread-id alerts,
+and waits on any waitable object (one, all or any of several, with timeouts).
+
+Wine's PE ntdll builds critical sections on keyed events (NtWaitForKeyedEvent/NtReleaseKeyedEvent
+when a section has no semaphore) and RtlWaitOnAddress, SRW locks and condition variables on
+NtWaitForAlertByThreadId/NtAlertThreadByThreadId; all of these are here.  Alertable waits are
+not woken by APCs (pysud queues none).
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from .. import objects
+from .. import status as st
+from . import namespace
+
+if TYPE_CHECKING:
+    from ..personality import NtPersonality, NtSyscall
+
+STATUS_ALERTED = 0x101
+STATUS_MUTANT_NOT_OWNED = 0xC0000046
+STATUS_SEMAPHORE_LIMIT_EXCEEDED = 0xC0000047
+STATUS_INVALID_PARAMETER_1 = 0xC00000EF
+STATUS_INVALID_PARAMETER_3 = 0xC00000F1
+MAXIMUM_WAIT_OBJECTS = 64
+
+
+def _bad_handle(nt: NtPersonality, handle: int) -> int:
+    """STATUS_INVALID_HANDLE for no object, STATUS_OBJECT_TYPE_MISMATCH for one of another type."""
+    return st.STATUS_INVALID_HANDLE if nt.handles.get(handle) is None else st.STATUS_OBJECT_TYPE_MISMATCH
+
+
+def _event(nt: NtPersonality, handle: int) -> objects.Event | None:
+    obj = nt.handles.get(handle)
+    return obj if isinstance(obj, objects.Event) else None
+
+
+def _waitable(nt: NtPersonality, handle: int) -> objects.Waitable | None:
+    obj = nt.handles.get(handle)
+    if obj is None and handle == namespace.CURRENT_THREAD:
+        obj = namespace._pseudo(nt, handle)
+    return obj if isinstance(obj, objects.Waitable) else None
+
+
+def _changed() -> None:
+    objects.CHANGED.notify_all()
+
+
+# ---------------------------------------------------------------------------------- events
+
+
+def NtCreateEvent(nt: NtPersonality, call: NtSyscall) -> int:
+    out, _access, oa, kind, initial = call.args[:5]
+    kind &= 0xFFFFFFFF
+    if kind not in (0, 1):
+        return st.STATUS_INVALID_PARAMETER
+    return namespace.create(
+        nt,
+        call,
+        out,
+        oa,
+        objects.Event,
+        lambda: objects.Event(manual_reset=kind == 0, state=bool(initial & 0xFF)),
+    )
+
+
+def NtOpenEvent(nt: NtPersonality, call: NtSyscall) -> int:
+    out, _access, oa = call.args[:3]
+    return namespace.open_named(nt, call, out, oa, objects.Event)
+
+
+def _set_event(nt: NtPersonality, call: NtSyscall, state: bool) -> int:
+    handle, prev = call.args[:2]
+    ev = _event(nt, handle)
+    if ev is None:
+        return _bad_handle(nt, handle)
+    with objects.CHANGED:
+        old = ev.state
+        ev.state = state
+        _changed()
+    nt.put_u32(call, prev, int(old))
+    return st.STATUS_SUCCESS
+
+
+def NtSetEvent(nt: NtPersonality, call: NtSyscall) -> int:
+    return _set_event(nt, call, True)
+
+
+def NtResetEvent(nt: NtPersonality, call: NtSyscall) -> int:
+    return _set_event(nt, call, False)
+
+
+def NtSetEventBoostPriority(nt: NtPersonality, call: NtSyscall) -> int:
+    ev = _event(nt, call.args[0])
+    if ev is None:
+        return _bad_handle(nt, call.args[0])
+    with objects.CHANGED:
+        ev.state = True
+        _changed()
+    return st.STATUS_SUCCESS
+
+
+def NtClearEvent(nt: NtPersonality, call: NtSyscall) -> int:
+    ev = _event(nt, call.args[0])
+    if ev is None:
+        return _bad_handle(nt, call.args[0])
+    with objects.CHANGED:
+        ev.state = False
+    return st.STATUS_SUCCESS
+
+
+def _query(
+    nt: NtPersonality, call: NtSyscall, kind: type[objects.NtObject], size: int
+) -> objects.NtObject | int:
+    """Checks common to NtQuery<Object>: the object, or the NTSTATUS to return."""
+    handle, cls, buf, length, _result = call.args[:5]
+    obj = nt.handles.get(handle)
+    if obj is None or not isinstance(obj, kind):
+        return _bad_handle(nt, handle)
+    if cls & 0xFFFFFFFF:
+        return st.STATUS_INVALID_INFO_CLASS
+    if (length & 0xFFFFFFFF) != size:
+        return st.STATUS_INFO_LENGTH_MISMATCH
+    if not buf:
+        return st.STATUS_ACCESS_VIOLATION
+    return obj
+
+
+def NtQueryEvent(nt: NtPersonality, call: NtSyscall) -> int:
+    """EventBasicInformation: EVENT_TYPE EventType; LONG EventState."""
+    ev = _query(nt, call, objects.Event, 8)
+    if isinstance(ev, int):
+        return ev
+    assert isinstance(ev, objects.Event)
+    call.write(call.args[2], struct.pack("<Ii", 0 if ev.manual_reset else 1, int(ev.state)))
+    nt.put_u32(call, call.args[4], 8)
+    return st.STATUS_SUCCESS
+
+
+# ---------------------------------------------------------------------------------- mutants
+
+
+def NtCreateMutant(nt: NtPersonality, call: NtSyscall) -> int:
+    out, _access, oa, initial_owner = call.args[:4]
+
+    def make() -> objects.Mutant:
+        m = objects.Mutant(threads=nt.threads)
+        if initial_owner & 0xFF:
+            m.acquire()
+        return m
+
+    return namespace.create(nt, call, out, oa, objects.Mutant, make)
+
+
+def NtOpenMutant(nt: NtPersonality, call: NtSyscall) -> int:
+    out, _access, oa = call.args[:3]
+    return namespace.open_named(nt, call, out, oa, objects.Mutant)
+
+
+def _release_mutant(m: objects.Mutant) -> int | None:
+    """Release once; the previous count, or None if the caller does not own it."""
+    with objects.CHANGED:
+        if m.owner != threading.get_native_id():
+            return None
+        prev = m.current_count()
+        m.count -= 1
+        if m.count == 0:
+            m.owner = 0
+            _changed()
+        return prev
+
+
+def NtReleaseMutant(nt: NtPersonality, call: NtSyscall) -> int:
+    handle, prev_ptr = call.args[:2]
+    m = nt.handles.get(handle)
+    if not isinstance(m, objects.Mutant):
+        return _bad_handle(nt, handle)
+    prev = _release_mutant(m)
+    if prev is None:
+        return STATUS_MUTANT_NOT_OWNED
+    nt.put_u32(call, prev_ptr, prev)
+    return st.STATUS_SUCCESS
+
+
+def NtQueryMutant(nt: NtPersonality, call: NtSyscall) -> int:
+    """MutantBasicInformation: LONG CurrentCount; BOOLEAN OwnedByCaller, AbandonedState."""
+    m = _query(nt, call, objects.Mutant, 8)
+    if isinstance(m, int):
+        return m
+    assert isinstance(m, objects.Mutant)
+    with objects.CHANGED:
+        count = m.current_count()
+        info = struct.pack("<iBB2x", count, m.owner == threading.get_native_id(), m.abandoned)
+    call.write(call.args[2], info)
+    nt.put_u32(call, call.args[4], 8)
+    return st.STATUS_SUCCESS
+
+
+# ---------------------------------------------------------------------------------- semaphores
+
+
+def NtCreateSemaphore(nt: NtPersonality, call: NtSyscall) -> int:
+    out, _access, oa, initial, maximum = call.args[:5]
+    initial, maximum = _i32(initial), _i32(maximum)
+    if maximum <= 0 or not 0 <= initial <= maximum:
+        return st.STATUS_INVALID_PARAMETER
+    return namespace.create(
+        nt, call, out, oa, objects.Semaphore, lambda: objects.Semaphore(count=initial, maximum=maximum)
+    )
+
+
+def _i32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+def NtOpenSemaphore(nt: NtPersonality, call: NtSyscall) -> int:
+    out, _access, oa = call.args[:3]
+    return namespace.open_named(nt, call, out, oa, objects.Semaphore)
+
+
+def _release_semaphore(s: objects.Semaphore, count: int) -> int | None:
+    with objects.CHANGED:
+        if count <= 0:
+            return -1
+        if s.count + count > s.maximum:
+            return None
+        prev = s.count
+        s.count += count
+        _changed()
+        return prev
+
+
+def NtReleaseSemaphore(nt: NtPersonality, call: NtSyscall) -> int:
+    handle, count, prev_ptr = call.args[:3]
+    s = nt.handles.get(handle)
+    if not isinstance(s, objects.Semaphore):
+        return _bad_handle(nt, handle)
+    prev = _release_semaphore(s, _i32(count))
+    if prev is None:
+        return STATUS_SEMAPHORE_LIMIT_EXCEEDED
+    if prev < 0:
+        return st.STATUS_INVALID_PARAMETER
+    nt.put_u32(call, prev_ptr, prev)
+    return st.STATUS_SUCCESS
+
+
+def NtQuerySemaphore(nt: NtPersonality, call: NtSyscall) -> int:
+    """SemaphoreBasicInformation: LONG CurrentCount, MaximumCount."""
+    s = _query(nt, call, objects.Semaphore, 8)
+    if isinstance(s, int):
+        return s
+    assert isinstance(s, objects.Semaphore)
+    call.write(call.args[2], struct.pack("<ii", s.count, s.maximum))
+    nt.put_u32(call, call.args[4], 8)
+    return st.STATUS_SUCCESS
+
+
+# ---------------------------------------------------------------------------------- timers
+
+
+def NtCreateTimer(nt: NtPersonality, call: NtSyscall) -> int:
+    out, _access, oa, kind = call.args[:4]
+    kind &= 0xFFFFFFFF
+    if kind not in (0, 1):  # NotificationTimer, SynchronizationTimer
+        return st.STATUS_INVALID_PARAMETER
+    return namespace.create(nt, call, out, oa, objects.Timer, lambda: objects.Timer(manual_reset=kind == 0))
+
+
+def NtOpenTimer(nt: NtPersonality, call: NtSyscall) -> int:
+    out, _access, oa = call.args[:3]
+    return namespace.open_named(nt, call, out, oa, objects.Timer)
+
+
+def NtSetTimer(nt: NtPersonality, call: NtSyscall) -> int:
+    handle, due_ptr, apc, _ctx, _resume, period, prev_ptr = call.args[:7]
+    t = nt.handles.get(handle)
+    if not isinstance(t, objects.Timer):
+        return _bad_handle(nt, handle)
+    if apc:
+        return st.STATUS_NOT_SUPPORTED  # completion routines run as APCs, which pysud does not queue
+    if not due_ptr:
+        return st.STATUS_ACCESS_VIOLATION
+    period = _i32(period)
+    if period < 0:
+        return st.STATUS_INVALID_PARAMETER
+    due = objects.timeout_deadline(call, due_ptr)
+    with objects.CHANGED:
+        t.tick()
+        old = t.state
+        t.state = False
+        t.due = due
+        t.period = period / 1000.0
+        _changed()
+    nt.put_u32(call, prev_ptr, int(old))
+    return st.STATUS_SUCCESS
+
+
+def NtCancelTimer(nt: NtPersonality, call: NtSyscall) -> int:
+    handle, state_ptr = call.args[:2]
+    t = nt.handles.get(handle)
+    if not isinstance(t, objects.Timer):
+        return _bad_handle(nt, handle)
+    with objects.CHANGED:
+        t.tick()
+        t.due = None
+        t.period = 0.0
+        state = t.state
+    nt.put_u32(call, state_ptr, int(state))
+    return st.STATUS_SUCCESS
+
+
+def NtQueryTimer(nt: NtPersonality, call: NtSyscall) -> int:
+    """TimerBasicInformation: LARGE_INTEGER RemainingTime (100 ns); BOOLEAN TimerState."""
+    t = _query(nt, call, objects.Timer, 16)
+    if isinstance(t, int):
+        return t
+    assert isinstance(t, objects.Timer)
+    with objects.CHANGED:
+        t.tick()
+        left = max(0, round((t.due - time.monotonic()) * 1e7)) if t.due is not None else 0
+        info = struct.pack("<qB7x", left, t.state)
+    call.write(call.args[2], info)
+    nt.put_u32(call, call.args[4], 16)
+    return st.STATUS_SUCCESS
+
+
+# ---------------------------------------------------------------------------------- waits
+
+
+def NtWaitForSingleObject(nt: NtPersonality, call: NtSyscall) -> int:
+    handle, _alertable, timeout = call.args[:3]
+    obj = _waitable(nt, handle)
+    if obj is None:
+        return _bad_handle(nt, handle)
+    return objects.wait_for([obj], False, objects.timeout_deadline(call, timeout), nt.exiting)
+
+
+def NtWaitForMultipleObjects(nt: NtPersonality, call: NtSyscall) -> int:
+    count, handles_ptr, wait_type, _alertable, timeout = call.args[:5]
+    count &= 0xFFFFFFFF
+    wait_type &= 0xFFFFFFFF
+    if not 0 < count <= MAXIMUM_WAIT_OBJECTS:
+        return STATUS_INVALID_PARAMETER_1
+    handles = struct.unpack(f"<{count}Q", call.read(handles_ptr, 8 * count))
+    objs = [_waitable(nt, h) for h in handles]
+    for h, o in zip(handles, objs, strict=True):
+        if o is None:
+            return _bad_handle(nt, h)
+    if wait_type not in (0, 1):  # WaitAll, WaitAny (Wine takes any non-zero value as WaitAny)
+        return STATUS_INVALID_PARAMETER_3
+    return objects.wait_for(
+        [o for o in objs if o is not None],
+        wait_type == 0,
+        objects.timeout_deadline(call, timeout),
+        nt.exiting,
+    )
+
+
+def NtSignalAndWaitForSingleObject(nt: NtPersonality, call: NtSyscall) -> int:
+    signal, handle, _alertable, timeout = call.args[:4]
+    obj = _waitable(nt, handle)
+    if obj is None:
+        return _bad_handle(nt, handle)
+    target = nt.handles.get(signal)
+    if isinstance(target, objects.Event):
+        with objects.CHANGED:
+            target.state = True
+            _changed()
+    elif isinstance(target, objects.Semaphore):
+        if _release_semaphore(target, 1) is None:
+            return STATUS_SEMAPHORE_LIMIT_EXCEEDED
+    elif isinstance(target, objects.Mutant):
+        if _release_mutant(target) is None:
+            return STATUS_MUTANT_NOT_OWNED
+    else:
+        return _bad_handle(nt, signal)
+    return objects.wait_for([obj], False, objects.timeout_deadline(call, timeout), nt.exiting)
+
+
+# ---------------------------------------------------------------------------------- keyed events
+
+
+def NtCreateKeyedEvent(nt: NtPersonality, call: NtSyscall) -> int:
+    out, _access, oa, _flags = call.args[:4]
+    return namespace.create(nt, call, out, oa, objects.KeyedEvent, objects.KeyedEvent)
+
+
+def NtOpenKeyedEvent(nt: NtPersonality, call: NtSyscall) -> int:
+    out, _access, oa = call.args[:3]
+    return namespace.open_named(nt, call, out, oa, objects.KeyedEvent)
+
+
+def _keyed(nt: NtPersonality, handle: int) -> objects.KeyedEvent | None:
+    """The keyed event of a handle; handle 0 is the process's default one (Windows has one too)."""
+    if not handle:
+        with objects.CHANGED:
+            ke = nt.handles.namespace.get("\\kernelobjects\\critsecoutofmemoryevent")
+            if not isinstance(ke, objects.KeyedEvent):
+                ke = objects.KeyedEvent()
+                ke.name = "\\KernelObjects\\CritSecOutOfMemoryEvent"
+                nt.handles.namespace[ke.name.lower()] = ke
+            return ke
+    obj = nt.handles.get(handle)
+    return obj if isinstance(obj, objects.KeyedEvent) else None
+
+
+def _dec(d: dict[int, int], key: int) -> None:
+    d[key] -= 1
+    if not d[key]:
+        del d[key]
+
+
+def NtWaitForKeyedEvent(nt: NtPersonality, call: NtSyscall) -> int:
+    handle, key, _alertable, timeout = call.args[:4]
+    ke = _keyed(nt, handle)
+    if ke is None:
+        return _bad_handle(nt, handle)
+    if key & 1:
+        return STATUS_INVALID_PARAMETER_1  # keys are even (addresses)
+    deadline = objects.timeout_deadline(call, timeout)
+    with objects.CHANGED:
+        if ke.releasers.get(key):  # a releaser is waiting for us: answer it
+            _dec(ke.releasers, key)
+            ke.taken[key] = ke.taken.get(key, 0) + 1
+            _changed()
+            return st.STATUS_SUCCESS
+        ke.waiters[key] = ke.waiters.get(key, 0) + 1
+        if objects.wait_until(lambda: ke.tokens.get(key, 0) > 0, deadline, nt.exiting):
+            _dec(ke.tokens, key)
+            _dec(ke.waiters, key)
+            return st.STATUS_SUCCESS
+        _dec(ke.waiters, key)
+        return st.STATUS_TIMEOUT
+
+
+def NtReleaseKeyedEvent(nt: NtPersonality, call: NtSyscall) -> int:
+    handle, key, _alertable, timeout = call.args[:4]
+    ke = _keyed(nt, handle)
+    if ke is None:
+        return _bad_handle(nt, handle)
+    if key & 1:
+        return STATUS_INVALID_PARAMETER_1
+    deadline = objects.timeout_deadline(call, timeout)
+    with objects.CHANGED:
+        if ke.waiters.get(key, 0) > ke.tokens.get(key, 0):  # a waiter is there: hand it a token
+            ke.tokens[key] = ke.tokens.get(key, 0) + 1
+            _changed()
+            return st.STATUS_SUCCESS
+        ke.releasers[key] = ke.releasers.get(key, 0) + 1
+        if objects.wait_until(lambda: ke.taken.get(key, 0) > 0, deadline, nt.exiting):
+            _dec(ke.taken, key)
+            return st.STATUS_SUCCESS
+        _dec(ke.releasers, key)
+        return st.STATUS_TIMEOUT
+
+
+# ---------------------------------------------------------------------------------- thread-id alerts
+
+
+def NtAlertThreadByThreadId(nt: NtPersonality, call: NtSyscall) -> int:
+    tid = call.args[0] & 0xFFFFFFFF
+    with objects.CHANGED:
+        nt.handles.alerts.add(tid)
+        _changed()
+    return st.STATUS_SUCCESS
+
+
+def NtWaitForAlertByThreadId(nt: NtPersonality, call: NtSyscall) -> int:
+    _address, timeout = call.args[:2]
+    me = threading.get_native_id()
+    deadline = objects.timeout_deadline(call, timeout)
+    with objects.CHANGED:
+        if objects.wait_until(lambda: me in nt.handles.alerts, deadline, nt.exiting):
+            nt.handles.alerts.discard(me)
+            return STATUS_ALERTED
+        return st.STATUS_TIMEOUT
+
+
+HANDLERS: dict[str, Any] = {
+    f.__name__: f
+    for f in (
+        NtCreateEvent,
+        NtOpenEvent,
+        NtSetEvent,
+        NtResetEvent,
+        NtSetEventBoostPriority,
+        NtClearEvent,
+        NtQueryEvent,
+        NtCreateMutant,
+        NtOpenMutant,
+        NtReleaseMutant,
+        NtQueryMutant,
+        NtCreateSemaphore,
+        NtOpenSemaphore,
+        NtReleaseSemaphore,
+        NtQuerySemaphore,
+        NtCreateTimer,
+        NtOpenTimer,
+        NtSetTimer,
+        NtCancelTimer,
+        NtQueryTimer,
+        NtWaitForSingleObject,
+        NtWaitForMultipleObjects,
+        NtSignalAndWaitForSingleObject,
+        NtCreateKeyedEvent,
+        NtOpenKeyedEvent,
+        NtWaitForKeyedEvent,
+        NtReleaseKeyedEvent,
+        NtAlertThreadByThreadId,
+        NtWaitForAlertByThreadId,
+    )
+}

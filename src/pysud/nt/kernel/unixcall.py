@@ -1,0 +1,54 @@
+"""Wine's Unix-side calls of ntdll (``__wine_unix_call``), answered by pysud instead of ntdll.so.
+
+Wine 8's ntdll reaches its Unix half through ``__wine_unix_call_dispatcher``, which pysud points at
+a stub of its own; the handle is the one NtQueryVirtualMemory(MemoryWineUnixFuncs) gave ntdll.
+ntdll's codes: 0 load_so_dll (no .so DLLs here), 1 unwind_builtin_dll (no Unix frames to unwind),
+2 system_time_precise.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+from .. import process
+from .. import status as st
+from ..wine import NTDLL_UNIX_HANDLE
+
+if TYPE_CHECKING:
+    from ..personality import NtPersonality, NtSyscall
+
+LOAD_SO_DLL = 0
+UNWIND_BUILTIN_DLL = 1
+SYSTEM_TIME_PRECISE = 2
+
+
+def __wine_unix_call(nt: NtPersonality, call: NtSyscall) -> int:
+    handle, code, params = call.args[:3]
+    code &= 0xFFFFFFFF
+    if handle != NTDLL_UNIX_HANDLE:
+        return st.STATUS_INVALID_HANDLE
+    if code == SYSTEM_TIME_PRECISE:
+        call.write(params, struct.pack("<q", process.system_time()))
+        return st.STATUS_SUCCESS
+    if code == LOAD_SO_DLL:
+        return st.STATUS_DLL_NOT_FOUND
+    if code == UNWIND_BUILTIN_DLL:
+        return st.STATUS_UNSUCCESSFUL
+    return nt._unimplemented_class(call, code)
+
+
+HANDLERS = {"__wine_unix_call": __wine_unix_call}
+
+
+def __wine_dbg_write(nt: NtPersonality, call: NtSyscall) -> int:
+    """Wine's debug channel output (fixme:, err:): to stderr under --trace, else dropped."""
+    text, length = call.args[0], call.args[1] & 0xFFFFFFFF
+    if nt.trace and text and length:
+        data = call.read(text, min(length, 1 << 16))
+        nt.trace_file.write(data.decode("utf-8", errors="replace"))
+        nt.trace_file.flush()
+    return length
+
+
+HANDLERS["__wine_dbg_write"] = __wine_dbg_write

@@ -1,0 +1,198 @@
+"""Wine's PE DLLs on pysud's NT kernel: ntdll.dll's numbering, the process start, the Unix-call stub.
+
+Wine 8+ installs PE builds of its user-space DLLs (ntdll.dll, kernel32.dll, kernelbase.dll,
+msvcrt.dll, ...).  Their ntdll makes real system calls through Windows-style stubs
+(``mov r10, rcx; mov eax, NN; test byte [0x7ffe0308], 1; jne ...; syscall; ret``), numbered by
+the ASCII order of Wine's syscall list; the numbers are read here from the loaded image, never
+from a table.  Wine's own kernel (ntdll.so, wineserver) is not used: pysud is the kernel.
+
+A process starts as on Windows: pysud maps ntdll.dll and the program (SEC_IMAGE views), builds
+PEB/TEB/process parameters, and calls ``LdrInitializeThunk(&context)`` with a CONTEXT whose Rip
+is RtlUserThreadStart, Rcx the entry point and Rdx the PEB.  ntdll loads kernel32 and the
+imports through NtOpenFile/NtCreateSection/NtMapViewOfSection, runs the DLL initialisers and
+ends with ``NtContinue(context)``, which starts the program.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+
+import pefile
+
+from . import image, memory
+from .pe import PELoadError
+
+#: pysud's own calls in Wine mode (above Wine's numbers, which end near 0xf0)
+PYSUD_RETURN = 0x1F0
+UNIX_CALL = 0x1F1
+PRIVATE: dict[int, str] = {PYSUD_RETURN: "PysudReturn", UNIX_CALL: "__wine_unix_call"}
+#: what Wine 8 reports by default ("win10")
+WINDOWS_VERSION = (10, 0, 19043)
+#: the Unix-call handle ntdll gets from NtQueryVirtualMemory(MemoryWineUnixFuncs)
+NTDLL_UNIX_HANDLE = 0x5059_5355_4400_0001
+
+_STUB = b"\x4c\x8b\xd1\xb8"  # mov r10, rcx; mov eax, imm32
+
+# CONTEXT (x64), offsets
+CONTEXT_SIZE = 0x4D0
+CTX_FLAGS = 0x30
+CTX_MXCSR = 0x34
+CTX_SEGCS = 0x38
+CTX_EFLAGS = 0x44
+CTX_RAX = 0x78  # then rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8..r15
+CTX_RIP = 0xF8
+CTX_FLTSAVE = 0x100
+CONTEXT_AMD64 = 0x100000
+CONTEXT_FULL = CONTEXT_AMD64 | 0x1 | 0x2 | 0x8
+CTX_REGS = (
+    "rax",
+    "rcx",
+    "rdx",
+    "rbx",
+    "rsp",
+    "rbp",
+    "rsi",
+    "rdi",
+    "r8",
+    "r9",
+    "r10",
+    "r11",
+    "r12",
+    "r13",
+    "r14",
+    "r15",
+)
+
+
+@dataclass
+class WineNtdll:
+    """Wine's ntdll.dll, mapped, with its exports and its syscall numbering."""
+
+    view: image.ImageView
+    exports: dict[str, int]  # name -> absolute address
+    table: dict[int, str]  # syscall number -> Nt name
+
+    @property
+    def base(self) -> int:
+        return self.view.base
+
+    def release(self) -> None:
+        self.view.release()
+
+
+_EXPORTS: dict[tuple[str, int, int], dict[str, int]] = {}
+
+
+def exports_of(path: str) -> dict[str, int]:
+    """Name -> RVA of a DLL's exports (pefile, cached per file)."""
+    st = os.stat(path)
+    key = (path, st.st_size, st.st_mtime_ns)
+    got = _EXPORTS.get(key)
+    if got is None:
+        try:
+            pe = pefile.PE(path, fast_load=True)
+            pe.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_EXPORT"]])
+        except pefile.PEFormatError as e:
+            raise PELoadError(f"{path}: malformed PE file: {e.value}") from None
+        got = {}
+        for sym in getattr(getattr(pe, "DIRECTORY_ENTRY_EXPORT", None), "symbols", []):
+            if sym.name:
+                got[sym.name.decode(errors="replace")] = sym.address
+        _EXPORTS[key] = got
+    return got
+
+
+def numbering(exports: dict[str, int], base: int) -> dict[int, str]:
+    """Syscall number -> Nt name, read from the stubs of the mapped ntdll (Hell's Gate, by the kernel)."""
+    table: dict[int, str] = {}
+    for name, rva in exports.items():
+        code = memory.peek(base + rva, 8)
+        if code[:4] != _STUB:
+            continue
+        (nr,) = struct.unpack_from("<I", code, 4)
+        if name.startswith("Zw") and nr in table:
+            continue
+        table[nr] = name if not name.startswith("Zw") else "Nt" + name[2:]
+    return table
+
+
+def load_ntdll(dll_dir: str) -> WineNtdll:
+    path = os.path.join(dll_dir, "ntdll.dll")
+    info = image.read_info(path)
+    view = image.map_view(info)
+    try:
+        if view.moved:
+            image.relocate(view)
+        rvas = exports_of(path)
+        table = numbering(rvas, view.base)
+        if not table:
+            raise PELoadError(f"{path}: no system call stubs found; not an ntdll.dll pysud can use")
+        for needed in ("LdrInitializeThunk", "RtlUserThreadStart", "__wine_unix_call_dispatcher"):
+            if needed not in rvas:
+                raise PELoadError(f"{path}: does not export {needed}; not Wine's PE ntdll (8.0 or later)")
+        return WineNtdll(view=view, exports={n: view.base + r for n, r in rvas.items()}, table=table)
+    except BaseException:
+        view.release()
+        raise
+
+
+@dataclass
+class Helpers:
+    """pysud's own code page: the call thunk and the Unix-call stub."""
+
+    base: int
+    size: int
+    call_thunk: int
+    unix_call: int
+
+    def release(self) -> None:
+        memory.unmap(self.base, self.size)
+
+
+def build_helpers() -> Helpers:
+    thunk = (
+        b"\x58\x59\x5a\x41\x58\x41\x59"  # pop rax, rcx, rdx, r8, r9
+        + b"\x48\x83\xec\x28"  # sub rsp, 0x28
+        + b"\xff\xd0"  # call rax
+        + b"\x48\x89\xc1\x4c\x8b\xd1"  # mov rcx, rax; mov r10, rcx
+        + b"\xb8"
+        + struct.pack("<I", PYSUD_RETURN)
+        + b"\x0f\x05\x0f\x0b"  # syscall; ud2
+    ).ljust(0x40, b"\xcc")
+    unix = (_STUB + struct.pack("<I", UNIX_CALL) + b"\x0f\x05\xc3").ljust(0x40, b"\xcc")
+    base = memory.map_anywhere(0x1000, memory.PROT_READ | memory.PROT_WRITE, "pysud helpers")
+    memory.poke(base, thunk + unix)
+    memory.protect(base, 0x1000, memory.PROT_READ | memory.PROT_EXEC, "pysud helpers")
+    return Helpers(base=base, size=0x1000, call_thunk=base, unix_call=base + 0x40)
+
+
+def initial_context(entry: int, peb: int, start: int, stack_top: int) -> bytes:
+    """The CONTEXT a new thread starts from: RtlUserThreadStart(entry, arg) on its stack."""
+    ctx = bytearray(CONTEXT_SIZE)
+    struct.pack_into("<II", ctx, CTX_FLAGS, CONTEXT_FULL, 0x1F80)
+    struct.pack_into("<HHHHHH", ctx, CTX_SEGCS, 0x33, 0x2B, 0x2B, 0x53, 0x2B, 0x2B)
+    struct.pack_into("<I", ctx, CTX_EFLAGS, 0x200)
+    regs = dict.fromkeys(CTX_REGS, 0)
+    regs["rcx"], regs["rdx"], regs["rsp"] = entry, peb, stack_top - 0x28
+    struct.pack_into("<16Q", ctx, CTX_RAX, *(regs[r] for r in CTX_REGS))
+    struct.pack_into("<Q", ctx, CTX_RIP, start)
+    struct.pack_into("<H", ctx, CTX_FLTSAVE, 0x27F)  # FltSave.ControlWord
+    struct.pack_into("<I", ctx, CTX_FLTSAVE + 0x18, 0x1F80)  # FltSave.MxCsr
+    return bytes(ctx)
+
+
+def apiset_map(dll_dir: str) -> bytes | None:
+    """The `.apiset` section of apisetschema.dll: what PEB.ApiSetMap points at."""
+    path = os.path.join(dll_dir, "apisetschema.dll")
+    if not os.path.isfile(path):
+        return None
+    try:
+        pe = pefile.PE(path, fast_load=True)
+    except pefile.PEFormatError:
+        return None
+    for s in pe.sections:
+        if s.Name.rstrip(b"\0") == b".apiset":
+            return bytes(s.get_data())
+    return None
