@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from . import _core
+from . import _core, _rewrite
 from ._dispatch import NATIVE, Dispatcher, Syscall
 from ._errors import GuestMemoryError, PysudError
 
@@ -312,6 +312,14 @@ class LinuxPersonality:
         on("mmap", self._mmap)
         on("munmap", self._munmap)
         on("mremap", self._mremap)
+        # Where only our handler decides, only the calls it answers reach Python; the core runs
+        # the rest natively, in C: paths under /proc, and pysud's own (high) descriptors.
+        for name, arg in (("readlink", 0), ("readlinkat", 1), ("open", 0), ("openat", 1)):
+            if self.d.handler_of(name) == self._readlink or self.d.handler_of(name) == self._open_proc_self:
+                self.d.only_paths(name, arg, [b"/proc/"])
+        for name in ("close", "dup", "fcntl"):
+            if self.d.handler_of(name) == self._close:
+                self.d.only_args(name, 0, _HIDDEN_FD_BASE, 0xFFFFFFFF)
 
     def _install(self, name: str, handler: Callable[[Syscall], Any]) -> None:
         """Handle ``name``; a handler the dispatcher already has runs first (NATIVE: ours follows).
@@ -605,6 +613,7 @@ class LinuxPersonality:
                 self._close_on_exec()
             _set_comm(os.path.basename(self.execfn))  # as execve names the process
             images = []
+            _rewrite.forget()  # sites of an earlier image: this one's code may live at their addresses
             try:
                 # where the kernel puts a PIE program (ELF_ET_DYN_BASE): room above it for brk
                 image = _elf.load_image(path, base_hint=_ET_DYN_BASE)
@@ -669,6 +678,7 @@ def run(
     vdso: bool = True,
     native_exec: bool = False,
     setup: Callable[[Dispatcher], object] | None = None,
+    rewrite: bool | None = None,
 ) -> int:
     """Run a Linux x86-64 program in this process with its system calls dispatched; its exit status.
 
@@ -677,15 +687,22 @@ def run(
     the program's TLS, heap, signal dispositions and exit apart from the host.
     ``setup(dispatcher)`` runs once the personality's handlers are on it, before
     the program starts (`pysud run --hooks` registers its handlers there).
+    ``rewrite`` (default: on unless ``PYSUD_REWRITE=0``) lets the core patch the program's
+    trapped syscall sites so that their later calls skip the kernel's trap.
     """
-    personality = _personality(dispatcher, native_exec, setup)
+    personality = _personality(dispatcher, native_exec, setup, rewrite)
     return personality.run(*_command(program, args, env), vdso=vdso)
 
 
 def _personality(
-    dispatcher: Dispatcher | None, native_exec: bool, setup: Callable[[Dispatcher], object] | None
+    dispatcher: Dispatcher | None,
+    native_exec: bool,
+    setup: Callable[[Dispatcher], object] | None,
+    rewrite: bool | None = None,
 ) -> LinuxPersonality:
-    d = dispatcher or Dispatcher()
+    d = dispatcher or Dispatcher(rewrite=rewrite)
+    if dispatcher is not None and rewrite is not None:
+        d.set_rewrite(rewrite)
     personality = LinuxPersonality(d, native_exec=native_exec)
     if setup is not None:
         setup(d)
@@ -709,13 +726,14 @@ def run_command(
     vdso: bool = True,
     native_exec: bool = False,
     setup: Callable[[Dispatcher], object] | None = None,
+    rewrite: bool | None = None,
 ) -> int:
     """``pysud run``: as run(), but a program that dies of a signal takes this process with it.
 
     A shell or any parent then sees what it would see natively: WIFSIGNALED with the signal
     (Python's returncode -S), not an exit status of 128 + S.
     """
-    personality = _personality(None, native_exec, setup)
+    personality = _personality(None, native_exec, setup, rewrite)
     status = personality.run(*_command(program, args, None), vdso=vdso)
     if personality.killed_by is not None:
         die_of_signal(personality.killed_by)

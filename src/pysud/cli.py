@@ -78,10 +78,18 @@ def _hooks_setup(args: argparse.Namespace) -> Any:
 def _run(args: argparse.Namespace) -> int:
     if _is_pe(args.program):
         return _run_nt(args)
-    from ._linux import run
+    from ._linux import run_command
 
     setup = _hooks_setup(args)
-    return run(args.program, args.args, vdso=not args.no_vdso, native_exec=args.native_exec, setup=setup)
+    # a program that dies of a signal ends `pysud run` by the same signal (WIFSIGNALED)
+    return run_command(
+        args.program,
+        args.args,
+        vdso=not args.no_vdso,
+        native_exec=args.native_exec,
+        setup=setup,
+        rewrite=False if args.no_rewrite else None,
+    )
 
 
 _STATUSES = ("successful", "failed", "unfinished", "unavailable", "detached")
@@ -180,7 +188,16 @@ def _trace(args: argparse.Namespace) -> int:
         timeline=args.timeline,
     )
     setup = _hooks_setup(args)
-    return trace_program(args.program, args.args, opts, vdso=not args.no_vdso, setup=setup)
+    # as strace: a program that dies of a signal ends `pysud trace` by the same signal
+    return trace_program(
+        args.program,
+        args.args,
+        opts,
+        vdso=not args.no_vdso,
+        setup=setup,
+        die_with_program=True,
+        rewrite=False if args.no_rewrite else None,
+    )
 
 
 def _trace_parser(sub: Any) -> None:
@@ -241,6 +258,12 @@ def _trace_parser(sub: Any) -> None:
         help="also write the run as Chrome/Perfetto trace-event JSON (ui.perfetto.dev, chrome://tracing)",
     )
     t.add_argument("--no-vdso", action="store_true", help="hide the vDSO: time calls become syscalls")
+    t.add_argument(
+        "--no-rewrite",
+        action="store_true",
+        help="keep every syscall site trapping (default: patch a trapped `mov $nr,%%eax; syscall` site of "
+        "the program so later calls skip the kernel's SIGSYS; also PYSUD_REWRITE=0)",
+    )
     _hooks_option(t)
     t.add_argument("program", nargs="?")
     t.add_argument("args", nargs=argparse.REMAINDER)
@@ -340,6 +363,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "makes goes through a dispatcher whose default runs it natively. Exit status propagated.",
     )
     r.add_argument("--no-vdso", action="store_true", help="hide the vDSO: time calls become syscalls")
+    r.add_argument(
+        "--no-rewrite",
+        action="store_true",
+        help="keep every syscall site trapping (default: patch a trapped `mov $nr,%%eax; syscall` site of "
+        "the program so later calls skip the kernel's SIGSYS; also PYSUD_REWRITE=0)",
+    )
     r.add_argument(
         "--native-exec",
         action="store_true",
