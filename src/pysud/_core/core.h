@@ -90,5 +90,6 @@ PyObject *m_direct_entry_address(PyObject *m, PyObject *unused);
 PyObject *m_thread_block(PyObject *m, PyObject *unused);
 PyObject *m_reset_signals(PyObject *m, PyObject *args);
 PyObject *m_last_fault(PyObject *m, PyObject *unused);
+PyObject *m_guest_mask(PyObject *m, PyObject *unused);
 
 #endif

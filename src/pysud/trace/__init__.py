@@ -53,6 +53,7 @@ def trace_program(
     path = find_program(program)
     d = Dispatcher()
     personality = LinuxPersonality(d)
+    personality.restore_signals = not die_with_program  # `pysud trace`: held until it exits
     if setup is not None:
         setup(d)
     tracer = Tracer(opts)
