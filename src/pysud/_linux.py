@@ -68,6 +68,25 @@ _CORE_SIGNALS = frozenset(
 _PR_SET_DUMPABLE = 4
 
 
+#: Signals held back while Python loads an image (not the synchronous faults, not SIGSYS and the
+#: core's kick, which the mechanism needs).
+_ASYNC_SIGNALS = frozenset(signal.valid_signals()) - {
+    signal.SIGKILL,
+    signal.SIGSTOP,
+    signal.SIGSEGV,
+    signal.SIGBUS,
+    signal.SIGILL,
+    signal.SIGFPE,
+    signal.SIGTRAP,
+    signal.SIGSYS,
+    63,
+}
+
+
+def _mask_bits(mask: set[signal.Signals] | set[int]) -> int:
+    return sum(1 << (int(s) - 1) for s in mask)
+
+
 def inherited_ignored() -> int:
     """The signals this process ignores, as a mask (bit S-1): what a program it runs inherits.
 
@@ -278,6 +297,10 @@ class LinuxPersonality:
         self.fault: tuple[int, int, int, dict[str, int]] | None = None
         # the signal the program died of (its status is then 128 + it), None if it exited
         self.killed_by: int | None = None
+        self._mask = 0  # the program's signal mask, between two of its images
+        # after run(), asynchronous signals go back to the host (its mask restored); `pysud run`
+        # keeps them held until it exits: natively they would find the program gone
+        self.restore_signals = True
         # on_end(status, fault): the program (or a forked child of it, which ends inside run())
         # is over; a tracer prints its last lines here
         self.on_end: Callable[[int, tuple[int, int, int, dict[str, int]] | None], None] | None = None
@@ -546,9 +569,19 @@ class LinuxPersonality:
             except OSError:
                 pass
         comm = _get_comm()
+        # From here to the program's end, asynchronous signals are the program's: held in the
+        # kernel while Python loads an image (its dispositions decide once it runs, Python's
+        # handlers never see them), and the program starts with the mask this thread has now.
+        host_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)
+        self._mask = _mask_bits(host_mask)
         try:
             return self._run(path, argv, envp, vdso, start_pid)
         finally:
+            if self.restore_signals:
+                # what the program left blocked and pending ended with it; the host's mask is back
+                for sig in signal.sigpending() - host_mask:
+                    signal.sigtimedwait([sig], 0)
+                signal.pthread_sigmask(signal.SIG_SETMASK, host_mask)
             self.d.policy.set_on_orphan(None)
             _set_comm(comm)
             self.hidden = {}
@@ -574,6 +607,7 @@ class LinuxPersonality:
         """
         if value == _EXEC and self.next_exec is not None:
             path, argv, envp = self.next_exec
+            self._mask = _mask_bits(signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS))
             return self._loop(path, argv, envp, self._vdso, self._start_pid, after_exec=True)
         self.fault = _core.last_fault()
         self._child_exit(value)
@@ -647,7 +681,9 @@ class LinuxPersonality:
             # left ignored; execve keeps the ignored ones ignored, as POSIX says.
             _core.reset_signals(after_exec, 0 if after_exec else inherited_ignored())
             try:
-                value = _core.run_guest(entry, sp)
+                # the program's mask while it runs; asynchronous signals held again after it
+                value = _core.run_guest(entry, sp, self._mask)
+                self._mask = _core.guest_mask()
                 self.fault = _core.last_fault()
                 self.d.check(all_threads=True)  # handler errors on any of the program's threads
             finally:
@@ -734,6 +770,7 @@ def run_command(
     (Python's returncode -S), not an exit status of 128 + S.
     """
     personality = _personality(None, native_exec, setup, rewrite)
+    personality.restore_signals = False
     status = personality.run(*_command(program, args, None), vdso=vdso)
     if personality.killed_by is not None:
         die_of_signal(personality.killed_by)
