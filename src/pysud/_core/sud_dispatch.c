@@ -311,10 +311,17 @@ struct sud_frame *sud_dispatch(struct sud_frame *f)
         __atomic_add_fetch(&p->count_other, 1, __ATOMIC_RELAXED);
     }
 
+    if (p && (f->flags & SUD_FRAME_DIRECT))
+        __atomic_add_fetch(&p->count_direct, 1, __ATOMIC_RELAXED);
+    else if (p && p->rewrite && (f->flags & SUD_FRAME_TRAP))
+        sud_rewrite_trapped(f, p->rewrite_locator); /* later calls from this site: no trap */
+
     int kind = a->kind, deferred = 0;
     long args[6];
     if (kind == SUD_ACT_TRACE && !(p->trace && sud_trace_room(p->trace, (long)f->nr)))
         kind = SUD_ACT_PYTHON; /* the ring is full: the tracer's handler empties it */
+    if (kind == SUD_ACT_PYTHON && a != &p->other && !sud_filter_wants(p, f))
+        kind = SUD_ACT_NATIVE; /* the handler would only say NATIVE for this path */
     if (kind == SUD_ACT_PYTHON) {
         if (!sud_python_hook || !p->hook_ctx) {
             kind = SUD_ACT_NATIVE;
