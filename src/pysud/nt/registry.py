@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import shutil
 import socket
 import struct
 import tempfile
@@ -110,7 +111,7 @@ class Key:
 
     @property
     def path(self) -> str:
-        """The full name, ``\\REGISTRY\\MACHINE\\...`` (as NtQueryKey's KeyNameInformation gives it)."""
+        """The full name, ``\\REGISTRY\\Machine\\...`` (as NtQueryKey's KeyNameInformation gives it)."""
         parts: list[str] = []
         k: Key | None = self
         while k is not None and k.parent is not None:
@@ -461,10 +462,10 @@ class Registry:
         seed: bool = True,
         version: tuple[int, int, int] = (10, 0, 22631),
     ) -> None:
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        if directory is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="pysud-registry-")
-            directory = self._tmp.name
+        self._tmp: weakref.finalize[..., Registry] | None = None
+        if directory is None:  # a registry of its own, removed with the object
+            directory = tempfile.mkdtemp(prefix="pysud-registry-")
+            self._tmp = weakref.finalize(self, shutil.rmtree, directory, ignore_errors=True)
         self.directory = os.path.abspath(directory)
         os.makedirs(self.directory, exist_ok=True)
         self.lock = threading.RLock()
@@ -595,7 +596,7 @@ class Registry:
                 self._closer = None
             self._lock_fd = -1
             if self._tmp is not None:
-                self._tmp.cleanup()
+                self._tmp()
                 self._tmp = None
 
     def _branch_of(self, key: Key) -> str | None:
