@@ -245,7 +245,8 @@ def _trace_parser(sub: Any) -> None:
         dest="expr",
         action="append",
         metavar="EXPR",
-        help="trace=SET (names, %%file %%process %%network %%memory %%signal %%desc, !negated), "
+        help="trace=SET (names, /regex, ?name, %%file %%process %%network %%memory %%signal %%desc %%ipc "
+        "%%creds %%clock %%pure %%stat %%lstat %%fstat %%%%stat %%statfs %%fstatfs %%%%statfs, !negated), "
         "status=SET (successful failed unfinished), signal=SET, or "
         "inject=SET:error=ERRNO|retval=N[:when=first[..last][+step]]",
     )
@@ -282,52 +283,46 @@ def _hooks_option(p: argparse.ArgumentParser) -> None:
 
 def _run_nt(args: argparse.Namespace) -> int:
     """A Windows program (MZ): the NT personality; the exit code's low byte is the status."""
-    from .nt import NtPersonality
     from .nt import run as run_nt
 
     drives = dict(d.split("=", 1) for d in args.drive) if args.drive else None
-    if not (args.trace_output or args.trace_timestamps or args.trace_durations or args.timeline):
+    hooks = _hooks_setup(args)
+    sink = None
+    if args.trace_output or args.trace_timestamps or args.trace_durations or args.timeline:
+        # the NT trace with pysud trace's options (nt/trace.py)
+        from .nt.trace import NtTrace
+
+        sink = NtTrace(
+            output=args.trace_output,
+            timestamps=args.trace_timestamps,
+            durations=args.trace_durations,
+            timeline=args.timeline,
+            lines=bool(args.trace or args.trace_output or args.trace_timestamps or args.trace_durations),
+        )
+
+    def setup(nt: Any) -> None:
+        if hooks is not None:
+            hooks(nt)
+        if sink is not None:
+            sink.attach(nt)  # after the hooks: their handlers are timed too
+
+    try:
         code = run_nt(
             args.program,
             args.args,
             profile=args.nt_profile,
             drives=drives,
-            trace=args.trace,
+            trace=sink if sink is not None else args.trace,  # type: ignore[arg-type]
             flip_switch=args.flip_switch,
-            setup=_hooks_setup(args),
+            setup=setup,
             ntdll=args.ntdll,
             dlls=args.dlls,
             prefix=args.prefix,
         )
-        return code & 0xFF
-    # the NT trace with pysud trace's options (nt/trace.py)
-    from .nt.trace import NtTrace
-
-    sink = NtTrace(
-        output=args.trace_output,
-        timestamps=args.trace_timestamps,
-        durations=args.trace_durations,
-        timeline=args.timeline,
-        lines=bool(args.trace or args.trace_output or args.trace_timestamps or args.trace_durations),
-    )
-    nt = NtPersonality(
-        profile=args.nt_profile,
-        drives=drives,
-        trace=sink,  # type: ignore[arg-type]
-        flip_switch=args.flip_switch,
-        ntdll=args.ntdll,
-        dlls=args.dlls,
-        prefix=args.prefix,
-    )
-    sink.attach(nt)
-    setup = _hooks_setup(args)
-    try:
-        if setup is not None:
-            setup(nt)
-        return nt.run(args.program, args.args) & 0xFF
     finally:
-        nt.close()
-        sink.close()
+        if sink is not None:
+            sink.close()
+    return code & 0xFF
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -55,6 +55,7 @@ def trace_program(
     path = find_program(program)
     d = Dispatcher(rewrite=rewrite)
     personality = LinuxPersonality(d)
+    personality.restore_signals = not die_with_program  # `pysud trace`: held until it exits
     if setup is not None:
         setup(d)
     tracer = Tracer(opts)
