@@ -134,7 +134,7 @@ def test_hello_runs_on_wines_dlls_through_pysuds_handlers(
     trace = r.stderr.decode()
     # the DLLs were loaded by Wine's ntdll through pysud's file and section calls
     for dll in ("kernel32.dll", "kernelbase.dll", "msvcrt.dll"):
-        assert f"ObjectAttributes='\\\\??\\\\C:\\\\windows\\\\system32\\\\{dll}'" in trace, dll
+        assert f'ObjectAttributes="\\\\??\\\\C:\\\\windows\\\\system32\\\\{dll}"' in trace, dll  # strace's quoting
     assert "NtMapViewOfSection(" in trace and "NtContinue(" in trace
     # printf's bytes went through pysud's NtWriteFile, the status through NtTerminateProcess
     assert "NtWriteFile(FileHandle=" in trace
