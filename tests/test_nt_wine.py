@@ -132,9 +132,9 @@ def test_hello_runs_on_wines_dlls_through_pysuds_handlers(
     assert r.stdout == b"hello from a mingw program, 2 arguments\r\nargv[1] = x\r\n"  # msvcrt text mode
     assert r.returncode == 42
     trace = r.stderr.decode()
-    # the DLLs were loaded by Wine's ntdll through pysud's file and section calls
+    # the DLLs were loaded by Wine's ntdll through pysud's file and section calls (quoted as strace quotes)
     for dll in ("kernel32.dll", "kernelbase.dll", "msvcrt.dll"):
-        assert f"ObjectAttributes='\\\\??\\\\C:\\\\windows\\\\system32\\\\{dll}'" in trace, dll
+        assert f'ObjectAttributes="\\\\??\\\\C:\\\\windows\\\\system32\\\\{dll}"' in trace, dll
     assert "NtMapViewOfSection(" in trace and "NtContinue(" in trace
     # printf's bytes went through pysud's NtWriteFile, the status through NtTerminateProcess
     assert "NtWriteFile(FileHandle=" in trace

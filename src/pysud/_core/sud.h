@@ -243,6 +243,8 @@ struct sud_thread {
     int virt_altstack_set;
     uint64_t shadow[3 * SUD_SHADOW_ENTRIES];
     struct sud_thread *self; /* the GS base points here for rewritten sites (sud_rewrite.c) */
+    int kop;                 /* the kernel's dispatch mode for this thread as last set (-1: */
+    uint64_t koffset, klen;  /* armed with another selector); its range */
 };
 
 _Static_assert(offsetof(struct sud_thread, selector) == T_SELQ, "T_SELQ");
@@ -348,6 +350,8 @@ long sud_native(struct sud_frame *f, long nr, const long a[6]);
 /* ---- rewriting syscall sites (sud_rewrite.c) ---- */
 void sud_rewrite_trapped(struct sud_frame *f, uint32_t locator);
 void sud_rewrite_thread_new(struct sud_thread *t);
+int sud_rewrite_dispatched(const struct sud_thread *t, struct sud_frame *f);
+void sud_rewrite_prctl_done(long op, long offset, long len, const void *selector);
 void sud_rewrite_set_host(const uint64_t *lo, const uint64_t *hi, int n);
 int sud_rewrite_sites(uint64_t (*out)[5], int max);
 void sud_rewrite_forget(void);

@@ -296,6 +296,8 @@ struct sud_frame *sud_dispatch(struct sud_frame *f)
 {
     struct sud_thread *t = f->thread;
     struct sud_policy *p = t->policy;
+    if ((f->flags & SUD_FRAME_DIRECT) && (f->flags & SUD_FRAME_TRAP) && !sud_rewrite_dispatched(t, f))
+        return f; /* a rewritten site the kernel would not dispatch now: its own syscall runs it */
     f->prev = t->top;
     t->top = f;
 

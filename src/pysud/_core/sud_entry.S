@@ -391,6 +391,37 @@ sud_resume_check:
         jne     5f
 6:      movzbl  212(%rsp), %ecx         /* frame->selector */
         movb    %cl, T_SELQ(%rax)
+        /* RCX = RIP and R11 = RFLAGS, as SYSCALL leaves them (no TF): the way
+         * back needs no iretq: the flags come from the frame, then RSP, then a
+         * jmp through RCX (the foreign stack and red zone are never written) */
+        mov     F_RIP(%rsp), %rcx
+        cmp     96(%rsp), %rcx          /* frame->rcx */
+        jne     7f
+        mov     136(%rsp), %rcx         /* frame->rflags */
+        cmp     32(%rsp), %rcx          /* frame->r11 */
+        jne     7f
+        test    $0x100, %ecx
+        jnz     7f
+        pop     %r15
+        pop     %r14
+        pop     %r13
+        pop     %r12
+        pop     %r11
+        pop     %r10
+        pop     %r9
+        pop     %r8
+        pop     %rbp
+        pop     %rdi
+        pop     %rsi
+        pop     %rdx
+        pop     %rcx
+        pop     %rbx
+        pop     %rax
+        lea     16(%rsp), %rsp          /* past rip and cs */
+        popfq
+        mov     (%rsp), %rsp
+        jmp     *%rcx
+7:
         pop     %r15
         pop     %r14
         pop     %r13

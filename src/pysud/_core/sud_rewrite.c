@@ -197,19 +197,21 @@ static int reach(uint64_t from, uint64_t to)
     return d > -REL32_REACH && d < REL32_REACH;
 }
 
+/* Below the code first: above a program's image lies its brk heap, which
+ * grows into free space (a chunk there would end it early). */
 static uint64_t chunk_map_near(uint64_t site)
 {
     uint64_t page = site & ~(uint64_t)(CHUNK_SIZE - 1);
-    for (uint64_t step = 1; step < 1800; step++) {
-        for (int dir = -1; dir <= 1; dir += 2) {
-            uint64_t want = page + (uint64_t)((long)dir * (long)step * (16l << 20));
-            if (want < (16ul << 20) || want > 0x7ffffff00000ul)
+    for (int dir = -1; dir <= 1; dir += 2) {
+        for (uint64_t step = 1; step < 2000; step++) {
+            uint64_t want = page + (uint64_t)((long)dir * (long)step * (1l << 20));
+            if (want < (1ul << 20) || want > 0x7ffffff00000ul)
                 continue;
             long r = sud_gate_syscall6(SYS_mmap, (long)want, CHUNK_SIZE, PROT_READ | PROT_EXEC,
                                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
             if (r == (long)want)
                 return want;
-            if (r > 0 && r > -4096l) /* an old kernel ignored NOREPLACE */
+            if (r > 0) /* an old kernel took the address as a hint only */
                 sud_gate_syscall6(SYS_munmap, r, CHUNK_SIZE, 0, 0, 0, 0);
         }
     }
@@ -428,6 +430,34 @@ static int try_patch(struct site *s, uint64_t site, const uint8_t *mov, int len,
     page_prot(plo, phi, PROT_READ | PROT_EXEC);
     s->tramp = tramp;
     return 0;
+}
+
+/* A call from a rewritten site (sud_rewrite_entry): would the kernel have
+ * dispatched it, with the thread's range as armed now (the trampoline only
+ * knows the selector)?  If not, the frame is sent back to the site's own
+ * syscall instruction, which the kernel then runs as it would natively. */
+int sud_rewrite_dispatched(const struct sud_thread *t, struct sud_frame *f)
+{
+    int in = f->call_addr - t->koffset < t->klen;
+    if (t->kop == SUD_OP_INCLUSIVE_ON ? in : t->kop == SUD_OP_EXCLUSIVE_ON && !in)
+        return 1;
+    f->rip = f->call_addr - 2;
+    f->rax = f->nr;
+    return 0;
+}
+
+/* Every prctl(PR_SET_SYSCALL_USER_DISPATCH) the core makes (arming, raw
+ * calls from Python) succeeded with these values: what the kernel now does
+ * for this thread.  Armed with a selector other than the thread's own, the
+ * trampoline's selector test means nothing: its calls go back to the site. */
+void sud_rewrite_prctl_done(long op, long offset, long len, const void *selector)
+{
+    struct sud_thread *t = sud_self;
+    if (!t)
+        return;
+    t->kop = op == SUD_OP_OFF || selector == (const void *)&t->selector ? (int)op : -1;
+    t->koffset = (uint64_t)offset;
+    t->klen = (uint64_t)len;
 }
 
 /* A new thread block: the GS base of its thread becomes the block, unless

@@ -33,6 +33,8 @@ static int initialised;
 int sud_prctl_raw(long op, long offset, long len, void *selector)
 {
     long r = syscall(SYS_prctl, SUD_PR_SET_SYSCALL_USER_DISPATCH, op, offset, len, selector);
+    if (r == 0)
+        sud_rewrite_prctl_done(op, offset, len, selector);
     return r < 0 ? -errno : 0;
 }
 
