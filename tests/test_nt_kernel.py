@@ -100,3 +100,44 @@ def test_personality_registers_every_table_on_wine_numbering(tmp_path) -> None:
         assert registered >= 10
     finally:
         nt.close()
+
+
+def test_bad_pointers_give_access_violation(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The program's bad pointers reach the handlers as GuestMemoryError (pysud's checked memory
+    # access): every table's handler answers STATUS_ACCESS_VIOLATION, and the host goes on.
+    import ctypes
+    import struct
+
+    from pysud._dispatch import Syscall
+
+    class Call:
+        read = staticmethod(Syscall.read)
+        write = staticmethod(Syscall.write)
+
+        def __init__(self, *args: int) -> None:
+            self.args = (*args, *(0,) * (16 - len(args)))
+
+    monkeypatch.setenv("PYSUD_PREFIX", str(tmp_path))
+    nt = NtPersonality(ntdll="builtin")
+    try:
+        out = ctypes.create_string_buffer(8)
+        bad = 0x10
+        name = ctypes.create_string_buffer(struct.pack("<HHIQ", 8, 8, 0, bad))  # its text is at 0x10
+        oa = ctypes.create_string_buffer(
+            struct.pack("<I4xQQI4xQQ", 48, 0, ctypes.addressof(name), 0x40, 0, 0)
+        )
+        cases = {
+            "NtOpenKey": (ctypes.addressof(out), 0x20019, bad),  # OBJECT_ATTRIBUTES at 0x10
+            "NtCreateKey": (ctypes.addressof(out), 0xF003F, ctypes.addressof(oa)),  # its name at 0x10
+            "NtCreateEvent": (ctypes.addressof(out), 0x1F0003, ctypes.addressof(oa), 0, 0),
+            "NtWaitForMultipleObjects": (2, bad, 0, 0, 0),  # handle array at 0x10
+            "NtQueryInformationToken": (0xFFFFFFFFFFFFFFFC, 1, bad, 256, 0),  # output at 0x10
+            "NtOpenProcessToken": (0xFFFFFFFFFFFFFFFF, 8, bad),  # handle out at 0x10
+        }
+        for call_name, args in cases.items():
+            h = nt.d.handler_of(call_name)
+            assert h is not None
+            assert h(Call(*args)) == 0xC0000005, call_name
+        assert not nt.handles._objects  # no handle left behind by a call that failed half-way
+    finally:
+        nt.close()

@@ -4,14 +4,20 @@ A handler is ``def NtOpenKey(nt: NtPersonality, call: NtSyscall) -> int`` and re
 The personality registers every table of :data:`MODULES` (``NtPersonality._register``); a call
 name is the key, whatever numbering the loaded ntdll uses.  To add a subsystem: write
 ``nt/kernel/<topic>.py`` with its ``HANDLERS``, list it in ``MODULES``.
+
+A handler that meets a bad pointer of the program's (GuestMemoryError) returns
+STATUS_ACCESS_VIOLATION: the registered function is the module's, wrapped once (``__wrapped__``).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from ..._errors import GuestMemoryError
+from ..status import STATUS_ACCESS_VIOLATION
 from . import exception, namespace, registry, section, security, sync, unixcall
 
 if TYPE_CHECKING:
@@ -34,9 +40,24 @@ def handlers() -> dict[str, Handler]:
         for name, fn in table.items():
             if name in merged:
                 raise ValueError(f"NT call {name} is handled by both {owner[name]} and {module.__name__}")
-            merged[name] = fn
+            merged[name] = _probed(fn)
             owner[name] = module.__name__
     return merged
+
+
+@functools.cache
+def _probed(fn: Handler) -> Handler:
+    """``fn``, answering STATUS_ACCESS_VIOLATION when it touches memory the program cannot give
+    (a bad pointer in the arguments), as Windows' probing of user buffers does."""
+
+    @functools.wraps(fn)
+    def probed(nt: Any, call: Any) -> Any:
+        try:
+            return fn(nt, call)
+        except GuestMemoryError:
+            return STATUS_ACCESS_VIOLATION
+
+    return probed
 
 
 def signatures() -> dict[str, tuple[str, ...]]:
