@@ -12,7 +12,7 @@ from pysud.nt.personality import NtPersonality
 from pysud.nt.prefix import find_wine_dlls
 
 KNOWN = {name for table in _profiles.TABLES.values() for name in table.values()}
-KNOWN |= set(ntdll.PRIVATE.values()) | set(wine.PRIVATE.values())
+KNOWN |= set(ntdll.PRIVATE.values()) | set(wine.PRIVATE.values()) | set(wine.WINE_ONLY_CALLS)
 
 
 def _wine_names() -> set[str]:
@@ -78,5 +78,25 @@ def test_user_override_wins() -> None:
 
         nt.on("NtSetEvent", mine)
         assert nt.d.handler_of("NtSetEvent") is mine
+    finally:
+        nt.close()
+
+
+@pytest.mark.skipif(find_wine_dlls() is None, reason="no Wine PE DLLs installed (wine64 8.0+)")
+def test_personality_registers_every_table_on_wine_numbering(tmp_path) -> None:
+    nt = NtPersonality(ntdll="wine", prefix=str(tmp_path / "prefix"))
+    try:
+        assert nt.wine is not None
+        registered = 0
+        for name, fn in kernel.handlers().items():
+            if name not in nt.abi.numbers:
+                continue
+            h = nt.d.handler_of(name)
+            assert isinstance(h, functools.partial) and h.func is fn, name
+            registered += 1
+        # the Wine-only calls pysud answers are in Wine's numbering, as are the section calls
+        for name in ("__wine_dbg_write", "NtMapViewOfSection", "NtContinue", "__wine_unix_call"):
+            assert name in nt.abi.numbers, name
+        assert registered >= 10
     finally:
         nt.close()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from . import _core
+from . import _core, _rewrite
 from ._dispatch import NATIVE, Dispatcher, Syscall
 from ._errors import GuestMemoryError, PysudError
 
@@ -66,6 +66,25 @@ _CORE_SIGNALS = frozenset(
     }
 )
 _PR_SET_DUMPABLE = 4
+
+
+#: Signals held back while Python loads an image (not the synchronous faults, not SIGSYS and the
+#: core's kick, which the mechanism needs).
+_ASYNC_SIGNALS = frozenset(signal.valid_signals()) - {
+    signal.SIGKILL,
+    signal.SIGSTOP,
+    signal.SIGSEGV,
+    signal.SIGBUS,
+    signal.SIGILL,
+    signal.SIGFPE,
+    signal.SIGTRAP,
+    signal.SIGSYS,
+    63,
+}
+
+
+def _mask_bits(mask: set[signal.Signals] | set[int]) -> int:
+    return sum(1 << (int(s) - 1) for s in mask)
 
 
 def inherited_ignored() -> int:
@@ -278,6 +297,10 @@ class LinuxPersonality:
         self.fault: tuple[int, int, int, dict[str, int]] | None = None
         # the signal the program died of (its status is then 128 + it), None if it exited
         self.killed_by: int | None = None
+        self._mask = 0  # the program's signal mask, between two of its images
+        # after run(), asynchronous signals go back to the host (its mask restored); `pysud run`
+        # keeps them held until it exits: natively they would find the program gone
+        self.restore_signals = True
         # on_end(status, fault): the program (or a forked child of it, which ends inside run())
         # is over; a tracer prints its last lines here
         self.on_end: Callable[[int, tuple[int, int, int, dict[str, int]] | None], None] | None = None
@@ -312,6 +335,14 @@ class LinuxPersonality:
         on("mmap", self._mmap)
         on("munmap", self._munmap)
         on("mremap", self._mremap)
+        # Where only our handler decides, only the calls it answers reach Python; the core runs
+        # the rest natively, in C: paths under /proc, and pysud's own (high) descriptors.
+        for name, arg in (("readlink", 0), ("readlinkat", 1), ("open", 0), ("openat", 1)):
+            if self.d.handler_of(name) == self._readlink or self.d.handler_of(name) == self._open_proc_self:
+                self.d.only_paths(name, arg, [b"/proc/"])
+        for name in ("close", "dup", "fcntl"):
+            if self.d.handler_of(name) == self._close:
+                self.d.only_args(name, 0, _HIDDEN_FD_BASE, 0xFFFFFFFF)
 
     def _install(self, name: str, handler: Callable[[Syscall], Any]) -> None:
         """Handle ``name``; a handler the dispatcher already has runs first (NATIVE: ours follows).
@@ -538,9 +569,19 @@ class LinuxPersonality:
             except OSError:
                 pass
         comm = _get_comm()
+        # From here to the program's end, asynchronous signals are the program's: held in the
+        # kernel while Python loads an image (its dispositions decide once it runs, Python's
+        # handlers never see them), and the program starts with the mask this thread has now.
+        host_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)
+        self._mask = _mask_bits(host_mask)
         try:
             return self._run(path, argv, envp, vdso, start_pid)
         finally:
+            if self.restore_signals:
+                # what the program left blocked and pending ended with it; the host's mask is back
+                for sig in signal.sigpending() - host_mask:
+                    signal.sigtimedwait([sig], 0)
+                signal.pthread_sigmask(signal.SIG_SETMASK, host_mask)
             self.d.policy.set_on_orphan(None)
             _set_comm(comm)
             self.hidden = {}
@@ -566,6 +607,7 @@ class LinuxPersonality:
         """
         if value == _EXEC and self.next_exec is not None:
             path, argv, envp = self.next_exec
+            self._mask = _mask_bits(signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS))
             return self._loop(path, argv, envp, self._vdso, self._start_pid, after_exec=True)
         self.fault = _core.last_fault()
         self._child_exit(value)
@@ -605,6 +647,7 @@ class LinuxPersonality:
                 self._close_on_exec()
             _set_comm(os.path.basename(self.execfn))  # as execve names the process
             images = []
+            _rewrite.forget()  # sites of an earlier image: this one's code may live at their addresses
             try:
                 # where the kernel puts a PIE program (ELF_ET_DYN_BASE): room above it for brk
                 image = _elf.load_image(path, base_hint=_ET_DYN_BASE)
@@ -638,7 +681,9 @@ class LinuxPersonality:
             # left ignored; execve keeps the ignored ones ignored, as POSIX says.
             _core.reset_signals(after_exec, 0 if after_exec else inherited_ignored())
             try:
-                value = _core.run_guest(entry, sp)
+                # the program's mask while it runs; asynchronous signals held again after it
+                value = _core.run_guest(entry, sp, self._mask)
+                self._mask = _core.guest_mask()
                 self.fault = _core.last_fault()
                 self.d.check(all_threads=True)  # handler errors on any of the program's threads
             finally:
@@ -669,6 +714,7 @@ def run(
     vdso: bool = True,
     native_exec: bool = False,
     setup: Callable[[Dispatcher], object] | None = None,
+    rewrite: bool | None = None,
 ) -> int:
     """Run a Linux x86-64 program in this process with its system calls dispatched; its exit status.
 
@@ -677,15 +723,22 @@ def run(
     the program's TLS, heap, signal dispositions and exit apart from the host.
     ``setup(dispatcher)`` runs once the personality's handlers are on it, before
     the program starts (`pysud run --hooks` registers its handlers there).
+    ``rewrite`` (default: on unless ``PYSUD_REWRITE=0``) lets the core patch the program's
+    trapped syscall sites so that their later calls skip the kernel's trap.
     """
-    personality = _personality(dispatcher, native_exec, setup)
+    personality = _personality(dispatcher, native_exec, setup, rewrite)
     return personality.run(*_command(program, args, env), vdso=vdso)
 
 
 def _personality(
-    dispatcher: Dispatcher | None, native_exec: bool, setup: Callable[[Dispatcher], object] | None
+    dispatcher: Dispatcher | None,
+    native_exec: bool,
+    setup: Callable[[Dispatcher], object] | None,
+    rewrite: bool | None = None,
 ) -> LinuxPersonality:
-    d = dispatcher or Dispatcher()
+    d = dispatcher or Dispatcher(rewrite=rewrite)
+    if dispatcher is not None and rewrite is not None:
+        d.set_rewrite(rewrite)
     personality = LinuxPersonality(d, native_exec=native_exec)
     if setup is not None:
         setup(d)
@@ -709,13 +762,15 @@ def run_command(
     vdso: bool = True,
     native_exec: bool = False,
     setup: Callable[[Dispatcher], object] | None = None,
+    rewrite: bool | None = None,
 ) -> int:
     """``pysud run``: as run(), but a program that dies of a signal takes this process with it.
 
     A shell or any parent then sees what it would see natively: WIFSIGNALED with the signal
     (Python's returncode -S), not an exit status of 128 + S.
     """
-    personality = _personality(None, native_exec, setup)
+    personality = _personality(None, native_exec, setup, rewrite)
+    personality.restore_signals = False
     status = personality.run(*_command(program, args, None), vdso=vdso)
     if personality.killed_by is not None:
         die_of_signal(personality.killed_by)

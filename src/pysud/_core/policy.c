@@ -180,6 +180,7 @@ static PyObject *policy_reset_counts(PolicyObject *self, PyObject *unused)
     for (int i = 0; i < SUD_NSYSCALLS; i++)
         __atomic_store_n(&self->p->count[i], 0, __ATOMIC_RELAXED);
     __atomic_store_n(&self->p->count_other, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&self->p->count_direct, 0, __ATOMIC_RELAXED);
     Py_RETURN_NONE;
 }
 
