@@ -171,7 +171,7 @@ def test_trace_decodes_paths_and_statuses(exes: dict[tuple[str, bool], str]) -> 
     err = r.stderr.decode()
     assert r.returncode == 0, err
     assert "[nt] NtCreateFile(FileHandle=" in err
-    assert "ObjectAttributes='\\\\??\\\\C:\\\\pysud-files'" in err
+    assert 'ObjectAttributes="\\\\??\\\\C:\\\\pysud-files"' in err  # quoted as strace quotes
     assert "= STATUS_OBJECT_NAME_COLLISION" in err and "= STATUS_OBJECT_NAME_NOT_FOUND" in err
     assert "[nt] NtClose(Handle=" in err
     assert "[nt]" not in r.stdout.decode()

@@ -7,16 +7,30 @@ import functools
 
 import pytest
 
-from pysud.nt import _profiles, kernel, ntdll
+from pysud.nt import _profiles, kernel, ntdll, wine
 from pysud.nt.personality import NtPersonality
+from pysud.nt.prefix import find_wine_dlls
 
-KNOWN = {name for table in _profiles.TABLES.values() for name in table.values()} | set(ntdll.PRIVATE.values())
+KNOWN = {name for table in _profiles.TABLES.values() for name in table.values()}
+KNOWN |= set(ntdll.PRIVATE.values()) | set(wine.PRIVATE.values()) | set(wine.WINE_ONLY_CALLS)
+
+
+def _wine_names() -> set[str]:
+    """The calls of the installed Wine's PE ntdll, numbered from its own stubs (Wine-only ones too)."""
+    dlls = find_wine_dlls()
+    if dlls is None:
+        return set()
+    w = wine.load_ntdll(dlls)
+    try:
+        return set(w.table.values())
+    finally:
+        w.release()
 
 
 def test_every_table_name_is_an_nt_call() -> None:
     names = kernel.handlers()
     assert names, "no subsystem table lists a call"
-    unknown = sorted(set(names) - KNOWN)
+    unknown = sorted(set(names) - KNOWN - _wine_names())
     assert not unknown, f"names in nt/kernel tables that no numbering has: {unknown}"
 
 
@@ -64,5 +78,25 @@ def test_user_override_wins() -> None:
 
         nt.on("NtSetEvent", mine)
         assert nt.d.handler_of("NtSetEvent") is mine
+    finally:
+        nt.close()
+
+
+@pytest.mark.skipif(find_wine_dlls() is None, reason="no Wine PE DLLs installed (wine64 8.0+)")
+def test_personality_registers_every_table_on_wine_numbering(tmp_path) -> None:
+    nt = NtPersonality(ntdll="wine", prefix=str(tmp_path / "prefix"))
+    try:
+        assert nt.wine is not None
+        registered = 0
+        for name, fn in kernel.handlers().items():
+            if name not in nt.abi.numbers:
+                continue
+            h = nt.d.handler_of(name)
+            assert isinstance(h, functools.partial) and h.func is fn, name
+            registered += 1
+        # the Wine-only calls pysud answers are in Wine's numbering, as are the section calls
+        for name in ("__wine_dbg_write", "NtMapViewOfSection", "NtContinue", "__wine_unix_call"):
+            assert name in nt.abi.numbers, name
+        assert registered >= 10
     finally:
         nt.close()

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,3 +146,22 @@ def test_missing_system_package_is_named_in_one_line(clone: Path):
         "(install them: sudo apt-get install python3-venv)\n"
     )
     assert not (clone / ".venv").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.prefix == sys.base_prefix, reason="the tests do not run in a virtual environment")
+@pytest.mark.skipif(shutil.which("git") is None, reason="no git")
+def test_set_up_from_inside_an_active_venv(clone: Path):
+    """A newcomer with some other venv active (its python3 first on PATH): the project's own .venv
+    is made from that python's base interpreter, and pysud runs from it."""
+    active = Path(sys.executable).parent
+    env = dict(_BASE_ENV, PATH=f"{active}:{_BASE_ENV['PATH']}", VIRTUAL_ENV=sys.prefix)
+    assert shutil.which("python3", path=env["PATH"]) == str(active / "python3")
+    code, out = _sh("bash tools/venv.sh", clone, timeout=600, env=env)
+    assert code == 0, out[-4000:]
+    assert f"pysud set-up: creating .venv with {active / 'python3'}" in out
+    cfg = (clone / ".venv" / "pyvenv.cfg").read_text()
+    base = os.path.dirname(sys._base_executable)  # the interpreter the active venv was made from
+    assert re.search(rf"^home = {re.escape(base)}$", cfg, re.M), (base, cfg)
+    code, out = _sh(".venv/bin/pysud run uname -s", clone, timeout=60)
+    assert (code, out) == (0, "Linux\n")

@@ -55,7 +55,7 @@ def normalise(text: str, pids: set[int]) -> dict[int, list[str]]:
         r = RESUMED.match(line)
         if r:
             line = pending.pop(pid, r.group(1) + "(") + r.group(2)
-        if line.startswith(("---", "+++ killed")) or line.startswith("rt_sigreturn("):
+        if line.startswith(("---", "+++ killed", "rt_sigreturn(")):  # when a signal comes varies
             continue
         per.setdefault(pid, []).append(_scrub(line, pids))
     return per
@@ -326,7 +326,7 @@ def _event_lines(text: str) -> list[str]:
     out = []
     for raw in text.splitlines():
         line = re.sub(r"^\d+\s+", "", raw)
-        if line.startswith(("---", "+++")):
+        if line.startswith(("---", "+++", "rt_sigreturn(")):
             out.append(re.sub(r"si_uid=\d+", "si_uid=UID", _scrub(line, pids)))
     return out
 
@@ -343,6 +343,7 @@ def test_signal_lines_match_strace(events_prog, tree):
     want = _event_lines(s_text)
     assert want == [
         "--- SIGUSR1 {si_signo=SIGUSR1, si_code=SI_TKILL, si_pid=PID, si_uid=UID} ---",
+        "rt_sigreturn({mask=[]}) = 0",
         "--- SIGTERM {si_signo=SIGTERM, si_code=SI_USER, si_pid=PID, si_uid=UID} ---",
         "+++ killed by SIGTERM +++",
     ], want
@@ -460,7 +461,8 @@ def test_bench_trace_rows():
         assert {"pysud_pinned", "strace_pinned"} <= set(per)
     bd = trace["breakdown"]
     assert set(bd) == {"total", "sigsys_floor", "run_untraced", "record", "decode", "output"}
-    assert all(v > 0 for k, v in bd.items() if k in ("total", "sigsys_floor", "decode"))
+    # measured directly (not a difference of two noisy runs), so positive whatever the load
+    assert bd["sigsys_floor"] > 0 and bd["decode"] > 0
     table = subprocess.run([*bench, *args], capture_output=True, text=True, timeout=600)
     assert "pinned to one CPU" in table.stdout and "where pysud trace's time per call goes" in table.stdout
 
@@ -482,3 +484,49 @@ def test_bad_pointers_trace_like_strace(tmp_path, tree):
     assert ours.stdout == native.stdout == b"ok\n"
     assert "write(1, 0x10, 5)" in p_text
     compare(s_text, p_text)
+
+
+def test_record_layout_is_the_cores():
+    """pysud.trace.records reads the ring with the sizes and kinds the core was built with."""
+    from pysud import _core
+    from pysud.trace import records
+
+    for name in ("TRACE_REC_SIZE", "TRACE_CAP_SIZE", "TRACE_CAP_OPS", "TRACE_REC_FULL", "TRACE_REC_SIGNAL"):
+        assert hasattr(_core, name), name
+    assert records.check_layout() == []
+    assert records.REC.size == _core.TRACE_REC_SIZE and records.CAP.size == _core.TRACE_CAP_SIZE
+
+
+def test_a_decoder_bug_never_changes_the_call():
+    """A decoder that raises prints the raw value; the call and its line go on."""
+    from pysud._abi import X86_64
+    from pysud.trace import decoders as D
+
+    dec = D.CallDecoder(X86_64.number_of("close"))
+    ctx = D.Ctx()
+
+    def boom(*_a):
+        raise RuntimeError("decoder bug")
+
+    dec.entry = ((0, boom),)
+    assert dec.decode_entry(ctx, None, (0x10, 0, 0, 0, 0, 0)) == ["0x10"]
+
+
+def test_json_arguments_are_signed_where_the_kind_is(tmp_path):
+    """--json: fd -1 and AT_FDCWD as -1 and -100 (the kernel's int), not 4294967295."""
+    import json
+
+    out = tmp_path / "t.json"
+    r = subprocess.run(
+        [sys.executable, "-m", "pysud", "trace", "--json", "-o", str(out), "/bin/cat", "/dev/null"],
+        capture_output=True,
+        env=ENV,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    anon = [x for x in recs if x["syscall"] == "mmap" and "MAP_ANONYMOUS" in x["text"]]
+    assert anon and all(x["args"][4] == -1 for x in anon)
+    opened = [x for x in recs if x["syscall"] == "openat"]
+    assert opened and all(x["args"][0] == -100 for x in opened)
+    assert recs[0]["syscall"] == "execve" and recs[0]["text"].startswith('execve("/bin/cat", ["/bin/cat"')

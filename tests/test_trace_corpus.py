@@ -4,10 +4,10 @@ measured on the development machine so that a regression fails.
 
 Normalised in both traces (nothing else): addresses (0x...) -> ADDR; pids (line prefixes and
 clone/fork/wait results) -> PID; the random bytes of getrandom; ephemeral port numbers; the
-random part of temporary file names (mkstemp's XXXXXX); epoll's u64 data when it holds an
-address; getppid's result (the parent is strace in one run, the shell in the other). Lines
-are matched per process (processes in order of first appearance) by longest common
-subsequence; the rate is identical lines over the longer of the two traces.
+random part of temporary file names (mkstemp's XXXXXX); -y's socket and pipe inode numbers;
+epoll's u64 data when it holds an address; getppid's result (the parent is strace in one run,
+the shell in the other). Lines are matched per process (processes in order of first
+appearance) by longest common subsequence; the rate is identical lines over the longer of the two traces.
 
 Run as a script (``python tests/test_trace_corpus.py``) it prints the table in docs/trace.md.
 """
@@ -63,6 +63,21 @@ os.writev(a.fileno(), [b"ab", b"c"])
 os.readv(b.fileno(), [bytearray(2), bytearray(2)])
 """
 
+MISC_PY = """
+import fcntl, os, select, threading
+os.getgroups()
+fd = os.memfd_create("x", os.MFD_CLOEXEC)
+os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+fcntl.flock(fd, fcntl.LOCK_UN)
+os.rename("a.txt", "a2.txt")
+os.closerange(50, 60)
+select.epoll().close()
+t = threading.Thread(target=os.getppid)
+t.start()
+t.join()
+"""
+
 
 @dataclass
 class Program:
@@ -72,6 +87,7 @@ class Program:
     multi: bool = False  # forks children (and they exec other programs)
     masks: list[tuple[str, str]] = field(default_factory=list)
     random_output: bool = False  # prints random bytes: only its exit status is compared
+    opts: list[str] = field(default_factory=list)  # options for both tracers (-y)
 
 
 CORPUS = [
@@ -86,6 +102,7 @@ CORPUS = [
     Program("bash subshell", ["bash", "-c", "echo $(echo a) b"], 0.93, multi=True),
     Program("python3 -c", [PY, "-c", "import json, os; print(json.dumps(sorted(os.listdir('.'))))"], 0.97),
     Program("python3 sockets", [PY, "net.py"], 0.97, masks=[(r"u64=\d{10,}", "u64=DATA")]),
+    Program("python3 threads", [PY, "misc.py"], 0.93),  # futex order and stack sizes vary with timing
     Program("git status", ["git", "-C", "repo", "status", "--short"], 0.95),
     Program("git log", ["git", "-C", "repo", "log", "--oneline"], 0.97),
     Program("gcc -c", ["gcc", "-c", "-o", "hello.o", "hello.c"], 0.93, multi=True),
@@ -105,6 +122,11 @@ CORPUS = [
     Program("gzip", ["gzip", "-k", "a.txt"], 0.97),
     Program("tar cf", ["tar", "cf", "out.tar", "sub"], 0.97),
     Program("tar czf", ["tar", "czf", "out.tgz", "sub"], 0.93, multi=True),
+    # -y: descriptors with their paths (AT_FDCWD with the directory)
+    Program("-y cat", ["cat", "a.txt", "b.txt"], 0.97, opts=["-y"]),
+    Program("-y ls -la", ["ls", "-la", "."], 0.97, opts=["-y"]),
+    Program("-y python3 sockets", [PY, "net.py"], 0.97, masks=[(r"u64=\d{10,}", "u64=DATA")], opts=["-y"]),
+    Program("-y tar czf", ["tar", "czf", "out.tgz", "sub"], 0.9, multi=True, opts=["-y"]),
 ]
 
 
@@ -123,7 +145,20 @@ def make_tree(root: str) -> None:
         f.write("int answer(void) { return 42; }\n")
     with open(f"{root}/net.py", "w") as f:
         f.write(NET_PY)
-    for t in ("a.txt", "b.txt", "sub/c.txt", "sub/deep/d.txt", "hello.c", "net.py", "sub/deep", "sub", "."):
+    with open(f"{root}/misc.py", "w") as f:
+        f.write(MISC_PY)
+    for t in (
+        "a.txt",
+        "b.txt",
+        "sub/c.txt",
+        "sub/deep/d.txt",
+        "hello.c",
+        "net.py",
+        "misc.py",
+        "sub/deep",
+        "sub",
+        ".",
+    ):
         os.utime(f"{root}/{t}", (1_700_000_000, 1_700_000_000))
     if shutil.which("git"):
         git = ["git", "-C", f"{root}/repo", "-c", "user.name=t", "-c", "user.email=t@t"]
@@ -168,6 +203,7 @@ def normalise(text: str, masks: list[tuple[str, str]]) -> list[list[str]]:
         line = re.sub(r"0x[0-9a-f]+", "ADDR", line)
         line = re.sub(r'getrandom\("[^"]*"', 'getrandom("RANDOM"', line)
         line = re.sub(r"htons\(\d+\)", "htons(PORT)", line)
+        line = re.sub(r"(socket|pipe|anon_inode):\[\d+\]", r"\1:[INODE]", line)
         line = re.sub(r"(/tmp/[\w.-]*?)[A-Za-z0-9]{6}\b", r"\1XXXXXX", line)
         line = re.sub(r"^getppid\(\) = \d+$", "getppid() = PPID", line)  # the tracer's pid or the shell's
         line = re.sub(r"^sysinfo\(\{uptime=.*\}\) = 0$", "sysinfo({LIVE}) = 0", line)
@@ -196,7 +232,7 @@ class Result:
 def run_program(prog: Program, pysud: list[str]) -> Result:
     outs = []
     with tempfile.TemporaryDirectory(prefix="pysud-corpus-") as tmp:
-        for tracer in (["strace", "-f"], [*pysud, "trace", "-f"]):
+        for tracer in (["strace", "-f", *prog.opts], [*pysud, "trace", "-f", *prog.opts]):
             work = f"{tmp}/w"  # the same path for both runs: paths appear in the traces
             shutil.rmtree(work, ignore_errors=True)
             make_tree(work)
@@ -260,8 +296,9 @@ def main() -> None:
     for r in rows:
         kind = " (forks)" if r.program.multi else ""
         same = "same" if r.same_output else "DIFFERS"
+        label = " ".join([*r.program.opts, *r.program.argv])[:48]
         print(
-            f"| `{' '.join(r.program.argv)[:48]}`{kind} | {r.strace_lines} | {r.pysud_lines} | {r.identical} "
+            f"| `{label}`{kind} | {r.strace_lines} | {r.pysud_lines} | {r.identical} "
             f"| {100 * r.rate:.1f}% | {same} |"
         )
     tot_s = sum(r.strace_lines for r in rows)

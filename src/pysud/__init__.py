@@ -24,6 +24,7 @@ from ._dispatch import (
     Syscall,
 )
 from ._errors import (
+    CallsLost,
     GuestMemoryError,
     HandlerError,
     PysudError,
@@ -76,6 +77,7 @@ __all__ = [
     "RAISE",
     "X86_64",
     "CallRecord",
+    "CallsLost",
     "CodeBlob",
     "DeferredCall",
     "Dispatcher",

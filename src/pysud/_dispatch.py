@@ -16,9 +16,16 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Final
 
-from . import _core
+from . import _core, _rewrite
 from ._abi import BY_AUDIT_ARCH, X86_64, SyscallABI
-from ._errors import GuestMemoryError, HandlerError, SUDUnavailable, UnhandledSyscall, UnknownSyscall
+from ._errors import (
+    CallsLost,
+    GuestMemoryError,
+    HandlerError,
+    SUDUnavailable,
+    UnhandledSyscall,
+    UnknownSyscall,
+)
 
 
 class Mode(IntEnum):
@@ -247,11 +254,6 @@ class DeferredCall:
 # ------------------------------------------------------------ dispatcher
 
 
-class _ThreadState(threading.local):
-    def __init__(self) -> None:
-        self.errors: list[tuple[CallRecord, BaseException]] = []
-
-
 class Dispatcher:
     """Handlers for the system calls of native code, and the switches that route them here.
 
@@ -266,7 +268,10 @@ class Dispatcher:
     the LOCK_HAZARD_CALLS that come from the host's libc through C (off only
     if you know no handler can deadlock).  ``abi`` names the calls (a foreign
     personality's table); ``frame_type``, a Syscall subclass, decodes them
-    (``args`` and ``name`` for that ABI).
+    (``args`` and ``name`` for that ABI).  ``rewrite`` (default: on unless
+    ``PYSUD_REWRITE=0``) lets the core patch a trapped ``mov $nr,%eax; syscall``
+    site of the foreign code so that its later calls reach the same handlers
+    without a kernel trap (docs/architecture.md, "Rewritten sites").
     """
 
     def __init__(
@@ -279,6 +284,7 @@ class Dispatcher:
         lock_safe: bool = True,
         abi: SyscallABI = X86_64,
         frame_type: type[Syscall] | None = None,
+        rewrite: bool | None = None,
     ) -> None:
         self.abi = abi
         self.mode = Mode(mode)
@@ -301,13 +307,31 @@ class Dispatcher:
         self._other_handlers: dict[tuple[int, int], Handler] = {}
         self._fast: dict[int, FastAction] = {}
         self._recorded: set[int] = set()
-        self._tls = _ThreadState()
+        # handler errors by the native id of the thread they happened on, until check()
+        self._errors: dict[int, list[tuple[CallRecord, BaseException]]] = {}
         self._policy = _core.Policy(
             self._on_call, self._on_deferred, self._on_result, self._on_error, frame_type or Syscall, NATIVE
         )
         self._default: Default = NATIVE
         self.default = default
         self._closed = False
+        self.rewrite = False
+        self.set_rewrite(_rewrite.default() if rewrite is None else rewrite)
+
+    def set_rewrite(self, on: bool, locator: int | None = None) -> bool:
+        """Patch trapped sites of foreign code from now on (or stop); returns whether it is on.
+
+        ``locator`` is where a rewritten site finds the thread block: its offset from the GS
+        base (None: the core makes the GS base the thread block, the Linux way; the NT
+        personality passes its TEB slot).  Off when the CPU lacks FSGSBASE.
+        """
+        self.rewrite = _core.rewrite_config(self._policy, bool(on), locator)
+        return self.rewrite
+
+    def direct_calls(self) -> int:
+        """Calls so far that reached this dispatcher without a kernel trap (rewritten sites,
+        the flip switch); the rest of ``counts()`` came through SIGSYS."""
+        return _core.rewrite_direct_count(self._policy)
 
     # ---- configuration
 
@@ -374,6 +398,7 @@ class Dispatcher:
             if not callable(h):
                 raise TypeError(f"handler must be callable, not {h!r}")
             self._handlers[nr] = h
+            _core.path_filter(self._policy, nr, 0, None)  # a new handler sees every call
             self._sync(nr)
             return h
 
@@ -410,15 +435,38 @@ class Dispatcher:
             self._fast[nr] = action
         self._sync(nr)
 
+    def only_paths(self, call: str | int, arg: int, prefixes: Sequence[bytes]) -> None:
+        """Send ``call`` to its handler only when argument ``arg`` is a path that starts with one
+        of ``prefixes`` (1 to 4, each under 32 bytes); the core runs every other such call
+        natively, in C, as the handler would have answered NATIVE.  A path that cannot be read
+        still reaches the handler.  Registering a handler with :meth:`on` again clears this.
+        """
+        nr = self._nr(call)
+        if nr not in self._handlers:
+            raise ValueError(f"{call!r} has no handler to filter for")
+        _core.path_filter(self._policy, nr, arg, [bytes(p) for p in prefixes])
+
+    def only_args(self, call: str | int, arg: int, lo: int, hi: int) -> None:
+        """Send ``call`` to its handler only when the low 32 bits of argument ``arg`` (a
+        descriptor, say) lie in ``[lo, hi]``; the core runs every other such call natively, in C.
+        Registering a handler with :meth:`on` again clears this.
+        """
+        nr = self._nr(call)
+        if nr not in self._handlers:
+            raise ValueError(f"{call!r} has no handler to filter for")
+        _core.range_filter(self._policy, nr, arg, lo, hi)
+
     def handler_of(self, call: str | int) -> Handler | None:
         """The Python handler registered for a syscall, or None."""
         return self._handlers.get(self._nr(call))
 
     # ---- the recorder: calls recorded in C and run natively, decoded later in batches
 
-    def start_recording(self, ring_bytes: int = 1 << 20, timing: bool = False) -> None:
-        """Give this dispatcher a ring for records of calls (see :meth:`record`)."""
-        self._policy.trace_start(ring_bytes, _core.TRACE_TIMING if timing else 0)
+    def start_recording(self, ring_bytes: int = 1 << 20, timing: bool = False, cputime: bool = False) -> None:
+        """Give this dispatcher a ring for records of calls (see :meth:`record`); ``timing``:
+        records carry entry and exit times, the clock's or (``cputime``) the thread's CPU time."""
+        flags = (_core.TRACE_TIMING if timing else 0) | (_core.TRACE_CPUTIME if timing and cputime else 0)
+        self._policy.trace_start(ring_bytes, flags)
 
     def record(self, call: str | int, captures: Sequence[tuple[int, ...]], room: int) -> None:
         """Record a syscall in C (registers, result, the memory ``captures`` name) and run it natively.
@@ -499,7 +547,7 @@ class Dispatcher:
             self._on_error(call, exc)
 
     def _on_error(self, call: Syscall, exc: BaseException) -> None:
-        self._tls.errors.append((call.record(), exc))
+        self._errors.setdefault(threading.get_native_id(), []).append((call.record(), exc))
         call.rax = -self.handler_error.errno
 
     def _on_deferred(self, records: list[tuple[int, tuple[int, ...], int, int]]) -> None:
@@ -512,7 +560,7 @@ class Dispatcher:
             try:
                 handler(call)
             except BaseException as exc:  # noqa: BLE001
-                self._tls.errors.append((call.record(), exc))
+                self._errors.setdefault(tid, []).append((call.record(), exc))
 
     # ---- arming and the selector
 
@@ -556,14 +604,24 @@ class Dispatcher:
         finally:
             _core.set_selector(old)
 
-    def check(self) -> None:
-        """Deliver calls run in C to their handlers; raise HandlerError for handler errors on this thread."""
+    def check(self, *, all_threads: bool = False) -> None:
+        """Deliver calls run in C to their handlers; raise HandlerError for handler errors on this thread.
+
+        With ``all_threads``, errors on every thread count (a program's threads, for
+        :func:`pysud.run`).  Raises CallsLost if calls run in C on this thread could not be
+        kept for their handlers.
+        """
         deferred = _core.take_deferred()
         if deferred:
             self._on_deferred(deferred)
-        errors = self._tls.errors
+        lost = _core.deferred_lost()
+        if all_threads:
+            errors = [e for tid in list(self._errors) for e in self._errors.pop(tid, [])]
+        else:
+            errors = self._errors.pop(threading.get_native_id(), [])
+        if lost:
+            raise CallsLost(lost, errors)
         if errors:
-            self._tls.errors = []
             first_call, first_exc = errors[0]
             raise HandlerError(first_call, errors) from first_exc
 

@@ -118,7 +118,15 @@ DEFAULT_STACK_SIZE = 8 << 20
 
 
 class ELFLoadError(PysudError):
-    """A program or interpreter cannot be loaded; the message names the file and the reason."""
+    """A program or interpreter cannot be loaded; the message names the file and the reason.
+
+    ``errno`` is what the kernel's execve would fail with for the same file (ENOEXEC for a
+    malformed or foreign ELF file, ENOENT for a missing interpreter, the open/read error...).
+    """
+
+    def __init__(self, message: str, errno: int = _errno.ENOEXEC) -> None:
+        super().__init__(message)
+        self.errno = errno
 
 
 # --- libc ----------------------------------------------------------------------------------------
@@ -225,16 +233,16 @@ def _read_file(path: str) -> bytearray:
     try:
         st = os.stat(path)
     except OSError as exc:
-        raise ELFLoadError(f"{path}: cannot open: {exc.strerror}") from exc
+        raise ELFLoadError(f"{path}: cannot open: {exc.strerror}", exc.errno or _errno.ENOENT) from exc
     if stat.S_ISDIR(st.st_mode):
-        raise ELFLoadError(f"{path}: is a directory, not an ELF executable")
+        raise ELFLoadError(f"{path}: is a directory, not an ELF executable", _errno.EACCES)
     if not stat.S_ISREG(st.st_mode):
-        raise ELFLoadError(f"{path}: not a regular file")
+        raise ELFLoadError(f"{path}: not a regular file", _errno.EACCES)
     try:
         with open(path, "rb") as f:
             return bytearray(f.read())
     except OSError as exc:
-        raise ELFLoadError(f"{path}: cannot read: {exc.strerror}") from exc
+        raise ELFLoadError(f"{path}: cannot read: {exc.strerror}", exc.errno or _errno.EIO) from exc
 
 
 def _enum(value: Any, names: dict[str, int]) -> int:
@@ -358,7 +366,9 @@ def _parse_checked(path: str, data: bytearray) -> _Parsed:
         try:
             ist = os.stat(interp)
         except OSError as exc:
-            raise ELFLoadError(f"{path}: interpreter {interp} does not exist ({exc.strerror})") from exc
+            raise ELFLoadError(
+                f"{path}: interpreter {interp} does not exist ({exc.strerror})", exc.errno or _errno.ENOENT
+            ) from exc
         if not stat.S_ISREG(ist.st_mode):
             raise ELFLoadError(f"{path}: interpreter {interp} is not a regular file")
     # Where the program headers are in memory: the kernel uses the PT_LOAD holding e_phoff's bytes.
@@ -405,6 +415,18 @@ def _reserve(path: str, parsed: _Parsed, lo: int, span: int, align: int, base_hi
     if raw + total > start + span:
         _munmap(start + span, raw + total - (start + span))
     return start
+
+
+def check_image(path: str | os.PathLike[str]) -> None:
+    """Everything execve checks before its point of no return, without mapping anything.
+
+    The headers of the program and of its interpreter, as :func:`load_image` reads them;
+    raises ELFLoadError (its ``errno`` is what execve fails with) if either would not load.
+    """
+    spath = os.fspath(path)
+    parsed = _parse(spath, _read_file(spath))
+    if parsed.interp is not None:
+        _parse(parsed.interp, _read_file(parsed.interp))
 
 
 def load_image(path: str | os.PathLike[str], *, base_hint: int | None = None) -> LoadedImage:

@@ -45,6 +45,19 @@ class HandlerError(PysudError):
         self.errors = errors
 
 
+class CallsLost(PysudError):
+    """Calls run in C (see LOCK_HAZARD_CALLS) came faster than a thread's ring could keep them.
+
+    They ran, but ``lost`` of them never reached their handlers.  ``errors`` holds any handler
+    errors collected at the same check, as in :class:`HandlerError`.
+    """
+
+    def __init__(self, lost: int, errors: list[tuple[Any, BaseException]]) -> None:
+        super().__init__(f"{lost} calls run in C on this thread never reached their handlers (ring full)")
+        self.lost = lost
+        self.errors = errors
+
+
 class GuestMemoryError(PysudError, OSError):
     """Reading or writing foreign memory failed (a bad pointer from the foreign code)."""
 

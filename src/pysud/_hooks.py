@@ -96,8 +96,13 @@ def _chain(hook: Callable[[Any], Any], previous: Callable[[Any], Any]) -> Callab
         return previous(call) if result is NATIVE else result
 
     chained.__name__ = getattr(hook, "__name__", "hook")
-    chained.__wrapped__ = hook  # type: ignore[attr-defined]
     return chained
+
+
+def _unwrapped(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """The handler inside the NT personality's --trace wrapper (one level: chains stay whole)."""
+    inner: Callable[[Any], Any] = getattr(handler, "__wrapped__", handler)
+    return inner
 
 
 def apply(files: Sequence[HooksFile], target: Any) -> None:
@@ -106,6 +111,10 @@ def apply(files: Sequence[HooksFile], target: Any) -> None:
     ``target`` is a Dispatcher, or an object with one in ``.d`` (the NT personality).
     """
     d: Dispatcher = target if isinstance(target, Dispatcher) else target.d
+    # The NT personality's own `on` wraps a handler for its --trace lines: the chain goes inside
+    # that wrapper (the hook and the personality's handler unwrapped), so each call prints one line
+    # with the result the program got.
+    nt = target is not d
     numbers = sorted(d.abi.table)
     for f in files:
         before = {nr: d.handler_of(nr) for nr in numbers}
@@ -116,7 +125,10 @@ def apply(files: Sequence[HooksFile], target: Any) -> None:
         for nr in numbers:
             now, was = d.handler_of(nr), before[nr]
             if now is not None and was is not None and now is not was:
-                d.on(nr, _chain(now, was))
+                if nt:
+                    target.on(d.abi.name_of(nr), _chain(_unwrapped(now), _unwrapped(was)))
+                else:
+                    d.on(nr, _chain(now, was))
 
 
 def setup_for(paths: Sequence[str]) -> Callable[[Any], None] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import errno as _errno
 import fcntl
@@ -9,12 +10,13 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from . import _core
+from . import _core, _rewrite
 from ._dispatch import NATIVE, Dispatcher, Syscall
 from ._errors import GuestMemoryError, PysudError
 
@@ -23,6 +25,25 @@ ARCH_GET_FS = 0x1003
 PAGE = 4096
 _ET_DYN_BASE = 0x555555554000  # x86-64 ELF_ET_DYN_BASE (2/3 of the user address space), page-aligned
 _EXEC = 1 << 40  # exit_guest value meaning "load the next image" (above any status)
+_HIDDEN_FD_BASE = 900  # pysud's copies of the host's stdio live from here up
+_PR_SET_NAME, _PR_GET_NAME = 15, 16
+_CLOSE_RANGE_CLOEXEC = 4
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _page_up(n: int) -> int:
+    return (n + PAGE - 1) & ~(PAGE - 1)
+
+
+def _get_comm() -> bytes:
+    buf = ctypes.create_string_buffer(16)
+    _libc.prctl(_PR_GET_NAME, buf, 0, 0, 0)
+    return buf.value
+
+
+def _set_comm(name: bytes) -> None:
+    """This thread's name as execve sets it (/proc/self/comm, ps, PR_GET_NAME): 15 bytes at most."""
+    _libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name[:15]), 0, 0, 0)
 
 
 class ProgramError(PysudError):
@@ -147,6 +168,50 @@ class _Brk:
         self.mappings.clear()
 
 
+class _Regions:
+    """The address ranges a program mapped itself (mmap, mremap), less what it unmapped.
+
+    When its image goes (exit, or execve), so do they: the kernel would drop them with the
+    address space, and in-process they would stay in the host for good.
+    """
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []  # disjoint, sorted; ends[i] belongs to starts[i]
+        self.ends: list[int] = []
+        self.lock = threading.Lock()  # the program's threads map concurrently
+
+    def remove(self, lo: int, hi: int) -> None:
+        with self.lock:
+            self._remove(lo, hi)
+
+    def _remove(self, lo: int, hi: int) -> None:
+        i = bisect.bisect_right(self.ends, lo)  # the first range ending after lo
+        keep_s, keep_e = self.starts[:i], self.ends[:i]
+        while i < len(self.starts) and self.starts[i] < hi:
+            if self.starts[i] < lo:
+                keep_s.append(self.starts[i])
+                keep_e.append(lo)
+            if self.ends[i] > hi:
+                keep_s.append(hi)
+                keep_e.append(self.ends[i])
+            i += 1
+        self.starts, self.ends = keep_s + self.starts[i:], keep_e + self.ends[i:]
+
+    def add(self, lo: int, hi: int) -> None:
+        with self.lock:
+            self._remove(lo, hi)
+            i = bisect.bisect_left(self.starts, lo)
+            self.starts.insert(i, lo)
+            self.ends.insert(i, hi)
+
+    def release(self) -> None:
+        from . import _elf
+
+        for lo, hi in zip(self.starts, self.ends, strict=True):
+            _elf.unmap_region(lo, hi - lo)
+        self.starts, self.ends = [], []
+
+
 def find_program(name: str) -> str:
     """A program path as a shell finds it: with a slash as given, else on PATH."""
     if "/" in name:
@@ -228,6 +293,7 @@ class LinuxPersonality:
         self.argv: list[bytes] = []  # the running image's, for /proc/self/cmdline and environ
         self.envp: list[bytes] = []
         self.brk: _Brk | None = None
+        self.regions = _Regions()  # what the running image mapped itself
         self.fault: tuple[int, int, int, dict[str, int]] | None = None
         # the signal the program died of (its status is then 128 + it), None if it exited
         self.killed_by: int | None = None
@@ -242,6 +308,11 @@ class LinuxPersonality:
         # (its stack built); the tracer prints the execve the kernel would have run for it
         self.on_start: Callable[[str, list[bytes], int, int], None] | None = None
         self.next_exec: tuple[str, list[bytes], list[bytes]] | None = None
+        # pysud's own descriptors (copies of the host's stdio): std fd -> copy; the program
+        # cannot see, close or replace them (close, dup and fcntl say EBADF, dup2 onto one moves
+        # ours away, close_range skips them)
+        self.hidden: dict[int, int] = {}
+        self._host_cloexec: set[int] = set()  # the host's close-on-exec fds: never the program's
         on = self._install
         on("exit", self._exit)
         on("exit_group", self._exit)
@@ -255,19 +326,45 @@ class LinuxPersonality:
         on("execve", self._execve)
         on("open", self._open_proc_self)
         on("openat", self._open_proc_self)
+        on("close", self._close)
+        on("dup", self._close)  # (the same answer: EBADF for ours)
+        on("fcntl", self._close)
+        on("dup2", self._dup2)
+        on("dup3", self._dup2)
+        on("close_range", self._close_range)
+        on("mmap", self._mmap)
+        on("munmap", self._munmap)
+        on("mremap", self._mremap)
+        # Where only our handler decides, only the calls it answers reach Python; the core runs
+        # the rest natively, in C: paths under /proc, and pysud's own (high) descriptors.
+        for name, arg in (("readlink", 0), ("readlinkat", 1), ("open", 0), ("openat", 1)):
+            if self.d.handler_of(name) == self._readlink or self.d.handler_of(name) == self._open_proc_self:
+                self.d.only_paths(name, arg, [b"/proc/"])
+        for name in ("close", "dup", "fcntl"):
+            if self.d.handler_of(name) == self._close:
+                self.d.only_args(name, 0, _HIDDEN_FD_BASE, 0xFFFFFFFF)
 
     def _install(self, name: str, handler: Callable[[Syscall], Any]) -> None:
-        """Handle ``name``; a handler the dispatcher already has runs first (NATIVE: ours follows)."""
-        user = self.d.handler_of(name)
+        """Handle ``name``; a handler the dispatcher already has runs first (NATIVE: ours follows).
+
+        A personality's handler left from an earlier run on the same dispatcher is replaced,
+        not chained (the user's handler it chained to, if any, is kept).
+        """
+        ours: dict[str, tuple[Any, Any]] = self.d.__dict__.setdefault("_personality_handlers", {})
+        current = self.d.handler_of(name)
+        installed, user = ours.get(name, (None, None))
+        if current is not installed:
+            user = current  # the user's own (or None)
         if user is None:
-            self.d.on(name, handler)
-            return
+            final: Callable[[Syscall], Any] = handler
+        else:
 
-        def chained(call: Syscall) -> Any:
-            result = user(call)
-            return handler(call) if result is NATIVE else result
+            def final(call: Syscall) -> Any:
+                result = user(call)
+                return handler(call) if result is NATIVE else result
 
-        self.d.on(name, chained)
+        ours[name] = (final, user)
+        self.d.on(name, final)
 
     # ---- handlers
 
@@ -282,7 +379,10 @@ class LinuxPersonality:
             call.fs_base = addr
             return 0
         if code == ARCH_GET_FS:
-            call.write(addr, call.fs_base.to_bytes(8, "little"))
+            try:
+                call.write(addr, call.fs_base.to_bytes(8, "little"))
+            except GuestMemoryError:
+                return -_errno.EFAULT
             return 0
         return NATIVE
 
@@ -302,7 +402,10 @@ class LinuxPersonality:
         except GuestMemoryError:
             return NATIVE  # the kernel says EFAULT
         data = self.exe[:size]
-        call.write(buf, data)
+        try:
+            call.write(buf, data)
+        except GuestMemoryError:
+            return -_errno.EFAULT
         return len(data)
 
     def _open_proc_self(self, call: Syscall) -> Any:
@@ -327,24 +430,103 @@ class LinuxPersonality:
         os.lseek(fd, 0, os.SEEK_SET)
         return fd
 
+    # ---- the program's own mappings, released with its image
+
+    def _mmap(self, call: Syscall) -> Any:
+        r = call.native()
+        if r >= 0:
+            self.regions.add(r, r + _page_up(call.args[1]))
+        return r
+
+    def _munmap(self, call: Syscall) -> Any:
+        r = call.native()
+        if r == 0:
+            self.regions.remove(call.args[0], call.args[0] + _page_up(call.args[1]))
+        return r
+
+    def _mremap(self, call: Syscall) -> Any:
+        old, old_size, new_size = call.args[:3]
+        r = call.native()
+        if r >= 0:
+            if not call.args[3] & 4:  # MREMAP_DONTUNMAP keeps the old range mapped
+                self.regions.remove(old, old + _page_up(old_size))
+            self.regions.add(r, r + _page_up(new_size))
+        return r
+
+    # ---- pysud's own descriptors, out of the program's reach
+
+    def _close(self, call: Syscall) -> Any:
+        """close, dup, fcntl: one of pysud's descriptors is a free number to the program."""
+        return -_errno.EBADF if call.args[0] & 0xFFFFFFFF in self.hidden.values() else NATIVE
+
+    def _dup2(self, call: Syscall) -> Any:
+        old, new = call.args[0] & 0xFFFFFFFF, call.args[1] & 0xFFFFFFFF
+        if old in self.hidden.values():
+            return -_errno.EBADF
+        for std, copy in self.hidden.items():
+            if copy == new:  # the program wants this number: ours moves up, out of the way
+                self.hidden[std] = fcntl.fcntl(copy, fcntl.F_DUPFD_CLOEXEC, _HIDDEN_FD_BASE)
+                os.close(copy)
+        return NATIVE
+
+    def _close_range(self, call: Syscall) -> Any:
+        first, last, flags = call.args[0] & 0xFFFFFFFF, call.args[1] & 0xFFFFFFFF, call.args[2]
+        mine = sorted(fd for fd in self.hidden.values() if first <= fd <= last)
+        if not mine or first > last:
+            return NATIVE
+        lo = first
+        for fd in [*mine, last + 1]:  # the range less our descriptors, natively, piece by piece
+            if lo <= fd - 1:
+                r = call.native(lo, fd - 1, flags)
+                if r < 0:
+                    return r
+            lo = fd + 1
+        return 0
+
+    def _close_on_exec(self) -> None:
+        """What execve does to the program's descriptors: those marked FD_CLOEXEC close."""
+        keep = self._host_cloexec | set(self.hidden.values())
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd in keep:
+                continue
+            try:
+                if fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC:
+                    os.close(fd)
+            except OSError:
+                pass  # the listing's own descriptor, already gone
+
     def _execve(self, call: Syscall) -> Any:
+        from . import _elf
+
         if self.native_exec:
             sys.stdout.flush()
             sys.stderr.flush()
-            if call.read_cstring(call.args[0]) == b"/proc/self/exe":  # the program, not Python
+            try:
+                self_exe = call.read_cstring(call.args[0]) == b"/proc/self/exe"
+            except GuestMemoryError:
+                return NATIVE  # the kernel says EFAULT
+            if self_exe:  # the program, not Python
                 exe = ctypes.create_string_buffer(self.exe)
                 return call.native(ctypes.addressof(exe))
             return NATIVE
-        path = call.read_cstring(call.args[0]).decode(errors="surrogateescape")
+        try:  # as the kernel copies them in: the path, then argv and envp (EFAULT if unreadable)
+            path = call.read_cstring(call.args[0]).decode(errors="surrogateescape")
+            argv = self._strings(call, call.args[1])
+            envp = self._strings(call, call.args[2])
+        except GuestMemoryError:
+            return -_errno.EFAULT
         if path == "/proc/self/exe":  # the program re-executing itself, not the Python host
             path = os.fsdecode(self.exe)
-        argv = self._strings(call, call.args[1])
         try:
             target, argv = resolve_interpreter(path, argv)
+            _elf.check_image(target)  # what the kernel checks before its point of no return
         except OSError as exc:
             return -(exc.errno or _errno.ENOEXEC)
+        except _elf.ELFLoadError as exc:
+            return -exc.errno
         self.execfn, path = path.encode(), target
-        self.next_exec = (path, argv, self._strings(call, call.args[2]))
+        self.next_exec = (path, argv, envp)
         # From any thread: the program's other threads end (as the kernel kills them), and the
         # loop of its first thread (or, in a child forked by another thread, _orphan) loads it.
         call.exit_program(_EXEC)
@@ -373,12 +555,20 @@ class LinuxPersonality:
         sys.stderr.flush()
         # The program shares the host's descriptors; many programs close their stdio at exit
         # (coreutils' close_stdout). Keep copies far above the usual numbers and put them back.
-        saved = {}
-        for fd in (0, 1, 2):
+        self._host_cloexec = set()
+        for name in os.listdir("/proc/self/fd"):
             try:
-                saved[fd] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 900)
+                if fcntl.fcntl(int(name), fcntl.F_GETFD) & fcntl.FD_CLOEXEC:
+                    self._host_cloexec.add(int(name))
             except OSError:
                 pass
+        saved = self.hidden = {}
+        for fd in (0, 1, 2):
+            try:
+                saved[fd] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIDDEN_FD_BASE)
+            except OSError:
+                pass
+        comm = _get_comm()
         # From here to the program's end, asynchronous signals are the program's: held in the
         # kernel while Python loads an image (its dispositions decide once it runs, Python's
         # handlers never see them), and the program starts with the mask this thread has now.
@@ -393,6 +583,8 @@ class LinuxPersonality:
                     signal.sigtimedwait([sig], 0)
                 signal.pthread_sigmask(signal.SIG_SETMASK, host_mask)
             self.d.policy.set_on_orphan(None)
+            _set_comm(comm)
+            self.hidden = {}
             for fd, copy in saved.items():
                 os.dup2(copy, fd, inheritable=True)
                 os.close(copy)
@@ -451,7 +643,11 @@ class LinuxPersonality:
         from . import _elf
 
         while True:
+            if after_exec:
+                self._close_on_exec()
+            _set_comm(os.path.basename(self.execfn))  # as execve names the process
             images = []
+            _rewrite.forget()  # sites of an earlier image: this one's code may live at their addresses
             try:
                 # where the kernel puts a PIE program (ELF_ET_DYN_BASE): room above it for brk
                 image = _elf.load_image(path, base_hint=_ET_DYN_BASE)
@@ -489,9 +685,10 @@ class LinuxPersonality:
                 value = _core.run_guest(entry, sp, self._mask)
                 self._mask = _core.guest_mask()
                 self.fault = _core.last_fault()
-                self.d.check()
+                self.d.check(all_threads=True)  # handler errors on any of the program's threads
             finally:
                 self.brk.release()
+                self.regions.release()
                 _elf.unmap_region(stack, stack_size)
                 for im in images:
                     _elf.unload(im)
@@ -517,6 +714,7 @@ def run(
     vdso: bool = True,
     native_exec: bool = False,
     setup: Callable[[Dispatcher], object] | None = None,
+    rewrite: bool | None = None,
 ) -> int:
     """Run a Linux x86-64 program in this process with its system calls dispatched; its exit status.
 
@@ -525,15 +723,22 @@ def run(
     the program's TLS, heap, signal dispositions and exit apart from the host.
     ``setup(dispatcher)`` runs once the personality's handlers are on it, before
     the program starts (`pysud run --hooks` registers its handlers there).
+    ``rewrite`` (default: on unless ``PYSUD_REWRITE=0``) lets the core patch the program's
+    trapped syscall sites so that their later calls skip the kernel's trap.
     """
-    personality = _personality(dispatcher, native_exec, setup)
+    personality = _personality(dispatcher, native_exec, setup, rewrite)
     return personality.run(*_command(program, args, env), vdso=vdso)
 
 
 def _personality(
-    dispatcher: Dispatcher | None, native_exec: bool, setup: Callable[[Dispatcher], object] | None
+    dispatcher: Dispatcher | None,
+    native_exec: bool,
+    setup: Callable[[Dispatcher], object] | None,
+    rewrite: bool | None = None,
 ) -> LinuxPersonality:
-    d = dispatcher or Dispatcher()
+    d = dispatcher or Dispatcher(rewrite=rewrite)
+    if dispatcher is not None and rewrite is not None:
+        d.set_rewrite(rewrite)
     personality = LinuxPersonality(d, native_exec=native_exec)
     if setup is not None:
         setup(d)
@@ -557,13 +762,14 @@ def run_command(
     vdso: bool = True,
     native_exec: bool = False,
     setup: Callable[[Dispatcher], object] | None = None,
+    rewrite: bool | None = None,
 ) -> int:
     """``pysud run``: as run(), but a program that dies of a signal takes this process with it.
 
     A shell or any parent then sees what it would see natively: WIFSIGNALED with the signal
     (Python's returncode -S), not an exit status of 128 + S.
     """
-    personality = _personality(None, native_exec, setup)
+    personality = _personality(None, native_exec, setup, rewrite)
     personality.restore_signals = False
     status = personality.run(*_command(program, args, None), vdso=vdso)
     if personality.killed_by is not None:

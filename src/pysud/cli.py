@@ -83,7 +83,12 @@ def _run(args: argparse.Namespace) -> int:
     setup = _hooks_setup(args)
     # a program that dies of a signal ends `pysud run` by the same signal (WIFSIGNALED)
     return run_command(
-        args.program, args.args, vdso=not args.no_vdso, native_exec=args.native_exec, setup=setup
+        args.program,
+        args.args,
+        vdso=not args.no_vdso,
+        native_exec=args.native_exec,
+        setup=setup,
+        rewrite=False if args.no_rewrite else None,
     )
 
 
@@ -185,7 +190,13 @@ def _trace(args: argparse.Namespace) -> int:
     setup = _hooks_setup(args)
     # as strace: a program that dies of a signal ends `pysud trace` by the same signal
     return trace_program(
-        args.program, args.args, opts, vdso=not args.no_vdso, setup=setup, die_with_program=True
+        args.program,
+        args.args,
+        opts,
+        vdso=not args.no_vdso,
+        setup=setup,
+        die_with_program=True,
+        rewrite=False if args.no_rewrite else None,
     )
 
 
@@ -234,7 +245,8 @@ def _trace_parser(sub: Any) -> None:
         dest="expr",
         action="append",
         metavar="EXPR",
-        help="trace=SET (names, %%file %%process %%network %%memory %%signal %%desc, !negated), "
+        help="trace=SET (names, /regex, ?name, %%file %%process %%network %%memory %%signal %%desc %%ipc "
+        "%%creds %%clock %%pure %%stat %%lstat %%fstat %%%%stat %%statfs %%fstatfs %%%%statfs, !negated), "
         "status=SET (successful failed unfinished), signal=SET, or "
         "inject=SET:error=ERRNO|retval=N[:when=first[..last][+step]]",
     )
@@ -246,6 +258,12 @@ def _trace_parser(sub: Any) -> None:
         help="also write the run as Chrome/Perfetto trace-event JSON (ui.perfetto.dev, chrome://tracing)",
     )
     t.add_argument("--no-vdso", action="store_true", help="hide the vDSO: time calls become syscalls")
+    t.add_argument(
+        "--no-rewrite",
+        action="store_true",
+        help="keep every syscall site trapping (default: patch a trapped `mov $nr,%%eax; syscall` site of "
+        "the program so later calls skip the kernel's SIGSYS; also PYSUD_REWRITE=0)",
+    )
     _hooks_option(t)
     t.add_argument("program", nargs="?")
     t.add_argument("args", nargs=argparse.REMAINDER)
@@ -268,18 +286,42 @@ def _run_nt(args: argparse.Namespace) -> int:
     from .nt import run as run_nt
 
     drives = dict(d.split("=", 1) for d in args.drive) if args.drive else None
-    code = run_nt(
-        args.program,
-        args.args,
-        profile=args.nt_profile,
-        drives=drives,
-        trace=args.trace,
-        flip_switch=args.flip_switch,
-        setup=_hooks_setup(args),
-        ntdll=args.ntdll,
-        dlls=args.dlls,
-        prefix=args.prefix,
-    )
+    hooks = _hooks_setup(args)
+    sink = None
+    if args.trace_output or args.trace_timestamps or args.trace_durations or args.timeline:
+        # the NT trace with pysud trace's options (nt/trace.py)
+        from .nt.trace import NtTrace
+
+        sink = NtTrace(
+            output=args.trace_output,
+            timestamps=args.trace_timestamps,
+            durations=args.trace_durations,
+            timeline=args.timeline,
+            lines=bool(args.trace or args.trace_output or args.trace_timestamps or args.trace_durations),
+        )
+
+    def setup(nt: Any) -> None:
+        if hooks is not None:
+            hooks(nt)
+        if sink is not None:
+            sink.attach(nt)  # after the hooks: their handlers are timed too
+
+    try:
+        code = run_nt(
+            args.program,
+            args.args,
+            profile=args.nt_profile,
+            drives=drives,
+            trace=sink if sink is not None else args.trace,  # type: ignore[arg-type]
+            flip_switch=args.flip_switch,
+            setup=setup,
+            ntdll=args.ntdll,
+            dlls=args.dlls,
+            prefix=args.prefix,
+        )
+    finally:
+        if sink is not None:
+            sink.close()
     return code & 0xFF
 
 
@@ -322,6 +364,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     r.add_argument("--no-vdso", action="store_true", help="hide the vDSO: time calls become syscalls")
     r.add_argument(
+        "--no-rewrite",
+        action="store_true",
+        help="keep every syscall site trapping (default: patch a trapped `mov $nr,%%eax; syscall` site of "
+        "the program so later calls skip the kernel's SIGSYS; also PYSUD_REWRITE=0)",
+    )
+    r.add_argument(
         "--native-exec",
         action="store_true",
         help="let the program's execve replace the process natively (default: the new image is loaded "
@@ -329,6 +377,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     nt = r.add_argument_group("Windows (PE) programs")
     nt.add_argument("--trace", action="store_true", help="print each NT call, arguments decoded, to stderr")
+    nt.add_argument("--trace-output", metavar="FILE", help="the NT trace to FILE (as pysud trace -o)")
+    nt.add_argument(
+        "--trace-timestamps",
+        type=int,
+        choices=(1, 2, 3),
+        default=0,
+        help="time stamps on NT trace lines: 1 as -t, 2 as -tt, 3 as -ttt",
+    )
+    nt.add_argument("--trace-durations", action="store_true", help="time spent in each NT call (as -T)")
+    nt.add_argument(
+        "--timeline",
+        metavar="FILE",
+        help="the NT calls as Chrome/Perfetto trace-event JSON (as pysud trace --timeline)",
+    )
     nt.add_argument(
         "--nt-profile", default="win11-23h2", help="Windows build whose syscall numbers ntdll uses"
     )

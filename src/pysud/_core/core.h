@@ -49,6 +49,7 @@ PyObject *policy_trace_forget(PolicyObject *self, PyObject *unused);
 PyObject *policy_trace_lost(PolicyObject *self, PyObject *unused);
 PyObject *deferred_list(struct sud_thread *t);
 PyObject *m_take_deferred(PyObject *m, PyObject *unused);
+PyObject *m_deferred_lost(PyObject *m, PyObject *unused);
 
 /* ---- hook.c */
 void python_hook(struct sud_frame *f);
@@ -91,5 +92,13 @@ PyObject *m_thread_block(PyObject *m, PyObject *unused);
 PyObject *m_reset_signals(PyObject *m, PyObject *args);
 PyObject *m_last_fault(PyObject *m, PyObject *unused);
 PyObject *m_guest_mask(PyObject *m, PyObject *unused);
+
+/* ---- rewrite.c: the ways below the SIGSYS floor (site rewriting, the path filter) */
+PyObject *m_rewrite_config(PyObject *m, PyObject *args);
+PyObject *m_rewrite_sites(PyObject *m, PyObject *unused);
+PyObject *m_rewrite_forget(PyObject *m, PyObject *unused);
+PyObject *m_rewrite_direct_count(PyObject *m, PyObject *pol);
+PyObject *m_path_filter(PyObject *m, PyObject *args);
+PyObject *m_range_filter(PyObject *m, PyObject *args);
 
 #endif

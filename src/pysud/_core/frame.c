@@ -144,6 +144,11 @@ static PyObject *frame_native(PyObject *self, PyObject *const *args, Py_ssize_t 
             }
             if (val != Py_None && long_arg(val, &nr) < 0)
                 return NULL;
+            if (nr < 0 || nr > INT32_MAX) {
+                /* the kernel reads only the low 32 bits: 2**32 + 39 would be getpid */
+                PyErr_Format(PyExc_ValueError, "system call number %R is out of range 0..2**31-1", val);
+                return NULL;
+            }
         }
     }
     long r;

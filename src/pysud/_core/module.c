@@ -14,6 +14,12 @@ static PyMethodDef module_methods[] = {
     {"run_guest", m_run_guest, METH_VARARGS, "run_guest(entry, sp, mask=-1) -> value given to exit_guest()."},
     {"direct_entry_address", m_direct_entry_address, METH_NOARGS, "Address of the flip-switch entry."},
     {"thread_block", m_thread_block, METH_NOARGS, "This armed thread's block (RCX for the direct entry)."},
+    {"rewrite_config", m_rewrite_config, METH_VARARGS, "rewrite_config(policy, on, locator) -> enabled."},
+    {"rewrite_sites", m_rewrite_sites, METH_NOARGS, "[(site_end, nr, state, reason, trampoline)]."},
+    {"rewrite_forget", m_rewrite_forget, METH_NOARGS, "Examine every site afresh (a new image)."},
+    {"rewrite_direct_count", m_rewrite_direct_count, METH_O, "Calls of a policy that entered without a trap."},
+    {"path_filter", m_path_filter, METH_VARARGS, "path_filter(policy, nr, arg, prefixes or None)."},
+    {"range_filter", m_range_filter, METH_VARARGS, "range_filter(policy, nr, arg, lo, hi)."},
     {"reset_signals", m_reset_signals, METH_VARARGS, "reset_signals(keep_ignored, ignored=0): the program's dispositions."},
     {"last_fault", m_last_fault, METH_NOARGS, "(sig, code, addr, regs) of the signal a program died of."},
     {"guest_mask", m_guest_mask, METH_NOARGS, "The program's signal mask when run_guest(mask=...) ended."},
@@ -30,6 +36,7 @@ static PyMethodDef module_methods[] = {
     {"hazard_ranges", m_hazard_ranges, METH_NOARGS, "Text ranges of the host's libc and ld.so."},
     {"thunk", m_thunk, METH_VARARGS, "thunk(target, policy) -> address."},
     {"take_deferred", m_take_deferred, METH_NOARGS, "Records of calls run in C on this thread."},
+    {"deferred_lost", m_deferred_lost, METH_NOARGS, "Calls run in C on this thread that found no room."},
     {"read_memory", m_read_memory, METH_VARARGS, "read_memory(addr, n) -> bytes."},
     {"write_memory", m_write_memory, METH_VARARGS, "write_memory(addr, data)."},
     {"map_code", m_map_code, METH_O, "map_code(bytes) -> (addr, size)."},
@@ -70,6 +77,12 @@ PyMODINIT_FUNC PyInit__core(void)
         PyModule_AddIntConstant(m, "ACT_RETURN", SUD_ACT_RETURN) < 0 ||
         PyModule_AddIntConstant(m, "ACT_TRACE", SUD_ACT_TRACE) < 0 ||
         PyModule_AddIntConstant(m, "TRACE_TIMING", SUD_TRACE_TIMING) < 0 ||
+        PyModule_AddIntConstant(m, "TRACE_CPUTIME", SUD_TRACE_CPUTIME) < 0 ||
+        PyModule_AddIntConstant(m, "TRACE_REC_SIZE", sizeof(struct sud_rec)) < 0 ||
+        PyModule_AddIntConstant(m, "TRACE_CAP_SIZE", sizeof(struct sud_cap)) < 0 ||
+        PyModule_AddIntConstant(m, "TRACE_CAP_OPS", SUD_CAP_OPS) < 0 ||
+        PyModule_AddIntConstant(m, "TRACE_REC_FULL", SUD_REC_FULL) < 0 ||
+        PyModule_AddIntConstant(m, "TRACE_REC_SIGNAL", SUD_REC_SIGNAL) < 0 ||
         PyModule_AddIntConstant(m, "NSYSCALLS", SUD_NSYSCALLS) < 0 ||
         PyModule_AddIntConstant(m, "AUDIT_ARCH_X86_64", SUD_AUDIT_ARCH_X86_64) < 0 ||
         PyModule_AddIntConstant(m, "AUDIT_ARCH_I386", SUD_AUDIT_ARCH_I386) < 0) {

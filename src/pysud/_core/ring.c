@@ -138,6 +138,20 @@ PyObject *deferred_list(struct sud_thread *t)
     return l;
 }
 
+/* deferred_lost() -> calls run in C on this thread that found the ring full
+ * (their handlers never heard of them) since the last call; zeroes it. */
+PyObject *m_deferred_lost(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    struct sud_thread *t = sud_self;
+    if (!t)
+        return PyLong_FromLong(0);
+    uint32_t n = t->deferred_lost;
+    t->deferred_lost = 0;
+    return PyLong_FromUnsignedLong(n);
+}
+
 PyObject *m_take_deferred(PyObject *m, PyObject *unused)
 {
     (void)m;

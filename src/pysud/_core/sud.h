@@ -28,9 +28,10 @@
 #define SUD_AREA_SIZE (256 * 1024) /* per-thread area: struct + signal stack, aligned to its size */
 #define SUD_DSTACK_SIZE (8 * 1024 * 1024) /* dispatch stack (Python handlers run here) */
 #define SUD_SHADOW_ENTRIES 1024    /* nested wrapped calls per thread */
-#define SUD_DEFERRED_RING 64
+#define SUD_DEFERRED_RING 512 /* past this, calls are counted as lost (deferred_lost) */
 #define SUD_THREAD_MAGIC 0x5053554454485244ull /* "PSUDTHRD" */
 #define SUD_REDZONE 128
+#define SUD_DFLAGS_SLOT 0x8000 /* dispatch stack offset where sud_direct_entry saves RFLAGS */
 
 /* ---- offsets into struct sud_thread used by the assembly ---- */
 #define T_SELQ 8       /* quadword whose first byte is the selector */
@@ -61,6 +62,7 @@
 #define SUD_FRAME_EXIT 4   /* leave the guest: sud_run_guest returns RAX */
 #define SUD_FRAME_TRAP 8   /* trapped by SIGSYS from a 2-byte `syscall`: RIP - 2 re-runs the call */
 #define SUD_CP_NOT_STARTED 513 /* -ERESTARTNOINTR: sud_gate_syscall_cp did not enter the kernel */
+#define SUD_FRAME_DIRECT 16 /* came in through a direct entry (no kernel trap) */
 
 #ifndef __ASSEMBLER__
 #include <signal.h>
@@ -97,6 +99,7 @@ enum { SUD_CAP_CSTR = 1, SUD_CAP_ARG = 2, SUD_CAP_RET = 3, SUD_CAP_FIXED = 4 }; 
 enum { SUD_CAP_OK = 0, SUD_CAP_FAULT = 1, SUD_CAP_NULL = 2, SUD_CAP_TRUNC = 3 }; /* status */
 enum { SUD_REC_CALL = 1, SUD_REC_EXIT = 2, SUD_REC_FULL = 3, SUD_REC_SIGNAL = 4 };
 #define SUD_TRACE_TIMING 1
+#define SUD_TRACE_CPUTIME 2 /* times are the thread's CPU time (strace -c without -w), not the clock */
 
 /* What to read for one argument: CSTR up to max bytes (stops after the NUL,
  * which it keeps: status OK; TRUNC when no NUL came); ARG
@@ -142,12 +145,24 @@ int sud_trace_room(const struct sud_trace *tr, long nr);
 uint64_t sud_trace_entry(struct sud_trace *tr, struct sud_thread *t, long nr, const long a[6]);
 void sud_trace_exit(struct sud_trace *tr, struct sud_thread *t, long nr, const long a[6], long ret, uint64_t off);
 void sud_trace_signal(struct sud_trace *tr, struct sud_thread *t, int sig, const siginfo_t *si);
+void sud_trace_sigreturn(struct sud_trace *tr, struct sud_thread *t, uint64_t frame);
 uint64_t sud_trace_take(struct sud_trace *tr, int tid, void *dst);
 /* A copy that answers -EFAULT instead of faulting, while sud_vsig_active(). */
 long sud_probe_copy(void *dst, const void *src, uint64_t n);
 extern char sud_probe_copy_insn[], sud_probe_copy_fixup[];
 int sud_vsig_active(void);
 void sud_trace_forget(struct sud_trace *tr);
+
+/* An argument filter (sud_filter.c): the call reaches Python only when
+ * argument arg names a path that starts with one of the prefixes (nprefix >
+ * 0), or, with no prefixes, when its low 32 bits lie in [lo, hi]. */
+#define SUD_PREFIX_MAX 32
+#define SUD_FILTERS 16
+struct sud_path_filter {
+    uint8_t arg, nprefix, len[4];
+    uint32_t lo, hi;
+    char prefix[4][SUD_PREFIX_MAX];
+};
 
 /* The per-dispatcher policy.  Owned by a Python object; an armed thread
  * holds a reference (refs) so it outlives the object while still in use. */
@@ -159,6 +174,11 @@ struct sud_policy {
     int64_t refs;
     struct sud_trace *trace; /* the recorder's ring, or NULL */
     void *hook_ctx; /* opaque to the core: the glue's Python object */
+    int32_t rewrite;          /* patch trapped sites (sud_rewrite.c) */
+    uint32_t rewrite_locator; /* offset from the GS base of the thread block pointer */
+    uint64_t count_direct;    /* calls that came through sud_direct_entry (no kernel trap) */
+    uint8_t path_filter[SUD_NSYSCALLS]; /* 1 + index into filters, 0: none */
+    struct sud_path_filter filters[SUD_FILTERS];
 };
 
 /* A trapped call's registers.  The first 20 quadwords are restored by
@@ -222,6 +242,7 @@ struct sud_thread {
     stack_t virt_altstack;
     int virt_altstack_set;
     uint64_t shadow[3 * SUD_SHADOW_ENTRIES];
+    struct sud_thread *self; /* the GS base points here for rewritten sites (sud_rewrite.c) */
 };
 
 _Static_assert(offsetof(struct sud_thread, selector) == T_SELQ, "T_SELQ");
@@ -296,6 +317,7 @@ void sud_dispatch_entry(void);
 /* The flip-switch way in: jumped to, not called, with the registers of a
  * syscall instruction, RCX = the thread, R11 = where to resume. */
 void sud_direct_entry(void);
+void sud_rewrite_entry(void); /* the same for rewritten sites: the frame also says TRAP */
 void sud_xsave(struct sud_frame *f);
 /* sud_resume's last check, from sud_resume_check to sud_resume_end: signals
  * held or an exit requested since the dispatch ended (sud_dispatch.c). */
@@ -322,6 +344,15 @@ void sud_rearm_after_fork(void);
 /* ---- dispatch, outside signal context (sud_dispatch.c) ---- */
 struct sud_frame *sud_dispatch(struct sud_frame *f);
 long sud_native(struct sud_frame *f, long nr, const long a[6]);
+
+/* ---- rewriting syscall sites (sud_rewrite.c) ---- */
+void sud_rewrite_trapped(struct sud_frame *f, uint32_t locator);
+void sud_rewrite_thread_new(struct sud_thread *t);
+void sud_rewrite_set_host(const uint64_t *lo, const uint64_t *hi, int n);
+int sud_rewrite_sites(uint64_t (*out)[5], int max);
+void sud_rewrite_forget(void);
+int sud_filter_wants(const struct sud_policy *p, const struct sud_frame *f);
+#define SUD_REWRITE_LINUX_LOCATOR ((uint32_t)offsetof(struct sud_thread, self))
 
 /* ---- guest threads and program exit (sud_guest.c) ---- */
 #define SUD_SIG_KICK 63 /* real-time signal that tells a guest thread its program is exiting */

@@ -108,8 +108,16 @@ static long native_clone(struct sud_frame *f, long nr, const long a[6])
         }
     }
     if (child_sp && !(flags & SUD_CLONE_VM)) {
-        /* A new process on a stack of its own: it returns through this
-         * dispatch like a fork, and resumes with RSP = that stack (below). */
+        /* A new process on a stack of its own: the kernel is given no stack,
+         * so the child returns through this dispatch like a fork (and the
+         * interpreter's fork protocol can finish in it); it resumes with
+         * RSP = its stack (below). */
+        if (nr == SYS_clone) {
+            req.a[1] = 0;
+        } else {
+            cargs[5] = cargs[6] = 0;
+            req.a[0] = (long)cargs;
+        }
     } else if (child_sp) {
         /* The child starts on its own stack at the foreign code's next
          * instruction; the gate finds that address just below the stack top,
@@ -303,10 +311,17 @@ struct sud_frame *sud_dispatch(struct sud_frame *f)
         __atomic_add_fetch(&p->count_other, 1, __ATOMIC_RELAXED);
     }
 
+    if (p && (f->flags & SUD_FRAME_DIRECT))
+        __atomic_add_fetch(&p->count_direct, 1, __ATOMIC_RELAXED);
+    else if (p && p->rewrite && (f->flags & SUD_FRAME_TRAP))
+        sud_rewrite_trapped(f, p->rewrite_locator); /* later calls from this site: no trap */
+
     int kind = a->kind, deferred = 0;
     long args[6];
     if (kind == SUD_ACT_TRACE && !(p->trace && sud_trace_room(p->trace, (long)f->nr)))
         kind = SUD_ACT_PYTHON; /* the ring is full: the tracer's handler empties it */
+    if (kind == SUD_ACT_PYTHON && a != &p->other && !sud_filter_wants(p, f))
+        kind = SUD_ACT_NATIVE; /* the handler would only say NATIVE for this path */
     if (kind == SUD_ACT_PYTHON) {
         if (!sud_python_hook || !p->hook_ctx) {
             kind = SUD_ACT_NATIVE;

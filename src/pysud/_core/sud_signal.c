@@ -119,6 +119,9 @@ void sud_sigsys_handler(int sig, siginfo_t *si, void *ucv)
          * rt_sigreturn must run where it was called (its frame is at RSP):
          * run it from the gate, which the kernel never dispatches, with the
          * selector and FS as they were. */
+        struct sud_policy *p = t->policy;
+        if (p && p->trace)
+            sud_trace_sigreturn(p->trace, t, (uint64_t)g[REG_RSP]); /* a line for the tracer */
         if (t->gate_allowed)
             t->selector = sel;
         if (fs != t->host_fs)

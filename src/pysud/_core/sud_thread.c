@@ -194,6 +194,7 @@ static struct sud_thread *thread_new(void)
     }
     sud_self = t;
     pthread_setspecific(thread_key, t);
+    sud_rewrite_thread_new(t);
     return t;
 }
 

@@ -16,6 +16,8 @@
 #define _GNU_SOURCE
 #pragma GCC target("general-regs-only")
 #include <errno.h>
+#include <stddef.h>
+#include <ucontext.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -50,10 +52,11 @@ static void lock(struct sud_trace *tr, int tid)
 
 static void unlock(struct sud_trace *tr) { __atomic_store_n(&tr->lock, 0, __ATOMIC_RELEASE); }
 
-static uint64_t now_ns(void)
+static uint64_t now_ns(const struct sud_trace *tr)
 {
     struct timespec ts;
-    sud_gate_syscall6(SYS_clock_gettime, CLOCK_REALTIME, (long)&ts, 0, 0, 0, 0);
+    long clock = (tr->flags & SUD_TRACE_CPUTIME) ? CLOCK_THREAD_CPUTIME_ID : CLOCK_REALTIME;
+    sud_gate_syscall6(SYS_clock_gettime, clock, (long)&ts, 0, 0, 0, 0);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
@@ -156,7 +159,7 @@ int sud_trace_room(const struct sud_trace *tr, long nr)
 
 uint64_t sud_trace_entry(struct sud_trace *tr, struct sud_thread *t, long nr, const long a[6])
 {
-    uint64_t when = (tr->flags & SUD_TRACE_TIMING) ? now_ns() : 0;
+    uint64_t when = (tr->flags & SUD_TRACE_TIMING) ? now_ns(tr) : 0;
     lock(tr, t->tid);
     uint64_t off = tr->pos;
     if (off + tr->maxrec[nr] > tr->size) { /* another thread filled it meanwhile */
@@ -184,7 +187,7 @@ uint64_t sud_trace_entry(struct sud_trace *tr, struct sud_thread *t, long nr, co
 
 void sud_trace_exit(struct sud_trace *tr, struct sud_thread *t, long nr, const long a[6], long ret, uint64_t off)
 {
-    uint64_t when = (tr->flags & SUD_TRACE_TIMING) ? now_ns() : 0;
+    uint64_t when = (tr->flags & SUD_TRACE_TIMING) ? now_ns(tr) : 0;
     lock(tr, t->tid);
     uint64_t pos = tr->pos;
     struct sud_rec *r = (struct sud_rec *)(tr->data + off);
@@ -225,7 +228,7 @@ void sud_trace_signal(struct sud_trace *tr, struct sud_thread *t, int sig, const
 {
     if (__atomic_load_n(&tr->lock, __ATOMIC_ACQUIRE) == t->tid)
         return; /* interrupted our own recording: cannot record here */
-    uint64_t when = (tr->flags & SUD_TRACE_TIMING) ? now_ns() : 0;
+    uint64_t when = (tr->flags & SUD_TRACE_TIMING) ? now_ns(tr) : 0;
     lock(tr, t->tid);
     uint64_t pos = tr->pos, used = sizeof(struct sud_rec) + sizeof(siginfo_t);
     if (pos + used > tr->size) {
@@ -243,6 +246,41 @@ void sud_trace_signal(struct sud_trace *tr, struct sud_thread *t, int sig, const
     r->size = (uint32_t)used;
     tr->last = pos;
     __atomic_store_n(&tr->pos, pos + used, __ATOMIC_RELEASE);
+    unlock(tr);
+}
+
+/* A program's signal handler returning (rt_sigreturn, run by the core from its
+ * gate): a completed record of call 15 whose argument 0 is the first 8 bytes of
+ * the signal mask it restores and whose result is the RAX it restores, which is
+ * what strace prints: rt_sigreturn({mask=[...]}) = RAX.  frame is the ucontext
+ * at the program's RSP (already known to be a readable signal frame). */
+void sud_trace_sigreturn(struct sud_trace *tr, struct sud_thread *t, uint64_t frame)
+{
+    if (__atomic_load_n(&tr->lock, __ATOMIC_ACQUIRE) == t->tid)
+        return;
+    uint64_t mask = 0, rax = 0;
+    if (sud_safe_copy(&mask, (const void *)(frame + offsetof(ucontext_t, uc_sigmask)), 8, 0) ||
+        sud_safe_copy(&rax, (const void *)(frame + offsetof(ucontext_t, uc_mcontext.gregs[REG_RAX])), 8, 0))
+        return;
+    uint64_t when = (tr->flags & SUD_TRACE_TIMING) ? now_ns(tr) : 0;
+    lock(tr, t->tid);
+    uint64_t pos = tr->pos;
+    if (pos + sizeof(struct sud_rec) > tr->size) {
+        tr->lost++;
+        unlock(tr);
+        return;
+    }
+    struct sud_rec *r = (struct sud_rec *)(tr->data + pos);
+    zero_bytes(r, sizeof *r);
+    r->size = sizeof *r;
+    r->kind = SUD_REC_FULL;
+    r->nr = SYS_rt_sigreturn;
+    r->tid = t->tid;
+    r->t_entry = r->t_exit = when;
+    r->args[0] = (int64_t)mask;
+    r->ret = (int64_t)rax;
+    tr->last = pos;
+    __atomic_store_n(&tr->pos, pos + sizeof *r, __ATOMIC_RELEASE);
     unlock(tr);
 }
 

@@ -172,6 +172,8 @@ class NtPersonality(FileCalls):
             {"__slots__": (), "nt_abi": self.abi, "stacks": self.stacks},
         )
         self.d = Dispatcher(Return(st.STATUS_NOT_IMPLEMENTED), abi=self.abi, frame_type=frame)
+        if self.d.rewrite:  # a rewritten site finds the thread block where the stubs do: in the TEB
+            self.d.set_rewrite(True, locator=ntdll_mod.TEB_THREAD_BLOCK)
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         if drives is None and self.prefix is not None:
             drives = self.prefix.drives
@@ -240,6 +242,7 @@ class NtPersonality(FileCalls):
             return result
 
         traced.__name__ = f"traced_{name}"
+        traced.__wrapped__ = fn  # type: ignore[attr-defined]  # (--hooks chains the handler inside)
         return traced
 
     def _trace_line(self, call: NtSyscall, result: Any) -> None:
@@ -758,9 +761,10 @@ class NtPersonality(FileCalls):
             ncpu = os.cpu_count() or 1
             data = struct.pack("<I4xQQQQii", status, teb, os.getpid(), tid, (1 << ncpu) - 1, 8, 8)
         elif cls == 12:  # ThreadAmILastThread
-            data = struct.pack("<I", int(all(t.done or t is th for t in self.threads) and th is not None))
-            if th is None:  # the main thread: last when no other thread runs
-                data = struct.pack("<I", int(all(t.done for t in self.threads)))
+            # the main thread is last when no other thread runs; another thread never is, since
+            # the main thread's end is the process's end here (Wine's RtlExitUserThread ends the
+            # process when told its thread is the last)
+            data = struct.pack("<I", int(th is None and all(t.done for t in self.threads)))
         else:
             return self._unimplemented_class(call, cls)
         if (length & 0xFFFFFFFF) < len(data):

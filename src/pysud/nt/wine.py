@@ -28,6 +28,16 @@ from .pe import PELoadError
 PYSUD_RETURN = 0x1F0
 UNIX_CALL = 0x1F1
 PRIVATE: dict[int, str] = {PYSUD_RETURN: "PysudReturn", UNIX_CALL: "__wine_unix_call"}
+#: Wine's own entries in its syscall list (numbered with the NT calls; not Windows calls)
+WINE_ONLY_CALLS = (
+    "__wine_dbg_write",
+    "__wine_unix_spawnvp",
+    "wine_nt_to_unix_file_name",
+    "wine_server_call",
+    "wine_server_fd_to_handle",
+    "wine_server_handle_to_fd",
+    "wine_unix_to_nt_file_name",
+)
 #: what Wine 8 reports by default ("win10")
 WINDOWS_VERSION = (10, 0, 19043)
 #: the Unix-call handle ntdll gets from NtQueryVirtualMemory(MemoryWineUnixFuncs)

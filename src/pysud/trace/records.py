@@ -21,6 +21,7 @@ REC_CALL, REC_EXIT, REC_FULL, REC_SIGNAL = 1, 2, 3, 4
 CAP_OK, CAP_FAULT, CAP_NULL, CAP_TRUNC = 0, 1, 2, 3
 CAP_OPS = 4  # captures per syscall at most (SUD_CAP_OPS)
 TIMING = int(getattr(_core, "TRACE_TIMING", 1))
+CPUTIME = int(getattr(_core, "TRACE_CPUTIME", 2))  # times are the thread's CPU time
 
 
 def check_layout() -> list[str]:

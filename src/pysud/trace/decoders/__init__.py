@@ -149,7 +149,10 @@ class CallDecoder:
     def decode_entry(self, ctx: Ctx, call: Any, args: tuple[int, ...]) -> list[str]:
         out = [""] * self.nargs
         for i, fn in self.entry:
-            out[i] = fn(ctx, call, args, 0) or ""
+            try:
+                out[i] = fn(ctx, call, args, 0) or ""
+            except Exception:  # noqa: BLE001 - a decoder's bug never changes what the program sees
+                out[i] = ptr(args[i])
         return out
 
     def captures(self, strsize: int) -> list[CapOp] | None:
@@ -175,12 +178,21 @@ class CallDecoder:
 
     def decode_exit(self, ctx: Ctx, call: Any, args: tuple[int, ...], res: int, out: list[str]) -> str:
         for i, fn in self.exit:
-            out[i] = fn(ctx, call, args, res) or ""
+            try:
+                out[i] = fn(ctx, call, args, res) or ""
+            except Exception:  # noqa: BLE001 - as in decode_entry
+                out[i] = ptr(args[i])
         for i, fn2 in self.both:
-            out[i] = fn2(ctx, call, args, res, out[i]) or ""
+            try:
+                out[i] = fn2(ctx, call, args, res, out[i]) or ""
+            except Exception:  # noqa: BLE001
+                out[i] = ptr(args[i])
         layout = self.spec.layout
         if layout is not None:
-            out = layout(out, args)
+            try:
+                out = layout(out, args)
+            except Exception:  # noqa: BLE001
+                pass
         return ", ".join(out)
 
     def result_text(self, ctx: Ctx, args: tuple[int, ...], res: int | None) -> str:
@@ -191,7 +203,10 @@ class CallDecoder:
             return error_text(res)
         spec = self.spec
         if spec.result is not None:
-            return spec.result(ctx, args, res)
+            try:
+                return spec.result(ctx, args, res)
+            except Exception:  # noqa: BLE001 - as in decode_entry
+                return str(s64(res))
         if spec.ret == "hex":
             return chex(res & MASK64)
         if spec.ret == "oct":

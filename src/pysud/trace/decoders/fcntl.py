@@ -15,6 +15,7 @@ from ._base import (
     Decoder,
     chex,
     failed,
+    fd_text,
     fixed,
     flags,
     kind,
@@ -28,10 +29,18 @@ from ._base import (
 kind("fcntl", plain=lambda v: X.FCNTL.get(v, str(v)))
 kind("pipe_flags", plain=lambda v: flags(v, X.PIPE_FLAGS))
 kind("dup3_flags", plain=lambda v: flags(v, X.DUP3_FLAGS))
+
+
+def fd_pair(ctx: Ctx, data: bytes) -> str:
+    """pipe's and socketpair's two descriptors (-y decorates them)."""
+    a, b = struct.unpack("<ii", data)
+    return f"[{fd_text(ctx, a)}, {fd_text(ctx, b)}]"
+
+
 kind(
     "pipe",
     EXIT,
-    make=out(lambda ctx, a, i: "[{}, {}]".format(*struct.unpack("<ii", ctx.read(a[i], 8) or bytes(8)))),
+    make=out(lambda ctx, a, i: fd_pair(ctx, ctx.read(a[i], 8) or bytes(8))),
     capture=fixed(CAP_EXIT, 8),
 )
 

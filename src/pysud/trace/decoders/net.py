@@ -9,6 +9,7 @@ from typing import Any
 
 from .. import _xlat as X
 from ._base import BOTH, ENTRY, NUL, Ctx, Decoder, buf, failed, flags, kind, ptr, quote, s32, syscall
+from .fcntl import fd_pair
 from .io import iovec
 
 MSG_FLAGS: X.Flags = tuple(
@@ -208,7 +209,7 @@ kind("sockpair", 1, make=lambda i, p: lambda ctx, call, a, r: _pair(ctx, a[i], r
 
 def _pair(ctx: Ctx, addr: int, r: int) -> str:
     d = None if failed(r) else ctx.read(addr, 8)
-    return ptr(addr) if d is None else "[{}, {}]".format(*struct.unpack("<ii", d))
+    return ptr(addr) if d is None else fd_pair(ctx, d)
 
 
 def _optname(out: list[str], a: tuple[int, ...]) -> list[str]:

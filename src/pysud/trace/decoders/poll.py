@@ -15,6 +15,7 @@ from ._base import (
     Decoder,
     ResultFn,
     failed,
+    fd_text,
     flags,
     kind,
     ptr,
@@ -86,7 +87,8 @@ def _event(ctx: Ctx, addr: int) -> str:
     return ptr(addr) if data is None else epoll_event(data)
 
 
-def fdset(ctx: Ctx, addr: int, nfds: int) -> str:
+def fdset(ctx: Ctx, addr: int, nfds: int, decorate: bool = False) -> str:
+    """An fd_set as strace prints it; ``decorate``: with -y paths (arguments, not results)."""
     if not addr:
         return "NULL"
     n = min(max(nfds, 0), 1024)
@@ -94,7 +96,8 @@ def fdset(ctx: Ctx, addr: int, nfds: int) -> str:
     if data is None:
         return ptr(addr)
     bits = int.from_bytes(data, "little")
-    return "[" + " ".join(str(fd) for fd in range(n) if bits >> fd & 1) + "]"
+    shown = (fd_text(ctx, fd) if decorate else str(fd) for fd in range(n) if bits >> fd & 1)
+    return "[" + " ".join(shown) + "]"
 
 
 kind(
@@ -108,7 +111,7 @@ kind("iepoll_event", make=lambda i, p: lambda ctx, call, a, r: _event(ctx, a[i])
 kind("oepoll_events", EXIT, make=_events)
 kind(
     "fdset",
-    make=lambda i, p: lambda ctx, call, a, r: fdset(ctx, a[i], a[0]),
+    make=lambda i, p: lambda ctx, call, a, r: fdset(ctx, a[i], a[0], True),
 )
 kind("itimeval", make=lambda i, p: lambda ctx, call, a, r: timeval(ctx, a[i]) if a[i] else "NULL")
 kind("itimespec_live", make=lambda i, p: lambda ctx, call, a, r: timespec(ctx, a[i]) if a[i] else "NULL")

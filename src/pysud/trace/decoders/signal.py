@@ -10,6 +10,7 @@ from ._base import (
     CAP_ENTRY,
     CAP_EXIT,
     EXIT,
+    MASK64,
     Ctx,
     at,
     flags,
@@ -121,11 +122,20 @@ kind(
     capture=lambda i, p, s: [(CAP_EXIT, ARGLEN, i, 3, 1, 24, 152)],
 )
 kind("istack", make=at(stack_t))
+# rt_sigreturn as the core records it: argument 0 holds the mask the frame restores
+kind("sigreturn_mask", plain=lambda v: f"{{mask={sigset((v & MASK64).to_bytes(8, 'little'))}}}")
 kind("ostack", EXIT, make=out(lambda ctx, a, i: stack_t(ctx, a[i])))
 
 syscall("rt_sigaction", "signal", "isigaction", "osigaction", "u")
 syscall("rt_sigprocmask", "sighow", "isigset", "osigset", "u")
 syscall("sigaltstack", "istack", "ostack")
+syscall("rt_sigreturn", "sigreturn_mask", live=True)  # recorded by the core, never a Python call
+kind(
+    "isigset1",  # the mask of rt_sigsuspend/rt_sigpending-style calls: its size is argument 1
+    make=lambda i, p: lambda ctx, call, a, r: sigset_at(ctx, a[i], a[1]) if a[i] else "NULL",
+    capture=lambda i, p, s: [(CAP_ENTRY, ARGLEN, i, 1, 1, 0, 128)],
+)
+syscall("rt_sigsuspend", "isigset1", "u")
 syscall("kill", "d", "signal")
 syscall("tkill", "d", "signal")
 syscall("tgkill", "d", "d", "signal")

@@ -1,0 +1,187 @@
+"""Windows programs on Wine's own PE DLLs (ntdll, kernel32, kernelbase, msvcrt) with pysud as the
+kernel: mingw C programs (tests/nt/wine/*.c, built at test time) must print what `wine` prints for
+the same .exe and end with the same status; the trace must show the NT calls pysud handled."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import requires_sud
+from pysud.nt.prefix import find_wine_dlls
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.join(HERE, "nt", "wine")
+NT_SRC = os.path.join(HERE, "nt")
+CC = shutil.which("x86_64-w64-mingw32-gcc")
+WINE = next(
+    (
+        w
+        for w in ("/usr/lib/wine/wine64", shutil.which("wine64"), shutil.which("wine"))
+        if w and os.path.exists(w)
+    ),
+    None,
+)
+DLLS = find_wine_dlls()
+PROGRAMS = ["hello", "stdio", "dirs", "env", "stdin", "threads", "timing"]
+NTDLL_ONLY = ["hello", "files", "dirlist", "memory", "timing", "threads", "exitcode"]
+STDIN = b"one\ntwo three\n\nfour\n"
+
+if os.environ.get("CI") and not (CC and WINE and DLLS):
+    raise RuntimeError("CI must have mingw-w64 and wine64 8.0+ (tools/run_tests.sh installs them)")
+requires_cc = pytest.mark.skipif(
+    CC is None, reason="x86_64-w64-mingw32-gcc not installed (gcc-mingw-w64-x86-64)"
+)
+requires_wine = pytest.mark.skipif(WINE is None, reason="wine64 not installed (the oracle)")
+requires_dlls = pytest.mark.skipif(DLLS is None, reason="no Wine PE DLLs installed (wine64 8.0+)")
+pytestmark = [requires_sud, requires_cc, requires_dlls]
+
+
+@pytest.fixture(scope="module")
+def exes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    assert CC is not None
+    out = tmp_path_factory.mktemp("wine-exe")
+    built = {}
+    for name in [*PROGRAMS, "crash"]:
+        exe = str(out / f"{name}.exe")
+        subprocess.run([CC, "-O2", "-Wall", "-Werror", "-o", exe, os.path.join(SRC, f"{name}.c")], check=True)
+        built[name] = exe
+    for name in NTDLL_ONLY:
+        exe = str(out / f"nt-{name}.exe")
+        cmd = [CC, "-O2", "-nostdlib", "-ffreestanding", "-e", "mainCRTStartup", f"-I{NT_SRC}", "-o", exe]
+        subprocess.run([*cmd, os.path.join(NT_SRC, f"{name}.c"), "-lntdll", "-lgcc"], check=True)
+        built[f"nt-{name}"] = exe
+    return built
+
+
+@pytest.fixture(scope="module")
+def prefix(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp("pysud-prefix") / "prefix")
+
+
+@pytest.fixture(scope="module")
+def wine_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    if WINE is None:
+        pytest.skip("wine64 not installed")
+    env = dict(
+        os.environ,
+        WINEPREFIX=str(tmp_path_factory.mktemp("wineprefix")),
+        WINEDEBUG="-all",
+        WINEDLLOVERRIDES="winedbg.exe=d",  # a crash ends the process, as on a Windows without a debugger
+    )
+    subprocess.run([WINE, "wineboot", "-i"], env=env, capture_output=True, timeout=600)
+    return env
+
+
+def run_wine(
+    env: dict[str, str], exe: str, *args: str, cwd: str, stdin: bytes = b""
+) -> tuple[bytes, bytes, int]:
+    assert WINE is not None
+    r = subprocess.run(
+        [WINE, exe, *args],
+        env=dict(env, PYSUD_TEST_VAR="value"),
+        input=stdin,
+        capture_output=True,
+        timeout=120,
+        cwd=cwd,
+    )
+    return r.stdout, r.stderr, r.returncode
+
+
+def run_pysud(
+    exe: str, *args: str, prefix: str, cwd: str, stdin: bytes = b"", options: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "pysud", "run", "--prefix", prefix, *options, exe, *args],
+        env=dict(os.environ, PYSUD_TEST_VAR="value"),
+        input=stdin,
+        capture_output=True,
+        timeout=120,
+        cwd=cwd,
+    )
+
+
+@requires_wine
+@pytest.mark.slow
+@pytest.mark.parametrize("program", PROGRAMS + [f"nt-{p}" for p in NTDLL_ONLY])
+def test_program_matches_wine(
+    program: str, exes: dict[str, str], prefix: str, wine_env: dict[str, str], tmp_path
+) -> None:
+    args = ("42",) if program.startswith("nt-") else ("first arg", "2")
+    (tmp_path / "w").mkdir()
+    (tmp_path / "p").mkdir()
+    wine_out, _err, wine_status = run_wine(
+        wine_env, exes[program], *args, cwd=str(tmp_path / "w"), stdin=STDIN
+    )
+    ours = run_pysud(exes[program], *args, prefix=prefix, cwd=str(tmp_path / "p"), stdin=STDIN)
+    assert ours.stdout.decode() == wine_out.decode(), ours.stderr.decode()
+    assert ours.returncode == wine_status, ours.stderr.decode()
+    assert wine_out  # every program prints something: an empty match proves nothing
+    # files left behind: the programs clean up after themselves, in both runs
+    assert sorted(os.listdir(tmp_path / "p")) == sorted(os.listdir(tmp_path / "w"))
+
+
+def test_hello_runs_on_wines_dlls_through_pysuds_handlers(
+    exes: dict[str, str], prefix: str, tmp_path
+) -> None:
+    r = run_pysud(exes["hello"], "x", prefix=prefix, cwd=str(tmp_path), options=("--trace",))
+    assert r.stdout == b"hello from a mingw program, 2 arguments\r\nargv[1] = x\r\n"  # msvcrt text mode
+    assert r.returncode == 42
+    trace = r.stderr.decode()
+    # the DLLs were loaded by Wine's ntdll through pysud's file and section calls
+    for dll in ("kernel32.dll", "kernelbase.dll", "msvcrt.dll"):
+        assert f"ObjectAttributes='\\\\??\\\\C:\\\\windows\\\\system32\\\\{dll}'" in trace, dll
+    assert "NtMapViewOfSection(" in trace and "NtContinue(" in trace
+    # printf's bytes went through pysud's NtWriteFile, the status through NtTerminateProcess
+    assert "NtWriteFile(FileHandle=" in trace
+    assert "NtTerminateProcess(ProcessHandle=0xffffffffffffffff, ExitStatus=0x2a)" in trace
+
+
+def test_prefix_is_created_as_wine_lays_it_out(exes: dict[str, str], tmp_path) -> None:
+    pfx = tmp_path / "fresh"
+    r = run_pysud(exes["hello"], prefix=str(pfx), cwd=str(tmp_path))
+    assert r.returncode == 42, r.stderr.decode()
+    assert (pfx / "drive_c" / "windows" / "system32").is_dir()
+    assert os.readlink(pfx / "dosdevices" / "c:") == "../drive_c"
+    assert os.readlink(pfx / "dosdevices" / "z:") == "/"
+
+
+def test_pysud_prefix_environment_variable(exes: dict[str, str], tmp_path) -> None:
+    env = dict(os.environ, PYSUD_PREFIX=str(tmp_path / "env-prefix"))
+    r = subprocess.run(
+        [sys.executable, "-m", "pysud", "run", exes["hello"]], env=env, capture_output=True, timeout=120
+    )
+    assert r.returncode == 42, r.stderr.decode()
+    assert (tmp_path / "env-prefix" / "drive_c").is_dir()
+
+
+def test_dlls_option_picks_another_directory(exes: dict[str, str], prefix: str, tmp_path) -> None:
+    assert DLLS is not None
+    mine = tmp_path / "dlls"
+    mine.mkdir()
+    for name in ("ntdll.dll", "kernel32.dll", "kernelbase.dll", "msvcrt.dll", "apisetschema.dll"):
+        shutil.copy(os.path.join(DLLS, name), mine / name)
+    r = run_pysud(exes["hello"], prefix=prefix, cwd=str(tmp_path), options=("--dlls", str(mine), "--trace"))
+    assert r.returncode == 42 and r.stdout.startswith(b"hello from"), r.stderr.decode()
+    # without kernel32 in the set, loading fails the way Windows fails: STATUS_DLL_NOT_FOUND
+    (mine / "kernel32.dll").unlink()
+    r = run_pysud(exes["hello"], prefix=prefix, cwd=str(tmp_path), options=("--dlls", str(mine)))
+    assert r.returncode == 0xC0000135 & 0xFF, r.stderr.decode()
+    assert "Traceback" not in r.stderr.decode()
+
+
+def test_dlls_without_ntdll_is_a_clear_error(exes: dict[str, str], prefix: str, tmp_path) -> None:
+    r = run_pysud(
+        exes["hello"], prefix=prefix, cwd=str(tmp_path), options=("--ntdll", "wine", "--dlls", str(tmp_path))
+    )
+    assert r.returncode == 2 and "ntdll.dll" in r.stderr.decode(), r.stderr.decode()
+    assert "Traceback" not in r.stderr.decode()
+
+
+def test_builtin_ntdll_still_refuses_kernel32_programs(exes: dict[str, str], prefix: str, tmp_path) -> None:
+    r = run_pysud(exes["hello"], prefix=prefix, cwd=str(tmp_path), options=("--ntdll", "builtin"))
+    assert r.returncode == 2 and "pysud provides ntdll.dll only" in r.stderr.decode()
