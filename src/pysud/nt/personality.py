@@ -198,6 +198,7 @@ class NtPersonality(FileCalls):
         self.image_base = 0
         self.main_teb = 0
         self._helpers: wine.Helpers | None = None
+        self.fault_action = 0  # the program's sigaction for hardware faults, once installed
         self.registry: Registry | None = None  # opened on first use by nt/kernel/registry.py
         self._register()
 
