@@ -234,3 +234,31 @@ def test_unhandled_crash_reports_and_exits_as_windows(
     message = "wine: Unhandled page fault on write access to 0000000000000000 at address"
     assert message in r.stderr.decode() and message in wine_err.decode()
     assert "Traceback" not in r.stderr.decode()
+
+
+CMD_CASES = [
+    "echo hello world",
+    "echo a& echo b",
+    "set PYSUD_X=1& call echo %PYSUD_X%",
+    "exit /b 7",
+    "echo hi> out.txt& type out.txt& del out.txt",
+    "if exist out.txt (echo yes) else (echo no)",
+    "for %i in (1 2 3) do @echo %i",
+    "mkdir sub& echo x> sub\\f.txt& dir /b sub& rmdir /s /q sub& if exist sub (echo left) else (echo gone)",
+]
+
+
+@requires_wine
+@pytest.mark.slow
+@pytest.mark.parametrize("command", CMD_CASES)
+def test_wine_cmd_matches_wine(command: str, prefix: str, wine_env: dict[str, str], tmp_path) -> None:
+    # Wine's own cmd.exe, its builtins, redirection and exit codes, on pysud's kernel
+    assert DLLS is not None
+    cmd = os.path.join(DLLS, "cmd.exe")
+    (tmp_path / "w").mkdir()
+    (tmp_path / "p").mkdir()
+    wine_out, _err, wine_status = run_wine(wine_env, "cmd", "/c", command, cwd=str(tmp_path / "w"))
+    ours = run_pysud(cmd, "/c", command, prefix=prefix, cwd=str(tmp_path / "p"))
+    assert ours.stdout.decode() == wine_out.decode(), ours.stderr.decode()
+    assert ours.returncode == wine_status, ours.stderr.decode()
+    assert sorted(os.listdir(tmp_path / "p")) == sorted(os.listdir(tmp_path / "w"))

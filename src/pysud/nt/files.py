@@ -382,6 +382,12 @@ class FileCalls:
             return st.STATUS_SUCCESS
         return st.STATUS_INVALID_DEVICE_REQUEST
 
+    def _NtDeviceIoControlFile(self, call: Syscall) -> int:
+        """Device requests (console ioctls among them): no device here answers any."""
+        if self._file(call.args[0]) is None:
+            return st.STATUS_INVALID_HANDLE
+        return st.STATUS_NOT_SUPPORTED
+
     def _NtQueryAttributesFile(self, call: Syscall) -> int:
         oa, info = call.args[:2]
         path, status = self.host_path(call, oa)

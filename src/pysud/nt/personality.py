@@ -373,6 +373,8 @@ class NtPersonality(FileCalls):
             )
         elif cls == 1:  # SystemProcessorInformation
             data = struct.pack("<HHHHI", 9, 6, 0, ncpu, 0)
+        elif cls in (44, 102):  # SystemCurrentTimeZoneInformation, SystemDynamicTimeZoneInformation
+            data = _time_zone(dynamic=cls == 102)
         elif cls == 1000:  # SystemWineVersionInformation: pysud is not Wine's kernel; Windows' answer
             return st.STATUS_INVALID_INFO_CLASS
         elif cls == 3:  # SystemTimeOfDayInformation
@@ -1052,6 +1054,27 @@ class NtPersonality(FileCalls):
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
+
+
+def _time_zone(dynamic: bool) -> bytes:
+    """RTL_(DYNAMIC_)TIME_ZONE_INFORMATION of the host's zone: the bias and names (no DST rules)."""
+
+    def name(text: str) -> bytes:
+        return text.encode("utf-16-le")[:62].ljust(64, b"\0")
+
+    bias = time.timezone // 60
+    if bias == 0 and not time.daylight:
+        std = dst = "Coordinated Universal Time"
+        key = "UTC"
+    else:
+        std, dst = time.tzname
+        key = std
+    daylight_bias = (time.altzone - time.timezone) // 60 if time.daylight else 0
+    data = struct.pack("<i", bias) + name(std) + bytes(16) + struct.pack("<i", 0)
+    data += name(dst) + bytes(16) + struct.pack("<i", daylight_bias)
+    if dynamic:
+        data += key.encode("utf-16-le")[:254].ljust(256, b"\0") + b"\0\0\0\0"
+    return data
 
 
 def _quote(arg: str) -> str:

@@ -63,3 +63,21 @@ _CHANNEL_LINE = re.compile(r"^[0-9a-f]{4,8}:(trace|warn|err|fixme):|^Read the Wi
 
 
 HANDLERS["__wine_dbg_write"] = __wine_dbg_write
+
+
+def wine_nt_to_unix_file_name(nt: NtPersonality, call: NtSyscall) -> int:
+    """The host path of an NT name (Wine's call; kernelbase and cmd ask it): UTF-8, NUL-terminated."""
+    oa, buf, size_ptr, _disposition = call.args[:4]
+    path, status = nt.host_path(call, oa)
+    if path is None:
+        return status
+    raw = path.encode("utf-8", errors="surrogateescape") + b"\0"
+    (size,) = struct.unpack("<I", call.read(size_ptr, 4))
+    call.write(size_ptr, struct.pack("<I", len(raw)))
+    if size < len(raw):
+        return st.STATUS_BUFFER_TOO_SMALL
+    call.write(buf, raw)
+    return st.STATUS_SUCCESS
+
+
+HANDLERS["wine_nt_to_unix_file_name"] = wine_nt_to_unix_file_name
