@@ -906,7 +906,11 @@ class NtPersonality(FileCalls):
                 self._call_guest(cb, (self.image.base, 1, 0, 0), stack + size, "call")
                 if self.exiting.is_set():
                     return self.exit_status
-            self._call_guest(self.image.entry, (self.peb, 0, 0, 0), stack + size, "process")
+            value = self._call_guest(self.image.entry, (self.peb, 0, 0, 0), stack + size, "process")
+            if (
+                not self.exiting.is_set()
+            ):  # the program died of a signal (128 + sig), not by NtTerminateProcess
+                self.exit_status = value
             return self.exit_status
         finally:
             self.exiting.set()
@@ -999,7 +1003,11 @@ class NtPersonality(FileCalls):
             self._set_gs(teb)
             sys.stdout.flush()
             sys.stderr.flush()
-            self._start_wine_thread(exe.base + info.entry_rva, self.peb, stack + size, "process")
+            value = self._start_wine_thread(exe.base + info.entry_rva, self.peb, stack + size, "process")
+            if (
+                not self.exiting.is_set()
+            ):  # the program died of a signal (128 + sig), not by NtTerminateProcess
+                self.exit_status = value
             return self.exit_status
         finally:
             self.exiting.set()
