@@ -172,7 +172,9 @@ def _fill(pe: pefile.PE, image: LoadedPE, ntdll: NtdllImage) -> None:
             if addr is None:
                 missing.append(name)
                 continue
-            memory.poke(_check(image, imp.address + delta, 8, f"the import of {name}"), struct.pack("<Q", addr))
+            memory.poke(
+                _check(image, imp.address + delta, 8, f"the import of {name}"), struct.pack("<Q", addr)
+            )
     if missing:
         raise PELoadError(f"{path}: pysud's ntdll.dll does not export {', '.join(sorted(missing))}")
 
@@ -195,8 +197,15 @@ def _fill(pe: pefile.PE, image: LoadedPE, ntdll: NtdllImage) -> None:
                 if end < start:
                     raise PELoadError(f"{path}: the TLS template ends before it starts")
             if max(0, end - start) + t.SizeOfZeroFill > MAX_TLS_BLOCK:
-                raise PELoadError(f"{path}: a TLS block of more than {MAX_TLS_BLOCK:#x} bytes is not supported")
-            image.tls = (start, end, t.SizeOfZeroFill, _check(image, t.AddressOfIndex + delta, 4, "the TLS index"))
+                raise PELoadError(
+                    f"{path}: a TLS block of more than {MAX_TLS_BLOCK:#x} bytes is not supported"
+                )
+            image.tls = (
+                start,
+                end,
+                t.SizeOfZeroFill,
+                _check(image, t.AddressOfIndex + delta, 4, "the TLS index"),
+            )
             memory.poke(image.tls[3], b"\0\0\0\0")  # the program's only TLS index is 0
 
     memory.protect(base, _page_up(pe.OPTIONAL_HEADER.SizeOfHeaders or 0x1000), memory.PROT_READ, path)
