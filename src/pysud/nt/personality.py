@@ -23,6 +23,7 @@ from .._abi import SyscallABI, nt_x64
 from .._dispatch import Dispatcher, Return, Syscall
 from .._errors import GuestMemoryError
 from . import _profiles, kernel, memory, objects, process, wine
+from . import image as image_mod
 from . import ntdll as ntdll_mod
 from . import status as st
 from .files import FileCalls
@@ -150,9 +151,10 @@ class NtPersonality(FileCalls):
                 if ntdll == "wine":
                     raise PELoadError("no Wine PE DLLs found (install wine64 8.0+, or give --dlls DIR)")
             else:
+                self.prefix = Prefix(prefix, dlls)
+                image_mod.use_disk_cache(os.path.join(self.prefix.path, ".pysud-image-cache.json"))
                 self.wine = wine.load_ntdll(dlls)
                 self.views[self.wine.base] = self.wine.view
-                self.prefix = Prefix(prefix, dlls)
                 self.version = wine.WINDOWS_VERSION
         if self.wine is not None:
             table = dict(self.wine.table)
@@ -1028,7 +1030,9 @@ class NtPersonality(FileCalls):
                     del self.views[base]
             if stack:
                 memory.unmap(stack, size)
+            self.nls_views.clear()
             helpers.release()
+            image_mod.save_disk_cache()
             if all(th.done for th in self.threads):
                 self._arena.release()
 
