@@ -28,7 +28,19 @@ WINE = next(
     None,
 )
 DLLS = find_wine_dlls()
-PROGRAMS = ["hello", "stdio", "dirs", "env", "stdin", "threads", "timing", "faults", "cxx"]
+PROGRAMS = [
+    "hello",
+    "stdio",
+    "dirs",
+    "env",
+    "stdin",
+    "threads",
+    "timing",
+    "faults",
+    "cxx",
+    "exitthread",
+    "spinworker",
+]
 NTDLL_ONLY = ["hello", "files", "dirlist", "memory", "timing", "threads", "exitcode"]
 STDIN = b"one\ntwo three\n\nfour\n"
 
@@ -262,3 +274,25 @@ def test_wine_cmd_matches_wine(command: str, prefix: str, wine_env: dict[str, st
     assert ours.stdout.decode() == wine_out.decode(), ours.stderr.decode()
     assert ours.returncode == wine_status, ours.stderr.decode()
     assert sorted(os.listdir(tmp_path / "p")) == sorted(os.listdir(tmp_path / "w"))
+
+
+def test_threads_that_never_call_again_leave_with_the_process(
+    exes: dict[str, str], prefix: str, tmp_path
+) -> None:
+    # in-process: run() returns the program's status and its spinning thread leaves the guest
+    code = (
+        "import sys, time, pysud.nt as nt\n"
+        "p = nt.NtPersonality(ntdll='wine', prefix=sys.argv[2])\n"
+        "rc = p.run(sys.argv[1])\n"
+        "deadline = time.time() + 10\n"
+        "while time.time() < deadline and not all(t.done for t in p.threads):\n"
+        "    time.sleep(0.02)\n"
+        "print(rc, len(p.threads), all(t.done for t in p.threads))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, exes["spinworker"], prefix],
+        capture_output=True,
+        timeout=120,
+        cwd=str(tmp_path),
+    )
+    assert r.stdout.decode().split()[-3:] == ["5", "1", "True"], r.stderr.decode()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import signal
 import struct
 import sys
 import tempfile
@@ -31,6 +32,7 @@ from .image import ImageView
 from .image import map_view as map_image
 from .image import read_info as read_image_info
 from .image import relocate as relocate_image
+from .kernel.exception import KICK_SIGNAL
 from .pe import LoadedPE, PELoadError
 from .pe import load as load_pe
 from .prefix import Prefix, find_wine_dlls
@@ -38,6 +40,7 @@ from .registry import Registry
 
 ARCH_SET_GS = 0x1001
 SYS_ARCH_PRCTL = 158
+SYS_TGKILL = 234
 CURRENT_PROCESS = 0xFFFFFFFFFFFFFFFF
 CURRENT_THREAD = 0xFFFFFFFFFFFFFFFE
 HEAP_HANDLE = 0x000001A0_0000_0000 >> 16  # an opaque, recognisable value for PEB.ProcessHeap
@@ -199,6 +202,7 @@ class NtPersonality(FileCalls):
         self.peb = 0
         self.image_base = 0
         self.main_teb = 0
+        self.main_tid = 0
         self._helpers: wine.Helpers | None = None
         self.fault_action = 0  # the program's sigaction for hardware faults, once installed
         self.registry: Registry | None = None  # opened on first use by nt/kernel/registry.py
@@ -295,8 +299,20 @@ class NtPersonality(FileCalls):
         self.exit_status = code
         self.exiting.set()
         objects.notify()
+        self._kick_others()
         call.exit_guest(code)
         return None
+
+    def _kick_others(self) -> None:
+        """Make every other thread of the program leave it, even one that never calls again
+        (Wine's DLLs: a signal whose handler is PysudKick; waits also end on ``exiting``)."""
+        if self.wine is None or not self.fault_action:
+            return
+        me = threading.get_native_id()
+        tids = [self.main_tid] + [t.tid for t in self.threads if t.tid and not t.done]
+        for tid in tids:
+            if tid and tid != me:
+                _core.syscall(SYS_TGKILL, os.getpid(), tid, KICK_SIGNAL)
 
     def _PysudReturn(self, call: NtSyscall) -> None:
         value = call.args[0]
@@ -993,6 +1009,7 @@ class NtPersonality(FileCalls):
                 apiset=apiset,
                 subsystem=info.subsystem,
             )
+            self.main_tid = threading.get_native_id()
             teb = self.main_teb = process.build_teb(
                 self._arena,
                 self.peb,
@@ -1005,6 +1022,7 @@ class NtPersonality(FileCalls):
             self._set_gs(teb)
             sys.stdout.flush()
             sys.stderr.flush()
+            _ignore_kick_in_host()
             value = self._start_wine_thread(exe.base + info.entry_rva, self.peb, stack + size, "process")
             if (
                 not self.exiting.is_set()
@@ -1014,6 +1032,7 @@ class NtPersonality(FileCalls):
         finally:
             self.exiting.set()
             objects.notify()
+            self._kick_others()
             for th in self.threads:
                 if not th.done:
                     th.resume.set()
@@ -1066,6 +1085,16 @@ class NtPersonality(FileCalls):
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
+
+
+def _ignore_kick_in_host() -> None:
+    """A kick that reaches a thread after it left the program must not end the host (SIGUSR2's
+    default): the host ignores it, unless it has a use for it already."""
+    try:
+        if signal.getsignal(KICK_SIGNAL) == signal.SIG_DFL:
+            signal.signal(KICK_SIGNAL, signal.SIG_IGN)
+    except ValueError:  # not the main thread: the host's disposition stays
+        pass
 
 
 def _time_zone(dynamic: bool) -> bytes:

@@ -29,11 +29,13 @@ PYSUD_RETURN = 0x1F0
 UNIX_CALL = 0x1F1
 PYSUD_START = 0x1F2
 PYSUD_FAULT = 0x1F3
+PYSUD_KICK = 0x1F4
 PRIVATE: dict[int, str] = {
     PYSUD_RETURN: "PysudReturn",
     UNIX_CALL: "__wine_unix_call",
     PYSUD_START: "PysudStart",
     PYSUD_FAULT: "PysudFault",
+    PYSUD_KICK: "PysudKick",
 }
 #: Wine's own entries in its syscall list (numbered with the NT calls; not Windows calls)
 WINE_ONLY_CALLS = (
@@ -164,6 +166,7 @@ class Helpers:
     call_thunk: int
     unix_call: int
     fault_handler: int
+    kick: int
 
     def release(self) -> None:
         memory.unmap(self.base, self.size)
@@ -191,10 +194,19 @@ def build_helpers() -> Helpers:
         + struct.pack("<I", PYSUD_FAULT)
         + b"\x0f\x05\x0f\x0b"  # syscall; ud2
     ).ljust(0x40, b"\xcc")
+    # the handler of the signal that makes a thread leave when another one ended the process
+    kick = (b"\xb8" + struct.pack("<I", PYSUD_KICK) + b"\x0f\x05\x0f\x0b").ljust(0x40, b"\xcc")
     base = memory.map_anywhere(0x1000, memory.PROT_READ | memory.PROT_WRITE, "pysud helpers")
-    memory.poke(base, thunk + unix + fault)
+    memory.poke(base, thunk + unix + fault + kick)
     memory.protect(base, 0x1000, memory.PROT_READ | memory.PROT_EXEC, "pysud helpers")
-    return Helpers(base=base, size=0x1000, call_thunk=base, unix_call=base + 0x40, fault_handler=base + 0x80)
+    return Helpers(
+        base=base,
+        size=0x1000,
+        call_thunk=base,
+        unix_call=base + 0x40,
+        fault_handler=base + 0x80,
+        kick=base + 0xC0,
+    )
 
 
 def initial_context(entry: int, peb: int, start: int, stack_top: int) -> bytes:

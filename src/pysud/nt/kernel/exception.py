@@ -57,6 +57,8 @@ HANDLERS = {"NtContinue": NtContinue}
 # ---- hardware faults become Windows exceptions (KiUserExceptionDispatcher)
 
 SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV = 4, 5, 7, 8, 11
+#: sent to the process's other threads when one ends the process (their code may never call again)
+KICK_SIGNAL = 12  # SIGUSR2
 FAULT_SIGNALS = (SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV)
 SYS_RT_SIGACTION = 13
 SA_SIGINFO = 0x4
@@ -116,6 +118,14 @@ def PysudStart(nt: NtPersonality, call: NtSyscall) -> int:
         r = call.native(sig, act, 0, 8, nr=SYS_RT_SIGACTION)
         if r != 0:
             raise OSError(-r, f"rt_sigaction({sig}) for the program failed")
+    kick = nt._arena.alloc(32)
+    call.write(
+        kick,
+        struct.pack("<QQQQ", helpers.kick, SA_SIGINFO | SA_NODEFER | SA_RESTORER, helpers.kick + 0x10, 0),
+    )
+    r = call.native(KICK_SIGNAL, kick, 0, 8, nr=SYS_RT_SIGACTION)
+    if r != 0:
+        raise OSError(-r, "rt_sigaction of the kick signal for the program failed")
     nt.fault_action = act
     return st.STATUS_SUCCESS
 
@@ -170,4 +180,10 @@ def PysudFault(nt: NtPersonality, call: NtSyscall) -> Any:
     return None
 
 
-HANDLERS.update({"PysudStart": PysudStart, "PysudFault": PysudFault})
+def PysudKick(nt: NtPersonality, call: NtSyscall) -> Any:
+    """Another thread ended the process: this one leaves the program too."""
+    call.exit_guest(nt.exit_status)
+    return None
+
+
+HANDLERS.update({"PysudStart": PysudStart, "PysudFault": PysudFault, "PysudKick": PysudKick})
