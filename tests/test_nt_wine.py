@@ -257,6 +257,13 @@ CMD_CASES = [
     "if exist out.txt (echo yes) else (echo no)",
     "for %i in (1 2 3) do @echo %i",
     "mkdir sub& echo x> sub\\f.txt& dir /b sub& rmdir /s /q sub& if exist sub (echo left) else (echo gone)",
+    "echo x > nul& echo after nul",
+    # child processes (NtCreateUserProcess: a new pysud process on the same prefix)
+    'echo one two| find "two"',
+    "hostname",
+    "echo b> f.txt& attrib f.txt& del f.txt",
+    'xcopy /? > help.txt& find /c "XCOPY" help.txt& del help.txt',
+    "cmd /c exit 5& echo child said %ERRORLEVEL%",
 ]
 
 
@@ -271,7 +278,11 @@ def test_wine_cmd_matches_wine(command: str, prefix: str, wine_env: dict[str, st
     (tmp_path / "p").mkdir()
     wine_out, _err, wine_status = run_wine(wine_env, "cmd", "/c", command, cwd=str(tmp_path / "w"))
     ours = run_pysud(cmd, "/c", command, prefix=prefix, cwd=str(tmp_path / "p"))
-    assert ours.stdout.decode() == wine_out.decode(), ours.stderr.decode()
+    # the two runs' directories differ by name only
+    windows_dir = "Z:" + str(tmp_path).replace("/", "\\")
+    mine = ours.stdout.decode().replace(windows_dir + "\\p", "<cwd>")
+    theirs = wine_out.decode().replace(windows_dir + "\\w", "<cwd>")
+    assert mine == theirs, ours.stderr.decode()
     assert ours.returncode == wine_status, ours.stderr.decode()
     assert sorted(os.listdir(tmp_path / "p")) == sorted(os.listdir(tmp_path / "w"))
 
@@ -296,3 +307,19 @@ def test_threads_that_never_call_again_leave_with_the_process(
         cwd=str(tmp_path),
     )
     assert r.stdout.decode().split()[-3:] == ["5", "1", "True"], r.stderr.decode()
+
+
+def test_cmd_starts_children_through_nt_create_user_process(prefix: str, tmp_path) -> None:
+    assert DLLS is not None
+    r = run_pysud(
+        os.path.join(DLLS, "cmd.exe"),
+        "/c",
+        "hostname& cmd /c exit 9",
+        prefix=prefix,
+        cwd=str(tmp_path),
+        options=("--trace",),
+    )
+    assert r.returncode == 9, r.stderr.decode()
+    created = [ln for ln in r.stderr.decode().splitlines() if ln.startswith("[nt] NtCreateUserProcess(")]
+    assert len(created) == 2 and all(ln.endswith("= STATUS_SUCCESS") for ln in created), created
+    assert r.stdout.strip(), "hostname printed nothing"

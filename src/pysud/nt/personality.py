@@ -35,7 +35,7 @@ from .image import relocate as relocate_image
 from .kernel.exception import KICK_SIGNAL
 from .pe import LoadedPE, PELoadError
 from .pe import load as load_pe
-from .prefix import Prefix, find_wine_dlls
+from .prefix import Prefix, find_wine_dlls, windows_environment
 from .registry import Registry
 
 ARCH_SET_GS = 0x1001
@@ -324,9 +324,19 @@ class NtPersonality(FileCalls):
 
     def _NtQueryInformationProcess(self, call: NtSyscall) -> int:
         handle, cls, buf, length, ret = call.args[:5]
-        if handle != CURRENT_PROCESS:
-            return st.STATUS_INVALID_HANDLE
         cls &= 0xFFFFFFFF
+        if handle != CURRENT_PROCESS:
+            child = self.handles.get(handle)
+            if not isinstance(child, kernel.process.Process):
+                return st.STATUS_INVALID_HANDLE
+            if cls != 0:
+                return self._unimplemented_class(call, cls)
+            data = struct.pack("<QQQQQQ", child.exit_code, 0, 1, 8, child.pid, os.getpid())
+            if (length & 0xFFFFFFFF) < len(data):
+                return st.STATUS_INFO_LENGTH_MISMATCH
+            call.write(buf, data)
+            self.put_u32(call, ret, len(data))
+            return st.STATUS_SUCCESS
         if cls == 0:  # ProcessBasicInformation
             data = struct.pack(
                 "<QQQQQQ", 0x103, self.peb, (1 << (os.cpu_count() or 1)) - 1, 8, os.getpid(), os.getppid()
@@ -742,6 +752,10 @@ class NtPersonality(FileCalls):
     def _NtResumeThread(self, call: NtSyscall) -> int:
         handle, prev = call.args[:2]
         th = self.handles.get(handle)
+        if isinstance(th, kernel.process.ProcessThread):  # a child process starts when resumed
+            self.put_u32(call, prev, 0 if th.process.popen is not None else 1)
+            th.process.start()
+            return st.STATUS_SUCCESS
         if not isinstance(th, objects.Thread):
             return st.STATUS_INVALID_HANDLE
         self.put_u32(call, prev, 0 if th.resume.is_set() else 1)
@@ -862,10 +876,17 @@ class NtPersonality(FileCalls):
         self.d.check()
         return int(value)
 
-    def run(self, path: str, args: list[str] | None = None, *, env: dict[str, str] | None = None) -> int:
+    def run(
+        self,
+        path: str,
+        args: list[str] | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        command_line: str | None = None,
+    ) -> int:
         """Load and run a Windows program on this thread; its exit status (a 32-bit NTSTATUS-like code)."""
         if self.wine is not None:
-            return self._run_wine(path, args or [], env)
+            return self._run_wine(path, args or [], env, command_line)
         self.d.arm_thread()
         self.ntdll = ntdll_mod.build(_profiles.TABLES[self.profile], self.version)
         kuser: process.KUserSharedData | None = None
@@ -962,7 +983,9 @@ class NtPersonality(FileCalls):
             std.append(self.handles.add(objects.File(fd=dup, path="", access=0x120196, console=True)))
         return std
 
-    def _run_wine(self, path: str, args: list[str], env: dict[str, str] | None) -> int:
+    def _run_wine(
+        self, path: str, args: list[str], env: dict[str, str] | None, command_line: str | None = None
+    ) -> int:
         """Start the program as Windows does: LdrInitializeThunk(context) in Wine's ntdll."""
         assert self.wine is not None and self.prefix is not None
         self.d.arm_thread()
@@ -987,8 +1010,12 @@ class NtPersonality(FileCalls):
             kuser = process.KUserSharedData(self.version, False)
             std = self._std_handles()
             win_path = self.windows_path(host)
-            cmdline = " ".join(_quote(a) for a in [win_path, *args])
-            environ = dict(os.environ if env is None else env)
+            cmdline = (
+                command_line if command_line is not None else " ".join(_quote(a) for a in [win_path, *args])
+            )
+            environ = windows_environment(dict(os.environ)) if env is None else dict(env)
+            user_temp = os.path.join(self.prefix.drive_c, "users", environ.get("USERNAME", "user"), "Temp")
+            os.makedirs(user_temp, exist_ok=True)
             size = (max(info.stack_reserve, 1 << 20) + 0xFFFF) & ~0xFFFF
             stack = memory.map_anywhere(
                 size, memory.PROT_READ | memory.PROT_WRITE, "NT main stack", align=0x10000
@@ -1137,6 +1164,7 @@ def run(
     dlls: str | None = None,
     prefix: str | None = None,
     setup: Callable[[NtPersonality], object] | None = None,
+    command_line: str | None = None,
 ) -> int:
     """Run an x64 Windows program (PE32+) in this process; its exit status.
 
@@ -1157,6 +1185,6 @@ def run(
     try:
         if setup is not None:
             setup(nt)
-        return nt.run(program, args, env=env)
+        return nt.run(program, args, env=env, command_line=command_line)
     finally:
         nt.close()
