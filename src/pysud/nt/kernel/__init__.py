@@ -12,7 +12,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from . import exception, namespace, registry, section, security, sync, unixcall
+from . import exception, namespace, process, registry, section, security, sync, unixcall
 
 if TYPE_CHECKING:
     from ..personality import NtPersonality, NtSyscall
@@ -22,7 +22,7 @@ else:
     Handler = Callable[..., Any]
 
 #: Every subsystem module with a HANDLERS table, in registration order.
-MODULES: tuple[ModuleType, ...] = (namespace, registry, security, sync, section, exception, unixcall)
+MODULES: tuple[ModuleType, ...] = (namespace, registry, security, sync, section, exception, unixcall, process)
 
 
 def handlers() -> dict[str, Handler]:
