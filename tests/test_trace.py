@@ -530,3 +530,29 @@ def test_json_arguments_are_signed_where_the_kind_is(tmp_path):
     opened = [x for x in recs if x["syscall"] == "openat"]
     assert opened and all(x["args"][0] == -100 for x in opened)
     assert recs[0]["syscall"] == "execve" and recs[0]["text"].startswith('execve("/bin/cat", ["/bin/cat"')
+
+
+BG_RUN = """
+import sys
+from pysud.trace import TraceOptions, trace_program
+opts = TraceOptions(output=sys.argv[1], follow=True, background=sys.argv[2] == "1")
+sys.exit(trace_program("busybox", ["sh", "-c", sys.argv[3]], opts))
+"""
+
+
+@pytest.mark.skipif(BUSYBOX is None and not os.environ.get("CI"), reason="busybox-static not installed")
+def test_decoder_thread_prints_what_inline_decoding_prints(tmp_path):
+    """Decoding on a thread of its own (the default where there is a second CPU) and in line give
+    the same lines, forks included (the tracer's lock is held across a fork)."""
+    script = "i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo $i > /dev/null; done; (echo a); echo b | cat"
+    texts = []
+    for bg in ("1", "0"):
+        out = tmp_path / f"bg{bg}.out"
+        r = subprocess.run(
+            [sys.executable, "-c", BG_RUN, str(out), bg, script], capture_output=True, env=ENV, timeout=120
+        )
+        assert r.returncode == 0 and r.stdout == b"a\nb\n", r
+        texts.append(out.read_text())
+    with_thread, inline = (normalise(t, _pids(t)) for t in texts)
+    assert list(with_thread.values()) == list(inline.values())
+    assert len(with_thread) == 4  # the shell, the subshell, the pipe's echo and cat
