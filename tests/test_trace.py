@@ -556,3 +556,30 @@ def test_decoder_thread_prints_what_inline_decoding_prints(tmp_path):
     with_thread, inline = (normalise(t, _pids(t)) for t in texts)
     assert list(with_thread.values()) == list(inline.values())
     assert len(with_thread) == 4  # the shell, the subshell, the pipe's echo and cat
+
+
+@needs_strace
+def test_exit_group_ends_the_other_threads_like_strace(events_prog, tree):
+    """exit_group while another thread blocks in read: strace's `<... read resumed> <unfinished
+    ...>) = ?` and a `+++ exited` line for each thread, in strace's order."""
+    if not _strace_can_trace():
+        pytest.skip("strace cannot ptrace here (container without CAP_SYS_PTRACE)")
+    spec = ["-e", "trace=read,exit_group"]
+    native, ours, s_text, p_text = run_both([events_prog, "exit"], tree, spec)
+    assert native.returncode == ours.returncode == 3, ours.stderr
+
+    def lines(text: str) -> list[str]:
+        pids = _pids(text)
+        return [_scrub(re.sub(r"^\d+\s+", "", x), pids) for x in text.splitlines() if "ELF" not in x]
+
+    assert (
+        lines(p_text)
+        == lines(s_text)
+        == [
+            "read(3,  <unfinished ...>",
+            "exit_group(3) = ?",
+            "<... read resumed> <unfinished ...>) = ?",
+            "+++ exited with 3 +++",
+            "+++ exited with 3 +++",
+        ]
+    )
