@@ -203,7 +203,8 @@ class Tracer:
             d.start_recording(RING_BYTES, timing=self.timed, cputime=cpu)
             self._cputime = cpu
             self._recording = True
-            self._start_decoder()
+            # the decoder thread starts with the program (exec_line): before it, only the
+            # loader runs, in Python, and there is nothing to decode
         plain_lines = not o.json and o.status is None and self.timeline is None
         injected = {nr for rule in o.inject for nr in rule.nrs}
         for nr in numbers if numbers is not None else sorted(X86_64.table):
@@ -347,6 +348,7 @@ class Tracer:
         if self._exec_shown:
             return
         self._exec_shown = True
+        self._start_decoder()
         if o.summary:
             self._count(nr, 0, 0)
         if not self.print_lines or (o.trace is not None and nr not in o.trace):
