@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import GuestMemoryError
 from ..status import STATUS_ACCESS_VIOLATION
-from . import exception, namespace, registry, section, security, sync, unixcall
+from . import exception, namespace, process, registry, section, security, sync, unixcall
 
 if TYPE_CHECKING:
     from ..personality import NtPersonality, NtSyscall
@@ -28,7 +28,7 @@ else:
     Handler = Callable[..., Any]
 
 #: Every subsystem module with a HANDLERS table, in registration order.
-MODULES: tuple[ModuleType, ...] = (namespace, registry, security, sync, section, exception, unixcall)
+MODULES: tuple[ModuleType, ...] = (namespace, registry, security, sync, section, exception, unixcall, process)
 
 
 def handlers() -> dict[str, Handler]:
