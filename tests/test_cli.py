@@ -40,6 +40,8 @@ def test_bench_json_has_every_row():
         "python_native",
         "direct_fast",
         "direct_python",
+        "rewrite_fast",
+        "rewrite_python",
     }
     assert all(v > 0 for v in rows.values())
     # structural facts, not timings: a trapped call costs more than an untrapped one

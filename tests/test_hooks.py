@@ -223,29 +223,6 @@ def test_handler_error_at_run_time_is_reported_as_for_any_handler(tmp_path: Path
     assert logged(log) == [(pid, "raising")]
 
 
-# ---- a Windows program: hooks(d) gets the NT personality
-
-
-def test_nt_hook_sees_the_calls_and_passes_them_on(tmp_path: Path):
-    from test_nt import CC, build
-
-    if CC is None:
-        pytest.skip("x86_64-w64-mingw32-gcc not installed (gcc-mingw-w64-x86-64)")
-    exe = build(str(tmp_path), "hello")
-    log = tmp_path / "log"
-    hooks = hooks_file(
-        tmp_path,
-        "def hooks(nt):\n"
-        "    def write(call):\n"
-        "        log('NtWriteFile')\n"
-        "        return pysud.NATIVE\n"
-        "    nt.on('NtWriteFile', write)\n",
-    )
-    code, out, err, pid = pysud("run", "--hooks", str(hooks), exe, log=log)
-    assert (code, out, err) == (7, "hello, world\nfrom an NT program\n", "")
-    assert logged(log) == [(pid, "NtWriteFile")] * 2
-
-
 def test_guide_example_denies_one_file(tmp_path: Path):
     """docs/guide.md's deny.py, as printed there, on cat: EACCES for one file, the other printed."""
     guide = (ROOT / "docs" / "guide.md").read_text()
@@ -258,15 +235,40 @@ def test_guide_example_denies_one_file(tmp_path: Path):
     assert (code, out, err) == (1, "notes\n", f"cat: secret.txt: {os.strerror(errno.EACCES)}\n")
 
 
-def test_nt_hook_fails_one_write_and_trace_prints_one_line_per_call(tmp_path: Path):
-    """A hook answers the second NtWriteFile with STATUS_ACCESS_DENIED: that line is never written,
-    and --trace prints each call once, with the status the program got (the hook's or the
-    personality's)."""
+# ---- a Windows program: hooks(d) gets the NT personality
+
+
+@pytest.fixture(scope="module")
+def hello_exe(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """tests/nt/hello.c built with mingw-w64: two NtWriteFile calls, exit status 7."""
     from test_nt import CC, build
 
     if CC is None:
         pytest.skip("x86_64-w64-mingw32-gcc not installed (gcc-mingw-w64-x86-64)")
-    exe = build(str(tmp_path), "hello")
+    return build(str(tmp_path_factory.mktemp("nt-hooks")), "hello")
+
+
+def test_nt_hook_sees_the_calls_and_passes_them_on(tmp_path: Path, hello_exe: str):
+    log = tmp_path / "log"
+    hooks = hooks_file(
+        tmp_path,
+        "def hooks(nt):\n"
+        "    def write(call):\n"
+        "        log('NtWriteFile')\n"
+        "        return pysud.NATIVE\n"
+        "    nt.on('NtWriteFile', write)\n",
+    )
+    code, out, err, pid = pysud("run", "--hooks", str(hooks), hello_exe, log=log)
+    # exactly what the program does without the hook (the personality's own notes on stderr included)
+    assert (code, out, err) == pysud("run", hello_exe)[:3]
+    assert (code, out) == (7, "hello, world\nfrom an NT program\n")
+    assert logged(log) == [(pid, "NtWriteFile")] * 2
+
+
+def test_nt_hook_fails_one_write_and_trace_prints_one_line_per_call(tmp_path: Path, hello_exe: str):
+    """A hook answers the second NtWriteFile with STATUS_ACCESS_DENIED: that line is never written,
+    and --trace prints each call once, with the status the program got (the hook's or the
+    personality's)."""
     log = tmp_path / "log"
     hooks = hooks_file(
         tmp_path,
@@ -278,7 +280,7 @@ def test_nt_hook_fails_one_write_and_trace_prints_one_line_per_call(tmp_path: Pa
         "        return pysud.NATIVE\n"
         "    nt.on('NtWriteFile', write)\n",
     )
-    code, out, err, pid = pysud("run", "--trace", "--hooks", str(hooks), exe, log=log)
+    code, out, err, pid = pysud("run", "--trace", "--hooks", str(hooks), hello_exe, log=log)
     assert (code, out) == (7, "hello, world\n")
     writes = [line for line in err.splitlines() if line.startswith("[nt] NtWriteFile(")]
     assert [w.rsplit(" = ", 1)[1] for w in writes] == ["STATUS_SUCCESS", "STATUS_ACCESS_DENIED"], err

@@ -323,3 +323,63 @@ def test_info_classes_layout() -> None:
     data, fixed = kr.value_info(v, kr.KeyValuePartialInformationAlign64) or (b"", 0)
     assert data == struct.pack("<II", 4, 4) + rg.dword(5) and fixed == 8
     assert kr.map_access(0x80000000) == kr.KEY_READ and kr.map_access(0x02000000) == kr.KEY_ALL_ACCESS
+
+
+# ---------------------------------------------------------------------------------- Wine's reg.exe
+
+
+@requires_sud
+@requires_wine
+@pytest.mark.slow
+@pytest.mark.skipif(find_wine_dlls() is None, reason="no Wine PE DLLs installed")
+def test_wine_reg_exe_on_pysud_matches_wine(wine_env: dict[str, str], tmp_path: Path) -> None:
+    # Wine's own reg.exe (advapi32, kernelbase, ntdll: Wine's PE DLLs) on pysud's registry: the same
+    # commands print what they print on Wine, and the values land in the prefix's user.reg.
+    dlls = find_wine_dlls()
+    assert dlls is not None
+    reg_exe = os.path.join(dlls, "reg.exe")
+    key = r"HKCU\Software\PysudRegExe"
+    commands = [
+        ["add", key, "/v", "dw", "/t", "REG_DWORD", "/d", "42", "/f"],
+        ["add", key, "/v", "sz", "/t", "REG_SZ", "/d", "text with spaces", "/f"],
+        ["add", key, "/v", "multi", "/t", "REG_MULTI_SZ", "/d", "a\\0b", "/f"],
+        ["add", key, "/v", "exp", "/t", "REG_EXPAND_SZ", "/d", "%SystemRoot%\\x", "/f"],
+        ["add", key, "/v", "bin", "/t", "REG_BINARY", "/d", "00ff7f", "/f"],
+        ["add", key + r"\Sub", "/ve", "/d", "default", "/f"],
+        ["query", key, "/s"],
+        ["query", key, "/v", "missing"],
+        ["delete", key, "/v", "sz", "/f"],
+        ["query", key],
+    ]
+    prefix = tmp_path / "prefix"
+    printed = []
+    for args in commands:
+        wine = _wine(wine_env, reg_exe, *args)
+        ours = subprocess.run(
+            [sys.executable, "-m", "pysud", "run", reg_exe, *args],
+            capture_output=True,
+            timeout=120,
+            env=dict(os.environ, PYSUD_PREFIX=str(prefix)),
+            text=True,
+            errors="replace",
+        )
+        assert (ours.stdout, ours.returncode) == (wine.stdout, wine.returncode), (args, ours.stderr)
+        printed.append(ours.stdout)
+    assert "    dw    REG_DWORD    0x2a" in printed[6] and "(Default)    REG_SZ    default" in printed[6]
+    saved = rg.Registry(str(prefix)).resolve(rf"\Registry\User\{rg.USER_SID}\Software\PysudRegExe")
+    assert saved.values["dw"].data == rg.dword(42) and "sz" not in saved.values
+    assert saved.values["multi"].data == rg.multi_sz(["a", "b"])
+    _wine(wine_env, reg_exe, "delete", key, "/f")
+
+
+def test_current_version_follows_the_running_version(tmp_path: Path) -> None:
+    path = r"\Registry\Machine\Software\Microsoft\Windows NT\CurrentVersion"
+    reg = rg.Registry(str(tmp_path), version=(10, 0, 22631))
+    assert reg.resolve(path).values["currentbuild"].data == rg.sz("22631")
+    assert reg.resolve(path).values["displayversion"].data == rg.sz("23H2")
+    again = rg.Registry(str(tmp_path), version=(10, 0, 19043))  # Wine's DLLs report 19043
+    cv = again.resolve(path)
+    assert cv.values["currentbuild"].data == rg.sz("19043")
+    assert cv.values["currentbuildnumber"].data == rg.sz("19043")
+    assert cv.values["productname"].data == rg.sz("Windows 10 Pro")  # kept
+    assert 'CurrentBuild"="19043"' in (tmp_path / "system.reg").read_text()

@@ -6,7 +6,9 @@ signal-and-wait, periodic timers)."""
 from __future__ import annotations
 
 import ctypes
+import os
 import struct
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +19,7 @@ import pytest
 
 from conftest import requires_sud
 from pysud.nt.personality import NtPersonality
+from pysud.nt.prefix import find_wine_dlls
 from test_nt import CC, build, requires_cc, requires_wine, run_wine
 from test_nt import wine_env as wine_env  # the session's Wine prefix (fixture)
 from test_nt_registry import NTDLLS, _run_pysud, unimplemented_kernel_calls
@@ -235,3 +238,29 @@ def test_named_objects_are_per_process_and_typed(nt: NtPersonality) -> None:
         assert handler(other, "NtOpenSemaphore")(Call(out.addr, 0, ctypes.addressof(oa))) == 0xC0000034
     finally:
         other.close()
+
+
+# ---------------------------------------------------------------------------------- kernel32 on Wine's DLLs
+
+
+@requires_sud
+@requires_cc
+@requires_wine
+@pytest.mark.slow
+@pytest.mark.skipif(find_wine_dlls() is None, reason="no Wine PE DLLs installed")
+def test_kernel32_sync_program_matches_wine(wine_env: dict[str, str], tmp_path: Path) -> None:
+    # A mingw C program (msvcrt, kernel32, advapi32: Wine's PE DLLs) whose critical sections, SRW
+    # locks, condition variables and WaitOnAddress are contended by several threads.
+    assert CC is not None
+    exe = str(tmp_path / "k32sync.exe")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nt", "k32sync.c")
+    subprocess.run([CC, "-O2", "-Wall", "-Werror", "-o", exe, src, "-lsynchronization"], check=True)
+    wine_out, wine_status = run_wine(wine_env, exe)
+    ours = _run_pysud(exe, tmp_path / "prefix", "--trace")
+    assert ours.returncode == wine_status == 0, ours.stderr.decode()[-3000:]
+    assert ours.stdout.decode() == wine_out.decode()
+    assert b"counter 80000 srw 80000\r\n" in wine_out  # msvcrt text mode, on both
+    # Wine 8's ntdll waits through thread-id alerts (RtlWaitOnAddress) for all of these
+    err = ours.stderr.decode()
+    assert err.count("[nt] NtWaitForAlertByThreadId(") > 10 and "[nt] NtAlertThreadByThreadId(" in err
+    assert not unimplemented_kernel_calls(err)

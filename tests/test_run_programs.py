@@ -506,7 +506,15 @@ def test_bench_program_rows():
     assert r.returncode == 0, r.stderr
     programs = json.loads(r.stdout)["programs"]
     secs = programs["seconds_per_run"]
-    want = {"true_native", "python_import", "true_pysud", "true_inprocess", "dd_native", "dd_pysud"}
+    want = {
+        "true_native",
+        "python_import",
+        "true_pysud",
+        "true_inprocess",
+        "dd_native",
+        "dd_pysud",
+        "dd_pysud_trap",
+    }
     if shutil.which("strace"):
         want.add("dd_strace")
     else:

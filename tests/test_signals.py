@@ -25,12 +25,10 @@ PROGRAMS = Path(__file__).parent / "programs"
 PYSUD_RUN = [sys.executable, "-m", "pysud", "run"]
 
 
-@pytest.fixture(scope="session")
-def sigprogs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """tests/programs/signals_*.c, compiled once per session."""
+def build_sigprogs(out: Path) -> dict[str, str]:
+    """tests/programs/signals_*.c, compiled into out."""
     if shutil.which("gcc") is None:
         pytest.skip("gcc not installed")
-    out = tmp_path_factory.mktemp("sigprogs")
     built = {}
     for name in ("signals_wait", "signals_driver", "signals_state"):
         exe = str(out / name)
@@ -41,6 +39,11 @@ def sigprogs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         )
         built[name] = exe
     return built
+
+
+@pytest.fixture(scope="session")
+def sigprogs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return build_sigprogs(tmp_path_factory.mktemp("sigprogs"))
 
 
 def no_core() -> None:

@@ -510,3 +510,23 @@ def test_a_decoder_bug_never_changes_the_call():
 
     dec.entry = ((0, boom),)
     assert dec.decode_entry(ctx, None, (0x10, 0, 0, 0, 0, 0)) == ["0x10"]
+
+
+def test_json_arguments_are_signed_where_the_kind_is(tmp_path):
+    """--json: fd -1 and AT_FDCWD as -1 and -100 (the kernel's int), not 4294967295."""
+    import json
+
+    out = tmp_path / "t.json"
+    r = subprocess.run(
+        [sys.executable, "-m", "pysud", "trace", "--json", "-o", str(out), "/bin/cat", "/dev/null"],
+        capture_output=True,
+        env=ENV,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    anon = [x for x in recs if x["syscall"] == "mmap" and "MAP_ANONYMOUS" in x["text"]]
+    assert anon and all(x["args"][4] == -1 for x in anon)
+    opened = [x for x in recs if x["syscall"] == "openat"]
+    assert opened and all(x["args"][0] == -100 for x in opened)
+    assert recs[0]["syscall"] == "execve" and recs[0]["text"].startswith('execve("/bin/cat", ["/bin/cat"')

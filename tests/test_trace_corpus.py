@@ -63,6 +63,21 @@ os.writev(a.fileno(), [b"ab", b"c"])
 os.readv(b.fileno(), [bytearray(2), bytearray(2)])
 """
 
+MISC_PY = """
+import fcntl, os, select, threading
+os.getgroups()
+fd = os.memfd_create("x", os.MFD_CLOEXEC)
+os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+fcntl.flock(fd, fcntl.LOCK_UN)
+os.rename("a.txt", "a2.txt")
+os.closerange(50, 60)
+select.epoll().close()
+t = threading.Thread(target=os.getppid)
+t.start()
+t.join()
+"""
+
 
 @dataclass
 class Program:
@@ -87,6 +102,7 @@ CORPUS = [
     Program("bash subshell", ["bash", "-c", "echo $(echo a) b"], 0.93, multi=True),
     Program("python3 -c", [PY, "-c", "import json, os; print(json.dumps(sorted(os.listdir('.'))))"], 0.97),
     Program("python3 sockets", [PY, "net.py"], 0.97, masks=[(r"u64=\d{10,}", "u64=DATA")]),
+    Program("python3 threads", [PY, "misc.py"], 0.93),  # futex order and stack sizes vary with timing
     Program("git status", ["git", "-C", "repo", "status", "--short"], 0.95),
     Program("git log", ["git", "-C", "repo", "log", "--oneline"], 0.97),
     Program("gcc -c", ["gcc", "-c", "-o", "hello.o", "hello.c"], 0.93, multi=True),
@@ -129,7 +145,20 @@ def make_tree(root: str) -> None:
         f.write("int answer(void) { return 42; }\n")
     with open(f"{root}/net.py", "w") as f:
         f.write(NET_PY)
-    for t in ("a.txt", "b.txt", "sub/c.txt", "sub/deep/d.txt", "hello.c", "net.py", "sub/deep", "sub", "."):
+    with open(f"{root}/misc.py", "w") as f:
+        f.write(MISC_PY)
+    for t in (
+        "a.txt",
+        "b.txt",
+        "sub/c.txt",
+        "sub/deep/d.txt",
+        "hello.c",
+        "net.py",
+        "misc.py",
+        "sub/deep",
+        "sub",
+        ".",
+    ):
         os.utime(f"{root}/{t}", (1_700_000_000, 1_700_000_000))
     if shutil.which("git"):
         git = ["git", "-C", f"{root}/repo", "-c", "user.name=t", "-c", "user.email=t@t"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -80,6 +81,8 @@ FILTERS = [
     ["-Z"],
     ["-z"],
     ["-e", "trace=openat", "-e", "status=!failed"],
+    ["-e", "trace=/^open,%%stat,?nosuchcall"],
+    ["-e", "trace=%creds,%clock,%pure,%fstat"],
 ]
 
 
@@ -217,3 +220,21 @@ def test_timeline_of_signals(tmp_path, events_prog):  # noqa: F811
     events = json.loads(Path(tl).read_text())["traceEvents"]
     instants = [e["name"] for e in events if e["ph"] == "i"]
     assert instants == ["SIGUSR1", "SIGTERM", "killed by SIGTERM"], instants
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="script (util-linux) not installed")
+def test_terminal_ioctls_like_strace(tree):  # noqa: F811
+    """On a terminal (a pty from `script`): TCGETS's termios and TIOCGWINSZ's winsize as strace
+    prints them, and the whole trace equal."""
+    work = tree  # the fixture's directory, listed (not changed) by both runs
+    outs = []
+    for tracer in (["strace", "-f"], [sys.executable, "-m", "pysud", "trace", "-f"]):
+        out = f"{tree}-tty-{len(outs)}.out"
+        cmd = " ".join([*tracer, "-o", out, "ls", "--color=never", "-C", work])
+        r = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, env=ENV, timeout=60)
+        assert r.returncode == 0, r
+        outs.append(Path(out).read_text())
+    # each run has a terminal of its own: /dev/pts/N differs
+    s_text, p_text = (re.sub(r"makedev\([^)]*\)", "makedev(PTY)", t) for t in outs)
+    assert "ioctl(1, TCGETS, {c_iflag=" in p_text and "ioctl(1, TIOCGWINSZ, {ws_row=" in p_text, p_text
+    compare(s_text, p_text)

@@ -41,3 +41,11 @@ echo "== machine"
 "$py" -m pysud check || true
 echo "== pytest"
 "$py" -m pytest -q "$@"
+if [ $# -eq 0 ]; then
+    # Rewritten syscall sites are on by default; the tests that run foreign code and programs
+    # run a second time with every site trapping (the rest do not depend on it).
+    echo "== pytest, PYSUD_REWRITE=0"
+    PYSUD_REWRITE=0 "$py" -m pytest -q tests/test_rewrite.py tests/test_registers.py tests/test_dispatch.py \
+        tests/test_threads.py tests/test_direct_entry.py tests/test_conformance.py tests/test_run.py \
+        tests/test_run_programs.py tests/test_guest_signals.py tests/test_guest_threads.py
+fi

@@ -34,6 +34,8 @@ def _rows() -> list[Row]:
         Row("python_native", "dispatched, Python handler returns NATIVE"),
         Row("direct_fast", "flip switch, fast path NATIVE (no Python)"),
         Row("direct_python", "flip switch, Python handler returns a value"),
+        Row("rewrite_fast", "rewritten site, fast path NATIVE (no Python)"),
+        Row("rewrite_python", "rewritten site, Python handler returns a value"),
     ]
 
 
@@ -42,6 +44,9 @@ def _rows() -> list[Row]:
 # 1: mov eax, 110; mov rcx, r8; lea r11, [rip + 2f]; jmp r12; 2: dec rbx; jnz 1b;
 # pop r12; pop rbx; ret
 DIRECT_LOOP = bytes.fromhex("5341544889d34989f44989f8b86e0000004c89c14c8d1d0300000041ffe448ffcb75e9415c5bc3")
+# f(n): n getppid calls from one `mov eax, 110; syscall` site, which the core rewrites after its
+# first trap:  1: mov eax, 110; syscall; dec rdi; jnz 1b; ret
+SITE_LOOP = bytes.fromhex("b86e0000000f0548ffcf75f4c3")
 
 
 def measure(iterations: int = 20000, rounds: int = 7) -> dict[str, object]:
@@ -90,6 +95,20 @@ def measure(iterations: int = 20000, rounds: int = 7) -> dict[str, object]:
 
         return run
 
+    from ._native import CodeBlob
+
+    site_loop = CodeBlob(SITE_LOOP, nargs=1)
+    for d in (fast, py_ret):
+        d.set_rewrite(True)  # whatever PYSUD_REWRITE says: this row is about the rewritten path
+
+    def rewritten(d: Dispatcher) -> Callable[[], int]:
+        def run() -> int:
+            t0 = time.perf_counter_ns()
+            site_loop.run(d, [iterations])
+            return time.perf_counter_ns() - t0
+
+        return run
+
     runs: dict[str, Callable[[], int]] = {
         "native": native,
         "allow": armed(fast, False),
@@ -100,6 +119,8 @@ def measure(iterations: int = 20000, rounds: int = 7) -> dict[str, object]:
         "python_native": armed(py_nat, True),
         "direct_fast": direct(fast),
         "direct_python": direct(py_ret),
+        "rewrite_fast": rewritten(fast),
+        "rewrite_python": rewritten(py_ret),
     }
     rows = _rows()
     samples: dict[str, list[float]] = {r.key: [] for r in rows}
@@ -128,11 +149,17 @@ def measure(iterations: int = 20000, rounds: int = 7) -> dict[str, object]:
             "python_native_over_floor_native": by["python_native"] / by["floor_native"],
             "fast_native_over_floor_native": by["fast_native"] / by["floor_native"],
             "direct_python_over_trap_python": by["direct_python"] / by["python_return"],
+            "rewrite_python_over_floor": by["rewrite_python"] / by["floor"],
+            "rewrite_fast_over_native": by["rewrite_fast"] / by["native"],
         },
         "targets": {
             "python_over_floor_max": 1.3,
             "python_return_met": by["python_return"] / by["floor"] <= 1.3,
             "python_native_met": by["python_native"] / by["floor_native"] <= 1.3,
+            "rewrite_python_over_floor_max": 0.35,
+            "rewrite_python_met": by["rewrite_python"] / by["floor"] <= 0.35,
+            "rewrite_fast_over_native_max": 3.0,
+            "rewrite_fast_met": by["rewrite_fast"] / by["native"] <= 3.0,
         },
         "labels": {r.key: r.label for r in rows},
     }
@@ -167,6 +194,10 @@ def render(result: dict[str, object]) -> str:
     lines.append(
         f"Flip switch (no kernel trap): {ratios['direct_python_over_trap_python']:.2f}x the trap path "
         "with the same Python handler"
+    )
+    lines.append(
+        f"Rewritten site: Python handler {ratios['rewrite_python_over_floor']:.2f}x the floor (target "
+        f"<= 0.35x), fast path {ratios['rewrite_fast_over_native']:.2f}x native (target <= 3x)"
     )
     return "\n".join(lines)
 
@@ -211,6 +242,12 @@ def _program_rows(count: int) -> tuple[list[ProgramRow], list[str]]:
     rows += [
         ProgramRow("dd_native", f"native dd bs=1 count={count}", heavy, "heavy"),
         ProgramRow("dd_pysud", "pysud run dd (every call through the dispatcher)", [*run, *heavy], "heavy"),
+        ProgramRow(
+            "dd_pysud_trap",
+            "pysud run --no-rewrite dd (every call a SIGSYS)",
+            [*run, "--no-rewrite", *heavy],
+            "heavy",
+        ),
     ]
     strace = shutil.which("strace")
     if strace is None:
@@ -271,6 +308,9 @@ def measure_programs(runs: int = 10, heavy_runs: int = 3, count: int = 20000) ->
         # start-up taken out on both sides: what each extra system call costs under pysud run
         extra = (by["dd_pysud"] - by["true_pysud"]) - (by["dd_native"] - by["true_native"])
         marginal["pysud_us_per_call"] = extra / calls * 1e6
+    if "dd_pysud_trap" in by:
+        extra = (by["dd_pysud_trap"] - by["true_pysud"]) - (by["dd_native"] - by["true_native"])
+        marginal["pysud_trap_us_per_call"] = extra / calls * 1e6
     if "dd_strace" in by:
         marginal["strace_us_per_call"] = (by["dd_strace"] - by["dd_native"]) / calls * 1e6
     return {
@@ -308,6 +348,11 @@ def render_programs(result: dict[str, object]) -> str:
         lines.append(
             f"per system call over native (start-up subtracted): pysud run "
             f"{marginal['pysud_us_per_call']:.2f} us"
+            + (
+                f" (--no-rewrite {marginal['pysud_trap_us_per_call']:.2f} us)"
+                if "pysud_trap_us_per_call" in marginal
+                else ""
+            )
             + (
                 f", strace {marginal['strace_us_per_call']:.2f} us"
                 if "strace_us_per_call" in marginal
@@ -436,19 +481,20 @@ def _trace_breakdown(count: int) -> dict[str, float]:
         try:
             d = Dispatcher()
             p = LinuxPersonality(d)
-            tracer = Timed(TraceOptions(output=out, follow=True)) if traced else None
+            # decoding in line (no decoder thread), so its cost can be measured
+            tracer = Timed(TraceOptions(output=out, follow=True, background=False)) if traced else None
             if tracer is not None:
                 tracer.attach(d, record=True)
                 o = tracer.out
                 assert o is not None
-                flush = o.flush
+                flush = o._flush
 
                 def timed_flush() -> None:
                     t0 = time.perf_counter()
                     flush()
                     spent["output"] += time.perf_counter() - t0
 
-                o.flush = timed_flush  # type: ignore[method-assign]
+                o._flush = timed_flush  # type: ignore[method-assign]
             argv = [b"dd", b"if=/dev/zero", b"of=/dev/null", b"bs=1", f"count={n}".encode()]
             devnull = os.open(os.devnull, os.O_WRONLY)
             saved = os.dup(2)
@@ -519,7 +565,8 @@ def render_trace(result: dict[str, object]) -> str:
             f"total {bd['total']:.2f} = SIGSYS round trip {bd['sigsys_floor']:.2f} "
             f"+ dispatch, native call and dd's own work {bd['run_untraced'] - bd['sigsys_floor']:.2f} "
             f"+ recording in C {bd['record']:.2f} + decoding/formatting in Python {bd['decode']:.2f} "
-            f"+ output {bd['output']:.2f}"
+            f"+ output {bd['output']:.2f} (decoding measured in line; `pysud trace` decodes on a thread of "
+            "its own where the process may use more than one CPU, off the program's per-call path)"
         )
     lines += [f"note: {x}" for x in notes]
     return "\n".join(lines)

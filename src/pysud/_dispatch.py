@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Final
 
-from . import _core
+from . import _core, _rewrite
 from ._abi import BY_AUDIT_ARCH, X86_64, SyscallABI
 from ._errors import (
     CallsLost,
@@ -268,7 +268,10 @@ class Dispatcher:
     the LOCK_HAZARD_CALLS that come from the host's libc through C (off only
     if you know no handler can deadlock).  ``abi`` names the calls (a foreign
     personality's table); ``frame_type``, a Syscall subclass, decodes them
-    (``args`` and ``name`` for that ABI).
+    (``args`` and ``name`` for that ABI).  ``rewrite`` (default: on unless
+    ``PYSUD_REWRITE=0``) lets the core patch a trapped ``mov $nr,%eax; syscall``
+    site of the foreign code so that its later calls reach the same handlers
+    without a kernel trap (docs/architecture.md, "Rewritten sites").
     """
 
     def __init__(
@@ -281,6 +284,7 @@ class Dispatcher:
         lock_safe: bool = True,
         abi: SyscallABI = X86_64,
         frame_type: type[Syscall] | None = None,
+        rewrite: bool | None = None,
     ) -> None:
         self.abi = abi
         self.mode = Mode(mode)
@@ -311,6 +315,23 @@ class Dispatcher:
         self._default: Default = NATIVE
         self.default = default
         self._closed = False
+        self.rewrite = False
+        self.set_rewrite(_rewrite.default() if rewrite is None else rewrite)
+
+    def set_rewrite(self, on: bool, locator: int | None = None) -> bool:
+        """Patch trapped sites of foreign code from now on (or stop); returns whether it is on.
+
+        ``locator`` is where a rewritten site finds the thread block: its offset from the GS
+        base (None: the core makes the GS base the thread block, the Linux way; the NT
+        personality passes its TEB slot).  Off when the CPU lacks FSGSBASE.
+        """
+        self.rewrite = _core.rewrite_config(self._policy, bool(on), locator)
+        return self.rewrite
+
+    def direct_calls(self) -> int:
+        """Calls so far that reached this dispatcher without a kernel trap (rewritten sites,
+        the flip switch); the rest of ``counts()`` came through SIGSYS."""
+        return _core.rewrite_direct_count(self._policy)
 
     # ---- configuration
 
@@ -377,6 +398,7 @@ class Dispatcher:
             if not callable(h):
                 raise TypeError(f"handler must be callable, not {h!r}")
             self._handlers[nr] = h
+            _core.path_filter(self._policy, nr, 0, None)  # a new handler sees every call
             self._sync(nr)
             return h
 
@@ -412,6 +434,27 @@ class Dispatcher:
         else:
             self._fast[nr] = action
         self._sync(nr)
+
+    def only_paths(self, call: str | int, arg: int, prefixes: Sequence[bytes]) -> None:
+        """Send ``call`` to its handler only when argument ``arg`` is a path that starts with one
+        of ``prefixes`` (1 to 4, each under 32 bytes); the core runs every other such call
+        natively, in C, as the handler would have answered NATIVE.  A path that cannot be read
+        still reaches the handler.  Registering a handler with :meth:`on` again clears this.
+        """
+        nr = self._nr(call)
+        if nr not in self._handlers:
+            raise ValueError(f"{call!r} has no handler to filter for")
+        _core.path_filter(self._policy, nr, arg, [bytes(p) for p in prefixes])
+
+    def only_args(self, call: str | int, arg: int, lo: int, hi: int) -> None:
+        """Send ``call`` to its handler only when the low 32 bits of argument ``arg`` (a
+        descriptor, say) lie in ``[lo, hi]``; the core runs every other such call natively, in C.
+        Registering a handler with :meth:`on` again clears this.
+        """
+        nr = self._nr(call)
+        if nr not in self._handlers:
+            raise ValueError(f"{call!r} has no handler to filter for")
+        _core.range_filter(self._policy, nr, arg, lo, hi)
 
     def handler_of(self, call: str | int) -> Handler | None:
         """The Python handler registered for a syscall, or None."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import errno as _errno
 import fcntl
@@ -9,12 +10,13 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from . import _core
+from . import _core, _rewrite
 from ._dispatch import NATIVE, Dispatcher, Syscall
 from ._errors import GuestMemoryError, PysudError
 
@@ -27,6 +29,10 @@ _HIDDEN_FD_BASE = 900  # pysud's copies of the host's stdio live from here up
 _PR_SET_NAME, _PR_GET_NAME = 15, 16
 _CLOSE_RANGE_CLOEXEC = 4
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _page_up(n: int) -> int:
+    return (n + PAGE - 1) & ~(PAGE - 1)
 
 
 def _get_comm() -> bytes:
@@ -60,6 +66,25 @@ _CORE_SIGNALS = frozenset(
     }
 )
 _PR_SET_DUMPABLE = 4
+
+
+#: Signals held back while Python loads an image (not the synchronous faults, not SIGSYS and the
+#: core's kick, which the mechanism needs).
+_ASYNC_SIGNALS = frozenset(signal.valid_signals()) - {
+    signal.SIGKILL,
+    signal.SIGSTOP,
+    signal.SIGSEGV,
+    signal.SIGBUS,
+    signal.SIGILL,
+    signal.SIGFPE,
+    signal.SIGTRAP,
+    signal.SIGSYS,
+    63,
+}
+
+
+def _mask_bits(mask: set[signal.Signals] | set[int]) -> int:
+    return sum(1 << (int(s) - 1) for s in mask)
 
 
 def inherited_ignored() -> int:
@@ -143,6 +168,50 @@ class _Brk:
         self.mappings.clear()
 
 
+class _Regions:
+    """The address ranges a program mapped itself (mmap, mremap), less what it unmapped.
+
+    When its image goes (exit, or execve), so do they: the kernel would drop them with the
+    address space, and in-process they would stay in the host for good.
+    """
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []  # disjoint, sorted; ends[i] belongs to starts[i]
+        self.ends: list[int] = []
+        self.lock = threading.Lock()  # the program's threads map concurrently
+
+    def remove(self, lo: int, hi: int) -> None:
+        with self.lock:
+            self._remove(lo, hi)
+
+    def _remove(self, lo: int, hi: int) -> None:
+        i = bisect.bisect_right(self.ends, lo)  # the first range ending after lo
+        keep_s, keep_e = self.starts[:i], self.ends[:i]
+        while i < len(self.starts) and self.starts[i] < hi:
+            if self.starts[i] < lo:
+                keep_s.append(self.starts[i])
+                keep_e.append(lo)
+            if self.ends[i] > hi:
+                keep_s.append(hi)
+                keep_e.append(self.ends[i])
+            i += 1
+        self.starts, self.ends = keep_s + self.starts[i:], keep_e + self.ends[i:]
+
+    def add(self, lo: int, hi: int) -> None:
+        with self.lock:
+            self._remove(lo, hi)
+            i = bisect.bisect_left(self.starts, lo)
+            self.starts.insert(i, lo)
+            self.ends.insert(i, hi)
+
+    def release(self) -> None:
+        from . import _elf
+
+        for lo, hi in zip(self.starts, self.ends, strict=True):
+            _elf.unmap_region(lo, hi - lo)
+        self.starts, self.ends = [], []
+
+
 def find_program(name: str) -> str:
     """A program path as a shell finds it: with a slash as given, else on PATH."""
     if "/" in name:
@@ -224,9 +293,14 @@ class LinuxPersonality:
         self.argv: list[bytes] = []  # the running image's, for /proc/self/cmdline and environ
         self.envp: list[bytes] = []
         self.brk: _Brk | None = None
+        self.regions = _Regions()  # what the running image mapped itself
         self.fault: tuple[int, int, int, dict[str, int]] | None = None
         # the signal the program died of (its status is then 128 + it), None if it exited
         self.killed_by: int | None = None
+        self._mask = 0  # the program's signal mask, between two of its images
+        # after run(), asynchronous signals go back to the host (its mask restored); `pysud run`
+        # keeps them held until it exits: natively they would find the program gone
+        self.restore_signals = True
         # on_end(status, fault): the program (or a forked child of it, which ends inside run())
         # is over; a tracer prints its last lines here
         self.on_end: Callable[[int, tuple[int, int, int, dict[str, int]] | None], None] | None = None
@@ -258,19 +332,39 @@ class LinuxPersonality:
         on("dup2", self._dup2)
         on("dup3", self._dup2)
         on("close_range", self._close_range)
+        on("mmap", self._mmap)
+        on("munmap", self._munmap)
+        on("mremap", self._mremap)
+        # Where only our handler decides, only the calls it answers reach Python; the core runs
+        # the rest natively, in C: paths under /proc, and pysud's own (high) descriptors.
+        for name, arg in (("readlink", 0), ("readlinkat", 1), ("open", 0), ("openat", 1)):
+            if self.d.handler_of(name) == self._readlink or self.d.handler_of(name) == self._open_proc_self:
+                self.d.only_paths(name, arg, [b"/proc/"])
+        for name in ("close", "dup", "fcntl"):
+            if self.d.handler_of(name) == self._close:
+                self.d.only_args(name, 0, _HIDDEN_FD_BASE, 0xFFFFFFFF)
 
     def _install(self, name: str, handler: Callable[[Syscall], Any]) -> None:
-        """Handle ``name``; a handler the dispatcher already has runs first (NATIVE: ours follows)."""
-        user = self.d.handler_of(name)
+        """Handle ``name``; a handler the dispatcher already has runs first (NATIVE: ours follows).
+
+        A personality's handler left from an earlier run on the same dispatcher is replaced,
+        not chained (the user's handler it chained to, if any, is kept).
+        """
+        ours: dict[str, tuple[Any, Any]] = self.d.__dict__.setdefault("_personality_handlers", {})
+        current = self.d.handler_of(name)
+        installed, user = ours.get(name, (None, None))
+        if current is not installed:
+            user = current  # the user's own (or None)
         if user is None:
-            self.d.on(name, handler)
-            return
+            final: Callable[[Syscall], Any] = handler
+        else:
 
-        def chained(call: Syscall) -> Any:
-            result = user(call)
-            return handler(call) if result is NATIVE else result
+            def final(call: Syscall) -> Any:
+                result = user(call)
+                return handler(call) if result is NATIVE else result
 
-        self.d.on(name, chained)
+        ours[name] = (final, user)
+        self.d.on(name, final)
 
     # ---- handlers
 
@@ -335,6 +429,29 @@ class LinuxPersonality:
         os.write(fd, b"".join(s + b"\0" for s in strings))
         os.lseek(fd, 0, os.SEEK_SET)
         return fd
+
+    # ---- the program's own mappings, released with its image
+
+    def _mmap(self, call: Syscall) -> Any:
+        r = call.native()
+        if r >= 0:
+            self.regions.add(r, r + _page_up(call.args[1]))
+        return r
+
+    def _munmap(self, call: Syscall) -> Any:
+        r = call.native()
+        if r == 0:
+            self.regions.remove(call.args[0], call.args[0] + _page_up(call.args[1]))
+        return r
+
+    def _mremap(self, call: Syscall) -> Any:
+        old, old_size, new_size = call.args[:3]
+        r = call.native()
+        if r >= 0:
+            if not call.args[3] & 4:  # MREMAP_DONTUNMAP keeps the old range mapped
+                self.regions.remove(old, old + _page_up(old_size))
+            self.regions.add(r, r + _page_up(new_size))
+        return r
 
     # ---- pysud's own descriptors, out of the program's reach
 
@@ -452,9 +569,19 @@ class LinuxPersonality:
             except OSError:
                 pass
         comm = _get_comm()
+        # From here to the program's end, asynchronous signals are the program's: held in the
+        # kernel while Python loads an image (its dispositions decide once it runs, Python's
+        # handlers never see them), and the program starts with the mask this thread has now.
+        host_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)
+        self._mask = _mask_bits(host_mask)
         try:
             return self._run(path, argv, envp, vdso, start_pid)
         finally:
+            if self.restore_signals:
+                # what the program left blocked and pending ended with it; the host's mask is back
+                for sig in signal.sigpending() - host_mask:
+                    signal.sigtimedwait([sig], 0)
+                signal.pthread_sigmask(signal.SIG_SETMASK, host_mask)
             self.d.policy.set_on_orphan(None)
             _set_comm(comm)
             self.hidden = {}
@@ -480,6 +607,7 @@ class LinuxPersonality:
         """
         if value == _EXEC and self.next_exec is not None:
             path, argv, envp = self.next_exec
+            self._mask = _mask_bits(signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS))
             return self._loop(path, argv, envp, self._vdso, self._start_pid, after_exec=True)
         self.fault = _core.last_fault()
         self._child_exit(value)
@@ -519,6 +647,7 @@ class LinuxPersonality:
                 self._close_on_exec()
             _set_comm(os.path.basename(self.execfn))  # as execve names the process
             images = []
+            _rewrite.forget()  # sites of an earlier image: this one's code may live at their addresses
             try:
                 # where the kernel puts a PIE program (ELF_ET_DYN_BASE): room above it for brk
                 image = _elf.load_image(path, base_hint=_ET_DYN_BASE)
@@ -552,11 +681,14 @@ class LinuxPersonality:
             # left ignored; execve keeps the ignored ones ignored, as POSIX says.
             _core.reset_signals(after_exec, 0 if after_exec else inherited_ignored())
             try:
-                value = _core.run_guest(entry, sp)
+                # the program's mask while it runs; asynchronous signals held again after it
+                value = _core.run_guest(entry, sp, self._mask)
+                self._mask = _core.guest_mask()
                 self.fault = _core.last_fault()
                 self.d.check(all_threads=True)  # handler errors on any of the program's threads
             finally:
                 self.brk.release()
+                self.regions.release()
                 _elf.unmap_region(stack, stack_size)
                 for im in images:
                     _elf.unload(im)
@@ -582,6 +714,7 @@ def run(
     vdso: bool = True,
     native_exec: bool = False,
     setup: Callable[[Dispatcher], object] | None = None,
+    rewrite: bool | None = None,
 ) -> int:
     """Run a Linux x86-64 program in this process with its system calls dispatched; its exit status.
 
@@ -590,15 +723,22 @@ def run(
     the program's TLS, heap, signal dispositions and exit apart from the host.
     ``setup(dispatcher)`` runs once the personality's handlers are on it, before
     the program starts (`pysud run --hooks` registers its handlers there).
+    ``rewrite`` (default: on unless ``PYSUD_REWRITE=0``) lets the core patch the program's
+    trapped syscall sites so that their later calls skip the kernel's trap.
     """
-    personality = _personality(dispatcher, native_exec, setup)
+    personality = _personality(dispatcher, native_exec, setup, rewrite)
     return personality.run(*_command(program, args, env), vdso=vdso)
 
 
 def _personality(
-    dispatcher: Dispatcher | None, native_exec: bool, setup: Callable[[Dispatcher], object] | None
+    dispatcher: Dispatcher | None,
+    native_exec: bool,
+    setup: Callable[[Dispatcher], object] | None,
+    rewrite: bool | None = None,
 ) -> LinuxPersonality:
-    d = dispatcher or Dispatcher()
+    d = dispatcher or Dispatcher(rewrite=rewrite)
+    if dispatcher is not None and rewrite is not None:
+        d.set_rewrite(rewrite)
     personality = LinuxPersonality(d, native_exec=native_exec)
     if setup is not None:
         setup(d)
@@ -622,13 +762,15 @@ def run_command(
     vdso: bool = True,
     native_exec: bool = False,
     setup: Callable[[Dispatcher], object] | None = None,
+    rewrite: bool | None = None,
 ) -> int:
     """``pysud run``: as run(), but a program that dies of a signal takes this process with it.
 
     A shell or any parent then sees what it would see natively: WIFSIGNALED with the signal
     (Python's returncode -S), not an exit status of 128 + S.
     """
-    personality = _personality(None, native_exec, setup)
+    personality = _personality(None, native_exec, setup, rewrite)
+    personality.restore_signals = False
     status = personality.run(*_command(program, args, None), vdso=vdso)
     if personality.killed_by is not None:
         die_of_signal(personality.killed_by)

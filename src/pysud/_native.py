@@ -9,6 +9,7 @@ returns, so only the foreign code's calls are dispatched: ctypes' own work
 from __future__ import annotations
 
 import ctypes
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +22,10 @@ if TYPE_CHECKING:
 class InterceptedFunction:
     """A native function whose system calls go to a dispatcher while it runs."""
 
-    __slots__ = ("__wrapped__", "_call", "_dispatcher", "address")
+    __slots__ = ("__wrapped__", "_call", "_dispatcher", "_owner", "address")
 
     def __init__(self, dispatcher: Dispatcher, call: Any, original: Any, address: int) -> None:
+        self._owner: Any = None  # what must live as long as the function (a CodeBlob's memory)
         self._dispatcher = dispatcher
         self._call = call
         self.__wrapped__ = original
@@ -89,6 +91,8 @@ class CodeBlob:
             raise ValueError("code is empty")
         self.code = bytes(code)
         self.address, self.size = _core.map_code(self.code)
+        # unmapped by close(), or when the blob is garbage (never while a call runs: it holds self)
+        self._unmap = weakref.finalize(self, _core.unmap, self.address, self.size)
         self.nargs = nargs
         self._functype = ctypes.CFUNCTYPE(ctypes.c_int64, *([ctypes.c_uint64] * nargs))
         self._funcs: dict[tuple[int, int], InterceptedFunction] = {}
@@ -107,6 +111,7 @@ class CodeBlob:
         f = self._funcs.get(key)
         if f is None:
             f = wrap(dispatcher, self._functype(self.address + offset))
+            f._owner = self  # the code stays mapped while the function can be called
             self._funcs[key] = f
         return f
 
@@ -125,7 +130,7 @@ class CodeBlob:
     def close(self) -> None:
         """Unmap the code.  Calling it afterwards is an error."""
         if self.size:
-            _core.unmap(self.address, self.size)
+            self._unmap()
             self.size = 0
             self._funcs.clear()
 

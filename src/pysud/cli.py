@@ -85,7 +85,12 @@ def _run(args: argparse.Namespace) -> int:
     setup = _hooks_setup(args)
     # a program that dies of a signal ends `pysud run` by the same signal (WIFSIGNALED)
     return run_command(
-        args.program, args.args, vdso=not args.no_vdso, native_exec=args.native_exec, setup=setup
+        args.program,
+        args.args,
+        vdso=not args.no_vdso,
+        native_exec=args.native_exec,
+        setup=setup,
+        rewrite=False if args.no_rewrite else None,
     )
 
 
@@ -187,7 +192,13 @@ def _trace(args: argparse.Namespace) -> int:
     setup = _hooks_setup(args)
     # as strace: a program that dies of a signal ends `pysud trace` by the same signal
     return trace_program(
-        args.program, args.args, opts, vdso=not args.no_vdso, setup=setup, die_with_program=True
+        args.program,
+        args.args,
+        opts,
+        vdso=not args.no_vdso,
+        setup=setup,
+        die_with_program=True,
+        rewrite=False if args.no_rewrite else None,
     )
 
 
@@ -236,7 +247,8 @@ def _trace_parser(sub: Any) -> None:
         dest="expr",
         action="append",
         metavar="EXPR",
-        help="trace=SET (names, %%file %%process %%network %%memory %%signal %%desc, !negated), "
+        help="trace=SET (names, /regex, ?name, %%file %%process %%network %%memory %%signal %%desc %%ipc "
+        "%%creds %%clock %%pure %%stat %%lstat %%fstat %%%%stat %%statfs %%fstatfs %%%%statfs, !negated), "
         "status=SET (successful failed unfinished), signal=SET, or "
         "inject=SET:error=ERRNO|retval=N[:when=first[..last][+step]]",
     )
@@ -248,6 +260,12 @@ def _trace_parser(sub: Any) -> None:
         help="also write the run as Chrome/Perfetto trace-event JSON (ui.perfetto.dev, chrome://tracing)",
     )
     t.add_argument("--no-vdso", action="store_true", help="hide the vDSO: time calls become syscalls")
+    t.add_argument(
+        "--no-rewrite",
+        action="store_true",
+        help="keep every syscall site trapping (default: patch a trapped `mov $nr,%%eax; syscall` site of "
+        "the program so later calls skip the kernel's SIGSYS; also PYSUD_REWRITE=0)",
+    )
     _hooks_option(t)
     t.add_argument("program", nargs="?")
     t.add_argument("args", nargs=argparse.REMAINDER)
@@ -276,54 +294,48 @@ def _nt_environment() -> dict[str, str] | None:
 
 def _run_nt(args: argparse.Namespace) -> int:
     """A Windows program (MZ): the NT personality; the exit code's low byte is the status."""
-    from .nt import NtPersonality
     from .nt import run as run_nt
 
     drives = dict(d.split("=", 1) for d in args.drive) if args.drive else None
-    if not (args.trace_output or args.trace_timestamps or args.trace_durations or args.timeline):
+    hooks = _hooks_setup(args)
+    sink = None
+    if args.trace_output or args.trace_timestamps or args.trace_durations or args.timeline:
+        # the NT trace with pysud trace's options (nt/trace.py)
+        from .nt.trace import NtTrace
+
+        sink = NtTrace(
+            output=args.trace_output,
+            timestamps=args.trace_timestamps,
+            durations=args.trace_durations,
+            timeline=args.timeline,
+            lines=bool(args.trace or args.trace_output or args.trace_timestamps or args.trace_durations),
+        )
+
+    def setup(nt: Any) -> None:
+        if hooks is not None:
+            hooks(nt)
+        if sink is not None:
+            sink.attach(nt)  # after the hooks: their handlers are timed too
+
+    try:
         code = run_nt(
             args.program,
             args.args,
             profile=args.nt_profile,
             drives=drives,
-            trace=args.trace,
+            trace=sink if sink is not None else args.trace,  # type: ignore[arg-type]
             flip_switch=args.flip_switch,
-            setup=_hooks_setup(args),
+            setup=setup,
             ntdll=args.ntdll,
             dlls=args.dlls,
             prefix=args.prefix,
             command_line=args.nt_command_line,
             env=_nt_environment(),
         )
-        return code & 0xFF
-    # the NT trace with pysud trace's options (nt/trace.py)
-    from .nt.trace import NtTrace
-
-    sink = NtTrace(
-        output=args.trace_output,
-        timestamps=args.trace_timestamps,
-        durations=args.trace_durations,
-        timeline=args.timeline,
-        lines=bool(args.trace or args.trace_output or args.trace_timestamps or args.trace_durations),
-    )
-    nt = NtPersonality(
-        profile=args.nt_profile,
-        drives=drives,
-        trace=sink,  # type: ignore[arg-type]
-        flip_switch=args.flip_switch,
-        ntdll=args.ntdll,
-        dlls=args.dlls,
-        prefix=args.prefix,
-    )
-    sink.attach(nt)
-    setup = _hooks_setup(args)
-    try:
-        if setup is not None:
-            setup(nt)
-        return nt.run(args.program, args.args) & 0xFF
     finally:
-        nt.close()
-        sink.close()
+        if sink is not None:
+            sink.close()
+    return code & 0xFF
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -364,6 +376,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "makes goes through a dispatcher whose default runs it natively. Exit status propagated.",
     )
     r.add_argument("--no-vdso", action="store_true", help="hide the vDSO: time calls become syscalls")
+    r.add_argument(
+        "--no-rewrite",
+        action="store_true",
+        help="keep every syscall site trapping (default: patch a trapped `mov $nr,%%eax; syscall` site of "
+        "the program so later calls skip the kernel's SIGSYS; also PYSUD_REWRITE=0)",
+    )
     r.add_argument(
         "--native-exec",
         action="store_true",

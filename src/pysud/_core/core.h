@@ -91,5 +91,14 @@ PyObject *m_direct_entry_address(PyObject *m, PyObject *unused);
 PyObject *m_thread_block(PyObject *m, PyObject *unused);
 PyObject *m_reset_signals(PyObject *m, PyObject *args);
 PyObject *m_last_fault(PyObject *m, PyObject *unused);
+PyObject *m_guest_mask(PyObject *m, PyObject *unused);
+
+/* ---- rewrite.c: the ways below the SIGSYS floor (site rewriting, the path filter) */
+PyObject *m_rewrite_config(PyObject *m, PyObject *args);
+PyObject *m_rewrite_sites(PyObject *m, PyObject *unused);
+PyObject *m_rewrite_forget(PyObject *m, PyObject *unused);
+PyObject *m_rewrite_direct_count(PyObject *m, PyObject *pol);
+PyObject *m_path_filter(PyObject *m, PyObject *args);
+PyObject *m_range_filter(PyObject *m, PyObject *args);
 
 #endif

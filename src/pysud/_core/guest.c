@@ -2,15 +2,32 @@
  * threads, signals and faults expose to Python (sud_guest.c, sud_vsig.c).
  */
 #include "core.h"
+#include <sys/syscall.h>
 #include <time.h>
 
-/* run_guest(entry, sp) -> int: run a loaded program on this (armed) thread
- * until a handler calls exit_guest(); the GIL is released meanwhile. */
+/* The program's mask when its last run_guest(mask=...) on this thread ended. */
+static __thread uint64_t guest_mask_at_end;
+
+/* Signals held back in the kernel between images (run_guest with a mask):
+ * all but the synchronous faults, SIGSYS and the kick, which the core needs. */
+#define BIT(s) (1ull << ((s) - 1))
+static const uint64_t between_images =
+    ~(BIT(SIGKILL) | BIT(SIGSTOP) | BIT(SIGSEGV) | BIT(SIGBUS) | BIT(SIGILL) | BIT(SIGFPE) | BIT(SIGTRAP) |
+      BIT(SIGSYS) | BIT(SUD_SIG_KICK));
+
+/* run_guest(entry, sp, mask=-1) -> int: run a loaded program on this (armed)
+ * thread until a handler calls exit_guest(); the GIL is released meanwhile.
+ * With a mask (the caller holds the asynchronous signals blocked while it
+ * loads an image): the program starts with that mask once its signals are
+ * virtual, and when it ends the asynchronous signals are blocked again before
+ * the host's handlers are back, so none reaches Python between two images;
+ * guest_mask() is then the program's mask (execve keeps it). */
 PyObject *m_run_guest(PyObject *m, PyObject *args)
 {
     (void)m;
     unsigned long long entry, sp;
-    if (!PyArg_ParseTuple(args, "KK", &entry, &sp))
+    long long mask = -1;
+    if (!PyArg_ParseTuple(args, "KK|L", &entry, &sp, &mask))
         return NULL;
     struct sud_thread *t = sud_self;
     if (!t || t->op == SUD_OP_OFF) {
@@ -25,6 +42,10 @@ PyObject *m_run_guest(PyObject *m, PyObject *args)
     t->guest_depth++;
     sud_guest_register(t, t->tid);
     sud_vsig_begin();
+    /* The program's mask, set only now that its signals are virtual: signals
+     * the caller blocked while it loaded the image reach the program. */
+    if (mask != -1)
+        sud_gate_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, 8, 0, 0);
     Py_BEGIN_ALLOW_THREADS r = sud_run_guest(entry, sp, t);
     /* The program has ended on this thread: its other threads end too (a
      * thread's exit here is the program's exit), before its memory goes. */
@@ -39,9 +60,32 @@ PyObject *m_run_guest(PyObject *m, PyObject *args)
     sud_guest_unregister(t);
     t->vpending = 0;
     t->vfatal = 0;
+    /* Signals held for the program when it ended stay with it: the ones the
+     * core blocked are unblocked, their queued copies taken first. */
+    uint64_t stale = t->vblocked;
+    t->vblocked = 0;
+    if (stale) {
+        struct timespec zero = {0, 0};
+        while (sud_gate_syscall6(SYS_rt_sigtimedwait, (long)&stale, 0, (long)&zero, 8, 0, 0) > 0)
+            ;
+        sud_gate_syscall6(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&stale, 0, 8, 0, 0);
+    }
+    if (mask != -1) {
+        uint64_t held = between_images, was = 0;
+        sud_gate_syscall6(SYS_rt_sigprocmask, SIG_BLOCK, (long)&held, (long)&was, 8, 0, 0);
+        guest_mask_at_end = was;
+    }
     sud_vsig_end();
     Py_END_ALLOW_THREADS t->guest_depth--;
     return PyLong_FromLong(r);
+}
+
+/* guest_mask() -> the program's signal mask when run_guest(mask=...) last ended here. */
+PyObject *m_guest_mask(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    return PyLong_FromUnsignedLongLong(guest_mask_at_end);
 }
 
 /* direct_entry_address() -> the flip-switch entry (see sud_direct_entry). */

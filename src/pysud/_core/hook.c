@@ -33,6 +33,9 @@ static PyObject *fetch_exception(void)
     return value;
 }
 
+/* One frame object per thread is reused while no handler keeps it. */
+static __thread FrameObject *spare;
+
 void python_hook(struct sud_frame *f)
 {
     PyGILState_STATE g = PyGILState_Ensure();
@@ -49,8 +52,6 @@ void python_hook(struct sud_frame *f)
     int run_native = 0;
     if (t->ndeferred)
         deliver_deferred(t, po);
-    /* One frame object per thread is reused while no handler keeps it. */
-    static __thread FrameObject *spare;
     FrameObject *fo = spare;
     spare = NULL;
     if (fo && Py_TYPE(fo) != po->frame_type) {
@@ -189,6 +190,7 @@ void guest_thread_hook(int start)
         ts = PyEval_SaveThread();
     } else if (ts) {
         PyEval_RestoreThread(ts);
+        Py_CLEAR(spare); /* the thread ends: its frame object goes with it */
         PyGILState_Release(PyGILState_UNLOCKED);
         ts = NULL;
     }

@@ -11,11 +11,18 @@
 #define CORE_API 1
 
 static PyMethodDef module_methods[] = {
-    {"run_guest", m_run_guest, METH_VARARGS, "run_guest(entry, sp) -> value given to exit_guest()."},
+    {"run_guest", m_run_guest, METH_VARARGS, "run_guest(entry, sp, mask=-1) -> value given to exit_guest()."},
     {"direct_entry_address", m_direct_entry_address, METH_NOARGS, "Address of the flip-switch entry."},
     {"thread_block", m_thread_block, METH_NOARGS, "This armed thread's block (RCX for the direct entry)."},
+    {"rewrite_config", m_rewrite_config, METH_VARARGS, "rewrite_config(policy, on, locator) -> enabled."},
+    {"rewrite_sites", m_rewrite_sites, METH_NOARGS, "[(site_end, nr, state, reason, trampoline)]."},
+    {"rewrite_forget", m_rewrite_forget, METH_NOARGS, "Examine every site afresh (a new image)."},
+    {"rewrite_direct_count", m_rewrite_direct_count, METH_O, "Calls of a policy that entered without a trap."},
+    {"path_filter", m_path_filter, METH_VARARGS, "path_filter(policy, nr, arg, prefixes or None)."},
+    {"range_filter", m_range_filter, METH_VARARGS, "range_filter(policy, nr, arg, lo, hi)."},
     {"reset_signals", m_reset_signals, METH_VARARGS, "reset_signals(keep_ignored, ignored=0): the program's dispositions."},
     {"last_fault", m_last_fault, METH_NOARGS, "(sig, code, addr, regs) of the signal a program died of."},
+    {"guest_mask", m_guest_mask, METH_NOARGS, "The program's signal mask when run_guest(mask=...) ended."},
     {"init", m_init, METH_NOARGS, "Install the SIGSYS handler (idempotent)."},
     {"arm", m_arm, METH_VARARGS, "arm(policy, op, offset, len): arm this thread."},
     {"disarm", m_disarm, METH_NOARGS, "Disarm this thread."},

@@ -40,23 +40,49 @@ static PyObject *policy_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     return (PyObject *)self;
 }
 
-static void policy_dealloc(PolicyObject *self)
+/* The policy's handlers are usually bound methods of the Dispatcher that owns
+ * it: a cycle, which the collector breaks through these two. */
+static int policy_traverse(PolicyObject *self, visitproc visit, void *arg)
 {
-    if (self->p) {
-        self->p->hook_ctx = NULL; /* armed threads now run calls natively */
-        sud_policy_decref(self->p);
-    }
-    Py_XDECREF(self->callback);
-    Py_XDECREF(self->deferred);
-    Py_XDECREF(self->on_result);
-    Py_XDECREF(self->on_error);
-    Py_XDECREF(self->native_token);
-    Py_XDECREF(self->on_orphan);
+    Py_VISIT(self->callback);
+    Py_VISIT(self->deferred);
+    Py_VISIT(self->on_result);
+    Py_VISIT(self->on_error);
+    Py_VISIT(self->native_token);
+    Py_VISIT(self->on_orphan);
+    Py_VISIT(self->frame_type);
+    for (int i = 0; i < SUD_NSYSCALLS; i++)
+        Py_VISIT(self->handlers[i]);
+    return 0;
+}
+
+static int policy_clear(PolicyObject *self)
+{
+    if (self->p)
+        self->p->hook_ctx = NULL; /* from now on its calls run natively: no handler is left */
+    Py_CLEAR(self->callback);
+    Py_CLEAR(self->deferred);
+    Py_CLEAR(self->on_result);
+    Py_CLEAR(self->on_error);
+    Py_CLEAR(self->native_token);
+    Py_CLEAR(self->on_orphan);
+    Py_CLEAR(self->frame_type);
     for (int i = 0; i < SUD_NSYSCALLS; i++)
         Py_CLEAR(self->handlers[i]);
-    Py_XDECREF(self->frame_type);
-    if (self->trace_stage && self->p)
-        munmap(self->trace_stage, self->p->trace->size);
+    return 0;
+}
+
+static void policy_dealloc(PolicyObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->p) {
+        self->p->hook_ctx = NULL; /* armed threads now run calls natively */
+        if (self->trace_stage) /* its size is the ring's, which goes with the last reference */
+            munmap(self->trace_stage, self->p->trace->size);
+        sud_policy_decref(self->p); /* (armed threads and thunks may keep the C policy) */
+        self->p = NULL;
+    }
+    policy_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -154,6 +180,7 @@ static PyObject *policy_reset_counts(PolicyObject *self, PyObject *unused)
     for (int i = 0; i < SUD_NSYSCALLS; i++)
         __atomic_store_n(&self->p->count[i], 0, __ATOMIC_RELAXED);
     __atomic_store_n(&self->p->count_other, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&self->p->count_direct, 0, __ATOMIC_RELAXED);
     Py_RETURN_NONE;
 }
 
@@ -177,10 +204,12 @@ static PyMethodDef policy_methods[] = {
 PyTypeObject Policy_Type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pysud._core.Policy",
     .tp_basicsize = sizeof(PolicyObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "Per-syscall actions and the Python hook of one dispatcher.",
     .tp_new = policy_new,
     .tp_dealloc = (destructor)policy_dealloc,
+    .tp_traverse = (traverseproc)policy_traverse,
+    .tp_clear = (inquiry)policy_clear,
     .tp_methods = policy_methods,
 };
 

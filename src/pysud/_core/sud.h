@@ -31,6 +31,7 @@
 #define SUD_DEFERRED_RING 512 /* past this, calls are counted as lost (deferred_lost) */
 #define SUD_THREAD_MAGIC 0x5053554454485244ull /* "PSUDTHRD" */
 #define SUD_REDZONE 128
+#define SUD_DFLAGS_SLOT 0x8000 /* dispatch stack offset where sud_direct_entry saves RFLAGS */
 
 /* ---- offsets into struct sud_thread used by the assembly ---- */
 #define T_SELQ 8       /* quadword whose first byte is the selector */
@@ -61,6 +62,7 @@
 #define SUD_FRAME_EXIT 4   /* leave the guest: sud_run_guest returns RAX */
 #define SUD_FRAME_TRAP 8   /* trapped by SIGSYS from a 2-byte `syscall`: RIP - 2 re-runs the call */
 #define SUD_CP_NOT_STARTED 513 /* -ERESTARTNOINTR: sud_gate_syscall_cp did not enter the kernel */
+#define SUD_FRAME_DIRECT 16 /* came in through a direct entry (no kernel trap) */
 
 #ifndef __ASSEMBLER__
 #include <signal.h>
@@ -151,6 +153,17 @@ extern char sud_probe_copy_insn[], sud_probe_copy_fixup[];
 int sud_vsig_active(void);
 void sud_trace_forget(struct sud_trace *tr);
 
+/* An argument filter (sud_filter.c): the call reaches Python only when
+ * argument arg names a path that starts with one of the prefixes (nprefix >
+ * 0), or, with no prefixes, when its low 32 bits lie in [lo, hi]. */
+#define SUD_PREFIX_MAX 32
+#define SUD_FILTERS 16
+struct sud_path_filter {
+    uint8_t arg, nprefix, len[4];
+    uint32_t lo, hi;
+    char prefix[4][SUD_PREFIX_MAX];
+};
+
 /* The per-dispatcher policy.  Owned by a Python object; an armed thread
  * holds a reference (refs) so it outlives the object while still in use. */
 struct sud_policy {
@@ -161,6 +174,11 @@ struct sud_policy {
     int64_t refs;
     struct sud_trace *trace; /* the recorder's ring, or NULL */
     void *hook_ctx; /* opaque to the core: the glue's Python object */
+    int32_t rewrite;          /* patch trapped sites (sud_rewrite.c) */
+    uint32_t rewrite_locator; /* offset from the GS base of the thread block pointer */
+    uint64_t count_direct;    /* calls that came through sud_direct_entry (no kernel trap) */
+    uint8_t path_filter[SUD_NSYSCALLS]; /* 1 + index into filters, 0: none */
+    struct sud_path_filter filters[SUD_FILTERS];
 };
 
 /* A trapped call's registers.  The first 20 quadwords are restored by
@@ -224,6 +242,9 @@ struct sud_thread {
     stack_t virt_altstack;
     int virt_altstack_set;
     uint64_t shadow[3 * SUD_SHADOW_ENTRIES];
+    struct sud_thread *self; /* the GS base points here for rewritten sites (sud_rewrite.c) */
+    int kop;                 /* the kernel's dispatch mode for this thread as last set (-1: */
+    uint64_t koffset, klen;  /* armed with another selector); its range */
 };
 
 _Static_assert(offsetof(struct sud_thread, selector) == T_SELQ, "T_SELQ");
@@ -298,6 +319,7 @@ void sud_dispatch_entry(void);
 /* The flip-switch way in: jumped to, not called, with the registers of a
  * syscall instruction, RCX = the thread, R11 = where to resume. */
 void sud_direct_entry(void);
+void sud_rewrite_entry(void); /* the same for rewritten sites: the frame also says TRAP */
 void sud_xsave(struct sud_frame *f);
 /* sud_resume's last check, from sud_resume_check to sud_resume_end: signals
  * held or an exit requested since the dispatch ended (sud_dispatch.c). */
@@ -324,6 +346,17 @@ void sud_rearm_after_fork(void);
 /* ---- dispatch, outside signal context (sud_dispatch.c) ---- */
 struct sud_frame *sud_dispatch(struct sud_frame *f);
 long sud_native(struct sud_frame *f, long nr, const long a[6]);
+
+/* ---- rewriting syscall sites (sud_rewrite.c) ---- */
+void sud_rewrite_trapped(struct sud_frame *f, uint32_t locator);
+void sud_rewrite_thread_new(struct sud_thread *t);
+int sud_rewrite_dispatched(const struct sud_thread *t, struct sud_frame *f);
+void sud_rewrite_prctl_done(long op, long offset, long len, const void *selector);
+void sud_rewrite_set_host(const uint64_t *lo, const uint64_t *hi, int n);
+int sud_rewrite_sites(uint64_t (*out)[5], int max);
+void sud_rewrite_forget(void);
+int sud_filter_wants(const struct sud_policy *p, const struct sud_frame *f);
+#define SUD_REWRITE_LINUX_LOCATOR ((uint32_t)offsetof(struct sud_thread, self))
 
 /* ---- guest threads and program exit (sud_guest.c) ---- */
 #define SUD_SIG_KICK 63 /* real-time signal that tells a guest thread its program is exiting */

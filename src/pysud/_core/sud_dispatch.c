@@ -296,6 +296,8 @@ struct sud_frame *sud_dispatch(struct sud_frame *f)
 {
     struct sud_thread *t = f->thread;
     struct sud_policy *p = t->policy;
+    if ((f->flags & SUD_FRAME_DIRECT) && (f->flags & SUD_FRAME_TRAP) && !sud_rewrite_dispatched(t, f))
+        return f; /* a rewritten site the kernel would not dispatch now: its own syscall runs it */
     f->prev = t->top;
     t->top = f;
 
@@ -311,10 +313,17 @@ struct sud_frame *sud_dispatch(struct sud_frame *f)
         __atomic_add_fetch(&p->count_other, 1, __ATOMIC_RELAXED);
     }
 
+    if (p && (f->flags & SUD_FRAME_DIRECT))
+        __atomic_add_fetch(&p->count_direct, 1, __ATOMIC_RELAXED);
+    else if (p && p->rewrite && (f->flags & SUD_FRAME_TRAP))
+        sud_rewrite_trapped(f, p->rewrite_locator); /* later calls from this site: no trap */
+
     int kind = a->kind, deferred = 0;
     long args[6];
     if (kind == SUD_ACT_TRACE && !(p->trace && sud_trace_room(p->trace, (long)f->nr)))
         kind = SUD_ACT_PYTHON; /* the ring is full: the tracer's handler empties it */
+    if (kind == SUD_ACT_PYTHON && a != &p->other && !sud_filter_wants(p, f))
+        kind = SUD_ACT_NATIVE; /* the handler would only say NATIVE for this path */
     if (kind == SUD_ACT_PYTHON) {
         if (!sud_python_hook || !p->hook_ctx) {
             kind = SUD_ACT_NATIVE;

@@ -206,13 +206,19 @@ sud_gate_end:
  * RCX = struct sud_thread *, R11 = the address to resume at (as after the
  * syscall).  Out (through sud_resume): RAX = result, RCX = resume address,
  * R11 = RFLAGS, everything else as it was. */
-        .globl sud_direct_entry
-        .hidden sud_direct_entry
-        .type sud_direct_entry, @function
-sud_direct_entry:
+/* The body of both direct entries; frame_flags marks the frame. */
+        .macro DIRECT_ENTRY frame_flags
         movb    $SUD_FILTER_ALLOW, T_SELQ(%rcx)
         mov     %r11, T_DRIP(%rcx)
         mov     %rsp, T_DRSP(%rcx)
+        /* The caller's RFLAGS, before an instruction here changes them: pushed
+         * into a slot near the bottom of the dispatch stack (the SIGSYS path
+         * keeps its lowest 64 KiB unused; a signal handler that runs on this
+         * stack meanwhile still has 32 KiB below). */
+        mov     T_DSTACK_LO(%rcx), %rsp
+        lea     SUD_DFLAGS_SLOT+8(%rsp), %rsp
+        pushfq
+        mov     T_DRSP(%rcx), %rsp
         /* the frame: at the top of the dispatch stack, or below the red zone
          * when the caller already runs on it (a handler called foreign code) */
         mov     T_DSTACK_HI(%rcx), %r11
@@ -244,9 +250,9 @@ sud_direct_entry:
         mov     %rax, F_RIP(%rsp)
         mov     %rax, 96(%rsp)          /* frame->rcx: what syscall leaves in RCX */
         mov     %rax, 168(%rsp)         /* call_addr */
-        pushfq
-        pop     %rax
-        mov     %rax, 136(%rsp)         /* rflags */
+        mov     T_DSTACK_LO(%rcx), %rax
+        mov     SUD_DFLAGS_SLOT(%rax), %rax
+        mov     %rax, 136(%rsp)         /* rflags, as the caller had them */
         mov     %rax, 32(%rsp)          /* frame->r11 */
         mov     T_DRSP(%rcx), %rax
         mov     %rax, F_RSP(%rsp)
@@ -260,7 +266,7 @@ sud_direct_entry:
         movq    $0, 200(%rsp)           /* prev */
         movl    $0xc000003e, 208(%rsp)      /* AUDIT_ARCH_X86_64 */
         movb    $SUD_FILTER_BLOCK, 212(%rsp) /* the selector to resume with */
-        movb    $0, F_FLAGS(%rsp)
+        movb    $\frame_flags, F_FLAGS(%rsp)
         /* XSAVE area below the frame, header cleared */
         mov     %rsp, %rax
         sub     sud_xsave_size(%rip), %rax
@@ -308,7 +314,25 @@ sud_direct_entry:
         and     $-16, %rax
         mov     %rax, %rsp
         jmp     sud_dispatch_entry
+        .endm
+
+        .globl sud_direct_entry
+        .hidden sud_direct_entry
+        .type sud_direct_entry, @function
+sud_direct_entry:
+        DIRECT_ENTRY SUD_FRAME_DIRECT
         .size sud_direct_entry, .-sud_direct_entry
+
+/* The entry of rewritten syscall sites (sud_rewrite.c): as sud_direct_entry,
+ * and the frame also says TRAP, since a `syscall` instruction stands at
+ * RIP - 2 (the site's own, left in place), so a call cancelled for a signal
+ * is re-run from there as a trapped one is. */
+        .globl sud_rewrite_entry
+        .hidden sud_rewrite_entry
+        .type sud_rewrite_entry, @function
+sud_rewrite_entry:
+        DIRECT_ENTRY SUD_FRAME_DIRECT|SUD_FRAME_TRAP
+        .size sud_rewrite_entry, .-sud_rewrite_entry
 
 /* Entered by sigreturn (the SIGSYS handler rewrote RIP/RSP/RDI): RDI = frame,
  * RSP 16-byte aligned on the dispatch stack, selector ALLOW, host FS. */
@@ -367,6 +391,37 @@ sud_resume_check:
         jne     5f
 6:      movzbl  212(%rsp), %ecx         /* frame->selector */
         movb    %cl, T_SELQ(%rax)
+        /* RCX = RIP and R11 = RFLAGS, as SYSCALL leaves them (no TF): the way
+         * back needs no iretq: the flags come from the frame, then RSP, then a
+         * jmp through RCX (the foreign stack and red zone are never written) */
+        mov     F_RIP(%rsp), %rcx
+        cmp     96(%rsp), %rcx          /* frame->rcx */
+        jne     7f
+        mov     136(%rsp), %rcx         /* frame->rflags */
+        cmp     32(%rsp), %rcx          /* frame->r11 */
+        jne     7f
+        test    $0x100, %ecx
+        jnz     7f
+        pop     %r15
+        pop     %r14
+        pop     %r13
+        pop     %r12
+        pop     %r11
+        pop     %r10
+        pop     %r9
+        pop     %r8
+        pop     %rbp
+        pop     %rdi
+        pop     %rsi
+        pop     %rdx
+        pop     %rcx
+        pop     %rbx
+        pop     %rax
+        lea     16(%rsp), %rsp          /* past rip and cs */
+        popfq
+        mov     (%rsp), %rsp
+        jmp     *%rcx
+7:
         pop     %r15
         pop     %r14
         pop     %r13

@@ -33,6 +33,8 @@ static int initialised;
 int sud_prctl_raw(long op, long offset, long len, void *selector)
 {
     long r = syscall(SYS_prctl, SUD_PR_SET_SYSCALL_USER_DISPATCH, op, offset, len, selector);
+    if (r == 0)
+        sud_rewrite_prctl_done(op, offset, len, selector);
     return r < 0 ? -errno : 0;
 }
 
@@ -194,6 +196,7 @@ static struct sud_thread *thread_new(void)
     }
     sud_self = t;
     pthread_setspecific(thread_key, t);
+    sud_rewrite_thread_new(t);
     return t;
 }
 

@@ -177,6 +177,8 @@ class NtPersonality(FileCalls):
             {"__slots__": (), "nt_abi": self.abi, "stacks": self.stacks},
         )
         self.d = Dispatcher(Return(st.STATUS_NOT_IMPLEMENTED), abi=self.abi, frame_type=frame)
+        if self.d.rewrite:  # a rewritten site finds the thread block where the stubs do: in the TEB
+            self.d.set_rewrite(True, locator=ntdll_mod.TEB_THREAD_BLOCK)
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         if drives is None and self.prefix is not None:
             drives = self.prefix.drives

@@ -452,7 +452,13 @@ def dump_text(base: Key, comment: str) -> str:
 class Registry:
     """The registry of one prefix directory (created if missing, seeded on first use)."""
 
-    def __init__(self, directory: str | None = None, *, seed: bool = True) -> None:
+    def __init__(
+        self,
+        directory: str | None = None,
+        *,
+        seed: bool = True,
+        version: tuple[int, int, int] = (10, 0, 22631),
+    ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if directory is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="pysud-registry-")
@@ -473,14 +479,31 @@ class Registry:
             "userdef.reg": users.child(".Default"),
         }
         self._stamps: dict[str, tuple[int, ...] | None] = dict.fromkeys(BRANCHES)
-        self._lock_fd = -1  # the lock file, open while the prefix lock is held
+        self._lock_fd = -1  # the lock file (holds the save counters), opened on first use
+        self._locked = False
+        self._lock_pid = os.getpid()
         with self._file_lock():
             fresh = not any(os.path.exists(self._file(n)) for n in BRANCHES)
             self._reload()
             if seed and fresh:
-                seed_defaults(self)
+                seed_defaults(self, version)
                 for name in BRANCHES:
                     self._save(name)
+            elif seed:
+                self._follow_version(version)
+
+    def _follow_version(self, version: tuple[int, int, int]) -> None:
+        """CurrentVersion's build values say the version the PEB reports (the prefix may have been
+        made for another profile); saved only when something changes."""
+        try:
+            cv = self.resolve(r"\REGISTRY\Machine\Software\Microsoft\Windows NT\CurrentVersion")
+        except RegistryError:
+            return
+        if cv.values.get("currentbuild", Value("", REG_NONE, b"")).data == sz(str(version[2])):
+            return
+        for name, (type_, data) in version_values(version).items():
+            cv.set(name, type_, data)
+        self._save("system.reg")
 
     # ---- files and the prefix lock
 
@@ -491,22 +514,29 @@ class Registry:
     def _file_lock(self) -> Iterator[None]:
         """The prefix's registry lock (flock on ``.registry.lock``), re-entrant in this process."""
         with self.lock:
-            if self._lock_fd >= 0:
+            if self._locked:
                 yield
                 return
-            fd = os.open(os.path.join(self.directory, ".registry.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+            self._open_lock_file()
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            self._locked = True
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                self._lock_fd = fd
                 yield
             finally:
-                self._lock_fd = -1
-                os.close(fd)  # releases the flock
+                self._locked = False
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _open_lock_file(self) -> None:
+        if self._lock_pid != os.getpid():  # a forked child: its own open file, its own lock
+            self._lock_fd, self._lock_pid = -1, os.getpid()
+        if self._lock_fd < 0:  # opened once, kept: a lock is one flock call
+            self._lock_fd = os.open(
+                os.path.join(self.directory, ".registry.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644
+            )
 
     def _generations(self) -> dict[str, int]:
         """Save counters kept in the lock file: a change is seen even within the mtime's granularity."""
-        os.lseek(self._lock_fd, 0, os.SEEK_SET)
-        text = os.read(self._lock_fd, 4096).decode("ascii", errors="replace")
+        text = os.pread(self._lock_fd, 4096, 0).decode("ascii", errors="replace")
         gens: dict[str, int] = {}
         for line in text.splitlines():
             name, _, n = line.partition(" ")
@@ -539,19 +569,29 @@ class Registry:
                 raise RegFormatError(f"{self._file(name)}: {e}") from None
 
     def _save(self, name: str) -> None:
+        """Write a branch (to a temporary file renamed over it: a reader never sees half a file)."""
         text = dump_text(self._branch_keys[name], _COMMENTS[name])
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{name}.")
+        tmp = os.path.join(self.directory, f".{name}.tmp")  # the lock is held: one writer
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write(text)
-        os.chmod(tmp, 0o644)
         os.replace(tmp, self._file(name))
         gens = self._generations()
         gens[name] = gens.get(name, 0) + 1
-        record = "".join(f"{n} {g}\n" for n, g in sorted(gens.items())).encode()
-        os.lseek(self._lock_fd, 0, os.SEEK_SET)
-        os.ftruncate(self._lock_fd, 0)
-        os.write(self._lock_fd, record)
+        # fixed-width lines: the record is rewritten in place, never shorter
+        record = "".join(f"{n} {gens.get(n, 0):020d}\n" for n in sorted(BRANCHES)).encode()
+        os.pwrite(self._lock_fd, record, 0)
         self._stamps[name] = self._stamp(name, gens)
+
+    def close(self) -> None:
+        """Release the lock file (and a temporary directory of this registry's own)."""
+        with self.lock:
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)
+                self._lock_fd = -1
+            if self._tmp is not None:
+                self._tmp.cleanup()
+                self._tmp = None
 
     def _branch_of(self, key: Key) -> str | None:
         k: Key | None = key
@@ -563,8 +603,14 @@ class Registry:
         return None
 
     def refresh(self) -> None:
-        """Pick up changes another process saved (cheap: one stat per branch)."""
-        with self._file_lock():
+        """Pick up changes another process saved (one stat per branch and a read of the counters).
+
+        Without the prefix lock: a branch file is only ever replaced whole (rename), so a reader
+        sees the old or the new one; a counter read during a save only costs a second reload.
+        """
+        with self.lock:
+            if not self._locked:
+                self._open_lock_file()
             self._reload()
 
     @contextmanager
@@ -610,8 +656,8 @@ class Registry:
 
     def resolve(self, path: str, base: Key | None = None, *, open_link: bool = False) -> Key:
         """The key at ``path`` (absolute ``\\REGISTRY\\...`` or relative to ``base``), links followed."""
-        with self._file_lock():
-            self._reload()
+        with self.lock:
+            self.refresh()
             k, rest = self._walk(path, base, open_link=open_link)
             if rest:
                 raise RegistryError(STATUS_OBJECT_NAME_NOT_FOUND)  # a missing parent too, as in Wine
@@ -712,11 +758,6 @@ class Registry:
                 raise RegistryError(STATUS_OBJECT_NAME_NOT_FOUND)
             key.modif = now_filetime()
 
-    def close(self) -> None:
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
 
 # ---------------------------------------------------------------------------------- defaults
 
@@ -762,9 +803,24 @@ def computer_name() -> str:
     return (socket.gethostname().split(".")[0] or "PYSUD").upper()[:15]
 
 
+def version_values(version: tuple[int, int, int]) -> dict[str, tuple[int, bytes]]:
+    """CurrentVersion's values that name the Windows version (major, minor, build)."""
+    major, minor, build = version
+    display = {22631: "23H2", 22621: "22H2", 19045: "22H2", 19044: "21H2", 19043: "21H1"}.get(build, "")
+    return {
+        "CurrentBuild": (REG_SZ, sz(str(build))),
+        "CurrentBuildNumber": (REG_SZ, sz(str(build))),
+        "CurrentMajorVersionNumber": (REG_DWORD, dword(major)),
+        "CurrentMinorVersionNumber": (REG_DWORD, dword(minor)),
+        # what Windows 8.1 and later report here, for programs that read it as the version
+        "CurrentVersion": (REG_SZ, sz("6.3" if (major, minor) >= (6, 3) else f"{major}.{minor}")),
+        "DisplayVersion": (REG_SZ, sz(display)),
+    }
+
+
 def seed_defaults(reg: Registry, version: tuple[int, int, int] = (10, 0, 22631)) -> None:
     """The keys and values programs read at start-up, added where missing."""
-    major, minor, build = version
+    major = version[0]
     m = reg._branch_keys["system.reg"]
     u = reg._branch_keys["user.reg"]
 
@@ -835,11 +891,7 @@ def seed_defaults(reg: Registry, version: tuple[int, int, int] = (10, 0, 22631))
         m,
         "Software\\Microsoft\\Windows NT\\CurrentVersion",
         {
-            "CurrentBuild": s(str(build)),
-            "CurrentBuildNumber": s(str(build)),
-            "CurrentMajorVersionNumber": d(major),
-            "CurrentMinorVersionNumber": d(minor),
-            "CurrentVersion": s("6.3"),  # what Windows 10 and 11 report here, for compatibility
+            **version_values(version),
             "CurrentType": s("Multiprocessor Free"),
             "EditionID": s("Professional"),
             "InstallationType": s("Client"),
@@ -847,7 +899,6 @@ def seed_defaults(reg: Registry, version: tuple[int, int, int] = (10, 0, 22631))
             "RegisteredOrganization": s(""),
             "RegisteredOwner": s(""),
             "SystemRoot": s("C:\\windows"),
-            "DisplayVersion": s("23H2" if build >= 22631 else "22H2"),
         },
     )
     tz = "Software\\Microsoft\\Windows NT\\CurrentVersion\\Time Zones"

@@ -39,20 +39,23 @@ def trace_program(
     vdso: bool = True,
     setup: Callable[[Dispatcher], object] | None = None,
     die_with_program: bool = False,
+    rewrite: bool | None = None,
 ) -> int:
     """Run a Linux x86-64 program in this process with every system call traced; its exit status.
 
     ``setup(dispatcher)`` runs after the personality's handlers and before the tracer's: the
     handlers it registers run inside the tracer, so the lines show what the program saw.
     With ``die_with_program`` a program that dies of a signal takes this process with it once
-    the trace is written, as strace does (`pysud trace`).
+    the trace is written, as strace does (`pysud trace`).  ``rewrite`` as for ``pysud.run``:
+    calls from rewritten sites are recorded the same way, without the trap.
     """
     from .._linux import LinuxPersonality, die_of_signal, find_program
 
     opts = options or TraceOptions()
     path = find_program(program)
-    d = Dispatcher()
+    d = Dispatcher(rewrite=rewrite)
     personality = LinuxPersonality(d)
+    personality.restore_signals = not die_with_program  # `pysud trace`: held until it exits
     if setup is not None:
         setup(d)
     tracer = Tracer(opts)

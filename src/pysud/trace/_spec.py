@@ -128,7 +128,68 @@ DESC = _by_prototype(_FD_NAMES, False) | {
     "eventfd",
     "eventfd2",
 }
+STAT = frozenset({"stat", "statx", "newfstatat", "fstatat64"})
+LSTAT = frozenset({"lstat", "statx", "newfstatat"})
+FSTAT = frozenset({"fstat", "statx", "newfstatat"})
+ANY_STAT = frozenset({"stat", "lstat", "fstat", "newfstatat", "statx"})
+STATFS = frozenset({"statfs"})
+FSTATFS = frozenset({"fstatfs"})
+CREDS = frozenset(
+    {
+        "getuid", "geteuid", "getgid", "getegid", "setuid", "setgid", "setreuid", "setregid",
+        "getresuid", "setresuid", "getresgid", "setresgid", "setfsuid", "setfsgid", "getgroups",
+        "setgroups", "capget", "capset", "prctl",
+    }
+)  # fmt: skip
+CLOCK = frozenset(
+    {
+        "clock_gettime", "clock_settime", "clock_getres", "clock_adjtime", "gettimeofday",
+        "settimeofday", "time", "adjtimex",
+    }
+)  # fmt: skip
+IPC = frozenset(
+    {
+        "msgget",
+        "msgsnd",
+        "msgrcv",
+        "msgctl",
+        "semget",
+        "semop",
+        "semtimedop",
+        "semctl",
+        "shmget",
+        "shmat",
+        "shmdt",
+        "shmctl",
+    }
+)
+PURE = frozenset(
+    {
+        "getpid",
+        "getppid",
+        "gettid",
+        "getuid",
+        "geteuid",
+        "getgid",
+        "getegid",
+        "getpgrp",
+        "getpgid",
+        "getsid",
+        "sched_yield",
+    }
+)
 CLASSES = {
+    "%stat": STAT,
+    "%lstat": LSTAT,
+    "%fstat": FSTAT,
+    "%%stat": ANY_STAT,
+    "%statfs": STATFS,
+    "%fstatfs": FSTATFS,
+    "%%statfs": STATFS | FSTATFS,
+    "%creds": CREDS,
+    "%clock": CLOCK,
+    "%ipc": IPC,
+    "%pure": PURE,
     "%file": FILE,
     "file": FILE,
     "%desc": DESC,
@@ -150,13 +211,24 @@ class SpecError(ValueError):
 
 
 def syscall_set(text: str) -> frozenset[int]:
-    """`-e trace=` values: names, classes, `all`, `none`; a leading `!` negates the whole set."""
+    """`-e trace=` values: names, classes, `/regex`, `all`, `none`, `?name` (no error when unknown);
+    a leading `!` negates the whole set."""
+    import re
+
     negate = text.startswith("!")
     if negate:
         text = text[1:]
     nrs: set[int] = set()
     for item in filter(None, text.split(",")):
-        if item == "all":
+        optional = item.startswith("?")
+        item = item.lstrip("?")
+        if item.startswith("/"):
+            try:
+                pat = re.compile(item[1:])
+            except re.error as e:
+                raise SpecError(f"invalid regular expression {item[1:]!r}: {e}") from None
+            nrs.update(nr for nr in X86_64.table if pat.search(X86_64.name_of(nr)))
+        elif item == "all":
             nrs.update(X86_64.table)
         elif item == "none":
             continue
@@ -166,7 +238,8 @@ def syscall_set(text: str) -> frozenset[int]:
             try:
                 nrs.add(X86_64.number_of(item))
             except KeyError:
-                raise SpecError(f"invalid system call {item!r}") from None
+                if not optional:
+                    raise SpecError(f"invalid system call {item!r}") from None
     if negate:
         return frozenset(set(X86_64.table) - nrs)
     return frozenset(nrs)

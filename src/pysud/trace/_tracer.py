@@ -66,6 +66,9 @@ class TraceOptions:
     frames: bool = False  # name the Python frame that made the native call
     lines: bool = True  # False: count and inject only (bench stages)
     timeline: str | None = None  # --timeline FILE: Chrome/Perfetto trace-event JSON
+    # decode recorded calls on a thread of their own while the program runs (off the program's
+    # per-call path); None: when the process may run on more than one CPU
+    background: bool | None = None
 
 
 class _Output:
@@ -85,17 +88,26 @@ class _Output:
         self.buffered = buffered
         self.parts: list[str] = []
         self.size = 0
+        self._lock = threading.Lock()  # the decoder thread and the program's threads write
 
     def write(self, text: str) -> None:
         if not self.buffered:
-            os.write(self.fd, text.encode(errors="surrogateescape"))
+            data = text.encode(errors="surrogateescape")
+            with self._lock:
+                while data:
+                    data = data[os.write(self.fd, data) :]
             return
-        self.parts.append(text)
-        self.size += len(text)
-        if self.size > 65536:
-            self.flush()
+        with self._lock:
+            self.parts.append(text)
+            self.size += len(text)
+            if self.size > 65536:
+                self._flush()
 
     def flush(self) -> None:
+        with self._lock:
+            self._flush()
+
+    def _flush(self) -> None:
         if self.parts:
             data = "".join(self.parts).encode(errors="surrogateescape")
             self.parts.clear()
@@ -148,6 +160,8 @@ class Tracer:
         self._paths = _path_set(o.paths)
         self._exec_shown = False
         self._cputime = False  # -c without -w: the thread's CPU time, not the clock
+        self._bg: threading.Thread | None = None  # the decoder thread (background decoding)
+        self._bg_stop = threading.Event()
         self.out = (
             _Output(o.output, buffered=o.output is not None) if (self.print_lines or o.summary) else None
         )
@@ -186,6 +200,7 @@ class Tracer:
             d.start_recording(RING_BYTES, timing=self.timed, cputime=cpu)
             self._cputime = cpu
             self._recording = True
+            self._start_decoder()
         plain_lines = not o.json and o.status is None and self.timeline is None
         injected = {nr for rule in o.inject for nr in rule.nrs}
         for nr in numbers if numbers is not None else sorted(X86_64.table):
@@ -254,22 +269,33 @@ class Tracer:
                     # core ends the thread or the program when the call runs.
                     self._on_exit(dec, call, args, pre, s32(args[0]), t0)
                     return native_token if inner is None else inner(call)
+                held = False
                 if is_fork or is_exec:
                     # a fork's child starts with our buffer; an execve that replaces the
                     # process natively would lose it
                     self._before_fork(args)
-                if inner is None:
-                    ret = res = call.native()
-                else:
-                    ret = inner(call)
-                    if ret is native_token:
+                    # the decoder thread must not hold the lock across a fork (the child
+                    # would wait for it for ever)
+                    held = is_fork and self._bg is not None and lock.acquire()
+                try:
+                    if inner is None:
                         ret = res = call.native()
                     else:
-                        res = _result_of(ret)  # type: ignore[assignment]
-                    if res is None:
-                        if is_exit:
-                            return ret
-                        res = 0 if is_exec else call.rax
+                        ret = inner(call)
+                        if ret is native_token:
+                            ret = res = call.native()
+                        else:
+                            res = _result_of(ret)  # type: ignore[assignment]
+                        if res is None:
+                            if is_exit:
+                                return ret
+                            res = 0 if is_exec else call.rax
+                finally:
+                    if held:
+                        try:
+                            lock.release()
+                        except RuntimeError:  # a new thread of the program, not the caller
+                            pass
                 if is_fork and res == 0 and os.getpid() != self.pid:
                     self._in_child()
                     return ret
@@ -331,6 +357,38 @@ class Tracer:
         pre = [D.quote(os.fsencode(path)), "[" + ", ".join(shown) + "]", f"{D.ptr(envp)} /* {nenv} vars */"]
         when = time.time_ns() if self.timed else 0
         self._emit(dec, self.pid, (0,) * 6, pre, 0, 0, False, None, when, raw=True)
+
+    # ---- the decoder thread
+
+    def _start_decoder(self) -> None:
+        """Decode records while the program runs, on another CPU when there is one."""
+        bg = self.opts.background
+        if bg is None:
+            bg = _cpus() > 1
+        if not bg or not self._recording or self._bg is not None:
+            return
+        self._bg_stop.clear()
+        t = threading.Thread(target=self._decoder_loop, name="pysud-trace-decoder", daemon=True)
+        self._bg = t
+        t.start()
+
+    def _decoder_loop(self) -> None:
+        stop = self._bg_stop
+        while not stop.wait(_DECODE_EVERY):
+            try:
+                self.drain()
+            except Exception as e:  # noqa: BLE001 - never take the program down; say it once
+                print(f"pysud trace: decoder thread stopped: {e!r}", file=sys.stderr)
+                return
+
+    def _stop_decoder(self) -> None:
+        t = self._bg
+        if t is None:
+            return
+        self._bg_stop.set()
+        if t is not threading.current_thread():
+            t.join()
+        self._bg = None
 
     # ---- records (calls the core recorded without entering Python)
 
@@ -524,6 +582,10 @@ class Tracer:
         self._unfinished.clear()
         if self.timeline is not None:
             self.timeline.in_child(self.opts.follow)
+        self._bg = None  # the parent's decoder thread is not in the child
+        self._bg_stop = threading.Event()
+        if self.opts.follow:
+            self._start_decoder()
         if not self.opts.follow:
             self.print_lines = False
             self.out = None
@@ -559,6 +621,7 @@ class Tracer:
 
     def ended(self, status: int, fault: tuple[Any, ...] | None) -> None:
         """The program (or a forked child of it) ended without exit_group: say how, as strace does."""
+        self._stop_decoder()
         self.drain()
         with self._lock:
             self._close_open(-1)
@@ -718,6 +781,7 @@ class Tracer:
         """End of the traced run (in the process that started it): summary, flush, close."""
         if os.getpid() != self.root_pid:
             return
+        self._stop_decoder()
         self.drain()
         with self._lock:
             self._close_open(-1)
@@ -775,6 +839,17 @@ def format_summary(
     pct = 100.0 if rows else 0.0
     out.append(f"{pct:6.2f} {t / 1e9:11.6f} {t // 1000 // max(calls, 1):11d} {calls:9d} {e:>9} total")
     return "\n".join(out) + "\n"
+
+
+_DECODE_EVERY = 0.002  # seconds between the decoder thread's looks at the ring
+
+
+def _cpus() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except OSError:
+        return os.cpu_count() or 1
 
 
 def _status(res: int | None) -> str:

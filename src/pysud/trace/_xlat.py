@@ -118,15 +118,15 @@ CLONE: Flags = (  # linux/sched.h
     (0x40000000, "CLONE_NEWNET"),
     (0x80000000, "CLONE_IO"),
 )
-SA_FLAGS: Flags = (  # asm/signal.h (x86)
-    (0x1, "SA_NOCLDSTOP"),
-    (0x2, "SA_NOCLDWAIT"),
-    (0x4, "SA_SIGINFO"),
+SA_FLAGS: Flags = (  # asm/signal.h (x86), in strace's order (xlat/sigact_flags.in)
     (0x04000000, "SA_RESTORER"),
     (0x08000000, "SA_ONSTACK"),
     (0x10000000, "SA_RESTART"),
     (0x40000000, "SA_NODEFER"),
     (0x80000000, "SA_RESETHAND"),
+    (0x4, "SA_SIGINFO"),
+    (0x1, "SA_NOCLDSTOP"),
+    (0x2, "SA_NOCLDWAIT"),
 )
 SA_RESTORER = 0x04000000
 WAIT_OPTIONS: Flags = (

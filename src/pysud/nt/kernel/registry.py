@@ -45,12 +45,13 @@ KeyValuePartialInformationAlign64 = 4
 
 
 def registry_of(nt: NtPersonality) -> rg.Registry:
-    """The personality's registry, opened on first use in the prefix directory."""
+    """The personality's registry, opened on first use in the prefix directory; its CurrentVersion
+    values follow the version the PEB reports."""
     reg: rg.Registry | None = getattr(nt, "registry", None)
     if reg is None:
         prefix = getattr(nt, "prefix", None)
         directory = getattr(prefix, "path", None) or os.environ.get("PYSUD_PREFIX") or None
-        reg = rg.Registry(directory)
+        reg = rg.Registry(directory, version=nt.version)
         nt.registry = reg
     return reg
 

@@ -209,7 +209,23 @@ def token_info(token: Token, cls: int, base: int) -> bytes | None:
 # ---------------------------------------------------------------------------------- handles
 
 
+#: pseudo-handles of Windows 8+: GetCurrentProcessToken, GetCurrentThreadToken,
+#: GetCurrentThreadEffectiveToken (the process token here: no thread impersonates)
+CURRENT_PROCESS_TOKEN = 0xFFFFFFFFFFFFFFFC
+CURRENT_THREAD_TOKEN = 0xFFFFFFFFFFFFFFFB
+CURRENT_THREAD_EFFECTIVE_TOKEN = 0xFFFFFFFFFFFFFFFA
+
+
 def _token(nt: NtPersonality, handle: int) -> Token | int:
+    if handle in (CURRENT_PROCESS_TOKEN, CURRENT_THREAD_EFFECTIVE_TOKEN):
+        with objects.CHANGED:  # one per process, kept under a key no NT name can have
+            tok = nt.handles.namespace.get("<process token>")
+            if not isinstance(tok, Token):
+                tok = Token()
+                nt.handles.namespace["<process token>"] = tok
+            return tok
+    if handle == CURRENT_THREAD_TOKEN:
+        return STATUS_NO_TOKEN
     obj = nt.handles.get(handle)
     if obj is None:
         return st.STATUS_INVALID_HANDLE

@@ -1,9 +1,10 @@
 """NT synchronisation calls: events, mutants, semaphores, timers, keyed events, thread-id alerts,
 and waits on any waitable object (one, all or any of several, with timeouts).
 
-Wine's PE ntdll builds critical sections on keyed events (NtWaitForKeyedEvent/NtReleaseKeyedEvent
-when a section has no semaphore) and RtlWaitOnAddress, SRW locks and condition variables on
-NtWaitForAlertByThreadId/NtAlertThreadByThreadId; all of these are here.  Alertable waits are
+Wine 8's PE ntdll waits for critical sections, SRW locks, condition variables and
+RtlWaitOnAddress through NtWaitForAlertByThreadId/NtAlertThreadByThreadId (seen in
+tests/nt/k32sync.c's trace); Windows' ntdll and older Wine use keyed events
+(NtWaitForKeyedEvent/NtReleaseKeyedEvent) for critical sections; all of these are here.  Alertable waits are
 not woken by APCs (pysud queues none).
 """
 

@@ -65,7 +65,35 @@ syscall("chdir", "path")
 syscall("fchdir", "fd")
 syscall("rename", "path", "path")
 syscall("renameat", "dirfd", "path", "dirfd", "path")
-syscall("renameat2", "dirfd", "path", "dirfd", "path", "x")
+RENAME_FLAGS: X.Flags = ((1, "RENAME_NOREPLACE"), (2, "RENAME_EXCHANGE"), (4, "RENAME_WHITEOUT"))
+kind("rename_flags", plain=lambda v: flags(v & 0xFFFFFFFF, RENAME_FLAGS))
+LOCK_OPS: X.Flags = ((1, "LOCK_SH"), (2, "LOCK_EX"), (4, "LOCK_NB"), (8, "LOCK_UN"))
+kind("flock_op", plain=lambda v: flags(v & 0xFFFFFFFF, LOCK_OPS))
+CLOSE_RANGE: X.Flags = ((2, "CLOSE_RANGE_UNSHARE"), (4, "CLOSE_RANGE_CLOEXEC"))
+kind("close_range_flags", plain=lambda v: flags(v & 0xFFFFFFFF, CLOSE_RANGE))
+MFD: X.Flags = (
+    (1, "MFD_CLOEXEC"),
+    (2, "MFD_ALLOW_SEALING"),
+    (4, "MFD_HUGETLB"),
+    (8, "MFD_NOEXEC_SEAL"),
+    (16, "MFD_EXEC"),
+)
+kind("memfd_flags", plain=lambda v: flags(v & 0xFFFFFFFF, MFD))
+EFD: X.Flags = ((1, "EFD_SEMAPHORE"), (0o2000000, "EFD_CLOEXEC"), (0o4000, "EFD_NONBLOCK"))
+kind("efd_flags", plain=lambda v: flags(v & 0xFFFFFFFF, EFD))
+FD_CLOEXEC_NONBLOCK = ((0o4000, "NONBLOCK"), (0o2000000, "CLOEXEC"))
+kind(
+    "tfd_flags", plain=lambda v: flags(v & 0xFFFFFFFF, tuple((b, "TFD_" + n) for b, n in FD_CLOEXEC_NONBLOCK))
+)
+kind("in_flags", plain=lambda v: flags(v & 0xFFFFFFFF, tuple((b, "IN_" + n) for b, n in FD_CLOEXEC_NONBLOCK)))
+
+syscall("renameat2", "dirfd", "path", "dirfd", "path", "rename_flags")
+syscall("flock", "fd", "flock_op")
+syscall("close_range", "fd", "u", "close_range_flags")
+syscall("memfd_create", "str", "memfd_flags", ret="fd")
+syscall("eventfd2", "u", "efd_flags", ret="fd")
+syscall("timerfd_create", "clock", "tfd_flags", ret="fd")
+syscall("inotify_init1", "in_flags", ret="fd")
 syscall("mkdir", "path", "o")
 syscall("mkdirat", "dirfd", "path", "o")
 syscall("rmdir", "path")

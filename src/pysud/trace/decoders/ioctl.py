@@ -7,7 +7,7 @@ import struct
 from typing import Any
 
 from .. import _xlat as X
-from ._base import CAP_ENTRY, CAP_EXIT, FIXED, Ctx, Decoder, failed, kind, ptr, syscall
+from ._base import CAP_ENTRY, CAP_EXIT, FIXED, Ctx, Decoder, failed, flags, kind, ptr, syscall
 
 TCGETS, TCSETS, TCSETSW, TCSETSF = 0x5401, 0x5402, 0x5403, 0x5404
 TIOCGPGRP, TIOCSPGRP, TIOCGWINSZ, TIOCSWINSZ = 0x540F, 0x5410, 0x5413, 0x5414
@@ -20,20 +20,65 @@ BAUDS = {
     0o10011: "B1152000", 0o10012: "B1500000", 0o10013: "B2000000", 0o10014: "B2500000",
     0o10015: "B3000000", 0o10016: "B3500000", 0o10017: "B4000000",
 }  # fmt: skip
-OPOST, ISIG, ICANON, ECHO = 1, 1, 2, 8
+IFLAGS: X.Flags = tuple(
+    (v, n)
+    for v, n in (
+        (0o1, "IGNBRK"), (0o2, "BRKINT"), (0o4, "IGNPAR"), (0o10, "PARMRK"), (0o20, "INPCK"),
+        (0o40, "ISTRIP"), (0o100, "INLCR"), (0o200, "IGNCR"), (0o400, "ICRNL"), (0o1000, "IUCLC"),
+        (0o2000, "IXON"), (0o4000, "IXANY"), (0o10000, "IXOFF"), (0o20000, "IMAXBEL"), (0o40000, "IUTF8"),
+    )
+)  # fmt: skip
+OFLAGS: X.Flags = (
+    (0o1, "OPOST"), (0o2, "OLCUC"), (0o4, "ONLCR"), (0o10, "OCRNL"), (0o20, "ONOCR"), (0o40, "ONLRET"),
+    (0o100, "OFILL"), (0o200, "OFDEL"),
+)  # fmt: skip
+# the output delay fields strace prints before the flags: (mask, {value: name})
+ODELAYS = (
+    (0o400, {0: "NL0", 0o400: "NL1"}),
+    (0o3000, {0: "CR0", 0o1000: "CR1", 0o2000: "CR2", 0o3000: "CR3"}),
+    (0o14000, {0: "TAB0", 0o4000: "TAB1", 0o10000: "TAB2", 0o14000: "TAB3"}),
+    (0o20000, {0: "BS0", 0o20000: "BS1"}),
+    (0o100000, {0: "VT0", 0o100000: "VT1"}),
+    (0o40000, {0: "FF0", 0o40000: "FF1"}),
+)
+CFLAGS: X.Flags = (
+    (0o100, "CSTOPB"), (0o200, "CREAD"), (0o400, "PARENB"), (0o1000, "PARODD"), (0o2000, "HUPCL"),
+    (0o4000, "CLOCAL"), (0o10000000000, "CMSPAR"), (0o20000000000, "CRTSCTS"),
+)  # fmt: skip
+LFLAGS: X.Flags = (  # in strace's order (xlat/term_lflags.in)
+    (0o1, "ISIG"), (0o2, "ICANON"), (0o4, "XCASE"), (0o10, "ECHO"), (0o20, "ECHOE"), (0o40, "ECHOK"),
+    (0o100, "ECHONL"), (0o200, "NOFLSH"), (0o100000, "IEXTEN"), (0o1000, "ECHOCTL"), (0o2000, "ECHOPRT"),
+    (0o4000, "ECHOKE"), (0o10000, "FLUSHO"), (0o40000, "PENDIN"), (0o400, "TOSTOP"), (0o200000, "EXTPROC"),
+)  # fmt: skip
+CSIZE = {0: "CS5", 0o20: "CS6", 0o40: "CS7", 0o60: "CS8"}
+
+
+def _oflag(v: int) -> str:
+    parts = [names[v & mask] for mask, names in ODELAYS]
+    rest = v & ~sum(mask for mask, _ in ODELAYS)
+    if rest:
+        parts.append(flags(rest, OFLAGS))
+    return "|".join(parts)
+
+
+def _cflag(v: int) -> str:
+    parts = [BAUDS.get(v & 0o10017, f"{v & 0o10017:#o}")]
+    ibaud = (v >> 16) & 0o10017
+    if ibaud:
+        parts.append(f"{BAUDS.get(ibaud, f'{ibaud:#o}')}<<IBSHIFT")
+    parts.append(CSIZE[v & 0o60])
+    rest = v & ~(0o10017 | (0o10017 << 16) | 0o60)
+    if rest:
+        parts.append(flags(rest, CFLAGS))
+    return "|".join(parts)
 
 
 def termios(data: bytes) -> str:
-    """strace's abbreviated struct termios: {B38400 opost isig icanon echo ...}."""
-    _iflag, oflag, cflag, lflag = struct.unpack_from("<IIII", data)
-    baud = BAUDS.get(cflag & 0o10017, "B???")
-
-    def on(v: int, bit: int, name: str) -> str:
-        return name if v & bit else "-" + name
-
+    """strace's struct termios: the four flag words by name, the rest elided."""
+    iflag, oflag, cflag, lflag = struct.unpack_from("<IIII", data)
     return (
-        f"{{{baud} {on(oflag, OPOST, 'opost')} {on(lflag, ISIG, 'isig')} "
-        f"{on(lflag, ICANON, 'icanon')} {on(lflag, ECHO, 'echo')} ...}}"
+        f"{{c_iflag={flags(iflag, IFLAGS)}, c_oflag={_oflag(oflag)}, c_cflag={_cflag(cflag)}, "
+        f"c_lflag={flags(lflag, LFLAGS)}, ...}}"
     )
 
 

@@ -164,5 +164,30 @@ syscall("wait4", "d", "wstatus", "wait_options", "p")
 syscall("arch_prctl", "arch_prctl", "p")
 syscall("set_tid_address", "p")
 syscall("set_robust_list", "p", "u")
+
+
+def _gids(ctx: Ctx, addr: int, n: int) -> str:
+    n = min(max(n, 0), 65536)
+    data = ctx.read(addr, 4 * n) if n else b""
+    if data is None:
+        return ptr(addr)
+    return "[" + ", ".join(str(g) for g in struct.unpack(f"<{n}I", data)) + "]"
+
+
+def _ogids(i: int, p: str) -> Decoder:
+    def dec(ctx: Ctx, call: Any, a: tuple[int, ...], r: int) -> str:
+        if failed(r) or not a[i]:
+            return ptr(a[i])
+        return _gids(ctx, a[i], min(a[0] & 0xFFFFFFFF, r))
+
+    return dec
+
+
+kind("ogids", EXIT, make=_ogids)
+kind(
+    "igids", make=lambda i, p: lambda ctx, call, a, r: _gids(ctx, a[i], a[0] & 0xFFFFFFFF) if a[i] else "NULL"
+)
+syscall("getgroups", "d", "ogids")
+syscall("setgroups", "d", "igids")
 syscall("getpid")
 syscall("sched_yield")

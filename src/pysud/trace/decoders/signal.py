@@ -130,6 +130,12 @@ syscall("rt_sigaction", "signal", "isigaction", "osigaction", "u")
 syscall("rt_sigprocmask", "sighow", "isigset", "osigset", "u")
 syscall("sigaltstack", "istack", "ostack")
 syscall("rt_sigreturn", "sigreturn_mask", live=True)  # recorded by the core, never a Python call
+kind(
+    "isigset1",  # the mask of rt_sigsuspend/rt_sigpending-style calls: its size is argument 1
+    make=lambda i, p: lambda ctx, call, a, r: sigset_at(ctx, a[i], a[1]) if a[i] else "NULL",
+    capture=lambda i, p, s: [(CAP_ENTRY, ARGLEN, i, 1, 1, 0, 128)],
+)
+syscall("rt_sigsuspend", "isigset1", "u")
 syscall("kill", "d", "signal")
 syscall("tkill", "d", "signal")
 syscall("tgkill", "d", "d", "signal")

@@ -13,7 +13,7 @@ STAT = struct.Struct("<QQQIIIxxxxQqqq")  # dev ino nlink mode uid gid rdev size 
 def makedev(dev: int) -> str:
     major = ((dev >> 8) & 0xFFF) | ((dev >> 32) & ~0xFFF)
     minor = (dev & 0xFF) | ((dev >> 12) & ~0xFF)
-    return f"makedev({major:#x}, {minor:#x})"
+    return f"makedev({chex(major)}, {chex(minor)})"
 
 
 def stat_text(data: bytes) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 from .. import _xlat as X
-from ._base import CAP_ENTRY, CAP_EXIT, EXIT, Ctx, fixed, kind, out, ptr, syscall
+from ._base import CAP_ENTRY, CAP_EXIT, EXIT, Ctx, fixed, flags, kind, out, ptr, syscall
 
 
 def timespec_text(data: bytes) -> str:
@@ -47,8 +47,18 @@ kind(
 )
 kind("otimeval", EXIT, make=out(lambda ctx, a, i: timeval(ctx, a[i])), capture=fixed(CAP_EXIT, 16))
 
-syscall("nanosleep", "itimespec", "p")
-syscall("clock_nanosleep", "clock", "d", "itimespec", "p")
+# a sleep's remaining time: written only when a signal interrupts it (EINTR)
+kind(
+    "rem",
+    EXIT,
+    make=lambda i, p: (
+        lambda ctx, call, a, r: "NULL" if not a[i] else timespec(ctx, a[i]) if r == -4 else ptr(a[i])
+    ),
+    capture=fixed(CAP_EXIT, 16),
+)
+syscall("nanosleep", "itimespec", "rem")
+kind("clock_flags", plain=lambda v: flags(v & 0xFFFFFFFF, ((1, "TIMER_ABSTIME"),)))
+syscall("clock_nanosleep", "clock", "clock_flags", "itimespec", "rem")
 syscall("clock_gettime", "clock", "otimespec")
 syscall("clock_getres", "clock", "otimespec")
 syscall("gettimeofday", "otimeval", "p")

@@ -1,0 +1,581 @@
+/* sud_rewrite.c - below the SIGSYS floor: patch a program's syscall sites so
+ * that later calls enter the dispatcher without a kernel trap.
+ *
+ * After a site traps (sud_dispatch, a trapped frame), and when its bytes are
+ * `mov $nr,%eax; syscall` (b8 imm32 0f 05) or `mov $nr,%rax; syscall`
+ * (48 c7 c0 imm32 0f 05) with nr the number the kernel reported, the `mov` is
+ * replaced by a 5-byte `jmp rel32` to a per-site trampoline near the site:
+ *
+ *   site:  e9 rel32  [rest of the mov]  0f 05 (the syscall, left in place)
+ *   tramp: mov $nr,%eax (the original bytes)
+ *          rdgsbase %rcx; jrcxz 1f           no thread block: trap as before
+ *          mov LOCATOR(%rcx),%rcx; jrcxz 1f
+ *          selector ALLOW (jrcxz on it): 1f  run it natively
+ *          lea site_end(%rip),%r11           (RFLAGS untouched all the way)
+ *          jmp *sud_rewrite_entry            the flip-switch entry (frame: TRAP too)
+ *       1: jmp site+len(mov)                 the original syscall
+ *
+ * Only the `mov` changes: the `syscall` instruction stays where it was, so a
+ * thread that already ran the `mov` when the patch lands, code that jumps
+ * straight to the `syscall`, and a thread blocked in the call (its return
+ * address is after the syscall) all see the bytes they expect; they trap as
+ * before.  The five bytes are written with one 8-byte store that lies inside
+ * a cache line (x86 makes such a store atomic: another CPU fetches the old
+ * `mov` or the new `jmp`, never a mix); a site whose five bytes cross a cache
+ * line keeps trapping.  No stack or red zone is touched on the way in.
+ *
+ * The thread block comes from the GS base: for Linux code the GS base is the
+ * thread block itself (set when the block is made, sud_rewrite_thread_new;
+ * LOCATOR = offsetof(self)); for the NT personality it is the TEB and
+ * LOCATOR the TEB slot that holds the block.
+ *
+ * Which code is patched: private, non-writable executable mappings (r-xp in
+ * /proc/self/maps) outside the host's own objects (their text ranges are
+ * taken when rewriting is switched on).  The trampoline's ALLOW test keeps a
+ * patched site right even if host code ran it.  rt_sigreturn (15) sites are
+ * never patched: they must run where they are (the SIGSYS handler's rule).
+ *
+ * Outside signal context, on the dispatch stack, selector ALLOW, host FS; the
+ * trapped code's vector state is live, so no vector registers here and no
+ * libc calls (the gate's syscalls only).
+ */
+#define _GNU_SOURCE
+#pragma GCC target("general-regs-only")
+#include <errno.h>
+#include <stddef.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+#include "sud.h"
+
+#define SITE_SLOTS 8192 /* examined sites (open addressing, power of two) */
+#define CHUNK_SIZE (64 * 1024)
+#define TRAMP_SIZE 64
+#define MAX_CHUNKS 256
+#define MAX_HOST 512
+#define REL32_REACH 0x7ff00000l
+
+enum { SITE_FREE = 0, SITE_PATCHED = 1, SITE_REJECTED = 2 };
+
+struct site {
+    uint64_t addr;  /* address of the first byte of the mov */
+    uint64_t tramp; /* its trampoline, when patched */
+    uint32_t state, nr;
+    uint8_t reason, len;
+    uint8_t expect[9]; /* the nine bytes before addr when examined (after patching) */
+};
+
+struct chunk {
+    uint64_t base, used;
+};
+
+static struct site sites[SITE_SLOTS];
+static struct chunk chunks[MAX_CHUNKS];
+static int nchunks;
+static volatile int lock;
+static uint64_t host_lo[MAX_HOST], host_hi[MAX_HOST];
+static int nhost;
+static uint64_t npatched, nrejected, nskipped_line;
+
+/* Never waited for in dispatch: a fork child may inherit the lock taken
+ * (the patching thread is not in the child), so a busy lock means "not now". */
+static int lock_try(void) { return !__atomic_exchange_n(&lock, 1, __ATOMIC_ACQUIRE); }
+static int lock_take(void)
+{
+    for (long i = 0; i < 100000000l; i++) {
+        if (lock_try())
+            return 1;
+        __builtin_ia32_pause();
+    }
+    return 0;
+}
+static void lock_drop(void) { __atomic_store_n(&lock, 0, __ATOMIC_RELEASE); }
+
+static struct site *site_slot(uint64_t addr, int insert)
+{
+    uint64_t h = (addr * 0x9e3779b97f4a7c15ull) >> 51; /* 13 bits */
+    for (int i = 0; i < SITE_SLOTS; i++) {
+        struct site *s = &sites[(h + i) & (SITE_SLOTS - 1)];
+        if (s->addr == addr)
+            return s;
+        if (s->state == SITE_FREE)
+            return insert ? s : NULL;
+    }
+    return NULL;
+}
+
+/* ---- host ranges (taken outside dispatch, from the glue) ---- */
+void sud_rewrite_set_host(const uint64_t *lo, const uint64_t *hi, int n)
+{
+    if (!lock_take())
+        return;
+    if (n > MAX_HOST)
+        n = MAX_HOST;
+    for (int i = 0; i < n; i++) {
+        host_lo[i] = lo[i];
+        host_hi[i] = hi[i];
+    }
+    nhost = n;
+    lock_drop();
+}
+
+static int in_host(uint64_t a)
+{
+    for (int i = 0; i < nhost; i++)
+        if (a >= host_lo[i] && a < host_hi[i])
+            return 1;
+    return 0;
+}
+
+/* ---- /proc/self/maps: is [lo, hi) inside one r-xp mapping? ---- */
+static char mapsbuf[16384];
+
+static uint64_t hexnum(const char **p, const char *end)
+{
+    uint64_t v = 0;
+    while (*p < end) {
+        char c = **p;
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            break;
+        v = v * 16 + (uint64_t)d;
+        (*p)++;
+    }
+    return v;
+}
+
+static int private_text(uint64_t lo, uint64_t hi)
+{
+    long fd = sud_gate_syscall6(SYS_openat, -100, (long)"/proc/self/maps", 0 /* O_RDONLY */, 0, 0, 0);
+    if (fd < 0)
+        return 0;
+    int ok = 0, done = 0;
+    size_t have = 0;
+    while (!done) {
+        long n = sud_gate_syscall6(SYS_read, fd, (long)(mapsbuf + have), (long)(sizeof mapsbuf - have), 0, 0, 0);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        const char *p = mapsbuf, *end = mapsbuf + have, *line = p;
+        for (;;) {
+            const char *nl = line;
+            while (nl < end && *nl != '\n')
+                nl++;
+            if (nl == end)
+                break; /* partial line: keep it for the next read */
+            p = line;
+            uint64_t start = hexnum(&p, nl);
+            p++;
+            uint64_t stop = hexnum(&p, nl);
+            p++;
+            if (lo >= start && lo < stop) {
+                ok = hi <= stop && nl - p >= 4 && p[0] == 'r' && p[1] == '-' && p[2] == 'x' && p[3] == 'p';
+                done = 1;
+                break;
+            }
+            if (start > lo) {
+                done = 1;
+                break;
+            }
+            line = nl + 1;
+        }
+        size_t keep = (size_t)(end - line);
+        for (size_t i = 0; i < keep; i++)
+            mapsbuf[i] = line[i];
+        have = keep;
+        if (have == sizeof mapsbuf)
+            break; /* a line longer than the buffer */
+    }
+    sud_gate_syscall6(SYS_close, fd, 0, 0, 0, 0, 0);
+    return ok;
+}
+
+/* ---- trampolines: private RX memory within rel32 reach of the site ---- */
+static int reach(uint64_t from, uint64_t to)
+{
+    long d = (long)(to - from);
+    return d > -REL32_REACH && d < REL32_REACH;
+}
+
+/* Below the code first: above a program's image lies its brk heap, which
+ * grows into free space (a chunk there would end it early). */
+static uint64_t chunk_map_near(uint64_t site)
+{
+    uint64_t page = site & ~(uint64_t)(CHUNK_SIZE - 1);
+    for (int dir = -1; dir <= 1; dir += 2) {
+        for (uint64_t step = 1; step < 2000; step++) {
+            uint64_t want = page + (uint64_t)((long)dir * (long)step * (1l << 20));
+            if (want < (1ul << 20) || want > 0x7ffffff00000ul)
+                continue;
+            long r = sud_gate_syscall6(SYS_mmap, (long)want, CHUNK_SIZE, PROT_READ | PROT_EXEC,
+                                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+            if (r == (long)want)
+                return want;
+            if (r > 0) /* an old kernel took the address as a hint only */
+                sud_gate_syscall6(SYS_munmap, r, CHUNK_SIZE, 0, 0, 0, 0);
+        }
+    }
+    return 0;
+}
+
+static uint64_t tramp_alloc(uint64_t site)
+{
+    for (int i = 0; i < nchunks; i++) {
+        struct chunk *c = &chunks[i];
+        if (c->used + TRAMP_SIZE <= CHUNK_SIZE && reach(site, c->base) && reach(site, c->base + CHUNK_SIZE)) {
+            uint64_t t = c->base + c->used;
+            c->used += TRAMP_SIZE;
+            return t;
+        }
+    }
+    if (nchunks == MAX_CHUNKS)
+        return 0;
+    uint64_t base = chunk_map_near(site);
+    if (!base)
+        return 0;
+    chunks[nchunks].base = base;
+    chunks[nchunks].used = TRAMP_SIZE;
+    nchunks++;
+    return base;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static int make_trampoline(uint8_t *t, uint64_t tramp, uint64_t site, const uint8_t *mov, int len, uint32_t locator)
+{
+    /* No instruction here changes RFLAGS (jrcxz tests RCX without them): the
+     * direct entry saves the flags the program had at its syscall. */
+    int n = 0, jr[3];
+    for (int i = 0; i < len; i++)
+        t[n++] = mov[i];
+    static const uint8_t rdgs[] = {0xf3, 0x48, 0x0f, 0xae, 0xc9}; /* rdgsbase %rcx */
+    for (unsigned i = 0; i < sizeof rdgs; i++)
+        t[n++] = rdgs[i];
+    t[n++] = 0xe3; /* jrcxz fallback: no GS base */
+    jr[0] = n++;
+    t[n++] = 0x48; /* mov locator(%rcx),%rcx */
+    t[n++] = 0x8b;
+    t[n++] = 0x89;
+    put32(t + n, locator);
+    n += 4;
+    t[n++] = 0xe3; /* jrcxz fallback: no thread block */
+    jr[1] = n++;
+    static const uint8_t sel[] = {
+        0x49, 0x89, 0xcb,             /* mov %rcx,%r11 */
+        0x0f, 0xb6, 0x49, T_SELQ,     /* movzbl T_SELQ(%rcx),%ecx */
+        0xe3, 0x00,                   /* jrcxz fallback: selector ALLOW */
+        0x4c, 0x89, 0xd9,             /* mov %r11,%rcx */
+        0x4c, 0x8d, 0x1d,             /* lea rel32(%rip),%r11 */
+    };
+    jr[2] = n + 8;
+    for (unsigned i = 0; i < sizeof sel; i++)
+        t[n++] = sel[i];
+    uint64_t site_end = site + (uint64_t)len + 2;
+    put32(t + n, (uint32_t)(site_end - (tramp + (uint64_t)n + 4)));
+    n += 4;
+    static const uint8_t jmpind[] = {0xff, 0x25, 0, 0, 0, 0}; /* jmp *0(%rip) */
+    for (unsigned i = 0; i < sizeof jmpind; i++)
+        t[n++] = jmpind[i];
+    uint64_t entry = (uint64_t)sud_rewrite_entry;
+    for (int i = 0; i < 8; i++)
+        t[n++] = (uint8_t)(entry >> (8 * i));
+    for (int i = 0; i < 3; i++)
+        t[jr[i]] = (uint8_t)(n - (jr[i] + 1));
+    t[n++] = 0xe9; /* fallback: jmp the original syscall */
+    put32(t + n, (uint32_t)(site + (uint64_t)len - (tramp + (uint64_t)n + 4)));
+    n += 4;
+    return n;
+}
+
+static long page_prot(uint64_t lo, uint64_t hi, int prot)
+{
+    uint64_t a = lo & ~4095ul, b = (hi + 4095) & ~4095ul;
+    return sud_gate_syscall6(SYS_mprotect, (long)a, (long)(b - a), prot, 0, 0, 0);
+}
+
+/* Length of the nop (or int3) at p, 0 if it is something else. */
+static int nop_len(const uint8_t *p, int avail)
+{
+    int i = 0;
+    while (i < avail && i < 14 && (p[i] == 0x66 || p[i] == 0x2e))
+        i++; /* operand-size and cs prefixes of the long nops */
+    if (i < avail && (p[i] == 0x90 || (i == 0 && p[i] == 0xcc)))
+        return i + 1;
+    if (i + 2 >= avail || p[i] != 0x0f || p[i + 1] != 0x1f)
+        return 0;
+    uint8_t m = p[i + 2];
+    int mod = m >> 6, rm = m & 7, n = i + 3;
+    if (mod != 3 && rm == 4)
+        n++; /* SIB */
+    n += mod == 1 ? 1 : mod == 2 ? 4 : (mod == 0 && rm == 5) ? 4 : 0;
+    return n <= avail ? n : 0;
+}
+
+/* glibc's read: `xor %eax,%eax; syscall` (two bytes too short for a jmp
+ * rel32), then `cmp $-4096,%rax; ja err; ret` and the alignment padding
+ * before the next function.  Padding after an unconditional ret is dead
+ * code: the site's xor becomes a 2-byte jmp into it, where a jmp rel32 goes
+ * on to the trampoline.  Returns the padding's offset from site_end, or 0.
+ * (The syscall stays in place, as for the other patterns.) */
+static int find_pad(const uint8_t *a, int avail, uint64_t end)
+{
+    int i = 0;
+    if (avail >= 6 && a[0] == 0x48 && a[1] == 0x3d) /* cmp $imm32,%rax */
+        i = 6;
+    else if (avail >= 4 && a[0] == 0x48 && a[1] == 0x83 && a[2] == 0xf8) /* cmp $imm8,%rax */
+        i = 4;
+    else
+        return 0;
+    if (i + 2 <= avail && a[i] == 0x77) /* ja rel8 */
+        i += 2;
+    else if (i + 6 <= avail && a[i] == 0x0f && a[i + 1] == 0x87) /* ja rel32 */
+        i += 6;
+    else
+        return 0;
+    if (i >= avail || a[i] != 0xc3) /* ret */
+        return 0;
+    int pad = ++i;
+    uint64_t boundary = (end + (uint64_t)pad + 15) & ~15ul;
+    if (boundary - (end + (uint64_t)pad) < 5 || (int)(boundary - end) > avail)
+        return 0;
+    while (end + (uint64_t)i < boundary) {
+        int n = nop_len(a + i, (int)(boundary - end) - i);
+        if (!n)
+            return 0;
+        i += n;
+    }
+    return pad;
+}
+
+/* Match the bytes before the syscall at site_end - 2.  Returns the length of
+ * the instruction that sets the number (5 or 7 for a mov, 2 for glibc read's
+ * xor, which also needs *pad) or 0. */
+static int match(const uint8_t *end, uint64_t nr, uint64_t end_addr, const uint8_t *after, int avail, int *pad)
+{
+    *pad = 0;
+    if (end[-2] != 0x0f || end[-1] != 0x05)
+        return 0;
+    if (nr == 0 && end[-4] == 0x31 && end[-3] == 0xc0) {
+        *pad = find_pad(after, avail, end_addr);
+        return *pad ? 2 : 0;
+    }
+    const uint8_t *b = end - 7;
+    if (b[0] == 0xb8 && (b[1] | b[2] << 8 | b[3] << 16 | (uint32_t)b[4] << 24) == nr)
+        return 5;
+    b = end - 9;
+    if (b[0] == 0x48 && b[1] == 0xc7 && b[2] == 0xc0 && (b[3] | b[4] << 8 | b[5] << 16 | (uint32_t)b[6] << 24) == nr)
+        return 7;
+    return 0;
+}
+
+enum { WHY_PATTERN = 1, WHY_MAPPING, WHY_HOST, WHY_LINE, WHY_SIGRETURN, WHY_ROOM, WHY_PROTECT };
+
+/* Patch site (len bytes set the number, then the syscall).  pad: 0, or the
+ * address of dead padding that a 2-byte jmp at the site reaches. */
+static int try_patch(struct site *s, uint64_t site, const uint8_t *mov, int len, uint64_t pad, uint32_t locator)
+{
+    if (in_host(site))
+        return WHY_HOST;
+    if (s->nr == SYS_rt_sigreturn)
+        return WHY_SIGRETURN;
+    uint64_t site_end = site + (uint64_t)len + 2;
+    if (!private_text(site, pad ? pad + 5 : site_end))
+        return WHY_MAPPING;
+    /* One 8-byte store inside a cache line covering the bytes that change
+     * where a thread may be executing (5: jmp rel32, 2: jmp rel8). */
+    int nbytes = pad ? 2 : 5;
+    uint64_t in_line = site & 63;
+    uint64_t w = in_line <= 56 ? site : site - (in_line - 56);
+    if (site + (uint64_t)nbytes > w + 8 || (w & ~63ul) != (site & ~63ul)) {
+        nskipped_line++;
+        return WHY_LINE;
+    }
+    uint64_t tramp = tramp_alloc(site);
+    if (!tramp)
+        return WHY_ROOM;
+    uint8_t code[TRAMP_SIZE];
+    int n = make_trampoline(code, tramp, site, mov, len, locator);
+    if (page_prot(tramp, tramp + (uint64_t)n, PROT_READ | PROT_WRITE | PROT_EXEC))
+        return WHY_PROTECT;
+    for (int i = 0; i < n; i++)
+        ((volatile uint8_t *)tramp)[i] = code[i];
+    page_prot(tramp, tramp + (uint64_t)n, PROT_READ | PROT_EXEC);
+
+    uint64_t plo = w < site ? w : site, phi = pad ? pad + 5 : w + 8;
+    if (phi < w + 8)
+        phi = w + 8;
+    if (page_prot(plo, phi, PROT_READ | PROT_WRITE | PROT_EXEC))
+        return WHY_PROTECT;
+    uint8_t jmp[5] = {0xe9};
+    if (pad) {
+        /* the padding first (dead code: nothing runs it until the hop exists) */
+        put32(jmp + 1, (uint32_t)(tramp - (pad + 5)));
+        for (int i = 0; i < 5; i++)
+            ((volatile uint8_t *)pad)[i] = jmp[i];
+        jmp[0] = 0xeb;
+        jmp[1] = (uint8_t)(pad - (site + 2));
+    } else {
+        put32(jmp + 1, (uint32_t)(tramp - (site + 5)));
+    }
+    uint64_t old = *(volatile uint64_t *)w, neww = old;
+    for (int i = 0; i < nbytes; i++) {
+        int sh = (int)(site - w + (uint64_t)i) * 8;
+        neww = (neww & ~(0xfful << sh)) | ((uint64_t)jmp[i] << sh);
+    }
+    __atomic_store_n((volatile uint64_t *)w, neww, __ATOMIC_SEQ_CST);
+    page_prot(plo, phi, PROT_READ | PROT_EXEC);
+    s->tramp = tramp;
+    return 0;
+}
+
+/* A call from a rewritten site (sud_rewrite_entry): would the kernel have
+ * dispatched it, with the thread's range as armed now (the trampoline only
+ * knows the selector)?  If not, the frame is sent back to the site's own
+ * syscall instruction, which the kernel then runs as it would natively. */
+int sud_rewrite_dispatched(const struct sud_thread *t, struct sud_frame *f)
+{
+    int in = f->call_addr - t->koffset < t->klen;
+    if (t->kop == SUD_OP_INCLUSIVE_ON ? in : t->kop == SUD_OP_EXCLUSIVE_ON && !in)
+        return 1;
+    f->rip = f->call_addr - 2;
+    f->rax = f->nr;
+    return 0;
+}
+
+/* Every prctl(PR_SET_SYSCALL_USER_DISPATCH) the core makes (arming, raw
+ * calls from Python) succeeded with these values: what the kernel now does
+ * for this thread.  Armed with a selector other than the thread's own, the
+ * trampoline's selector test means nothing: its calls go back to the site. */
+void sud_rewrite_prctl_done(long op, long offset, long len, const void *selector)
+{
+    struct sud_thread *t = sud_self;
+    if (!t)
+        return;
+    t->kop = op == SUD_OP_OFF || selector == (const void *)&t->selector ? (int)op : -1;
+    t->koffset = (uint64_t)offset;
+    t->klen = (uint64_t)len;
+}
+
+/* A new thread block: the GS base of its thread becomes the block, unless
+ * the thread has a GS base of its own (a new thread inherits its creator's,
+ * which is the creator's block: a rewritten site must never find that). */
+void sud_rewrite_thread_new(struct sud_thread *t)
+{
+    t->self = t;
+    if (!sud_have_fsgsbase)
+        return;
+    uint64_t gs, magic = 0;
+    __asm__ volatile("rdgsbase %0" : "=r"(gs));
+    if (gs && (gs & (SUD_AREA_SIZE - 1)) == 0)
+        sud_safe_copy(&magic, (const void *)gs, 8, 0);
+    if (gs == 0 || magic == SUD_THREAD_MAGIC)
+        __asm__ volatile("wrgsbase %0" ::"r"((uint64_t)t) : "memory");
+}
+
+/* The nine bytes before site_end.  The thread just ran the syscall there, so
+ * the page of end - 1 is mapped: read it directly when all nine lie on it,
+ * else without faulting (zeros for a page before that is not mapped). */
+static int read_before(uint64_t end, uint8_t code[9])
+{
+    if (((end - 9) >> 12) == ((end - 1) >> 12)) {
+        for (int i = 0; i < 9; i++)
+            code[i] = ((const volatile uint8_t *)(end - 9))[i];
+        return 1;
+    }
+    if (!sud_safe_copy(code, (const void *)(end - 9), 9, 0))
+        return 1;
+    uint64_t pg = (end - 2) & ~4095ul, lo = end - 9 < pg ? pg : end - 9;
+    for (int i = 0; i < 9; i++)
+        code[i] = 0;
+    return !sud_safe_copy(code + (lo - (end - 9)), (const void *)lo, (size_t)(end - lo), 0);
+}
+
+/* A trapped call from the policy's thread: patch the site when it is one of
+ * the patterns.  A site is examined once; it is examined afresh when its
+ * bytes are no longer those it had then (the memory now holds other code). */
+void sud_rewrite_trapped(struct sud_frame *f, uint32_t locator)
+{
+    if (!sud_have_fsgsbase)
+        return;
+    uint64_t end = f->call_addr;
+    if (f->arch != SUD_AUDIT_ARCH_X86_64 || end < 4096 + 9 || f->rip != end)
+        return;
+    uint8_t code[9];
+    if (!read_before(end, code))
+        return;
+    if (!lock_try())
+        return; /* another thread is patching: this site's next trap will do */
+    struct site *s = site_slot(end, 1);
+    int same = s && s->state != SITE_FREE;
+    for (int i = 0; same && i < 9; i++)
+        same = s->expect[i] == code[i];
+    if (!s || same) {
+        lock_drop();
+        return;
+    }
+    s->addr = end;
+    s->nr = (uint32_t)f->nr;
+    s->tramp = 0;
+    uint8_t after[48]; /* the bytes after site_end, read without faulting */
+    int len = 0, pad = 0, avail = (int)(4096 - (end & 4095));
+    if (avail > (int)sizeof after)
+        avail = (int)sizeof after;
+    if (sud_safe_copy(after, (const void *)end, (size_t)avail, 0))
+        avail = 0;
+    if (f->nr <= 0xffffffffu)
+        len = match(code + 9, f->nr, end, after, avail, &pad);
+    if (pad && (end + (uint64_t)pad) - (end - 2) > 127)
+        len = 0; /* out of a jmp rel8's reach from the site */
+    int why = len ? try_patch(s, end - (uint64_t)len - 2, code + 9 - len - 2, len, pad ? end + (uint64_t)pad : 0,
+                              locator)
+                  : WHY_PATTERN;
+    s->len = (uint8_t)len;
+    s->reason = (uint8_t)why;
+    if (why) {
+        s->state = SITE_REJECTED;
+        nrejected++;
+    } else {
+        s->state = SITE_PATCHED;
+        npatched++;
+        read_before(end, code); /* what a patched site looks like now */
+    }
+    for (int i = 0; i < 9; i++)
+        s->expect[i] = code[i];
+    lock_drop();
+}
+
+/* For Python: every examined site (site_end, nr, state, reason, trampoline). */
+int sud_rewrite_sites(uint64_t (*out)[5], int max)
+{
+    int n = 0;
+    if (!lock_take())
+        return -1;
+    for (int i = 0; i < SITE_SLOTS && n < max; i++) {
+        struct site *s = &sites[i];
+        if (s->state == SITE_FREE)
+            continue;
+        out[n][0] = s->addr;
+        out[n][1] = s->nr;
+        out[n][2] = s->state;
+        out[n][3] = s->reason;
+        out[n][4] = s->tramp;
+        n++;
+    }
+    lock_drop();
+    return n;
+}
+
+/* Forget examined sites (a new image replaces the old one: its addresses
+ * mean other code now).  Trampolines stay mapped: a thread may still be in one. */
+void sud_rewrite_forget(void)
+{
+    if (!lock_take())
+        return;
+    for (int i = 0; i < SITE_SLOTS; i++)
+        sites[i].state = SITE_FREE, sites[i].addr = 0;
+    lock_drop();
+}
