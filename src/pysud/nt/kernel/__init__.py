@@ -37,3 +37,13 @@ def handlers() -> dict[str, Handler]:
             merged[name] = fn
             owner[name] = module.__name__
     return merged
+
+
+def signatures() -> dict[str, tuple[str, ...]]:
+    """Argument names for ``--trace`` from every module's optional ``SIGNATURES`` table (the
+    conventions of nt/trace.py: ``oa:`` an OBJECT_ATTRIBUTES shown as its name, ``us:`` a
+    UNICODE_STRING shown as its text, ``*`` an output pointer)."""
+    merged: dict[str, tuple[str, ...]] = {}
+    for module in MODULES:
+        merged.update(getattr(module, "SIGNATURES", {}))
+    return merged
