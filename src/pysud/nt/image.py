@@ -309,6 +309,9 @@ def map_view(info: ImageInfo, fd: int | None = None, at: int = 0) -> ImageView:
         for s in info.sections:
             memory.protect(base + s.rva, s.vsize, s.prot, info.path)
             view.regions.append((s.rva, s.vsize, s.page_prot))
+    except _elf.ELFLoadError as e:
+        view.release()
+        raise PELoadError(f"{info.path}: {e}") from None
     except BaseException:
         view.release()
         raise

@@ -134,6 +134,9 @@ def load(path: str | os.PathLike[str], ntdll: NtdllImage) -> LoadedPE:
     )
     try:
         _fill(pe, image, ntdll)
+    except _elf.ELFLoadError as e:  # a mapping the file's values make impossible: the file's fault
+        image.release()
+        raise PELoadError(f"{path}: {e}") from None
     except BaseException:
         image.release()
         raise
@@ -208,7 +211,8 @@ def _fill(pe: pefile.PE, image: LoadedPE, ntdll: NtdllImage) -> None:
             )
             memory.poke(image.tls[3], b"\0\0\0\0")  # the program's only TLS index is 0
 
-    memory.protect(base, _page_up(pe.OPTIONAL_HEADER.SizeOfHeaders or 0x1000), memory.PROT_READ, path)
+    headers = min(_page_up(pe.OPTIONAL_HEADER.SizeOfHeaders or 0x1000), image.size)
+    memory.protect(base, headers, memory.PROT_READ, path)
     for s in pe.sections:
         vsize = _page_up(max(s.Misc_VirtualSize, s.SizeOfRawData))
         if not vsize:

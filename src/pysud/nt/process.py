@@ -96,13 +96,15 @@ class Arena:
         self.size = size
         self.base = memory.map_anywhere(size, memory.PROT_READ | memory.PROT_WRITE, "NT process data")
         self.cur = self.base
+        self._lock = threading.Lock()
 
     def alloc(self, n: int, align: int = 16) -> int:
-        at = (self.cur + align - 1) & ~(align - 1)
-        if at + n > self.base + self.size:
-            raise MemoryError("NT process arena is full")
-        self.cur = at + n
-        return at
+        with self._lock:  # threads build their TEBs at the same time
+            at = (self.cur + align - 1) & ~(align - 1)
+            if at + n > self.base + self.size:
+                raise MemoryError("NT process arena is full")
+            self.cur = at + n
+            return at
 
     def put(self, data: bytes, align: int = 16) -> int:
         at = self.alloc(len(data), align)

@@ -166,6 +166,10 @@ def NtCreateUserProcess(nt: NtPersonality, call: NtSyscall) -> int:
     if not os.path.isfile(host):
         return st.STATUS_OBJECT_NAME_NOT_FOUND
     cmdline = nt.read_unicode(call, params + PP_CMDLINE)
+    if os.path.basename(host).lower() == "winedbg.exe" and "--auto" in cmdline:
+        # kernelbase starting the debugger for an unhandled exception: pysud has none (as wine
+        # with winedbg disabled, or Windows without a registered debugger)
+        return st.STATUS_OBJECT_NAME_NOT_FOUND
     curdir = nt.read_unicode(call, params + PP_CURDIR)
     cwd, _ = nt.resolve_nt_path("\\??\\" + curdir) if curdir else (None, 0)
     env_block, env_size = (
