@@ -91,7 +91,9 @@ class Program:
 
 
 CORPUS = [
-    Program("ls -la", ["ls", "-la", "."], 0.97),
+    Program(
+        "ls -l", ["ls", "-l", "."], 0.97
+    ),  # -l, not -la: ".." is the temporary directory, its time varies
     Program("cat", ["cat", "a.txt", "b.txt"], 0.97),
     Program("sort", ["sort", "a.txt"], 0.97),
     Program("wc", ["wc", "a.txt", "b.txt"], 0.97),
@@ -124,7 +126,7 @@ CORPUS = [
     Program("tar czf", ["tar", "czf", "out.tgz", "sub"], 0.93, multi=True),
     # -y: descriptors with their paths (AT_FDCWD with the directory)
     Program("-y cat", ["cat", "a.txt", "b.txt"], 0.97, opts=["-y"]),
-    Program("-y ls -la", ["ls", "-la", "."], 0.97, opts=["-y"]),
+    Program("-y ls -l", ["ls", "-l", "."], 0.97, opts=["-y"]),
     Program("-y python3 sockets", [PY, "net.py"], 0.97, masks=[(r"u64=\d{10,}", "u64=DATA")], opts=["-y"]),
     Program("-y tar czf", ["tar", "czf", "out.tgz", "sub"], 0.9, multi=True, opts=["-y"]),
 ]
