@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import pysud
 from asm import assemble
 from conftest import requires_sud
@@ -163,3 +165,25 @@ def test_native_with_a_number_beyond_32_bits_is_an_error():
 
     assert blob.run(d) == os.getpid()
     assert len(raised) == 2 and "out of range" in raised[0]
+
+
+def test_unbounded_reentry_raises_instead_of_returning_a_value():
+    """A handler that re-enters itself through a wrapped call ends in RecursionError, which surfaces.
+
+    At the recursion limit even the error path cannot run Python; the core keeps the error for
+    check() instead of printing it as unraisable and handing back a plain ENOSYS.
+    """
+    libc = ctypes.CDLL(None)
+    d = pysud.Dispatcher()
+    f = d.wrap(libc.getppid)
+    d.on("getppid", lambda call: f())
+    with pytest.raises(pysud.HandlerError) as info:
+        f()
+    seen: dict[int, BaseException] = {}
+    todo: list[BaseException] = [info.value]
+    while todo:  # the errors of every level, down to the innermost
+        e = todo.pop()
+        if id(e) not in seen:
+            seen[id(e)] = e
+            todo += [x for _, x in getattr(e, "errors", [])] + ([e.__cause__] if e.__cause__ else [])
+    assert any(isinstance(e, RecursionError) for e in seen.values())

@@ -615,6 +615,10 @@ class Dispatcher:
         if deferred:
             self._on_deferred(deferred)
         lost = _core.deferred_lost()
+        tid = threading.get_native_id()
+        for nr, args, call_addr, exc in _core.take_unreported():  # the error path itself failed
+            record = CallRecord(nr, self.abi.name_of(nr), args, call_addr, tid, self.abi.name, None)
+            self._errors.setdefault(tid, []).append((record, exc))
         if all_threads:
             errors = [e for tid in list(self._errors) for e in self._errors.pop(tid, [])]
         else:

@@ -53,6 +53,7 @@ PyObject *m_deferred_lost(PyObject *m, PyObject *unused);
 
 /* ---- hook.c */
 void python_hook(struct sud_frame *f);
+PyObject *m_take_unreported(PyObject *m, PyObject *unused);
 void guest_thread_hook(int start);
 void fork_hook(int phase);
 long orphan_hook(struct sud_thread *t, long value);

@@ -36,6 +36,35 @@ static PyObject *fetch_exception(void)
 /* One frame object per thread is reused while no handler keeps it. */
 static __thread FrameObject *spare;
 
+/* Errors that even the error path could not report (on_error itself raised,
+ * e.g. RecursionError at the recursion limit): (nr, args, call_addr, exc),
+ * kept in C for take_unreported(), so they are never lost. */
+static __thread PyObject *unreported;
+
+static void keep_unreported(struct sud_frame *f, PyObject *exc)
+{
+    long a[6];
+    sud_frame_args(f, a);
+    if (!unreported)
+        unreported = PyList_New(0);
+    PyObject *rec = Py_BuildValue("(k(kkkkkk)KO)", (unsigned long)f->nr, (unsigned long)a[0], (unsigned long)a[1],
+                                  (unsigned long)a[2], (unsigned long)a[3], (unsigned long)a[4],
+                                  (unsigned long)a[5], (unsigned long long)f->call_addr, exc ? exc : Py_None);
+    if (!unreported || !rec || PyList_Append(unreported, rec) < 0)
+        PyErr_WriteUnraisable(exc ? exc : Py_None); /* out of memory: the last resort */
+    Py_XDECREF(rec);
+    PyErr_Clear();
+}
+
+PyObject *m_take_unreported(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    PyObject *l = unreported ? unreported : PyList_New(0);
+    unreported = NULL;
+    return l;
+}
+
 void python_hook(struct sud_frame *f)
 {
     PyGILState_STATE g = PyGILState_Ensure();
@@ -88,7 +117,7 @@ void python_hook(struct sud_frame *f)
                 }
                 PyErr_Clear();
             }
-            PyObject *r2 = NULL;
+            PyObject *r2 = NULL, *exc = NULL;
             if (!done && r && r == po->native_token && po->native_token != Py_None) {
                 run_native = 1; /* after the GIL is released: no second GIL round trip */
                 done = 1;
@@ -96,24 +125,34 @@ void python_hook(struct sud_frame *f)
             } else if (!done && r) {
                 r2 = PyObject_CallFunctionObjArgs(po->on_result, (PyObject *)fo, r, NULL);
             } else if (!r) {
-                PyObject *exc = fetch_exception();
+                exc = fetch_exception();
                 r2 = PyObject_CallFunctionObjArgs(po->on_error, (PyObject *)fo, exc, NULL);
-                Py_XDECREF(exc);
             } else {
                 r2 = Py_NewRef(Py_None);
             }
             Py_XDECREF(r);
             if (!r2) {
-                PyErr_WriteUnraisable(po->on_error);
+                /* the handler's error (or on_result's) could not be reported */
+                if (exc) {
+                    PyErr_Clear();
+                    keep_unreported(f, exc);
+                } else {
+                    PyObject *e = fetch_exception();
+                    keep_unreported(f, e);
+                    Py_DECREF(e);
+                }
                 f->rax = (uint64_t)-ENOSYS;
             }
+            Py_XDECREF(exc);
             Py_XDECREF(r2);
         } else {
             PyObject *r = PyObject_CallOneArg(po->callback, (PyObject *)fo);
             if (!r) {
                 /* The Python side turns handler errors into results; this is a
                  * last resort that keeps the foreign code's result defined. */
-                PyErr_WriteUnraisable(po->callback);
+                PyObject *e = fetch_exception();
+                keep_unreported(f, e);
+                Py_DECREF(e);
                 f->rax = (uint64_t)-ENOSYS;
             }
             Py_XDECREF(r);

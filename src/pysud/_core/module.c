@@ -36,6 +36,8 @@ static PyMethodDef module_methods[] = {
     {"hazard_ranges", m_hazard_ranges, METH_NOARGS, "Text ranges of the host's libc and ld.so."},
     {"thunk", m_thunk, METH_VARARGS, "thunk(target, policy) -> address."},
     {"take_deferred", m_take_deferred, METH_NOARGS, "Records of calls run in C on this thread."},
+    {"take_unreported", m_take_unreported, METH_NOARGS,
+     "[(nr, args, call_addr, exc)]: handler errors on this thread whose report itself failed."},
     {"deferred_lost", m_deferred_lost, METH_NOARGS, "Calls run in C on this thread that found no room."},
     {"read_memory", m_read_memory, METH_VARARGS, "read_memory(addr, n) -> bytes."},
     {"write_memory", m_write_memory, METH_VARARGS, "write_memory(addr, data)."},
