@@ -2,10 +2,12 @@
 """The NT personality against Wine: ns per NT call in a loop, and hello start-to-exit.
 
 The loop program (tests/nt/loop.c, built with mingw-w64) makes N NtQuerySystemTime calls; the
-cost per call is (time(N) - time(0)) / N, so start-up cancels out.  Paths: pysud through ntdll
-(the trap path: SUD's SIGSYS), pysud with the program's own `syscall` (trapped the same way),
-pysud with --flip-switch (when the core has a direct entry), and Wine.  Each row is the median of
---rounds runs, interleaved.
+cost per call is (time(N) - time(0)) / N, so start-up cancels out.  Paths: pysud's own ntdll
+(the trap path: SUD's SIGSYS), the program's own `syscall` (trapped the same way), --flip-switch
+(when the core has a direct entry), Wine's PE ntdll on pysud (trap path), and Wine.  Start to
+exit: the ntdll-only hello on pysud's ntdll, the mingw hello (kernel32 + msvcrt,
+tests/nt/wine/hello.c) on Wine's DLLs under pysud, and both under Wine with a warm wineserver
+(`wineserver -p` for the whole run).  Each row is the median of --rounds runs, interleaved.
 
 Usage: python3 benchmarks/bench_nt.py [--json] [--calls N] [--rounds R]
 """
@@ -56,6 +58,14 @@ def build(out: str, name: str, direct: bool = False) -> str:
     return exe
 
 
+def build_mingw(out: str, name: str) -> str:
+    cc = shutil.which("x86_64-w64-mingw32-gcc")
+    assert cc is not None
+    exe = os.path.join(out, f"mingw-{name}.exe")
+    subprocess.run([cc, "-O2", "-o", exe, os.path.join(SRC, "wine", f"{name}.c")], check=True)
+    return exe
+
+
 def timed(argv: list[str], env: dict[str, str] | None = None, status: int = 0) -> float:
     t = time.perf_counter()
     r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, timeout=600)
@@ -72,32 +82,68 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     from pysud import _core
+    from pysud.nt.prefix import find_wine_dlls
 
+    wine_dlls = find_wine_dlls()
     with tempfile.TemporaryDirectory() as tmp:
         loop, loop_direct, hello = build(tmp, "loop"), build(tmp, "loop", True), build(tmp, "hello")
-        pysud = [sys.executable, "-m", "pysud", "run"]
+        mingw_hello = build_mingw(tmp, "hello")
+        builtin = [sys.executable, "-m", "pysud", "run", "--ntdll", "builtin"]
+        on_wine = [
+            sys.executable,
+            "-m",
+            "pysud",
+            "run",
+            "--ntdll",
+            "wine",
+            "--prefix",
+            os.path.join(tmp, "pfx"),
+        ]
         paths: dict[str, list[str]] = {
-            "pysud, through ntdll (trap)": [*pysud, loop],
-            "pysud, direct syscall (trap)": [*pysud, loop_direct],
+            "pysud ntdll, through ntdll (trap)": [*builtin, loop],
+            "pysud ntdll, direct syscall (trap)": [*builtin, loop_direct],
         }
         if hasattr(_core, "direct_entry_address"):
-            paths["pysud, through ntdll (flip-switch)"] = [*pysud, "--flip-switch", loop]
+            paths["pysud ntdll, through ntdll (flip-switch)"] = [*builtin, "--flip-switch", loop]
+        if wine_dlls:
+            paths["pysud + Wine's DLLs, through ntdll (trap)"] = [*on_wine, loop]
         env = None
+        wineserver = os.path.join(os.path.dirname(WINE), "wineserver") if WINE else None
         if WINE:
             env = dict(os.environ, WINEPREFIX=os.path.join(tmp, "wine"), WINEDEBUG="-all")
             subprocess.run([WINE, "wineboot", "-i"], env=env, capture_output=True, timeout=600)
+            if wineserver and os.path.exists(wineserver):
+                subprocess.run([wineserver, "-p"], env=env, timeout=60)  # persistent: warm for every run
             paths["wine"] = [WINE, loop]
         samples: dict[str, list[float]] = {k: [] for k in paths}
-        starts: dict[str, list[float]] = {"pysud hello": [], **({"wine hello": []} if WINE else {})}
-        for _ in range(args.rounds):
-            for name, argv in paths.items():
-                e = env if name == "wine" else None
-                full = timed([*argv, str(args.calls)], e)
-                empty = timed([*argv, "0"], e)
-                samples[name].append((full - empty) / args.calls * 1e9)
-            starts["pysud hello"].append(timed([*pysud, hello], status=7) * 1e3)  # hello exits with 7
-            if WINE:
-                starts["wine hello"].append(timed([WINE, hello], env, status=7) * 1e3)
+        starts: dict[str, list[float]] = {"pysud ntdll hello (ntdll only)": []}
+        if wine_dlls:
+            starts["pysud + Wine's DLLs hello (msvcrt)"] = []
+        if WINE:
+            starts["wine hello (ntdll only, warm wineserver)"] = []
+            starts["wine hello (msvcrt, warm wineserver)"] = []
+        try:
+            for _ in range(args.rounds):
+                for name, argv in paths.items():
+                    e = env if name == "wine" else None
+                    full = timed([*argv, str(args.calls)], e)
+                    empty = timed([*argv, "0"], e)
+                    samples[name].append((full - empty) / args.calls * 1e9)
+                starts["pysud ntdll hello (ntdll only)"].append(timed([*builtin, hello], status=7) * 1e3)
+                if wine_dlls:
+                    starts["pysud + Wine's DLLs hello (msvcrt)"].append(
+                        timed([*on_wine, mingw_hello], status=42) * 1e3
+                    )
+                if WINE:
+                    starts["wine hello (ntdll only, warm wineserver)"].append(
+                        timed([WINE, hello], env, status=7) * 1e3
+                    )
+                    starts["wine hello (msvcrt, warm wineserver)"].append(
+                        timed([WINE, mingw_hello], env, status=42) * 1e3
+                    )
+        finally:
+            if WINE and wineserver and os.path.exists(wineserver):
+                subprocess.run([wineserver, "-k"], env=env, timeout=60)
     result = {
         "ns_per_call": {k: round(statistics.median(v)) for k, v in samples.items()},
         "ms_start_to_exit": {k: round(statistics.median(v), 1) for k, v in starts.items()},
@@ -107,12 +153,12 @@ def main() -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"{'NtQuerySystemTime in a loop':<40} {'ns/call':>9}")
+    print(f"{'NtQuerySystemTime in a loop':<46} {'ns/call':>9}")
     for k, v in result["ns_per_call"].items():
-        print(f"{k:<40} {v:>9}")
-    print(f"{'hello, start to exit':<40} {'ms':>9}")
+        print(f"{k:<46} {v:>9}")
+    print(f"{'hello, start to exit':<46} {'ms':>9}")
     for k, v in result["ms_start_to_exit"].items():
-        print(f"{k:<40} {v:>9}")
+        print(f"{k:<46} {v:>9}")
     return 0
 
 

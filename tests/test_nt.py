@@ -331,3 +331,16 @@ def test_ntdll_exports_find_numbers_as_syswhispers_does(profile: str) -> None:
         assert {"RtlInitUnicodeString", "RtlAllocateHeap", "RtlFreeHeap", "memset"} <= exports.keys()
     finally:
         image.release()
+
+
+@requires_sud
+@requires_cc
+def test_crash_on_builtin_ntdll_is_signal_status(tmp_path) -> None:
+    # pysud's own ntdll has no exception dispatcher: the program dies of SIGSEGV, the host lives on
+    src = tmp_path / "segv.c"
+    src.write_text("int mainCRTStartup(void) { *(volatile int *)0 = 1; return 0; }\n")
+    exe = tmp_path / "segv.exe"
+    subprocess.run([CC, "-nostdlib", "-e", "mainCRTStartup", "-o", exe, src], check=True)
+    code = "import sys, pysud.nt as nt\nprint(nt.run(sys.argv[1], ntdll='builtin'))\nprint('host alive')\n"
+    r = subprocess.run([sys.executable, "-c", code, str(exe)], capture_output=True, timeout=60)
+    assert r.stdout == b"139\nhost alive\n", r.stderr.decode()

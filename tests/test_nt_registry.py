@@ -288,6 +288,9 @@ def test_registry_calls_are_handled_and_stored(registry_exe: str, tmp_path: Path
     for call in ("NtCreateKey", "NtSetValueKey", "NtQueryValueKey", "NtEnumerateKey", "NtNotifyChangeKey"):
         assert f"[nt] {call}(" in err, call
     assert not unimplemented_kernel_calls(err)
+    # the trace names the key and the value (nt/kernel/registry.py's SIGNATURES)
+    assert 'ObjectAttributes="\\\\Registry\\\\Machine\\\\Software\\\\PysudTest") = STATUS_SUCCESS' in err
+    assert 'ValueName="DW"' in err and "= STATUS_OBJECT_PATH_SYNTAX_BAD" in err
     out = r.stdout.decode()
     assert "create = 0x0 disposition 1\n" in out and "wait after change in subtree = 0x0\n" in out
     # the program deleted its key: the prefix holds the seeded keys and no trace of it
@@ -383,3 +386,64 @@ def test_current_version_follows_the_running_version(tmp_path: Path) -> None:
     assert cv.values["currentbuildnumber"].data == rg.sz("19043")
     assert cv.values["productname"].data == rg.sz("Windows 10 Pro")  # kept
     assert 'CurrentBuild"="19043"' in (tmp_path / "system.reg").read_text()
+
+
+def test_query_multiple_value_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes
+
+    from pysud.nt.personality import NtPersonality
+    from test_nt_sync import Buf, Call, handler
+
+    monkeypatch.setenv("PYSUD_PREFIX", str(tmp_path))
+    nt = NtPersonality(ntdll="builtin")
+    try:
+        keep = []
+
+        def ustr(text: str) -> int:
+            raw = ctypes.create_string_buffer(text.encode("utf-16-le"))
+            us = ctypes.create_string_buffer(
+                struct.pack("<HHIQ", len(text) * 2, len(text) * 2, 0, ctypes.addressof(raw))
+            )
+            keep.extend((raw, us))
+            return ctypes.addressof(us)
+
+        oa = ctypes.create_string_buffer(
+            struct.pack(
+                "<I4xQQI4xQQ",
+                48,
+                0,
+                ustr(r"\Registry\Machine\Software\Microsoft\Windows NT\CurrentVersion"),
+                0x40,
+                0,
+                0,
+            )
+        )
+        key = Buf()
+        assert handler(nt, "NtOpenKey")(Call(key.addr, 0x20019, ctypes.addressof(oa))) == 0
+        entries = ctypes.create_string_buffer(
+            struct.pack("<Q12x4x", ustr("SystemRoot"))
+            + struct.pack("<Q12x4x", ustr("CurrentMajorVersionNumber"))
+        )
+        out = ctypes.create_string_buffer(256)
+        length, needed = Buf(), Buf()
+        query = handler(nt, "NtQueryMultipleValueKey")
+        struct.pack_into("<I", length.b, 0, 8)
+        args = (key.u64(), ctypes.addressof(entries), 2, ctypes.addressof(out), length.addr, needed.addr)
+        assert query(Call(*args)) == 0x80000005  # STATUS_BUFFER_OVERFLOW, the size needed given
+        size = length.u64() & 0xFFFFFFFF
+        assert size == needed.u64() & 0xFFFFFFFF == len(rg.sz("C:\\windows")) + 4 + 2  # aligned to 4
+        struct.pack_into("<I", length.b, 0, 256)
+        assert query(Call(*args)) == 0
+        first = struct.unpack_from("<III", entries.raw, 8)
+        second = struct.unpack_from("<III", entries.raw, 32)
+        assert first == (len(rg.sz("C:\\windows")), 0, rg.REG_SZ)
+        assert second[0] == 4 and second[2] == rg.REG_DWORD and second[1] % 4 == 0
+        assert out.raw[: first[0]] == rg.sz("C:\\windows")
+        assert out.raw[second[1] : second[1] + 4] == rg.dword(10)
+        bad = ctypes.create_string_buffer(struct.pack("<Q12x4x", ustr("Missing")))
+        assert (
+            query(Call(key.u64(), ctypes.addressof(bad), 1, ctypes.addressof(out), length.addr, 0))
+            == 0xC0000034
+        )
+    finally:
+        nt.close()

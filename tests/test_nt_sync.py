@@ -117,9 +117,16 @@ class Buf:
         return int(struct.unpack_from("<Q", self.b.raw)[0])
 
 
+_TIMEOUTS: dict[float, Buf] = {}
+
+
 def timeout(seconds: float) -> Buf:
-    b = Buf()
-    struct.pack_into("<q", b.b, 0, -round(seconds * 1e7))
+    """A relative LARGE_INTEGER timeout, kept alive for the whole session (handlers read it
+    while they wait, after the expression that made it is gone)."""
+    b = _TIMEOUTS.get(seconds)
+    if b is None:
+        b = _TIMEOUTS[seconds] = Buf()
+        struct.pack_into("<q", b.b, 0, -round(seconds * 1e7))
     return b
 
 

@@ -30,7 +30,7 @@ def build_sigprogs(out: Path) -> dict[str, str]:
     if shutil.which("gcc") is None:
         pytest.skip("gcc not installed")
     built = {}
-    for name in ("signals_wait", "signals_driver", "signals_state"):
+    for name in ("signals_wait", "signals_driver", "signals_state", "signals_ignored"):
         exe = str(out / name)
         subprocess.run(
             ["gcc", "-O2", "-Wall", "-Wextra", "-o", exe, str(PROGRAMS / f"{name}.c")],
@@ -253,3 +253,13 @@ def test_nohup_keeps_sighup_ignored():
     ours = subprocess.run([nohup, *PYSUD_RUN, *argv], capture_output=True, timeout=60)
     assert native.returncode == 0 and native.stdout == b"survived\n"
     assert (ours.returncode, ours.stdout) == (native.returncode, native.stdout), ours.stderr
+
+
+def test_ignored_signals_change_nothing(sigprogs):
+    # A signal the program ignores must not end its sleep early (the kernel never sees a handler
+    # for it), and SIGCHLD set to SIG_IGN reaps its children, as natively.
+    native = subprocess.run([sigprogs["signals_ignored"]], capture_output=True, timeout=60)
+    ours = subprocess.run([*PYSUD_RUN, sigprogs["signals_ignored"]], capture_output=True, timeout=60)
+    assert native.stdout.count(b": 0 errno=0") == 2 and b"echild=1" in native.stdout
+    assert ours.stdout == native.stdout, ours.stderr
+    assert ours.returncode == native.returncode == 0

@@ -530,3 +530,75 @@ def test_json_arguments_are_signed_where_the_kind_is(tmp_path):
     opened = [x for x in recs if x["syscall"] == "openat"]
     assert opened and all(x["args"][0] == -100 for x in opened)
     assert recs[0]["syscall"] == "execve" and recs[0]["text"].startswith('execve("/bin/cat", ["/bin/cat"')
+
+
+BG_RUN = """
+import sys
+from pysud.trace import TraceOptions, trace_program
+opts = TraceOptions(output=sys.argv[1], follow=True, background=sys.argv[2] == "1")
+sys.exit(trace_program("busybox", ["sh", "-c", sys.argv[3]], opts))
+"""
+
+
+@pytest.mark.skipif(BUSYBOX is None and not os.environ.get("CI"), reason="busybox-static not installed")
+def test_decoder_thread_prints_what_inline_decoding_prints(tmp_path):
+    """Decoding on a thread of its own (the default where there is a second CPU) and in line give
+    the same lines, forks included (the tracer's lock is held across a fork)."""
+    script = "i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo $i > /dev/null; done; (echo a); echo b | cat"
+    texts = []
+    for bg in ("1", "0"):
+        out = tmp_path / f"bg{bg}.out"
+        r = subprocess.run(
+            [sys.executable, "-c", BG_RUN, str(out), bg, script], capture_output=True, env=ENV, timeout=120
+        )
+        assert r.returncode == 0 and r.stdout == b"a\nb\n", r
+        texts.append(out.read_text())
+    with_thread, inline = (normalise(t, _pids(t)) for t in texts)
+
+    def calls(per: dict[int, list[str]]) -> list[list[str]]:
+        # the pipe's two children run at once (which prints first varies); how many wait4 calls
+        # the shell makes, and whether a SIGCHLD interrupts a call (EINTR: seen once on close(4),
+        # a core matter), depend on when each SIGCHLD comes: the program's run, not the tracer
+        return sorted(
+            [x for x in lines if not x.startswith("wait4(") and "= -1 EINTR" not in x]
+            for lines in per.values()
+        )
+
+    got, want = calls(with_thread), calls(inline)
+    if got != want:
+        import difflib
+
+        shown = [
+            "\n".join(difflib.unified_diff(w, g, "in line", "decoder thread", lineterm="", n=1))
+            for w, g in zip(want, got, strict=False)
+            if w != g
+        ]
+        raise AssertionError(f"{len(want)} vs {len(got)} processes\n" + "\n".join(shown)[:4000])
+    assert len(with_thread) == 4  # the shell, the subshell, the pipe's echo and cat
+
+
+@needs_strace
+def test_exit_group_ends_the_other_threads_like_strace(events_prog, tree):
+    """exit_group while another thread blocks in read: strace's `<... read resumed> <unfinished
+    ...>) = ?` and a `+++ exited` line for each thread, in strace's order."""
+    if not _strace_can_trace():
+        pytest.skip("strace cannot ptrace here (container without CAP_SYS_PTRACE)")
+    spec = ["-e", "trace=read,exit_group"]
+    native, ours, s_text, p_text = run_both([events_prog, "exit"], tree, spec)
+    assert native.returncode == ours.returncode == 3, ours.stderr
+
+    def lines(text: str) -> list[str]:
+        pids = _pids(text)
+        return [_scrub(re.sub(r"^\d+\s+", "", x), pids) for x in text.splitlines() if "ELF" not in x]
+
+    assert (
+        lines(p_text)
+        == lines(s_text)
+        == [
+            "read(3,  <unfinished ...>",
+            "exit_group(3) = ?",
+            "<... read resumed> <unfinished ...>) = ?",
+            "+++ exited with 3 +++",
+            "+++ exited with 3 +++",
+        ]
+    )

@@ -187,8 +187,10 @@ def test_timeline_matches_the_text_trace(tmp_path, events_prog):  # noqa: F811
     assert all(e["dur"] >= 0 and e["ts"] > 1e15 for e in slices)  # microseconds since the epoch
     tids = {e["tid"] for e in slices}
     assert len(tids) == 2, tids  # the main thread and the reader thread: one track each
-    names = {(e["tid"], e["args"]["name"]) for e in events if e["ph"] == "M"}
+    names = {(e["tid"], e["args"]["name"]) for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
     assert {t for t, _ in names} == tids
+    procs = [e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "process_name"]
+    assert procs == [Path(events_prog).name]
     reader = [e for e in slices if e["name"] == "read" and e["args"]["result"] == "1"]
     assert reader and reader[0]["dur"] > 100_000  # blocked ~0.3 s until the main thread wrote
     exits = [e for e in events if e["ph"] == "i" and e["name"].startswith("exited with")]

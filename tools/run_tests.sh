@@ -10,13 +10,14 @@ cd "$(dirname "$0")/.."
 # musl-tools (static musl programs built at test time), linux-headers-amd64
 # (syscall prototypes for the generated table), strace (the oracle `pysud trace`
 # is compared with), gcc-mingw-w64-x86-64 (builds the Windows test programs),
+# g++-mingw-w64-x86-64-posix (the C++ exception test program),
 # wine64 (their oracle); gcc, golang-go, tar, gzip (tests/programs/ are compiled at
 # test time, tar and gzip run under `pysud run`); git, sqlite3, openssl, bash, coreutils
 # (the `pysud trace` corpus, tests/test_trace_corpus.py).
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     need=()
     for pkg in binutils linux-libc-dev busybox-static musl-tools linux-headers-amd64 strace \
-        gcc-mingw-w64-x86-64 wine64 gcc golang-go tar gzip git sqlite3 openssl bash coreutils; do
+        gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64-posix wine64 gcc golang-go tar gzip git sqlite3 openssl bash coreutils; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
     done
     if [ ${#need[@]} -gt 0 ]; then

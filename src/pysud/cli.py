@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -281,6 +283,15 @@ def _hooks_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _nt_environment() -> dict[str, str] | None:
+    """A child of a Windows program gets the environment its parent gave (process creation)."""
+    raw = os.environ.pop("PYSUD_NT_ENVIRONMENT", None)
+    if raw is None:
+        return None
+    env = json.loads(raw)
+    return {str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else None
+
+
 def _run_nt(args: argparse.Namespace) -> int:
     """A Windows program (MZ): the NT personality; the exit code's low byte is the status."""
     from .nt import run as run_nt
@@ -318,6 +329,8 @@ def _run_nt(args: argparse.Namespace) -> int:
             ntdll=args.ntdll,
             dlls=args.dlls,
             prefix=args.prefix,
+            command_line=args.nt_command_line,
+            env=_nt_environment(),
         )
     finally:
         if sink is not None:
@@ -409,6 +422,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(ntdll-only programs); auto (default): wine when installed",
     )
     nt.add_argument("--dlls", metavar="DIR", help="a directory of x64 PE DLLs to use instead of Wine's")
+    nt.add_argument(
+        "--nt-command-line", help=argparse.SUPPRESS
+    )  # a child's exact command line (process creation)
     nt.add_argument(
         "--prefix",
         metavar="DIR",

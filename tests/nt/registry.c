@@ -24,6 +24,7 @@ NTSTATUS NTAPI NtSetValueKey(HANDLE, UNICODE_STRING *, ULONG, ULONG, const void 
 NTSTATUS NTAPI NtDeleteValueKey(HANDLE, UNICODE_STRING *);
 NTSTATUS NTAPI NtDeleteKey(HANDLE);
 NTSTATUS NTAPI NtFlushKey(HANDLE);
+NTSTATUS NTAPI NtRenameKey(HANDLE, UNICODE_STRING *);
 NTSTATUS NTAPI NtNotifyChangeKey(HANDLE, HANDLE, void *, void *, IO_STATUS_BLOCK *, ULONG, BOOLEAN, void *, ULONG,
                                  BOOLEAN);
 
@@ -247,6 +248,26 @@ int mainCRTStartup(void)
     s = NtQueryKey(ev, 0, buf, sizeof buf, &got); check("query an event as a key", s);
     s = NtQueryKey((HANDLE)0x7770, 0, buf, sizeof buf, &got); check("query a bad handle", s);
 
+    {   /* renames */
+        HANDLE r, a, b; UNICODE_STRING nn;
+        create(&r, 0, L"\\Registry\\Machine\\Software\\PysudRename", 0, "create for renames");
+        create(&a, r, L"A", 0, "create A");
+        create(&b, r, L"B", 0, "create B");
+        RtlInitUnicodeString(&nn, L"C");
+        s = NtRenameKey(a, &nn); check("rename A to C", s);
+        key_name(a);
+        RtlInitUnicodeString(&nn, L"b");
+        s = NtRenameKey(a, &nn); check("rename C to b (taken)", s);
+        RtlInitUnicodeString(&nn, L"x\\y");
+        s = NtRenameKey(a, &nn); check("rename to a path", s);
+        open_key(&k2, r, L"A", 0, "open A");
+        open_key(&k2, r, L"c", 0, "open c");
+        s = NtRenameKey(k2, &nn); check("rename through a read-only handle", s);
+        NtClose(k2);
+        list_keys(r);
+        NtDeleteKey(a); NtDeleteKey(b);
+        s = NtDeleteKey(r); check("delete the renames' key", s);
+    }
     open_key(&k2, 0, L"\\Registry\\Machine\\Software\\Microsoft\\Windows NT\\CurrentVersion", 0, "open CurrentVersion");
     {
         UNICODE_STRING pn; RtlInitUnicodeString(&pn, L"ProductName");

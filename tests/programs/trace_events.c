@@ -1,8 +1,10 @@
 /* For `pysud trace`: signal lines and a blocking call in one thread while another runs.
  *   trace_events signals  - SIGUSR1 to a handler (raise), then SIGTERM by default (dies)
- *   trace_events threads  - a thread blocks in read() on a pipe until the main thread writes */
+ *   trace_events threads  - a thread blocks in read() on a pipe until the main thread writes
+ *   trace_events exit     - a thread blocks in read() while the main thread calls exit(3) */
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +34,13 @@ int main(int argc, char **argv)
             return 2;
         pthread_join(t, &r);
         return r != NULL;
+    }
+    if (argc > 1 && !strcmp(argv[1], "exit")) {
+        pthread_t t;
+        pthread_create(&t, NULL, reader, NULL);
+        struct timespec ts = {0, 200000000};
+        nanosleep(&ts, NULL);
+        exit(3); /* exit_group ends the reader in its read() */
     }
     signal(SIGUSR1, on_usr1);
     raise(SIGUSR1);

@@ -105,6 +105,43 @@ static void requeue(int sig, const siginfo_t *si)
     gsys(SYS_rt_tgsigqueueinfo, gsys(SYS_getpid, 0, 0, 0, 0), gsys(SYS_gettid, 0, 0, 0, 0), sig, (long)si);
 }
 
+/* ------------------------------------------- the kernel's dispositions */
+
+static int keep_ours; /* a tracer records the program's signals: all of them come through here */
+
+static int program_ignores(int sig)
+{
+    uint64_t h = guest_act[sig].handler;
+    return h == (uint64_t)SIG_IGN || (h == (uint64_t)SIG_DFL && default_ignores(sig));
+}
+
+static int host_has_function(int sig)
+{
+    struct sigaction *h = &host_act[sig];
+    if (h->sa_flags & SA_SIGINFO)
+        return h->sa_sigaction != NULL;
+    return h->sa_handler != SIG_DFL && h->sa_handler != SIG_IGN;
+}
+
+/* What the kernel does with `sig` while a program runs.  A signal the
+ * program ignores is left to the kernel's own SIG_IGN or SIG_DFL (unless the
+ * host has a handler for it or a tracer wants to see it): a handler of the
+ * core would make the kernel end a sleep with EINTR (nanosleep, poll,
+ * select, epoll_wait: ERESTART_RESTARTBLOCK, ERESTARTNOHAND) where the
+ * ignored signal natively changes nothing; and SIGCHLD ignored explicitly
+ * reaps children, as natively.  Every other signal goes to sud_vsig_handler. */
+static void apply(int sig)
+{
+    if (!installed || !ours_to_install(sig))
+        return;
+    if (keep_ours || !program_ignores(sig) || host_has_function(sig)) {
+        sud_install_handler(sig, sud_vsig_handler, SA_RESTART, ~OWN_SIGNALS, NULL);
+    } else {
+        struct sud_kaction k = {guest_act[sig].handler, 0, 0, 0};
+        gsys(SYS_rt_sigaction, sig, (long)&k, 0, 8);
+    }
+}
+
 /* ---------------------------------------------------- program's actions */
 
 void sud_vsig_reset(int keep_ignored, uint64_t ignored)
@@ -133,6 +170,7 @@ long sud_vsig_sigaction(long sig, uint64_t act, uint64_t oact, long size)
     if (act) {
         nact.mask &= ~(SIGBIT(SIGKILL) | SIGBIT(SIGSTOP));
         guest_act[sig] = nact;
+        apply((int)sig);
     }
     return 0;
 }
@@ -148,6 +186,10 @@ int sud_vsig_begin(void)
     for (int s = 1; s <= 64; s++)
         if (ours_to_install(s))
             sud_install_handler(s, sud_vsig_handler, SA_RESTART, ~OWN_SIGNALS, &host_act[s]);
+    struct sud_policy *p = sud_self ? sud_self->policy : NULL;
+    keep_ours = p && p->trace;
+    for (int s = 1; s <= 64; s++)
+        apply(s);
     return 0;
 }
 
@@ -174,7 +216,7 @@ void sud_vsig_exec(int before)
             struct sud_kaction ign = {(uint64_t)SIG_IGN, 0, 0, 0};
             gsys(SYS_rt_sigaction, s, (long)&ign, 0, 8);
         } else {
-            sud_install_handler(s, sud_vsig_handler, SA_RESTART, ~OWN_SIGNALS, NULL);
+            apply(s);
         }
     }
 }
@@ -239,8 +281,10 @@ static void enter_handler(int sig, uint64_t frame, uint64_t *rip, uint64_t *rsp,
     if (!(a->flags & K_SA_NODEFER))
         *mask |= SIGBIT(sig);
     *mask &= ~OWN_SIGNALS;
-    if (a->flags & K_SA_RESETHAND)
+    if (a->flags & K_SA_RESETHAND) {
         memset(a, 0, sizeof *a);
+        apply(sig);
+    }
 }
 
 static void record_fault(int sig, const siginfo_t *si, const uint64_t gregs[23])

@@ -91,7 +91,10 @@ class FileCalls:
         _len, root, name_ptr, _attrs = struct.unpack("<I4xQQI", call.read(oa, 28))
         if not name_ptr:
             return None, st.STATUS_OBJECT_NAME_INVALID
-        name = self.read_unicode(call, name_ptr)
+        return self.resolve_nt_path(self.read_unicode(call, name_ptr), root)
+
+    def resolve_nt_path(self, name: str, root: int = 0) -> tuple[str | None, int]:
+        """The host path of an NT name (relative to the directory handle ``root`` if given)."""
         if root:
             parent = self.handles.get(root)
             if not isinstance(parent, objects.File) or not parent.directory:
@@ -99,6 +102,8 @@ class FileCalls:
             base, rel = parent.path, name
         else:
             upper = name.upper()
+            if upper in ("\\??\\NUL", "\\DEVICE\\NULL", "\\DOSDEVICES\\NUL", "\\GLOBAL??\\NUL"):
+                return "/dev/null", st.STATUS_SUCCESS  # the null device, as Wine maps it
             for prefix in _DOS_PREFIXES:
                 if upper.startswith(prefix):
                     name = name[len(prefix) :]
@@ -382,6 +387,12 @@ class FileCalls:
             return st.STATUS_SUCCESS
         return st.STATUS_INVALID_DEVICE_REQUEST
 
+    def _NtDeviceIoControlFile(self, call: Syscall) -> int:
+        """Device requests (console ioctls among them): no device here answers any."""
+        if self._file(call.args[0]) is None:
+            return st.STATUS_INVALID_HANDLE
+        return st.STATUS_NOT_SUPPORTED
+
     def _NtQueryAttributesFile(self, call: Syscall) -> int:
         oa, info = call.args[:2]
         path, status = self.host_path(call, oa)
@@ -449,9 +460,13 @@ class FileCalls:
                 f.mask = self.read_unicode(call, mask_ptr) if mask_ptr else "*"
             mask = f.mask
             try:
-                names = [".", "..", *sorted(os.listdir(f.path))]
+                listed = set(os.listdir(f.path))
             except OSError as e:
                 return st.from_errno(e.errno or 0)
+            if self.prefix is not None and f.path == self.prefix.system32:  # and the DLL set's files
+                have = {n.lower() for n in listed}
+                listed |= {os.path.basename(p) for n, p in self.prefix.dll_names().items() if n not in have}
+            names = [".", "..", *sorted(listed)]
             if mask not in ("*", "*.*"):
                 names = [n for n in names if fnmatch.fnmatchcase(n.upper(), mask.upper())]
             f.listing = names
@@ -466,7 +481,8 @@ class FileCalls:
         last = -1
         while f.listing:
             name = f.listing[0]
-            entry = self._dir_entry(cls, name, os.path.join(f.path, name))
+            host = os.path.join(f.path, name)
+            entry = self._dir_entry(cls, name, self.prefix.overlay(host) if self.prefix is not None else host)
             if entry is None:
                 f.listing.pop(0)
                 continue

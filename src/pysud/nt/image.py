@@ -5,11 +5,13 @@ protections, at the preferred base when it is free (else elsewhere, and the call
 STATUS_IMAGE_NOT_AT_BASE: ntdll relocates the image itself).  :class:`ImageInfo` is what
 NtQuerySection(SectionImageInformation) reports.  Headers are read with pefile's fast load only
 (no directory is parsed), so a 6.5 MB kernelbase costs a few milliseconds; parsed headers are
-cached per file (path, size, mtime).
+cached per file (path, size, mtime), in the process and in a file in the prefix.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import struct
 from dataclasses import dataclass, field
@@ -104,6 +106,56 @@ class ImageInfo:
 
 
 _CACHE: dict[tuple[str, int, int], ImageInfo] = {}
+#: a file of parsed headers that outlives the process (set by the personality: in the prefix)
+DISK_CACHE: str | None = None
+_disk_loaded = False
+_disk_dirty = False
+
+
+def use_disk_cache(path: str) -> None:
+    """Keep parsed headers in ``path`` too (read now, written by save_disk_cache)."""
+    global DISK_CACHE, _disk_loaded
+    if path != DISK_CACHE:
+        DISK_CACHE = path
+        _disk_loaded = False
+
+
+def _load_disk_cache() -> None:
+    global _disk_loaded
+    _disk_loaded = True
+    if DISK_CACHE is None:
+        return
+    try:
+        with open(DISK_CACHE) as f:
+            entries = json.load(f)
+        for e in entries:
+            e["sections"] = tuple(Section(**sec) for sec in e["sections"])
+            e["subsystem_version"] = tuple(e["subsystem_version"])
+            e["os_version"] = tuple(e["os_version"])
+            key = (e["path"], e["file_size"], e.pop("mtime_ns"))
+            _CACHE.setdefault(key, ImageInfo(**e))
+    except (OSError, ValueError, TypeError, KeyError):
+        pass  # no cache, or one from another version: headers are parsed again
+
+
+def save_disk_cache() -> None:
+    """Write the parsed headers of every image seen to DISK_CACHE (atomically), if any are new."""
+    global _disk_dirty
+    if DISK_CACHE is None or not _disk_dirty:
+        return
+    entries = []
+    for (_path, _size, mtime), info in _CACHE.items():
+        e = dataclasses.asdict(info)
+        e["mtime_ns"] = mtime
+        entries.append(e)
+    tmp = f"{DISK_CACHE}.{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(entries, f)
+        os.replace(tmp, DISK_CACHE)
+        _disk_dirty = False
+    except OSError:
+        pass
 
 
 def _prot(characteristics: int) -> int:
@@ -124,6 +176,8 @@ def read_info(path: str) -> ImageInfo:
     except OSError as e:
         raise PELoadError(f"{path}: cannot read: {e.strerror}") from None
     key = (path, st.st_size, st.st_mtime_ns)
+    if not _disk_loaded:
+        _load_disk_cache()
     info = _CACHE.get(key)
     if info is not None:
         return info
@@ -196,6 +250,8 @@ def read_info(path: str) -> ImageInfo:
         sections=tuple(sections),
     )
     _CACHE[key] = info
+    global _disk_dirty
+    _disk_dirty = True
     return info
 
 

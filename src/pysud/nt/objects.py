@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import process
+from . import status as st
 
 if TYPE_CHECKING:
     from .personality import NtSyscall
@@ -287,9 +288,9 @@ def timeout_deadline(call: NtSyscall, ptr: int) -> float | None:
     return float(now + max(0.0, (value - process.system_time()) / 1e7))
 
 
-STATUS_WAIT_0 = 0x0
-STATUS_ABANDONED_WAIT_0 = 0x80
-STATUS_TIMEOUT = 0x102
+STATUS_WAIT_0 = st.STATUS_WAIT_0
+STATUS_ABANDONED_WAIT_0 = st.STATUS_ABANDONED_WAIT_0
+STATUS_TIMEOUT = st.STATUS_TIMEOUT
 #: the longest a wait sleeps between checks of the process's end
 _POLL = 0.05
 

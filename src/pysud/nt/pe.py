@@ -22,6 +22,8 @@ SCN_EXECUTE = 0x20000000
 SCN_READ = 0x40000000
 SCN_WRITE = 0x80000000
 ALLOCATION_GRANULARITY = 0x10000
+MAX_IMAGE = 1 << 30
+MAX_TLS_BLOCK = 1 << 19  # the TLS block comes from the process arena
 
 
 class PELoadError(PysudError):
@@ -107,6 +109,8 @@ def load(path: str | os.PathLike[str], ntdll: NtdllImage) -> LoadedPE:
     pe = parse(path)
     opt = pe.OPTIONAL_HEADER
     size = _page_up(opt.SizeOfImage)
+    if not 0 < size <= MAX_IMAGE:
+        raise PELoadError(f"{path}: image size {opt.SizeOfImage:#x} is not plausible")
     rw = memory.PROT_READ | memory.PROT_WRITE
     try:
         base = memory.map_at(opt.ImageBase, size, rw, path)
@@ -136,6 +140,14 @@ def load(path: str | os.PathLike[str], ntdll: NtdllImage) -> LoadedPE:
     return image
 
 
+def _check(image: LoadedPE, addr: int, size: int, what: str) -> int:
+    """``addr`` if [addr, addr + size) lies inside the mapped image, else PELoadError: every address
+    taken from the file is checked before pysud reads or writes there."""
+    if not (image.base <= addr and size >= 0 and addr + size <= image.base + image.size):
+        raise PELoadError(f"{image.path}: {what} at {addr:#x} lies outside the image")
+    return addr
+
+
 def _fill(pe: pefile.PE, image: LoadedPE, ntdll: NtdllImage) -> None:
     path, base = image.path, image.base
     try:
@@ -160,7 +172,9 @@ def _fill(pe: pefile.PE, image: LoadedPE, ntdll: NtdllImage) -> None:
             if addr is None:
                 missing.append(name)
                 continue
-            memory.poke(imp.address + delta, struct.pack("<Q", addr))
+            memory.poke(
+                _check(image, imp.address + delta, 8, f"the import of {name}"), struct.pack("<Q", addr)
+            )
     if missing:
         raise PELoadError(f"{path}: pysud's ntdll.dll does not export {', '.join(sorted(missing))}")
 
@@ -170,17 +184,27 @@ def _fill(pe: pefile.PE, image: LoadedPE, ntdll: NtdllImage) -> None:
         if t.AddressOfCallBacks:
             at = t.AddressOfCallBacks + delta
             while True:
-                (cb,) = struct.unpack("<Q", memory.peek(at, 8))
+                (cb,) = struct.unpack("<Q", memory.peek(_check(image, at, 8, "the TLS callback list"), 8))
                 if not cb:
                     break
                 image.tls_callbacks.append(cb)
                 at += 8
         if t.AddressOfIndex:
+            start = t.StartAddressOfRawData + delta if t.StartAddressOfRawData else 0
+            end = t.EndAddressOfRawData + delta if t.EndAddressOfRawData else 0
+            if start or end:
+                _check(image, start, max(0, end - start), "the TLS template")
+                if end < start:
+                    raise PELoadError(f"{path}: the TLS template ends before it starts")
+            if max(0, end - start) + t.SizeOfZeroFill > MAX_TLS_BLOCK:
+                raise PELoadError(
+                    f"{path}: a TLS block of more than {MAX_TLS_BLOCK:#x} bytes is not supported"
+                )
             image.tls = (
-                t.StartAddressOfRawData + delta if t.StartAddressOfRawData else 0,
-                t.EndAddressOfRawData + delta if t.EndAddressOfRawData else 0,
+                start,
+                end,
                 t.SizeOfZeroFill,
-                t.AddressOfIndex + delta,
+                _check(image, t.AddressOfIndex + delta, 4, "the TLS index"),
             )
             memory.poke(image.tls[3], b"\0\0\0\0")  # the program's only TLS index is 0
 
@@ -189,6 +213,8 @@ def _fill(pe: pefile.PE, image: LoadedPE, ntdll: NtdllImage) -> None:
         vsize = _page_up(max(s.Misc_VirtualSize, s.SizeOfRawData))
         if not vsize:
             continue
+        if s.VirtualAddress >= image.size or s.VirtualAddress & 0xFFF:
+            raise PELoadError(f"{path}: a section at RVA {s.VirtualAddress:#x} lies outside the image")
         prot = _prot(s.Characteristics)
         memory.protect(base + s.VirtualAddress, min(vsize, image.size - s.VirtualAddress), prot, path)
         image.sections.append((s.VirtualAddress, vsize, prot))

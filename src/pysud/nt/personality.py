@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import signal
 import struct
 import sys
 import tempfile
@@ -23,6 +24,7 @@ from .._abi import SyscallABI, nt_x64
 from .._dispatch import Dispatcher, Return, Syscall
 from .._errors import GuestMemoryError
 from . import _profiles, kernel, memory, objects, process, wine
+from . import image as image_mod
 from . import ntdll as ntdll_mod
 from . import status as st
 from .files import FileCalls
@@ -30,13 +32,15 @@ from .image import ImageView
 from .image import map_view as map_image
 from .image import read_info as read_image_info
 from .image import relocate as relocate_image
+from .kernel.exception import KICK_SIGNAL
 from .pe import LoadedPE, PELoadError
 from .pe import load as load_pe
-from .prefix import Prefix, find_wine_dlls
+from .prefix import Prefix, find_wine_dlls, windows_environment
 from .registry import Registry
 
 ARCH_SET_GS = 0x1001
 SYS_ARCH_PRCTL = 158
+SYS_TGKILL = 234
 CURRENT_PROCESS = 0xFFFFFFFFFFFFFFFF
 CURRENT_THREAD = 0xFFFFFFFFFFFFFFFE
 HEAP_HANDLE = 0x000001A0_0000_0000 >> 16  # an opaque, recognisable value for PEB.ProcessHeap
@@ -150,9 +154,10 @@ class NtPersonality(FileCalls):
                 if ntdll == "wine":
                     raise PELoadError("no Wine PE DLLs found (install wine64 8.0+, or give --dlls DIR)")
             else:
+                self.prefix = Prefix(prefix, dlls)
+                image_mod.use_disk_cache(os.path.join(self.prefix.path, ".pysud-image-cache.json"))
                 self.wine = wine.load_ntdll(dlls)
                 self.views[self.wine.base] = self.wine.view
-                self.prefix = Prefix(prefix, dlls)
                 self.version = wine.WINDOWS_VERSION
         if self.wine is not None:
             table = dict(self.wine.table)
@@ -199,7 +204,9 @@ class NtPersonality(FileCalls):
         self.peb = 0
         self.image_base = 0
         self.main_teb = 0
+        self.main_tid = 0
         self._helpers: wine.Helpers | None = None
+        self.fault_action = 0  # the program's sigaction for hardware faults, once installed
         self.registry: Registry | None = None  # opened on first use by nt/kernel/registry.py
         self._register()
 
@@ -294,8 +301,20 @@ class NtPersonality(FileCalls):
         self.exit_status = code
         self.exiting.set()
         objects.notify()
+        self._kick_others()
         call.exit_guest(code)
         return None
+
+    def _kick_others(self) -> None:
+        """Make every other thread of the program leave it, even one that never calls again
+        (Wine's DLLs: a signal whose handler is PysudKick; waits also end on ``exiting``)."""
+        if self.wine is None or not self.fault_action:
+            return
+        me = threading.get_native_id()
+        tids = [self.main_tid] + [t.tid for t in self.threads if t.tid and not t.done]
+        for tid in tids:
+            if tid and tid != me:
+                _core.syscall(SYS_TGKILL, os.getpid(), tid, KICK_SIGNAL)
 
     def _PysudReturn(self, call: NtSyscall) -> None:
         value = call.args[0]
@@ -307,9 +326,19 @@ class NtPersonality(FileCalls):
 
     def _NtQueryInformationProcess(self, call: NtSyscall) -> int:
         handle, cls, buf, length, ret = call.args[:5]
-        if handle != CURRENT_PROCESS:
-            return st.STATUS_INVALID_HANDLE
         cls &= 0xFFFFFFFF
+        if handle != CURRENT_PROCESS:
+            child = self.handles.get(handle)
+            if not isinstance(child, kernel.process.Process):
+                return st.STATUS_INVALID_HANDLE
+            if cls != 0:
+                return self._unimplemented_class(call, cls)
+            data = struct.pack("<QQQQQQ", child.exit_code, 0, 1, 8, child.pid, os.getpid())
+            if (length & 0xFFFFFFFF) < len(data):
+                return st.STATUS_INFO_LENGTH_MISMATCH
+            call.write(buf, data)
+            self.put_u32(call, ret, len(data))
+            return st.STATUS_SUCCESS
         if cls == 0:  # ProcessBasicInformation
             data = struct.pack(
                 "<QQQQQQ", 0x103, self.peb, (1 << (os.cpu_count() or 1)) - 1, 8, os.getpid(), os.getppid()
@@ -374,6 +403,8 @@ class NtPersonality(FileCalls):
             )
         elif cls == 1:  # SystemProcessorInformation
             data = struct.pack("<HHHHI", 9, 6, 0, ncpu, 0)
+        elif cls in (44, 102):  # SystemCurrentTimeZoneInformation, SystemDynamicTimeZoneInformation
+            data = _time_zone(dynamic=cls == 102)
         elif cls == 1000:  # SystemWineVersionInformation: pysud is not Wine's kernel; Windows' answer
             return st.STATUS_INVALID_INFO_CLASS
         elif cls == 3:  # SystemTimeOfDayInformation
@@ -723,6 +754,10 @@ class NtPersonality(FileCalls):
     def _NtResumeThread(self, call: NtSyscall) -> int:
         handle, prev = call.args[:2]
         th = self.handles.get(handle)
+        if isinstance(th, kernel.process.ProcessThread):  # a child process starts when resumed
+            self.put_u32(call, prev, 0 if th.process.popen is not None else 1)
+            th.process.start()
+            return st.STATUS_SUCCESS
         if not isinstance(th, objects.Thread):
             return st.STATUS_INVALID_HANDLE
         self.put_u32(call, prev, 0 if th.resume.is_set() else 1)
@@ -843,10 +878,17 @@ class NtPersonality(FileCalls):
         self.d.check()
         return int(value)
 
-    def run(self, path: str, args: list[str] | None = None, *, env: dict[str, str] | None = None) -> int:
+    def run(
+        self,
+        path: str,
+        args: list[str] | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        command_line: str | None = None,
+    ) -> int:
         """Load and run a Windows program on this thread; its exit status (a 32-bit NTSTATUS-like code)."""
         if self.wine is not None:
-            return self._run_wine(path, args or [], env)
+            return self._run_wine(path, args or [], env, command_line)
         self.d.arm_thread()
         self.ntdll = ntdll_mod.build(_profiles.TABLES[self.profile], self.version)
         kuser: process.KUserSharedData | None = None
@@ -905,7 +947,11 @@ class NtPersonality(FileCalls):
                 self._call_guest(cb, (self.image.base, 1, 0, 0), stack + size, "call")
                 if self.exiting.is_set():
                     return self.exit_status
-            self._call_guest(self.image.entry, (self.peb, 0, 0, 0), stack + size, "process")
+            value = self._call_guest(self.image.entry, (self.peb, 0, 0, 0), stack + size, "process")
+            if (
+                not self.exiting.is_set()
+            ):  # the program died of a signal (128 + sig), not by NtTerminateProcess
+                self.exit_status = value
             return self.exit_status
         finally:
             self.exiting.set()
@@ -939,7 +985,9 @@ class NtPersonality(FileCalls):
             std.append(self.handles.add(objects.File(fd=dup, path="", access=0x120196, console=True)))
         return std
 
-    def _run_wine(self, path: str, args: list[str], env: dict[str, str] | None) -> int:
+    def _run_wine(
+        self, path: str, args: list[str], env: dict[str, str] | None, command_line: str | None = None
+    ) -> int:
         """Start the program as Windows does: LdrInitializeThunk(context) in Wine's ntdll."""
         assert self.wine is not None and self.prefix is not None
         self.d.arm_thread()
@@ -964,8 +1012,12 @@ class NtPersonality(FileCalls):
             kuser = process.KUserSharedData(self.version, False)
             std = self._std_handles()
             win_path = self.windows_path(host)
-            cmdline = " ".join(_quote(a) for a in [win_path, *args])
-            environ = dict(os.environ if env is None else env)
+            cmdline = (
+                command_line if command_line is not None else " ".join(_quote(a) for a in [win_path, *args])
+            )
+            environ = windows_environment(dict(os.environ)) if env is None else dict(env)
+            user_temp = os.path.join(self.prefix.drive_c, "users", environ.get("USERNAME", "user"), "Temp")
+            os.makedirs(user_temp, exist_ok=True)
             size = (max(info.stack_reserve, 1 << 20) + 0xFFFF) & ~0xFFFF
             stack = memory.map_anywhere(
                 size, memory.PROT_READ | memory.PROT_WRITE, "NT main stack", align=0x10000
@@ -986,6 +1038,7 @@ class NtPersonality(FileCalls):
                 apiset=apiset,
                 subsystem=info.subsystem,
             )
+            self.main_tid = threading.get_native_id()
             teb = self.main_teb = process.build_teb(
                 self._arena,
                 self.peb,
@@ -998,11 +1051,17 @@ class NtPersonality(FileCalls):
             self._set_gs(teb)
             sys.stdout.flush()
             sys.stderr.flush()
-            self._start_wine_thread(exe.base + info.entry_rva, self.peb, stack + size, "process")
+            _ignore_kick_in_host()
+            value = self._start_wine_thread(exe.base + info.entry_rva, self.peb, stack + size, "process")
+            if (
+                not self.exiting.is_set()
+            ):  # the program died of a signal (128 + sig), not by NtTerminateProcess
+                self.exit_status = value
             return self.exit_status
         finally:
             self.exiting.set()
             objects.notify()
+            self._kick_others()
             for th in self.threads:
                 if not th.done:
                     th.resume.set()
@@ -1019,7 +1078,9 @@ class NtPersonality(FileCalls):
                     del self.views[base]
             if stack:
                 memory.unmap(stack, size)
+            self.nls_views.clear()
             helpers.release()
+            image_mod.save_disk_cache()
             if all(th.done for th in self.threads):
                 self._arena.release()
 
@@ -1055,6 +1116,37 @@ class NtPersonality(FileCalls):
             self._scratch = None
 
 
+def _ignore_kick_in_host() -> None:
+    """A kick that reaches a thread after it left the program must not end the host (SIGUSR2's
+    default): the host ignores it, unless it has a use for it already."""
+    try:
+        if signal.getsignal(KICK_SIGNAL) == signal.SIG_DFL:
+            signal.signal(KICK_SIGNAL, signal.SIG_IGN)
+    except ValueError:  # not the main thread: the host's disposition stays
+        pass
+
+
+def _time_zone(dynamic: bool) -> bytes:
+    """RTL_(DYNAMIC_)TIME_ZONE_INFORMATION of the host's zone: the bias and names (no DST rules)."""
+
+    def name(text: str) -> bytes:
+        return text.encode("utf-16-le")[:62].ljust(64, b"\0")
+
+    bias = time.timezone // 60
+    if bias == 0 and not time.daylight:
+        std = dst = "Coordinated Universal Time"
+        key = "UTC"
+    else:
+        std, dst = time.tzname
+        key = std
+    daylight_bias = (time.altzone - time.timezone) // 60 if time.daylight else 0
+    data = struct.pack("<i", bias) + name(std) + bytes(16) + struct.pack("<i", 0)
+    data += name(dst) + bytes(16) + struct.pack("<i", daylight_bias)
+    if dynamic:
+        data += key.encode("utf-16-le")[:254].ljust(256, b"\0") + b"\0\0\0\0"
+    return data
+
+
 def _quote(arg: str) -> str:
     if arg and not any(c in arg for c in ' \t"'):
         return arg
@@ -1074,6 +1166,7 @@ def run(
     dlls: str | None = None,
     prefix: str | None = None,
     setup: Callable[[NtPersonality], object] | None = None,
+    command_line: str | None = None,
 ) -> int:
     """Run an x64 Windows program (PE32+) in this process; its exit status.
 
@@ -1094,6 +1187,6 @@ def run(
     try:
         if setup is not None:
             setup(nt)
-        return nt.run(program, args, env=env)
+        return nt.run(program, args, env=env, command_line=command_line)
     finally:
         nt.close()

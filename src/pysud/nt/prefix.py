@@ -10,6 +10,7 @@ created on first use.  Registry files (system.reg, user.reg, userdef.reg) live i
 from __future__ import annotations
 
 import os
+import socket
 
 #: Where Debian/Ubuntu (and Wine's own default build) install the x64 PE DLLs and the NLS files.
 WINE_DLL_DIRS = (
@@ -100,3 +101,49 @@ class Prefix:
         if os.path.lexists(host):
             return host
         return self.dll_names().get(os.path.basename(host).lower(), host)
+
+
+def windows_environment(host: dict[str, str]) -> dict[str, str]:
+    """A top-level program's environment as Wine builds it: the host's variables (but HOME, PWD and
+    the Unix PATH) and the Windows ones (PATH to system32, SystemRoot, ComSpec, user folders, ...)."""
+    user = host.get("USER") or host.get("LOGNAME") or "user"
+    computer = socket.gethostname().split(".")[0].upper() or "PYSUD"
+    env = {k: v for k, v in host.items() if k not in ("HOME", "PWD", "PATH", "TEMP", "TMP")}
+    profile = f"C:\\users\\{user}"
+    env.update(
+        {
+            "ALLUSERSPROFILE": "C:\\ProgramData",
+            "APPDATA": f"{profile}\\AppData\\Roaming",
+            "CommonProgramFiles": "C:\\Program Files\\Common Files",
+            "CommonProgramFiles(x86)": "C:\\Program Files (x86)\\Common Files",
+            "CommonProgramW6432": "C:\\Program Files\\Common Files",
+            "COMPUTERNAME": computer,
+            "ComSpec": "C:\\windows\\system32\\cmd.exe",
+            "HOMEDRIVE": "C:",
+            "HOMEPATH": f"\\users\\{user}",
+            "LOCALAPPDATA": f"{profile}\\AppData\\Local",
+            "LOGONSERVER": f"\\\\{computer}",
+            "NUMBER_OF_PROCESSORS": str(os.cpu_count() or 1),
+            "OS": "Windows_NT",
+            "PATH": "C:\\windows\\system32;C:\\windows;C:\\windows\\system32\\wbem;"
+            "C:\\windows\\system32\\WindowsPowershell\\v1.0",
+            "PATHEXT": ".com;.exe;.bat;.cmd;.vbs;.vbe;.js;.jse;.wsf;.wsh",
+            "PROCESSOR_ARCHITECTURE": "AMD64",
+            "ProgramData": "C:\\ProgramData",
+            "ProgramFiles": "C:\\Program Files",
+            "ProgramFiles(x86)": "C:\\Program Files (x86)",
+            "ProgramW6432": "C:\\Program Files",
+            "PROMPT": "$P$G",
+            "PUBLIC": "C:\\users\\Public",
+            "SystemDrive": "C:",
+            "SystemRoot": "C:\\windows",
+            "TEMP": f"{profile}\\Temp",
+            "TMP": f"{profile}\\Temp",
+            "USERDOMAIN": computer,
+            "USERNAME": user,
+            "USERPROFILE": profile,
+            "windir": "C:\\windows",
+            "winsysdir": "C:\\windows\\system32",
+        }
+    )
+    return env

@@ -247,8 +247,9 @@ def _process_parameters(
     arena.unicode_string(pp + PP_IMAGE, image_path)
     arena.unicode_string(pp + PP_CMDLINE, command_line)
     arena.unicode_string(pp + PP_WINDOW_TITLE, image_path)
-    for off in (PP_DESKTOP, PP_SHELL_INFO, PP_RUNTIME_INFO):
+    for off in (PP_DESKTOP, PP_SHELL_INFO):
         arena.unicode_string(pp + off, "")
+    # RuntimeInfo stays empty (no buffer): it is the C runtime's handle block (lpReserved2)
     env = "".join(f"{k}={v}\0" for k, v in environment.items()) + "\0"
     raw = env.encode("utf-16-le")
     memory.poke(pp + PP_ENVIRONMENT, struct.pack("<Q", arena.put(raw)))

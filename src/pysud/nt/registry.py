@@ -18,15 +18,18 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import shutil
 import socket
 import struct
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from . import process
+from . import status as st
 
 REG_NONE = 0
 REG_SZ = 1
@@ -70,13 +73,13 @@ class RegFormatError(ValueError):
 
 
 # NTSTATUS values of registry failures (the kernel side maps nothing else)
-STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034
-STATUS_OBJECT_PATH_NOT_FOUND = 0xC000003A
-STATUS_OBJECT_PATH_SYNTAX_BAD = 0xC000003B
-STATUS_ACCESS_DENIED = 0xC0000022
-STATUS_KEY_DELETED = 0xC000017C
-STATUS_CHILD_MUST_BE_VOLATILE = 0xC0000181
-STATUS_INVALID_PARAMETER = 0xC000000D
+STATUS_OBJECT_NAME_NOT_FOUND = st.STATUS_OBJECT_NAME_NOT_FOUND
+STATUS_OBJECT_PATH_NOT_FOUND = st.STATUS_OBJECT_PATH_NOT_FOUND
+STATUS_OBJECT_PATH_SYNTAX_BAD = st.STATUS_OBJECT_PATH_SYNTAX_BAD
+STATUS_ACCESS_DENIED = st.STATUS_ACCESS_DENIED
+STATUS_KEY_DELETED = st.STATUS_KEY_DELETED
+STATUS_CHILD_MUST_BE_VOLATILE = st.STATUS_CHILD_MUST_BE_VOLATILE
+STATUS_INVALID_PARAMETER = st.STATUS_INVALID_PARAMETER
 
 
 def now_filetime() -> int:
@@ -108,7 +111,7 @@ class Key:
 
     @property
     def path(self) -> str:
-        """The full name, ``\\REGISTRY\\MACHINE\\...`` (as NtQueryKey's KeyNameInformation gives it)."""
+        """The full name, ``\\REGISTRY\\Machine\\...`` (as NtQueryKey's KeyNameInformation gives it)."""
         parts: list[str] = []
         k: Key | None = self
         while k is not None and k.parent is not None:
@@ -459,10 +462,10 @@ class Registry:
         seed: bool = True,
         version: tuple[int, int, int] = (10, 0, 22631),
     ) -> None:
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        if directory is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="pysud-registry-")
-            directory = self._tmp.name
+        self._tmp: weakref.finalize[..., Registry] | None = None
+        if directory is None:  # a registry of its own, removed with the object
+            directory = tempfile.mkdtemp(prefix="pysud-registry-")
+            self._tmp = weakref.finalize(self, shutil.rmtree, directory, ignore_errors=True)
         self.directory = os.path.abspath(directory)
         os.makedirs(self.directory, exist_ok=True)
         self.lock = threading.RLock()
@@ -482,6 +485,7 @@ class Registry:
         self._lock_fd = -1  # the lock file (holds the save counters), opened on first use
         self._locked = False
         self._lock_pid = os.getpid()
+        self._closer: weakref.finalize[[int], Registry] | None = None
         with self._file_lock():
             fresh = not any(os.path.exists(self._file(n)) for n in BRANCHES)
             self._reload()
@@ -533,6 +537,7 @@ class Registry:
             self._lock_fd = os.open(
                 os.path.join(self.directory, ".registry.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644
             )
+            self._closer = weakref.finalize(self, os.close, self._lock_fd)  # closed with the registry
 
     def _generations(self) -> dict[str, int]:
         """Save counters kept in the lock file: a change is seen even within the mtime's granularity."""
@@ -586,11 +591,12 @@ class Registry:
     def close(self) -> None:
         """Release the lock file (and a temporary directory of this registry's own)."""
         with self.lock:
-            if self._lock_fd >= 0:
-                os.close(self._lock_fd)
-                self._lock_fd = -1
+            if self._closer is not None:
+                self._closer()
+                self._closer = None
+            self._lock_fd = -1
             if self._tmp is not None:
-                self._tmp.cleanup()
+                self._tmp()
                 self._tmp = None
 
     def _branch_of(self, key: Key) -> str | None:
@@ -746,6 +752,22 @@ class Registry:
             parent.subkeys.pop(key.name.lower(), None)
             parent.modif = now_filetime()
             key.deleted = True
+        self._notify(parent)
+
+    def rename(self, key: Key, name: str) -> None:
+        """Give a key another name under the same parent (STATUS_CANNOT_DELETE if taken, as Wine)."""
+        parent = key.parent
+        if parent is None or key in self._branch_keys.values() or key is self.root:
+            raise RegistryError(STATUS_ACCESS_DENIED)
+        if not name or "\\" in name or len(name) > 255:
+            raise RegistryError(STATUS_INVALID_PARAMETER)
+        with self.change(key):
+            if name.lower() != key.name.lower() and name.lower() in parent.subkeys:
+                raise RegistryError(st.STATUS_CANNOT_DELETE)
+            del parent.subkeys[key.name.lower()]
+            key.name = name
+            parent.subkeys[name.lower()] = key
+            parent.modif = key.modif = now_filetime()
         self._notify(parent)
 
     def set_value(self, key: Key, name: str, type_: int, data: bytes) -> None:

@@ -171,6 +171,18 @@ def _arg(nt: NtPersonality, call: Syscall, spec: str, value: int) -> str:
     return f"{name}={value:#x}" if value else f"{name}=0"
 
 
+_KERNEL_SIGNATURES: dict[str, tuple[str, ...]] = {}
+
+
+def _kernel_signatures() -> dict[str, tuple[str, ...]]:
+    """The argument names nt/kernel's modules give for their calls (read once)."""
+    if not _KERNEL_SIGNATURES:
+        from . import kernel
+
+        _KERNEL_SIGNATURES.update(kernel.signatures())
+    return _KERNEL_SIGNATURES
+
+
 def call_text(nt: NtPersonality, call: Syscall) -> tuple[str, str] | None:
     """(name, arguments' text) of a call, or None for pysud's own helper calls."""
     name = call.name
@@ -178,7 +190,7 @@ def call_text(nt: NtPersonality, call: Syscall) -> tuple[str, str] | None:
         name = "NtClose"
     if not name.startswith("Nt"):
         return None
-    specs = SIGNATURES.get(name)
+    specs = SIGNATURES.get(name) or _kernel_signatures().get(name)
     args = call.args
     if specs is None:
         return name, ", ".join(f"{a:#x}" if a else "0" for a in args[:4])

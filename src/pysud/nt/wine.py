@@ -27,7 +27,16 @@ from .pe import PELoadError
 #: pysud's own calls in Wine mode (above Wine's numbers, which end near 0xf0)
 PYSUD_RETURN = 0x1F0
 UNIX_CALL = 0x1F1
-PRIVATE: dict[int, str] = {PYSUD_RETURN: "PysudReturn", UNIX_CALL: "__wine_unix_call"}
+PYSUD_START = 0x1F2
+PYSUD_FAULT = 0x1F3
+PYSUD_KICK = 0x1F4
+PRIVATE: dict[int, str] = {
+    PYSUD_RETURN: "PysudReturn",
+    UNIX_CALL: "__wine_unix_call",
+    PYSUD_START: "PysudStart",
+    PYSUD_FAULT: "PysudFault",
+    PYSUD_KICK: "PysudKick",
+}
 #: Wine's own entries in its syscall list (numbered with the NT calls; not Windows calls)
 WINE_ONLY_CALLS = (
     "__wine_dbg_write",
@@ -156,6 +165,8 @@ class Helpers:
     size: int
     call_thunk: int
     unix_call: int
+    fault_handler: int
+    kick: int
 
     def release(self) -> None:
         memory.unmap(self.base, self.size)
@@ -163,7 +174,10 @@ class Helpers:
 
 def build_helpers() -> Helpers:
     thunk = (
-        b"\x58\x59\x5a\x41\x58\x41\x59"  # pop rax, rcx, rdx, r8, r9
+        b"\xb8"
+        + struct.pack("<I", PYSUD_START)
+        + b"\x0f\x05"  # syscall: PysudStart (the thread's fault dispositions)
+        + b"\x58\x59\x5a\x41\x58\x41\x59"  # pop rax, rcx, rdx, r8, r9
         + b"\x48\x83\xec\x28"  # sub rsp, 0x28
         + b"\xff\xd0"  # call rax
         + b"\x48\x89\xc1\x4c\x8b\xd1"  # mov rcx, rax; mov r10, rcx
@@ -172,10 +186,27 @@ def build_helpers() -> Helpers:
         + b"\x0f\x05\x0f\x0b"  # syscall; ud2
     ).ljust(0x40, b"\xcc")
     unix = (_STUB + struct.pack("<I", UNIX_CALL) + b"\x0f\x05\xc3").ljust(0x40, b"\xcc")
+    # the program's SIGSEGV/SIGILL/SIGFPE/SIGTRAP/SIGBUS handler (rdi sig, rsi siginfo, rdx ucontext)
+    fault = (
+        b"\x4c\x8b\xd2"  # mov r10, rdx
+        + b"\x48\x89\xf2"  # mov rdx, rsi
+        + b"\xb8"
+        + struct.pack("<I", PYSUD_FAULT)
+        + b"\x0f\x05\x0f\x0b"  # syscall; ud2
+    ).ljust(0x40, b"\xcc")
+    # the handler of the signal that makes a thread leave when another one ended the process
+    kick = (b"\xb8" + struct.pack("<I", PYSUD_KICK) + b"\x0f\x05\x0f\x0b").ljust(0x40, b"\xcc")
     base = memory.map_anywhere(0x1000, memory.PROT_READ | memory.PROT_WRITE, "pysud helpers")
-    memory.poke(base, thunk + unix)
+    memory.poke(base, thunk + unix + fault + kick)
     memory.protect(base, 0x1000, memory.PROT_READ | memory.PROT_EXEC, "pysud helpers")
-    return Helpers(base=base, size=0x1000, call_thunk=base, unix_call=base + 0x40)
+    return Helpers(
+        base=base,
+        size=0x1000,
+        call_thunk=base,
+        unix_call=base + 0x40,
+        fault_handler=base + 0x80,
+        kick=base + 0xC0,
+    )
 
 
 def initial_context(entry: int, peb: int, start: int, stack_top: int) -> bytes:

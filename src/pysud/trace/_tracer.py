@@ -160,6 +160,9 @@ class Tracer:
         self._paths = _path_set(o.paths)
         self._exec_shown = False
         self._cputime = False  # -c without -w: the thread's CPU time, not the clock
+        self._tids: set[int] = set()  # threads of this process that printed lines
+        self._dead: set[int] = set()  # threads exit_group ended: their later records are dropped
+        self._gone: set[int] = set()  # threads that ended by exit
         self._bg: threading.Thread | None = None  # the decoder thread (background decoding)
         self._bg_stop = threading.Event()
         self.out = (
@@ -200,7 +203,8 @@ class Tracer:
             d.start_recording(RING_BYTES, timing=self.timed, cputime=cpu)
             self._cputime = cpu
             self._recording = True
-            self._start_decoder()
+            # the decoder thread starts with the program (exec_line): before it, only the
+            # loader runs, in Python, and there is nothing to decode
         plain_lines = not o.json and o.status is None and self.timeline is None
         injected = {nr for rule in o.inject for nr in rule.nrs}
         for nr in numbers if numbers is not None else sorted(X86_64.table):
@@ -344,6 +348,7 @@ class Tracer:
         if self._exec_shown:
             return
         self._exec_shown = True
+        self._start_decoder()
         if o.summary:
             self._count(nr, 0, 0)
         if not self.print_lines or (o.trace is not None and nr not in o.trace):
@@ -463,6 +468,9 @@ class Tracer:
                     out.write("".join(acc))  # type: ignore[union-attr]
                     acc.clear()
                 opened = True  # looked at again once the general path has run
+                if tid in self._dead:  # a call exit_group interrupted: its line is written
+                    off += size
+                    continue
                 if kind == REC_SIGNAL:
                     if lines and (self.opts.signals is None or nr in self.opts.signals):
                         base = off + _REC.size
@@ -580,6 +588,9 @@ class Tracer:
             self._d.forget_records()  # the parent's, printed by the parent
         self._open = None
         self._unfinished.clear()
+        self._tids = {self.pid}
+        self._dead = set()
+        self._gone = set()
         if self.timeline is not None:
             self.timeline.in_child(self.opts.follow)
         self._bg = None  # the parent's decoder thread is not in the child
@@ -608,6 +619,10 @@ class Tracer:
             self.timeline.instant(
                 os.getpid(), call.tid, f"exited with {status & 0xFF}", {}, when or time.time_ns()
             )
+        if dec.name == "exit_group":
+            self._others_exit(call.tid, status & 0xFF)
+        else:  # exit: this thread only
+            self._gone.add(call.tid)
         if self.out is not None and self.print_lines:
             # strace says how every thread ends, whatever -e trace= shows
             self._write_line(call.tid, f"+++ exited with {status & 0xFF} +++\n")
@@ -618,6 +633,25 @@ class Tracer:
                 self.timeline.save_child()
         if self.out is not None:
             self.out.flush()
+
+    def _others_exit(self, tid: int, status: int) -> None:
+        """exit_group ends the process's other threads: strace ends a call one of them is in
+        (`<... read resumed> <unfinished ...>) = ?`) and says how each one ended."""
+        with self._lock:
+            self._close_open(tid)
+            others = sorted(
+                t for t in self._tids - self._gone if t != tid and os.path.exists(f"/proc/self/task/{t}")
+            )
+            for t in others:
+                self._dead.add(t)
+                c = self._unfinished.pop(t, None)
+                if self.out is None or not self.print_lines or self.opts.json:
+                    continue
+                if c is not None and self.opts.status is None:
+                    self.out.write(f"{self._prefix(t)}<... {c.dec.name} resumed> <unfinished ...>) = ?\n")
+                self.out.write(f"{self._prefix(t)}+++ exited with {status} +++\n")
+                if self.timeline is not None:
+                    self.timeline.instant(os.getpid(), t, f"exited with {status}", {}, time.time_ns())
 
     def ended(self, status: int, fault: tuple[Any, ...] | None) -> None:
         """The program (or a forked child of it) ended without exit_group: say how, as strace does."""
@@ -652,6 +686,7 @@ class Tracer:
 
     def _prefix(self, tid: int, when: int = 0) -> str:
         o = self.opts
+        self._tids.add(tid)  # every thread that printed a line (exit_group ends the others)
         p = ""
         if self.prefix_all:
             p = f"{tid:<5} "
@@ -695,6 +730,8 @@ class Tracer:
         raw: bool = False,
     ) -> None:
         with self._lock:  # output order, and the decoders' snapshot
+            if tid in self._dead:
+                return
             ctx = self.ctx
             status = self.opts.status
             if status is not None and _status(res) not in status:

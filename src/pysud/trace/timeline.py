@@ -37,6 +37,10 @@ class Timeline:
         if not self._keep:
             return
         self._thread(pid, tid)
+        if name == "execve" and result == "0" and args.startswith('"'):
+            # the process's track is named after the program it runs (its latest execve)
+            program = args[1 : args.find('"', 1)].rsplit("/", 1)[-1]
+            self.events.append({"ph": "M", "name": "process_name", "pid": pid, "args": {"name": program}})
         self.events.append(
             {
                 "ph": "X",

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from . import exception, namespace, registry, section, security, sync, unixcall
+from . import exception, namespace, process, registry, section, security, sync, unixcall
 
 if TYPE_CHECKING:
     from ..personality import NtPersonality, NtSyscall
@@ -22,7 +22,7 @@ else:
     Handler = Callable[..., Any]
 
 #: Every subsystem module with a HANDLERS table, in registration order.
-MODULES: tuple[ModuleType, ...] = (namespace, registry, security, sync, section, exception, unixcall)
+MODULES: tuple[ModuleType, ...] = (namespace, registry, security, sync, section, exception, unixcall, process)
 
 
 def handlers() -> dict[str, Handler]:
@@ -36,4 +36,14 @@ def handlers() -> dict[str, Handler]:
                 raise ValueError(f"NT call {name} is handled by both {owner[name]} and {module.__name__}")
             merged[name] = fn
             owner[name] = module.__name__
+    return merged
+
+
+def signatures() -> dict[str, tuple[str, ...]]:
+    """Argument names for ``--trace`` from every module's optional ``SIGNATURES`` table (the
+    conventions of nt/trace.py: ``oa:`` an OBJECT_ATTRIBUTES shown as its name, ``us:`` a
+    UNICODE_STRING shown as its text, ``*`` an output pointer)."""
+    merged: dict[str, tuple[str, ...]] = {}
+    for module in MODULES:
+        merged.update(getattr(module, "SIGNATURES", {}))
     return merged

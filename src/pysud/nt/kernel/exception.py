@@ -52,3 +52,138 @@ def NtContinue(nt: NtPersonality, call: NtSyscall) -> Any:
 
 
 HANDLERS = {"NtContinue": NtContinue}
+
+
+# ---- hardware faults become Windows exceptions (KiUserExceptionDispatcher)
+
+SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV = 4, 5, 7, 8, 11
+#: sent to the process's other threads when one ends the process (their code may never call again)
+KICK_SIGNAL = 12  # SIGUSR2
+FAULT_SIGNALS = (SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV)
+SYS_RT_SIGACTION = 13
+SA_SIGINFO = 0x4
+SA_RESTORER = 0x04000000
+SA_NODEFER = 0x40000000
+FPE_INTDIV, FPE_INTOVF = 1, 2
+STATUS_BREAKPOINT = 0x80000003
+STATUS_SINGLE_STEP = 0x80000004
+STATUS_ACCESS_VIOLATION = 0xC0000005
+STATUS_ILLEGAL_INSTRUCTION = 0xC000001D
+STATUS_INTEGER_DIVIDE_BY_ZERO = 0xC0000094
+STATUS_INTEGER_OVERFLOW = 0xC0000095
+STATUS_FLOAT_DIVIDE_BY_ZERO = 0xC000008E
+EXCEPTION_RECORD_OFFSET = 0x4F0  # from the CONTEXT KiUserExceptionDispatcher finds at RSP
+EXCEPTION_FRAME = 0x4F0 + 0x98 + 0x28
+CONTEXT_FULL_SEGMENTS = 0x10000F  # CONTROL | INTEGER | SEGMENTS | FLOATING_POINT
+# ucontext_t (x86-64 Linux): uc_mcontext.gregs at 40, fpregs pointer after the 23 gregs
+UC_GREGS = 40
+UC_FPREGS = 40 + 23 * 8
+_GREG_ORDER = (
+    "r8",
+    "r9",
+    "r10",
+    "r11",
+    "r12",
+    "r13",
+    "r14",
+    "r15",
+    "rdi",
+    "rsi",
+    "rbp",
+    "rbx",
+    "rdx",
+    "rax",
+    "rcx",
+    "rsp",
+)
+
+
+def PysudStart(nt: NtPersonality, call: NtSyscall) -> int:
+    """The start of a thread: the program's dispositions for hardware faults point at pysud's stub."""
+    helpers = nt._helpers
+    if helpers is None or nt.fault_action:
+        return st.STATUS_SUCCESS
+    act = nt._arena.alloc(32)
+    call.write(
+        act,
+        struct.pack(
+            "<QQQQ",
+            helpers.fault_handler,
+            SA_SIGINFO | SA_NODEFER | SA_RESTORER,
+            helpers.fault_handler + 0x10,
+            0,
+        ),
+    )
+    for sig in FAULT_SIGNALS:
+        r = call.native(sig, act, 0, 8, nr=SYS_RT_SIGACTION)
+        if r != 0:
+            raise OSError(-r, f"rt_sigaction({sig}) for the program failed")
+    kick = nt._arena.alloc(32)
+    call.write(
+        kick,
+        struct.pack("<QQQQ", helpers.kick, SA_SIGINFO | SA_NODEFER | SA_RESTORER, helpers.kick + 0x10, 0),
+    )
+    r = call.native(KICK_SIGNAL, kick, 0, 8, nr=SYS_RT_SIGACTION)
+    if r != 0:
+        raise OSError(-r, "rt_sigaction of the kick signal for the program failed")
+    nt.fault_action = act
+    return st.STATUS_SUCCESS
+
+
+def _exception(sig: int, code: int, addr: int, err: int, rip: int) -> tuple[int, int, list[int]]:
+    """(ExceptionCode, ExceptionAddress, parameters) of a hardware fault, as Windows reports it."""
+    if sig in (SIGSEGV, SIGBUS):
+        kind = 8 if err & 0x10 else (1 if err & 0x2 else 0)  # execute, write, read
+        return STATUS_ACCESS_VIOLATION, rip, [kind, addr]
+    if sig == SIGILL:
+        return STATUS_ILLEGAL_INSTRUCTION, rip, []
+    if sig == SIGFPE:
+        status = {FPE_INTDIV: STATUS_INTEGER_DIVIDE_BY_ZERO, FPE_INTOVF: STATUS_INTEGER_OVERFLOW}
+        return status.get(code, STATUS_FLOAT_DIVIDE_BY_ZERO), rip, []
+    if code == 0x80:  # SI_KERNEL: int3; the address is the breakpoint's own
+        return STATUS_BREAKPOINT, rip - 1, [0]
+    return STATUS_SINGLE_STEP, rip, []
+
+
+def PysudFault(nt: NtPersonality, call: NtSyscall) -> Any:
+    """A fault in the program: CONTEXT + EXCEPTION_RECORD on its stack, on to KiUserExceptionDispatcher."""
+    uc, info = call.args[:2]
+    assert nt.wine is not None
+    sig, _errno, code = struct.unpack("<iii", call.read(info, 12))
+    (addr,) = struct.unpack("<Q", call.read(info + 16, 8))
+    gregs = struct.unpack("<23Q", call.read(uc + UC_GREGS, 23 * 8))
+    regs = dict(zip(_GREG_ORDER, gregs[:16], strict=True))
+    rip, eflags, err = gregs[16], gregs[17], gregs[19]
+    (fpregs,) = struct.unpack("<Q", call.read(uc + UC_FPREGS, 8))
+    status, where, params = _exception(sig, code, addr, err, rip)
+    if status == STATUS_BREAKPOINT:
+        rip = where
+    ctx = bytearray(0x4D0)
+    struct.pack_into("<I", ctx, CTX_FLAGS, CONTEXT_FULL_SEGMENTS)
+    struct.pack_into("<HHHHHH", ctx, 0x38, 0x33, 0x2B, 0x2B, 0x53, 0x2B, 0x2B)
+    struct.pack_into("<I", ctx, CTX_EFLAGS, eflags & 0xFFFFFFFF)
+    struct.pack_into("<16Q", ctx, CTX_RAX, *(regs[r] for r in CTX_REGS))
+    struct.pack_into("<Q", ctx, CTX_RIP, rip)
+    if fpregs:
+        fx = call.read(fpregs, 512)
+        ctx[0x100:0x300] = fx
+        ctx[0x34:0x38] = fx[24:28]  # MxCsr
+    rec = struct.pack("<IIQQI4x", status, 0, 0, where, len(params)) + b"".join(
+        struct.pack("<Q", p) for p in params
+    )
+    rec = rec.ljust(0x98, b"\0")
+    frame = (regs["rsp"] - 0x80 - EXCEPTION_FRAME) & ~0xF  # below the red zone
+    call.write(frame, bytes(ctx) + bytes(EXCEPTION_RECORD_OFFSET - 0x4D0) + rec)
+    call.rsp = frame
+    call.rip = nt.wine.exports["KiUserExceptionDispatcher"]
+    call.rflags = 0x202
+    return None
+
+
+def PysudKick(nt: NtPersonality, call: NtSyscall) -> Any:
+    """Another thread ended the process: this one leaves the program too."""
+    call.exit_guest(nt.exit_status)
+    return None
+
+
+HANDLERS.update({"PysudStart": PysudStart, "PysudFault": PysudFault, "PysudKick": PysudKick})

@@ -18,8 +18,8 @@ from .. import status as st
 if TYPE_CHECKING:
     from ..personality import NtPersonality, NtSyscall
 
-STATUS_OBJECT_NAME_EXISTS = 0x40000000
-STATUS_OBJECT_PATH_SYNTAX_BAD = 0xC000003B
+STATUS_OBJECT_NAME_EXISTS = st.STATUS_OBJECT_NAME_EXISTS
+STATUS_OBJECT_PATH_SYNTAX_BAD = st.STATUS_OBJECT_PATH_SYNTAX_BAD
 OBJ_OPENIF = 0x80
 DUPLICATE_CLOSE_SOURCE = 0x1
 CURRENT_PROCESS = 0xFFFFFFFFFFFFFFFF
@@ -185,4 +185,18 @@ HANDLERS: dict[str, Any] = {
         NtDuplicateObject,
         NtMakeTemporaryObject,
     )
+}
+
+SIGNATURES: dict[str, tuple[str, ...]] = {
+    "NtCreateDirectoryObject": ("*DirectoryHandle", "DesiredAccess", "oa:ObjectAttributes"),
+    "NtOpenDirectoryObject": ("*DirectoryHandle", "DesiredAccess", "oa:ObjectAttributes"),
+    "NtDuplicateObject": (
+        "SourceProcessHandle",
+        "SourceHandle",
+        "TargetProcessHandle",
+        "*TargetHandle",
+        "DesiredAccess",
+        "HandleAttributes",
+        "Options",
+    ),
 }

@@ -20,8 +20,8 @@ from .. import status as st
 if TYPE_CHECKING:
     from ..personality import NtPersonality, NtSyscall
 
-STATUS_NO_MORE_ENTRIES = 0x8000001A
-STATUS_KEY_DELETED = 0xC000017C
+STATUS_NO_MORE_ENTRIES = st.STATUS_NO_MORE_ENTRIES
+STATUS_KEY_DELETED = st.STATUS_KEY_DELETED
 REG_CREATED_NEW_KEY = 1
 REG_OPENED_EXISTING_KEY = 2
 REG_OPTION_VOLATILE = 0x1
@@ -410,6 +410,20 @@ def NtDeleteKey(nt: NtPersonality, call: NtSyscall) -> int:
     return st.STATUS_SUCCESS
 
 
+def NtRenameKey(nt: NtPersonality, call: NtSyscall) -> int:
+    handle, name_ptr = call.args[:2]
+    k = _key(nt, handle, KEY_WRITE)
+    if isinstance(k, int):
+        return k
+    if not name_ptr:
+        return st.STATUS_ACCESS_VIOLATION
+    try:
+        registry_of(nt).rename(k.key, nt.read_unicode(call, name_ptr))
+    except rg.RegistryError as e:
+        return e.status
+    return st.STATUS_SUCCESS
+
+
 def NtFlushKey(nt: NtPersonality, call: NtSyscall) -> int:
     k = _key(nt, call.args[0])
     if isinstance(k, int):
@@ -484,8 +498,65 @@ HANDLERS: dict[str, Any] = {
         NtSetValueKey,
         NtDeleteValueKey,
         NtDeleteKey,
+        NtRenameKey,
         NtFlushKey,
         NtNotifyChangeKey,
         NtNotifyChangeMultipleKeys,
     )
+}
+
+SIGNATURES: dict[str, tuple[str, ...]] = {
+    "NtCreateKey": (
+        "*KeyHandle",
+        "DesiredAccess",
+        "oa:ObjectAttributes",
+        "TitleIndex",
+        "us:Class",
+        "CreateOptions",
+        "*Disposition",
+    ),
+    "NtOpenKey": ("*KeyHandle", "DesiredAccess", "oa:ObjectAttributes"),
+    "NtOpenKeyEx": ("*KeyHandle", "DesiredAccess", "oa:ObjectAttributes", "OpenOptions"),
+    "NtQueryKey": ("KeyHandle", "KeyInformationClass", "*KeyInformation", "Length", "*ResultLength"),
+    "NtEnumerateKey": (
+        "KeyHandle",
+        "Index",
+        "KeyInformationClass",
+        "*KeyInformation",
+        "Length",
+        "*ResultLength",
+    ),
+    "NtQueryValueKey": (
+        "KeyHandle",
+        "us:ValueName",
+        "KeyValueInformationClass",
+        "*KeyValueInformation",
+        "Length",
+        "*ResultLength",
+    ),
+    "NtEnumerateValueKey": (
+        "KeyHandle",
+        "Index",
+        "KeyValueInformationClass",
+        "*KeyValueInformation",
+        "Length",
+        "*ResultLength",
+    ),
+    "NtSetValueKey": ("KeyHandle", "us:ValueName", "TitleIndex", "Type", "Data", "DataSize"),
+    "NtDeleteValueKey": ("KeyHandle", "us:ValueName"),
+    "NtDeleteKey": ("KeyHandle",),
+    "NtRenameKey": ("KeyHandle", "us:NewName"),
+    "NtFlushKey": ("KeyHandle",),
+    "NtNotifyChangeKey": (
+        "KeyHandle",
+        "Event",
+        "ApcRoutine",
+        "ApcContext",
+        "*IoStatusBlock",
+        "CompletionFilter",
+        "WatchTree",
+        "Buffer",
+        "BufferSize",
+        "Asynchronous",
+    ),
 }

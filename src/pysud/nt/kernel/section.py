@@ -8,7 +8,7 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .. import image, memory, objects
+from .. import image, objects
 from .. import status as st
 from ..pe import PELoadError
 
@@ -211,19 +211,23 @@ def _map_nls(nt: NtPersonality, name: str) -> tuple[int, int] | None:
         return None
     path = os.path.join(nt.prefix.nls, name)
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
-    size = (len(data) + 0xFFF) & ~0xFFF
-    addr = memory.map_anywhere(size, memory.PROT_READ | memory.PROT_WRITE, name)
-    memory.poke(addr, data)
-    memory.protect(addr, size, memory.PROT_READ, name)
-    nt.nls_views[name] = (addr, len(data))
+    try:
+        length = os.fstat(fd).st_size
+        size = (length + 0xFFF) & ~0xFFF
+        got = _mmap(None, size, 1, MAP_PRIVATE, fd, 0) if length else None  # PROT_READ, the file's pages
+    finally:
+        os.close(fd)
+    if got in (None, _MAP_FAILED):
+        return None
+    addr = int(got)
+    nt.nls_views[name] = (addr, length)
     view = image.ImageView(info=None, base=addr, size=size)
     view.regions.append((0, size, 0x02))
     nt.views[addr] = view
-    return addr, len(data)
+    return addr, length
 
 
 def NtGetNlsSectionPtr(nt: NtPersonality, call: NtSyscall) -> int:

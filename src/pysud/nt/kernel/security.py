@@ -20,12 +20,11 @@ from .. import status as st
 if TYPE_CHECKING:
     from ..personality import NtPersonality, NtSyscall
 
-STATUS_NO_TOKEN = 0xC000007C
-STATUS_NOT_ALL_ASSIGNED = 0x00000106
-STATUS_BAD_IMPERSONATION_LEVEL = 0xC00000A5
-STATUS_NO_IMPERSONATION_TOKEN = 0xC000005C
-STATUS_INVALID_SECURITY_DESCR = 0xC0000079
-STATUS_GENERIC_NOT_MAPPED = 0xC00000E6
+STATUS_NO_TOKEN = st.STATUS_NO_TOKEN
+STATUS_NOT_ALL_ASSIGNED = st.STATUS_NOT_ALL_ASSIGNED
+STATUS_BAD_IMPERSONATION_LEVEL = st.STATUS_BAD_IMPERSONATION_LEVEL
+STATUS_NO_IMPERSONATION_TOKEN = st.STATUS_NO_IMPERSONATION_TOKEN
+STATUS_INVALID_SECURITY_DESCR = st.STATUS_INVALID_SECURITY_DESCR
 CURRENT_PROCESS = 0xFFFFFFFFFFFFFFFF
 CURRENT_THREAD = 0xFFFFFFFFFFFFFFFE
 MAXIMUM_ALLOWED = 0x02000000
@@ -511,4 +510,32 @@ HANDLERS: dict[str, Any] = {
         NtQuerySecurityObject,
         NtSetSecurityObject,
     )
+}
+
+SIGNATURES: dict[str, tuple[str, ...]] = {
+    "NtOpenProcessToken": ("ProcessHandle", "DesiredAccess", "*TokenHandle"),
+    "NtOpenProcessTokenEx": ("ProcessHandle", "DesiredAccess", "HandleAttributes", "*TokenHandle"),
+    "NtOpenThreadToken": ("ThreadHandle", "DesiredAccess", "OpenAsSelf", "*TokenHandle"),
+    "NtOpenThreadTokenEx": (
+        "ThreadHandle",
+        "DesiredAccess",
+        "OpenAsSelf",
+        "HandleAttributes",
+        "*TokenHandle",
+    ),
+    "NtQueryInformationToken": (
+        "TokenHandle",
+        "TokenInformationClass",
+        "*TokenInformation",
+        "Length",
+        "*ReturnLength",
+    ),
+    "NtDuplicateToken": (
+        "ExistingTokenHandle",
+        "DesiredAccess",
+        "oa:ObjectAttributes",
+        "EffectiveOnly",
+        "TokenType",
+        "*NewTokenHandle",
+    ),
 }

@@ -22,11 +22,11 @@ from . import namespace
 if TYPE_CHECKING:
     from ..personality import NtPersonality, NtSyscall
 
-STATUS_ALERTED = 0x101
-STATUS_MUTANT_NOT_OWNED = 0xC0000046
-STATUS_SEMAPHORE_LIMIT_EXCEEDED = 0xC0000047
-STATUS_INVALID_PARAMETER_1 = 0xC00000EF
-STATUS_INVALID_PARAMETER_3 = 0xC00000F1
+STATUS_ALERTED = st.STATUS_ALERTED
+STATUS_MUTANT_NOT_OWNED = st.STATUS_MUTANT_NOT_OWNED
+STATUS_SEMAPHORE_LIMIT_EXCEEDED = st.STATUS_SEMAPHORE_LIMIT_EXCEEDED
+STATUS_INVALID_PARAMETER_1 = st.STATUS_INVALID_PARAMETER_1
+STATUS_INVALID_PARAMETER_3 = st.STATUS_INVALID_PARAMETER_3
 MAXIMUM_WAIT_OBJECTS = 64
 
 
@@ -515,4 +515,41 @@ HANDLERS: dict[str, Any] = {
         NtAlertThreadByThreadId,
         NtWaitForAlertByThreadId,
     )
+}
+
+SIGNATURES: dict[str, tuple[str, ...]] = {
+    "NtCreateEvent": ("*EventHandle", "DesiredAccess", "oa:ObjectAttributes", "EventType", "InitialState"),
+    "NtOpenEvent": ("*EventHandle", "DesiredAccess", "oa:ObjectAttributes"),
+    "NtSetEvent": ("EventHandle", "*PreviousState"),
+    "NtResetEvent": ("EventHandle", "*PreviousState"),
+    "NtClearEvent": ("EventHandle",),
+    "NtCreateMutant": ("*MutantHandle", "DesiredAccess", "oa:ObjectAttributes", "InitialOwner"),
+    "NtOpenMutant": ("*MutantHandle", "DesiredAccess", "oa:ObjectAttributes"),
+    "NtReleaseMutant": ("MutantHandle", "*PreviousCount"),
+    "NtCreateSemaphore": (
+        "*SemaphoreHandle",
+        "DesiredAccess",
+        "oa:ObjectAttributes",
+        "InitialCount",
+        "MaximumCount",
+    ),
+    "NtOpenSemaphore": ("*SemaphoreHandle", "DesiredAccess", "oa:ObjectAttributes"),
+    "NtReleaseSemaphore": ("SemaphoreHandle", "ReleaseCount", "*PreviousCount"),
+    "NtCreateTimer": ("*TimerHandle", "DesiredAccess", "oa:ObjectAttributes", "TimerType"),
+    "NtSetTimer": (
+        "TimerHandle",
+        "DueTime",
+        "TimerApcRoutine",
+        "TimerContext",
+        "ResumeTimer",
+        "Period",
+        "*PreviousState",
+    ),
+    "NtCancelTimer": ("TimerHandle", "*CurrentState"),
+    "NtSignalAndWaitForSingleObject": ("SignalHandle", "WaitHandle", "Alertable", "Timeout"),
+    "NtCreateKeyedEvent": ("*KeyedEventHandle", "DesiredAccess", "oa:ObjectAttributes", "Flags"),
+    "NtWaitForKeyedEvent": ("KeyedEventHandle", "Key", "Alertable", "Timeout"),
+    "NtReleaseKeyedEvent": ("KeyedEventHandle", "Key", "Alertable", "Timeout"),
+    "NtWaitForAlertByThreadId": ("Address", "Timeout"),
+    "NtAlertThreadByThreadId": ("ThreadId",),
 }

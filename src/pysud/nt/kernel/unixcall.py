@@ -8,7 +8,9 @@ ntdll's codes: 0 load_so_dll (no .so DLLs here), 1 unwind_builtin_dll (no Unix f
 
 from __future__ import annotations
 
+import re
 import struct
+import sys
 from typing import TYPE_CHECKING
 
 from .. import process
@@ -42,13 +44,40 @@ HANDLERS = {"__wine_unix_call": __wine_unix_call}
 
 
 def __wine_dbg_write(nt: NtPersonality, call: NtSyscall) -> int:
-    """Wine's debug channel output (fixme:, err:): to stderr under --trace, else dropped."""
+    """Wine's debug output: channel lines (``0024:fixme:...``) to the trace under --trace, else
+    dropped (as WINEDEBUG=-all); messages for the user (``wine: Unhandled page fault ...``) to stderr."""
     text, length = call.args[0], call.args[1] & 0xFFFFFFFF
-    if nt.trace and text and length:
-        data = call.read(text, min(length, 1 << 16))
-        nt.trace_file.write(data.decode("utf-8", errors="replace"))
+    if not text or not length:
+        return length
+    data = call.read(text, min(length, 1 << 16)).decode("utf-8", errors="replace")
+    if nt.trace:
+        nt.trace_file.write(data)
         nt.trace_file.flush()
+    elif not _CHANNEL_LINE.match(data):
+        sys.stderr.write(data)
+        sys.stderr.flush()
     return length
 
 
+_CHANNEL_LINE = re.compile(r"^[0-9a-f]{4,8}:(trace|warn|err|fixme):|^Read the Wine Developers Guide")
+
+
 HANDLERS["__wine_dbg_write"] = __wine_dbg_write
+
+
+def wine_nt_to_unix_file_name(nt: NtPersonality, call: NtSyscall) -> int:
+    """The host path of an NT name (Wine's call; kernelbase and cmd ask it): UTF-8, NUL-terminated."""
+    oa, buf, size_ptr, _disposition = call.args[:4]
+    path, status = nt.host_path(call, oa)
+    if path is None:
+        return status
+    raw = path.encode("utf-8", errors="surrogateescape") + b"\0"
+    (size,) = struct.unpack("<I", call.read(size_ptr, 4))
+    call.write(size_ptr, struct.pack("<I", len(raw)))
+    if size < len(raw):
+        return st.STATUS_BUFFER_TOO_SMALL
+    call.write(buf, raw)
+    return st.STATUS_SUCCESS
+
+
+HANDLERS["wine_nt_to_unix_file_name"] = wine_nt_to_unix_file_name
