@@ -196,3 +196,35 @@ def test_a_blobs_function_keeps_its_code_mapped():
     f = pysud.CodeBlob(assemble("mov eax, 39\nsyscall\nret"), nargs=0).function(pysud.Dispatcher())
     gc.collect()
     assert f() == os.getpid()
+
+
+@requires_sud
+def test_call_thread_of_program_threads_ends_with_them(tmp_path):
+    """call.thread on a program thread: alive while it runs, forgotten by threading after."""
+    exe = tmp_path / "threads"
+    subprocess.run(
+        ["gcc", "-O1", "-pthread", "-o", str(exe), str(HERE / "programs" / "threads.c")],
+        check=True,
+        timeout=120,
+    )
+    data = run(
+        """
+d = pysud.Dispatcher()
+seen = {}
+@d.on("getppid")
+def who(call):
+    th = call.thread
+    seen.setdefault(call.tid, (th, th.is_alive()))
+    return pysud.NATIVE
+before = threading.active_count()
+for i in range(3):
+    assert pysud.run(sys.argv[2], ["50"], dispatcher=d) == 0
+time.sleep(0.2)
+others = [v for tid, v in seen.items() if tid != threading.get_native_id()]
+json.dump({"threads": len(others), "alive_then": sum(a for _, a in others),
+           "count": threading.active_count() - before}, open(out, "w"))
+""",
+        tmp_path,
+        str(exe),
+    )
+    assert data == {"threads": 24, "alive_then": 24, "count": 0}, data

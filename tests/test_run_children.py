@@ -191,3 +191,15 @@ def test_posix_spawn_child_is_intercepted(tmp_path):
     seen = [(pid, path) for pid, call, path in lines if call == "execve"]
     assert [p for _, p in seen] == ["/bin/echo"] and seen[0][0] != data["host"]
     assert [seen[0][0], "write", "spawned\n"] in lines
+
+
+def test_exec_from_a_later_thread_of_the_program(tmp_path):
+    """execve from a second thread while the first waits in pause(): the new image runs, intercepted."""
+    exe = build_c("thread_exec", tmp_path)
+    native = subprocess.run([exe], capture_output=True, text=True, timeout=60)
+    assert (native.stdout, native.returncode) == ("exec from a second thread\n", 0)
+    r, data, lines = watch(tmp_path, [exe])
+    assert r.stdout == native.stdout, r.stderr
+    assert data["status"] == 0
+    assert [line[1:] for line in lines] == [["execve", "/bin/echo"], ["write", "exec from a second thread\n"]]
+    assert {line[0] for line in lines} == {data["host"]}  # the same process: no fork here

@@ -219,6 +219,28 @@ long orphan_hook(struct sud_thread *t, long value)
     return status;
 }
 
+/* A program thread ends: if a handler asked threading for it (call.thread),
+ * threading made it a _DummyThread, which it keeps in threading._active for
+ * ever (under an ident a later thread may get): forget it, as threading does
+ * when the threads it starts itself end. */
+static void forget_dummy_thread(void)
+{
+    PyObject *name = PyUnicode_FromString("threading");
+    PyObject *mod = name ? PyImport_GetModule(name) : NULL; /* only if imported */
+    Py_XDECREF(name);
+    PyObject *active = mod ? PyObject_GetAttrString(mod, "_active") : NULL;
+    PyObject *dummy = mod ? PyObject_GetAttrString(mod, "_DummyThread") : NULL;
+    PyObject *key = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+    PyObject *th = active && key && PyDict_Check(active) ? PyDict_GetItemWithError(active, key) : NULL;
+    if (th && dummy && PyObject_IsInstance(th, dummy) == 1)
+        PyDict_DelItem(active, key);
+    PyErr_Clear();
+    Py_XDECREF(key);
+    Py_XDECREF(dummy);
+    Py_XDECREF(active);
+    Py_XDECREF(mod);
+}
+
 /* Threads the core starts for a guest keep one Python thread state for their
  * whole life, so handlers on them do not create and destroy one per call. */
 void guest_thread_hook(int start)
@@ -230,6 +252,7 @@ void guest_thread_hook(int start)
     } else if (ts) {
         PyEval_RestoreThread(ts);
         Py_CLEAR(spare); /* the thread ends: its frame object goes with it */
+        forget_dummy_thread();
         PyGILState_Release(PyGILState_UNLOCKED);
         ts = NULL;
     }
