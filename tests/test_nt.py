@@ -16,6 +16,7 @@ import pytest
 
 from conftest import requires_sud
 from pysud.nt import _profiles, ntdll
+from pysud.nt.prefix import find_wine_dlls
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(HERE, "nt")
@@ -151,6 +152,8 @@ def test_flip_switch_calls_make_no_kernel_trap(exes: dict[tuple[str, bool], str]
                 "-m",
                 "pysud",
                 "run",
+                "--ntdll",
+                "builtin",  # the flip switch is pysud's ntdll's (Wine's DLLs refuse it: test below)
                 *opts,
                 exes[("files", False)],
                 "42",
@@ -162,6 +165,20 @@ def test_flip_switch_calls_make_no_kernel_trap(exes: dict[tuple[str, bool], str]
         counts.append(r.stderr.count(b"SYS_USER_DISPATCH"))
     assert counts[0] > 20
     assert counts[1] < counts[0] // 4
+
+
+@requires_sud
+@requires_cc
+def test_flip_switch_on_wines_dlls_is_refused_clearly(exes: dict[tuple[str, bool], str]) -> None:
+    if find_wine_dlls() is None:
+        pytest.skip("no Wine PE DLLs installed (tools/run_tests.sh installs wine64)")
+    r = subprocess.run(
+        [sys.executable, "-m", "pysud", "run", "--ntdll", "wine", "--flip-switch", exes[("files", False)]],
+        capture_output=True,
+        timeout=120,
+    )
+    assert r.returncode == 2
+    assert b"--flip-switch needs pysud's own ntdll" in r.stderr and b"Traceback" not in r.stderr
 
 
 @requires_sud

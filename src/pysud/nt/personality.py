@@ -153,6 +153,12 @@ class NtPersonality(FileCalls):
             if dlls is None:
                 if ntdll == "wine":
                     raise PELoadError("no Wine PE DLLs found (install wine64 8.0+, or give --dlls DIR)")
+            elif flip_switch:
+                # Wine's stubs `call [0x7ffe1000]` when SystemCall bit 0 is set; pysud's direct entry
+                # takes its own register convention, so only pysud's ntdll has the flip switch.
+                raise PELoadError(
+                    "--flip-switch needs pysud's own ntdll (--ntdll builtin); Wine's DLLs take the trap path"
+                )
             else:
                 self.prefix = Prefix(prefix, dlls)
                 image_mod.use_disk_cache(os.path.join(self.prefix.path, ".pysud-image-cache.json"))
