@@ -361,3 +361,26 @@ def test_crash_on_builtin_ntdll_is_signal_status(tmp_path) -> None:
     code = "import sys, pysud.nt as nt\nprint(nt.run(sys.argv[1], ntdll='builtin'))\nprint('host alive')\n"
     r = subprocess.run([sys.executable, "-c", code, str(exe)], capture_output=True, timeout=60)
     assert r.stdout == b"139\nhost alive\n", r.stderr.decode()
+
+
+def test_teb_blocks_hold_wines_debug_buffer() -> None:
+    """Wine 8's PE ntdll keeps each thread's debug strings at gs:[0x30] + 0x3000 (0x800 bytes):
+    one thread's debug output must not land in the next thread's TEB (it once overwrote the
+    next TEB's ActivationContextStack, which crashed that thread in its exit)."""
+    from pysud.nt import memory, process
+
+    arena = process.Arena()
+    try:
+        stack = (0x7000_0000_0000, 0x6FFF_FFF0_0000)
+        first = process.build_teb(arena, 0, stack, 1, 2, None, 0)
+        second = process.build_teb(arena, 0, stack, 1, 3, None, 0)
+        debug = first + process.TEB_WINE_DEBUG_INFO
+        assert debug + process.TEB_WINE_DEBUG_INFO_SIZE <= second
+        assert memory.peek(debug, process.TEB_WINE_DEBUG_INFO_SIZE) == bytes(process.TEB_WINE_DEBUG_INFO_SIZE)
+        before = memory.peek(second, process.TEB_SIZE)
+        memory.poke(debug, b"HIJKLMNO" * (process.TEB_WINE_DEBUG_INFO_SIZE // 8))  # a full debug buffer
+        assert memory.peek(second, process.TEB_SIZE) == before
+        acs = second + process.TEB_ACTIVATION_CONTEXT_STACK
+        assert struct.unpack("<QQQ", memory.peek(acs, 24)) == (0, acs + 8, acs + 8)
+    finally:
+        arena.release()

@@ -19,7 +19,15 @@ KUSER_SHARED_DATA = 0x7FFE0000
 #: 100 ns intervals between 1601-01-01 and 1970-01-01
 EPOCH_DELTA = 116444736000000000
 QPC_FREQUENCY = 10_000_000
-TEB_SIZE = 0x2000
+#: what one thread's TEB block spans: the x64 TEB (two pages), then the page Wine keeps for
+#: a WoW64 process's 32-bit TEB, then Wine's per-thread debug buffer (struct debug_info:
+#: str_pos, out_pos, strings[1020], output[1020]) that Wine 8's PE ntdll reaches at
+#: gs:[0x30] + 0x3000 in __wine_dbg_strdup / __wine_dbg_output.  A block cut at 0x2000 let a
+#: thread's debug strings land in the next thread's TEB (its ActivationContextStack, its TLS
+#: slots), which RtlFreeThreadActivationContextStack then followed at thread exit.
+TEB_SIZE = 0x4000
+TEB_WINE_DEBUG_INFO = 0x3000
+TEB_WINE_DEBUG_INFO_SIZE = 0x800
 PEB_SIZE = 0x1000
 
 # TEB
