@@ -143,11 +143,11 @@ def test_a_fatal_signal_ends_a_blocking_call_at_once(argv):
         t0 = time.monotonic()
         p.send_signal(signal.SIGTERM)
         statuses.append((wait_status(p, 10), time.monotonic() - t0 < 5))
-        output(p)
         try:
-            os.killpg(p.pid, signal.SIGKILL)  # the orphaned sleep
+            os.killpg(p.pid, signal.SIGKILL)  # the orphaned sleep, which holds stdout open
         except ProcessLookupError:
             pass
+        output(p)
     assert statuses[0] == (signal.SIGTERM, True)
     assert statuses[1] == statuses[0]
 
