@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
 CONTEXT_CONTROL = 0x1
 CONTEXT_INTEGER = 0x2
+#: the CONTEXT_INTEGER registers: every general register of the CONTEXT but RSP (CONTEXT_CONTROL)
+_INTEGER_REGS = tuple(name for name in CTX_REGS if name != "rsp")
 
 
 def NtContinue(nt: NtPersonality, call: NtSyscall) -> Any:
@@ -25,23 +27,7 @@ def NtContinue(nt: NtPersonality, call: NtSyscall) -> Any:
     values = struct.unpack_from("<16Q", data, CTX_RAX)
     regs = dict(zip(CTX_REGS, values, strict=True))
     if flags & CONTEXT_INTEGER:
-        for name in (
-            "rax",
-            "rcx",
-            "rdx",
-            "rbx",
-            "rbp",
-            "rsi",
-            "rdi",
-            "r8",
-            "r9",
-            "r10",
-            "r11",
-            "r12",
-            "r13",
-            "r14",
-            "r15",
-        ):
+        for name in _INTEGER_REGS:
             setattr(call, name, regs[name])
     if flags & CONTEXT_CONTROL:
         call.rsp = regs["rsp"]
