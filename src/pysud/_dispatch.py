@@ -67,6 +67,17 @@ NATIVE: Final = _Native()
 RAISE: Final = _Raise()
 
 
+def chain(first: Callable[[Any], Any], then: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A handler that asks ``first``; when it answers NATIVE, ``then`` decides (hooks, personalities)."""
+
+    def chained(call: Any) -> Any:
+        result = first(call)
+        return then(call) if result is NATIVE else result
+
+    chained.__name__ = getattr(first, "__name__", "handler")
+    return chained
+
+
 @dataclass(frozen=True)
 class Errno:
     """Fail the call with this errno (the foreign code sees -errno in RAX)."""

@@ -20,7 +20,7 @@ import types
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ._dispatch import NATIVE, Dispatcher
+from ._dispatch import Dispatcher, chain
 from ._errors import PysudError
 
 #: The function a hooks file defines.
@@ -90,15 +90,6 @@ def load_all(paths: Iterable[str]) -> list[HooksFile]:
     return [load(p, i) for i, p in enumerate(paths)]
 
 
-def _chain(hook: Callable[[Any], Any], previous: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    def chained(call: Any) -> Any:
-        result = hook(call)
-        return previous(call) if result is NATIVE else result
-
-    chained.__name__ = getattr(hook, "__name__", "hook")
-    return chained
-
-
 def _unwrapped(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """The handler inside the NT personality's --trace wrapper (one level: chains stay whole)."""
     inner: Callable[[Any], Any] = getattr(handler, "__wrapped__", handler)
@@ -126,9 +117,9 @@ def apply(files: Sequence[HooksFile], target: Any) -> None:
             now, was = d.handler_of(nr), before[nr]
             if now is not None and was is not None and now is not was:
                 if nt:
-                    target.on(d.abi.name_of(nr), _chain(_unwrapped(now), _unwrapped(was)))
+                    target.on(d.abi.name_of(nr), chain(_unwrapped(now), _unwrapped(was)))
                 else:
-                    d.on(nr, _chain(now, was))
+                    d.on(nr, chain(now, was))
 
 
 def setup_for(paths: Sequence[str]) -> Callable[[Any], None] | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from . import _core, _rewrite
-from ._dispatch import NATIVE, Dispatcher, Syscall
+from ._dispatch import NATIVE, Dispatcher, Syscall, chain
 from ._errors import GuestMemoryError, PysudError
 
 ARCH_SET_FS = 0x1002
@@ -355,14 +355,7 @@ class LinuxPersonality:
         installed, user = ours.get(name, (None, None))
         if current is not installed:
             user = current  # the user's own (or None)
-        if user is None:
-            final: Callable[[Syscall], Any] = handler
-        else:
-
-            def final(call: Syscall) -> Any:
-                result = user(call)
-                return handler(call) if result is NATIVE else result
-
+        final: Callable[[Syscall], Any] = handler if user is None else chain(user, handler)
         ours[name] = (final, user)
         self.d.on(name, final)
 
