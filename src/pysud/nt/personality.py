@@ -32,6 +32,7 @@ from .image import ImageView
 from .image import map_view as map_image
 from .image import read_info as read_image_info
 from .image import relocate as relocate_image
+from .kernel import unixcall
 from .kernel.exception import KICK_SIGNAL
 from .pe import LoadedPE, PELoadError
 from .pe import load as load_pe
@@ -367,8 +368,8 @@ class NtPersonality(FileCalls):
         self.put_u32(call, ret, len(data))
         return st.STATUS_SUCCESS
 
-    def _unimplemented_class(self, call: NtSyscall, cls: int) -> int:
-        key = f"{call.name} class {cls}"
+    def _unimplemented_class(self, call: NtSyscall, cls: int, what: str = "") -> int:
+        key = f"{what or call.name} class {cls}"
         if key not in self._reported:
             self._reported.add(key)
             print(f"pysud: {key} is not implemented (STATUS_NOT_IMPLEMENTED)", file=sys.stderr, flush=True)
@@ -393,8 +394,8 @@ class NtPersonality(FileCalls):
         ncpu = os.cpu_count() or 1
         if cls == 0:  # SystemBasicInformation
             pages = os.sysconf("SC_PHYS_PAGES")
-            data = struct.pack(
-                "<IIIIIIIQQQB7x",
+            data = struct.pack(  # SYSTEM_BASIC_INFORMATION: 64 bytes on x64
+                "<IIIIIIQQQQB7x",
                 0,
                 156250,
                 0x1000,
@@ -686,9 +687,10 @@ class NtPersonality(FileCalls):
             return st.STATUS_INVALID_HANDLE
         cls &= 0xFFFFFFFF
         if cls == MEMORY_WINE_UNIX_FUNCS:
-            if self.wine is None or not self.wine.base <= addr < self.wine.base + self.wine.view.size:
+            handle = unixcall.unix_funcs_handle(self, addr)
+            if handle is None:
                 return st.STATUS_DLL_NOT_FOUND
-            self.put_u64(call, buf, wine.NTDLL_UNIX_HANDLE)
+            self.put_u64(call, buf, handle)
             return st.STATUS_SUCCESS
         if cls != 0:  # MemoryBasicInformation only
             return self._unimplemented_class(call, cls)

@@ -4,10 +4,15 @@ Wine 8's ntdll reaches its Unix half through ``__wine_unix_call_dispatcher``, wh
 a stub of its own; the handle is the one NtQueryVirtualMemory(MemoryWineUnixFuncs) gave ntdll.
 ntdll's codes: 0 load_so_dll (no .so DLLs here), 1 unwind_builtin_dll (no Unix frames to unwind),
 2 system_time_precise.
+
+Other Wine DLLs ask for their own handle in DllMain and fail to load without one (ws2_32.dll, which
+every Go program loads). They get a handle of their own (:data:`UNIX_LIBS`); a call they then make
+is answered STATUS_NOT_IMPLEMENTED and reported once, by DLL and code.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 import sys
@@ -24,12 +29,28 @@ LOAD_SO_DLL = 0
 UNWIND_BUILTIN_DLL = 1
 SYSTEM_TIME_PRECISE = 2
 
+#: Wine DLLs whose DllMain needs a Unix-call handle to load; the handle each one gets
+UNIX_LIBS = {"ws2_32.dll": NTDLL_UNIX_HANDLE + 1}
+
+
+def unix_funcs_handle(nt: NtPersonality, addr: int) -> int | None:
+    """NtQueryVirtualMemory(MemoryWineUnixFuncs) for the image at ``addr``: None when it has none."""
+    if nt.wine is not None and nt.wine.base <= addr < nt.wine.base + nt.wine.view.size:
+        return NTDLL_UNIX_HANDLE
+    view = nt._view_of(addr)
+    if view is None or view.info is None:
+        return None
+    return UNIX_LIBS.get(os.path.basename(view.info.path).lower())
+
 
 def __wine_unix_call(nt: NtPersonality, call: NtSyscall) -> int:
     handle, code, params = call.args[:3]
     code &= 0xFFFFFFFF
     if handle != NTDLL_UNIX_HANDLE:
-        return st.STATUS_INVALID_HANDLE
+        lib = next((name for name, h in UNIX_LIBS.items() if h == handle), None)
+        if lib is None:
+            return st.STATUS_INVALID_HANDLE
+        return nt._unimplemented_class(call, code, f"{lib} Unix call")
     if code == SYSTEM_TIME_PRECISE:
         call.write(params, struct.pack("<q", process.system_time()))
         return st.STATUS_SUCCESS
