@@ -42,6 +42,11 @@ def _basic(s: os.stat_result) -> bytes:
     )
 
 
+def _network_open(s: os.stat_result) -> bytes:
+    """FILE_NETWORK_OPEN_INFORMATION: the four times, allocation size, end of file, attributes."""
+    return _basic(s)[:32] + struct.pack("<qqI4x", s.st_blocks * 512, s.st_size, _attributes(s))
+
+
 FSCTL_GET_OBJECT_ID = 0x9009C
 FILE_DEVICE_DISK = 0x07
 FILE_DEVICE_NAMED_PIPE = 0x11
@@ -291,8 +296,37 @@ class FileCalls:
         elif cls == 14:  # FilePositionInformation
             data = struct.pack("<q", 0 if f.console else os.lseek(f.fd, 0, os.SEEK_CUR))
         elif cls == 34:  # FileNetworkOpenInformation
-            b = _basic(s)
-            data = b[:32] + struct.pack("<qqI4x", s.st_blocks * 512, s.st_size, _attributes(s))
+            data = _network_open(s)
+        elif cls == 18:  # FileAllInformation: basic, standard, internal, EA, access, position, mode,
+            # alignment, then the name (without the drive); the fixed part alone when the name does
+            # not fit (STATUS_BUFFER_OVERFLOW, which GetFileInformationByHandle accepts)
+            is_dir = stat.S_ISDIR(s.st_mode)
+            pos = 0 if f.console or is_dir else os.lseek(f.fd, 0, os.SEEK_CUR)
+            name = self._drive_relative(f.path).encode("utf-16-le")
+            fixed = _basic(s) + struct.pack(
+                "<qqIBB2xQIIqII",
+                s.st_blocks * 512,
+                0 if is_dir else s.st_size,
+                s.st_nlink,
+                f.delete_on_close,
+                is_dir,
+                s.st_ino,
+                0,
+                f.access,
+                pos,
+                0,
+                0,
+            )
+            room = (length & 0xFFFFFFFF) - len(fixed) - 4
+            if room < 0:
+                return st.STATUS_INFO_LENGTH_MISMATCH
+            data = fixed + struct.pack("<I", len(name)) + name[: room & ~1]
+            call.write(buf, data)
+            if room < len(name):
+                self.put_iosb(call, iosb, st.STATUS_BUFFER_OVERFLOW, len(data))
+                return st.STATUS_BUFFER_OVERFLOW
+            self.put_iosb(call, iosb, st.STATUS_SUCCESS, len(data))
+            return st.STATUS_SUCCESS
         else:
             return self._unimplemented_class(call, cls)  # type: ignore[attr-defined,no-any-return]
         if (length & 0xFFFFFFFF) < len(data):
@@ -404,6 +438,31 @@ class FileCalls:
             return st.from_errno(e.errno or 0)
         call.write(info, _basic(s))
         return st.STATUS_SUCCESS
+
+    def _NtQueryFullAttributesFile(self, call: Syscall) -> int:
+        oa, info = call.args[:2]
+        path, status = self.host_path(call, oa)
+        if path is None:
+            return status
+        try:
+            s = os.stat(path)
+        except OSError as e:
+            return st.from_errno(e.errno or 0)
+        call.write(info, _network_open(s))
+        return st.STATUS_SUCCESS
+
+    def _drive_relative(self, path: str) -> str:
+        """A host path as Windows names it inside its drive (``\\dir\\file``): the drive whose root
+        holds it, the deepest one first (Z: is ``/``); "" for a console handle."""
+        if not path:
+            return ""
+        for root in sorted(self.drives.values(), key=len, reverse=True):
+            rel = os.path.relpath(path, root)
+            if rel == ".":
+                return "\\"
+            if not rel.startswith(".."):
+                return "\\" + rel.replace("/", "\\")
+        return ""
 
     def _NtDeleteFile(self, call: Syscall) -> int:
         path, status = self.host_path(call, call.args[0])

@@ -295,7 +295,9 @@ class NtPersonality(FileCalls):
 
     def _NtTerminateProcess(self, call: NtSyscall) -> Any:
         handle, code = call.args[0], call.args[1] & 0xFFFFFFFF
-        if handle == 0:  # "every other thread": they stop at their next call
+        if handle == 0:  # every other thread ends now (ExitProcess, before the DLLs' detach routines)
+            self.exit_status = code
+            self._kick_others()
             return st.STATUS_SUCCESS
         if handle != CURRENT_PROCESS:
             return st.STATUS_ACCESS_DENIED  # other processes do not exist here
@@ -306,9 +308,11 @@ class NtPersonality(FileCalls):
 
     def _exit_process(self, call: NtSyscall, code: int) -> None:
         self.exit_status = code
+        # the others are kicked before their waits end: a thread inside a wait holds the signal
+        # until the call ends and leaves then, never seeing the wait's end
+        self._kick_others()
         self.exiting.set()
         objects.notify()
-        self._kick_others()
         call.exit_guest(code)
         return None
 
@@ -1067,9 +1071,9 @@ class NtPersonality(FileCalls):
                 self.exit_status = value
             return self.exit_status
         finally:
+            self._kick_others()
             self.exiting.set()
             objects.notify()
-            self._kick_others()
             for th in self.threads:
                 if not th.done:
                     th.resume.set()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import GuestMemoryError
 from ..status import STATUS_ACCESS_VIOLATION
-from . import exception, namespace, process, registry, section, security, sync, unixcall
+from . import exception, iocompletion, namespace, process, registry, section, security, sync, unixcall
 
 if TYPE_CHECKING:
     from ..personality import NtPersonality, NtSyscall
@@ -28,7 +28,17 @@ else:
     Handler = Callable[..., Any]
 
 #: Every subsystem module with a HANDLERS table, in registration order.
-MODULES: tuple[ModuleType, ...] = (namespace, registry, security, sync, section, exception, unixcall, process)
+MODULES: tuple[ModuleType, ...] = (
+    namespace,
+    registry,
+    security,
+    sync,
+    iocompletion,
+    section,
+    exception,
+    unixcall,
+    process,
+)
 
 
 def handlers() -> dict[str, Handler]:
