@@ -179,6 +179,12 @@ struct sud_policy {
     uint64_t count_direct;    /* calls that came through sud_direct_entry (no kernel trap) */
     uint8_t path_filter[SUD_NSYSCALLS]; /* 1 + index into filters, 0: none */
     struct sud_path_filter filters[SUD_FILTERS];
+    /* Two numberings in one process (sud_dispatch): a call made from outside
+     * [keep_lo, keep_lo + keep_len) with a number below nrenumber is taken as
+     * renumber[nr]; calls from inside the range keep theirs.  0: off. */
+    uint32_t nrenumber;
+    uint16_t renumber[SUD_NSYSCALLS];
+    uint64_t keep_lo, keep_len;
 };
 
 /* A trapped call's registers.  The first 20 quadwords are restored by
