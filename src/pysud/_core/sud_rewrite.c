@@ -438,6 +438,20 @@ static int match(const uint8_t *end, uint64_t nr, uint64_t end_addr, const uint8
 
 enum { WHY_PATTERN = 1, WHY_MAPPING, WHY_HOST, WHY_LINE, WHY_SIGRETURN, WHY_ROOM, WHY_PROTECT, WHY_RELOCATION };
 
+/* One 8-byte store inside a cache line covers the bytes that change where a
+ * thread may be executing (5: jmp rel32, 2: jmp rel8): the word it writes. */
+static uint64_t store_word(uint64_t site)
+{
+    uint64_t in_line = site & 63;
+    return in_line <= 56 ? site : site - (in_line - 56);
+}
+
+static int one_store(uint64_t site, int nbytes)
+{
+    uint64_t w = store_word(site);
+    return site + (uint64_t)nbytes <= w + 8 && (w & ~63ul) == (site & ~63ul);
+}
+
 /* Patch site (an instruction of len bytes, then the syscall).  pad: 0, or the
  * address of dead padding that a 2-byte jmp at the site reaches.  disp: 0, or
  * where in the instruction a rip-relative disp32 lies (adjusted for the
@@ -452,12 +466,9 @@ static int try_patch(struct site *s, uint64_t site, const uint8_t *insn, int len
     uint64_t site_end = site + (uint64_t)len + 2;
     if (!private_text(site, pad ? pad + 5 : site_end))
         return WHY_MAPPING;
-    /* One 8-byte store inside a cache line covering the bytes that change
-     * where a thread may be executing (5: jmp rel32, 2: jmp rel8). */
     int nbytes = pad ? 2 : 5;
-    uint64_t in_line = site & 63;
-    uint64_t w = in_line <= 56 ? site : site - (in_line - 56);
-    if (site + (uint64_t)nbytes > w + 8 || (w & ~63ul) != (site & ~63ul)) {
+    uint64_t w = store_word(site);
+    if (!one_store(site, nbytes)) {
         nskipped_line++;
         return WHY_LINE;
     }
@@ -631,19 +642,23 @@ void sud_rewrite_trapped(struct sud_frame *f, uint32_t locator)
         len = match(code + BEFORE, f->nr, end, after, avail, &pad);
     if (pad && (end + (uint64_t)pad) - (end - 2) > 127)
         len = 0; /* out of a jmp rel8's reach from the site */
+    if (len >= 5 && !one_store(end - 2 - (uint64_t)len, 5))
+        len = 0, why = WHY_LINE; /* the jmp would cross a cache line: the planner may find padding for a hop */
     if (!len && sud_rewrite_plan && f->nr != SYS_rt_sigreturn && !in_host(end - 2)) {
         sud_xsave(f); /* the interpreter may use vector registers */
         int64_t p = 0;
         int r = sud_rewrite_plan(end, code + BEFORE - nbefore, nbefore, after, avail, &p, &disp);
         long reach = (long)(end + (uint64_t)p) - (long)(end - (uint64_t)r); /* from the hop's end */
         if (r < 0)
-            why = -r;
-        else if (r >= 2 && r <= 15 && r + 2 <= nbefore && p >= 0 && p + 5 <= avail &&
-                 (r >= 5 ? p == 0 : p > 0 && reach <= 127 && nop_len(after + p, avail - (int)p)) &&
+            why = why == WHY_LINE ? WHY_LINE : -r;
+        else if (r >= 2 && r <= 15 && r + 2 <= nbefore && p >= 0 && p + 5 <= avail && (r >= 5 || p > 0) &&
+                 (!p || (reach <= 127 && nop_len(after + p, avail - (int)p))) &&
                  (disp == 0 || (disp > 0 && disp + 4 <= r)))
             len = r, pad = (int)p;
         else
             disp = 0;
+        if (len >= 5 && pad && one_store(end - 2 - (uint64_t)len, 5))
+            pad = 0; /* a jmp rel32 in place: one jump fewer */
     }
     if (len)
         why = try_patch(s, end - (uint64_t)len - 2, code + BEFORE - len - 2, len, pad ? end + (uint64_t)pad : 0,
