@@ -261,6 +261,25 @@ def test_register_loaded_site_is_patched(shape):
     d.close()
 
 
+def test_a_jmp_across_a_cache_line_becomes_a_hop():
+    """`mov eax, nr; syscall` whose jmp rel32 would cross a cache line (no single atomic store):
+    with dead padding after the site, a 2-byte hop that stays inside the line goes there."""
+    src = SITE_LOOP.format(lead=LEAD, nr=110, last="", fill="0x90")
+    src = src.replace("        .p2align 4\n    site:\n        mov rax, rsi", "        .p2align 6\n    site:\n")
+    src = src.replace("    site:\n", "    site:\n" + "        nop\n" * 60 + "        mov eax, 110\n", 1)
+    code = assemble(src)
+    mov_at = code.index(b"\xb8\x6e\x00\x00\x00\x0f\x05")
+    assert mov_at % 64 == 60  # the five bytes of a jmp would end in the next line
+    blob = CodeBlob(code, nargs=1)
+    d = Dispatcher(rewrite=True)
+    d.on("getppid", lambda call: 2)
+    assert blob.run(d, [30], offset=code.index(b"\x53\x41\x54")) == 60
+    assert d.direct_calls() == 29
+    now = pysud._core.read_memory(blob.address, len(code))
+    assert now[mov_at] == 0xEB and now[mov_at + 2 + now[mov_at + 1]] == 0xE9
+    d.close()
+
+
 def test_signal_in_a_trampoline_is_seen_at_the_site():
     """A signal that interrupts a trampoline is delivered as if at the site (the program's
     handler, musl's cancellation check, Go's preemption look at the interrupted address): its

@@ -159,9 +159,9 @@ def plan(end: int, before: bytes, after: bytes) -> tuple[int, int, int] | int:
     """The core's planner: for the site whose syscall ends at ``end`` (``before``: the bytes up
     to ``end``, the syscall last; ``after``: the bytes from ``end``), the instruction before the
     syscall that its trampoline runs in its place: (its length, the offset from ``end`` of dead
-    padding for a two-byte hop (0 when the instruction is 5 bytes or longer and takes a ``jmp
-    rel32`` itself), the offset in it of a rip-relative disp32 or 0); or minus the reason the
-    site keeps trapping."""
+    padding for a two-byte hop or 0 (needed when the instruction is shorter than a ``jmp rel32``;
+    the core takes the ``jmp rel32`` in place when it can), the offset in it of a rip-relative
+    disp32 or 0); or minus the reason the site keeps trapping."""
     target = len(before) - 2
     found = _last_before(before, target)
     if found is None:
@@ -170,11 +170,13 @@ def plan(end: int, before: bytes, after: bytes) -> tuple[int, int, int] | int:
     disp = _relocatable(before[off:target]) if size >= 2 else None
     if disp is None:
         return -_RELOCATION
-    if size >= 5:
-        return size, 0, disp
-    # the hop (jmp rel8 at the instruction) ends at end - size; the padding within 127 of that
+    # the hop (jmp rel8 at the instruction) ends at end - size; the padding within 127 of that.
+    # (Also for a longer instruction: where its jmp rel32 would cross a cache line, the core
+    # takes the hop instead.)
     pad = _padding_after(after, end, 127 - size)
     if not pad or pad + size > 127:
+        pad = 0
+    if size < 5 and not pad:
         return -_NO_PADDING
     return size, pad, disp
 
