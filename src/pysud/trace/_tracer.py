@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import sys
 import tempfile
 import threading
@@ -35,6 +36,9 @@ from .records import SIGINFO_SIZE as _SIGINFO
 from .timeline import Timeline
 
 _REC, _CAP = REC, CAP
+_REC_TID = struct.Struct("<i")  # struct sud_rec's tid, at offset 8
+_STOP_TID = 2  # format_records stopped at a thread that has no prefix yet
+_CORE_NSYSCALLS = 512  # the core's table of syscall numbers (SUD_NSYSCALLS)
 RING_BYTES = 1 << 19
 _EMPTY: dict[int, bytes | bool] = {}
 
@@ -86,20 +90,22 @@ class _Output:
         if isinstance(target, str):
             os.close(fd)
         self.buffered = buffered
-        self.parts: list[str] = []
+        self.parts: list[bytes] = []
         self.size = 0
         self._lock = threading.Lock()  # the decoder thread and the program's threads write
 
     def write(self, text: str) -> None:
+        self.write_bytes(text.encode(errors="surrogateescape"))
+
+    def write_bytes(self, data: bytes) -> None:
         if not self.buffered:
-            data = text.encode(errors="surrogateescape")
             with self._lock:
                 while data:
                     data = data[os.write(self.fd, data) :]
             return
         with self._lock:
-            self.parts.append(text)
-            self.size += len(text)
+            self.parts.append(data)
+            self.size += len(data)
             if self.size > 65536:
                 self._flush()
 
@@ -109,7 +115,7 @@ class _Output:
 
     def _flush(self) -> None:
         if self.parts:
-            data = "".join(self.parts).encode(errors="surrogateescape")
+            data = b"".join(self.parts)
             self.parts.clear()
             self.size = 0
             while data:
@@ -181,7 +187,11 @@ class Tracer:
         self._recording = False
         self._decs: dict[int, D.CallDecoder] = {}
         self._fmts: dict[int, Callable[..., str]] = {}
+        # the same lines as templates the core runs over whole batches (_core.format_records)
+        self._programs: list[F.Program | None] = []
         self._prefixes: dict[int, str] = {}
+        self._bprefixes: dict[int, bytes] = {}
+        self._errors: dict[int, bytes] = {}  # the core's cache of error texts
         self._open: tuple[int, _Call] | None = None  # a call whose entry line is not yet closed
         self._unfinished: dict[int, _Call] = {}  # calls printed as <unfinished ...>, by tid
         self.recorded_calls = 0  # calls decoded from records (the rest came through Python)
@@ -222,6 +232,11 @@ class Tracer:
                 fmt = F.formatter(dec, caps, o.strsize, o.durations)
                 if fmt is not None and plain_lines and (o.trace is None or nr in o.trace):
                     self._fmts[nr] = fmt
+                    prog = F.program(dec, caps, o.strsize)
+                    if prog is not None and 0 <= nr < _CORE_NSYSCALLS:
+                        if not self._programs:
+                            self._programs = [None] * _CORE_NSYSCALLS
+                        self._programs[nr] = prog
 
     def _handler(self, nr: int, inner: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
         dec = self._decs.get(nr) or D.CallDecoder(nr)
@@ -424,8 +439,34 @@ class Tracer:
         opened: Any = self._open
         if not lines or out is None:
             fmts = {}  # only counting: the general path below does it
+        # the core prints runs of completed calls that have a template, in order, and stops at
+        # a record Python prints (or a thread it has no prefix for yet)
+        programs = self._programs if fmts and not stamps and stats is None else None
+        bprefixes = self._bprefixes
+        errors = self._errors
+        strsize = self.opts.strsize
+        durations = self.opts.durations
         try:
             while off < end:
+                if programs and (opened is None or (opened := self._open) is None):
+                    if acc:
+                        out.write("".join(acc))  # type: ignore[union-attr]
+                        acc.clear()
+                    text, off, n, stop = _core.format_records(
+                        data, off, programs, bprefixes, errors, F.error_text, strsize, durations
+                    )
+                    if text:
+                        out.write_bytes(text)  # type: ignore[union-attr]
+                    fast += n
+                    if stop == _STOP_TID:
+                        tid = _REC_TID.unpack_from(data, off + 8)[0]
+                        pfx = prefixes.get(tid)
+                        if pfx is None:
+                            pfx = prefixes[tid] = self._prefix(tid)
+                        bprefixes[tid] = pfx.encode()
+                        continue
+                    if off >= end:
+                        break
                 size, kind, nr, tid, ncap, t0, t1, a0, a1, a2, a3, a4, a5, ret = unpack(data, off)
                 fmt = fmts.get(nr)
                 if (
