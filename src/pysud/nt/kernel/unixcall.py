@@ -23,6 +23,7 @@ from .. import status as st
 from ..wine import NTDLL_UNIX_HANDLE
 
 if TYPE_CHECKING:
+    from ..image import ImageView
     from ..personality import NtPersonality, NtSyscall
 
 LOAD_SO_DLL = 0
@@ -33,11 +34,11 @@ SYSTEM_TIME_PRECISE = 2
 UNIX_LIBS = {"ws2_32.dll": NTDLL_UNIX_HANDLE + 1}
 
 
-def unix_funcs_handle(nt: NtPersonality, addr: int) -> int | None:
-    """NtQueryVirtualMemory(MemoryWineUnixFuncs) for the image at ``addr``: None when it has none."""
+def unix_funcs_handle(nt: NtPersonality, addr: int, view: ImageView | None) -> int | None:
+    """NtQueryVirtualMemory(MemoryWineUnixFuncs) for ``addr`` in the image ``view``: None when
+    that image has no Unix side."""
     if nt.wine is not None and nt.wine.base <= addr < nt.wine.base + nt.wine.view.size:
         return NTDLL_UNIX_HANDLE
-    view = nt._view_of(addr)
     if view is None or view.info is None:
         return None
     return UNIX_LIBS.get(os.path.basename(view.info.path).lower())
