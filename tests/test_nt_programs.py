@@ -28,7 +28,7 @@ requires_wine = pytest.mark.skipif(WINE is None, reason="wine64 not installed (t
 requires_dlls = pytest.mark.skipif(DLLS is None, reason="no Wine PE DLLs installed (wine64 8.0+)")
 pytestmark = [requires_sud, requires_dlls]
 
-GO_PROGRAMS = {"hello": (), "work": ("first arg", "2")}
+GO_PROGRAMS = {"hello": (), "work": ("first arg", "2"), "spin": ()}
 
 
 @pytest.fixture(scope="module")

@@ -93,6 +93,8 @@ class Thread(Waitable):
     exit_status: int = 0x103  # STATUS_PENDING while it runs
     resume: threading.Event = field(default_factory=threading.Event)
     mappings: list[tuple[int, int]] = field(default_factory=list)
+    suspend_count: int = 0  # NtSuspendThread - NtResumeThread
+    parked_uc: int = 0  # while suspended in the program: the ucontext it resumes from
     type_name = "Thread"
 
     def signaled(self) -> bool:

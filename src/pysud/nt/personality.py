@@ -162,6 +162,10 @@ class NtPersonality:
         self.flip_switch = flip_switch
         self.handles = objects.HandleTable()
         self.exiting = threading.Event()
+        #: the other threads are to leave the program (set before they are kicked)
+        self.leaving = False
+        #: native thread id -> the call it is blocked in (kernel/context.py: suspended in the kernel)
+        self.blocked: dict[int, NtSyscall] = {}
         self.exit_status = 0
         self._reported: set[str] = set()
         self.heap_sizes: dict[int, int] = {}  # the builtin ntdll's RtlAllocateHeap: pointer -> size
@@ -186,6 +190,8 @@ class NtPersonality:
 
     def on(self, name: str, handler: Callable[[Any], Any]) -> None:
         """Add or replace the handler of an NT call (by name, e.g. ``"NtWriteFile"``)."""
+        if name in kernel.context.BLOCKING:  # a suspended thread inside it is stopped in the kernel
+            handler = kernel.context.blocking(self, handler)
         self.d.on(name, self._traced(name, handler) if self.trace else handler)
 
     def _register(self) -> None:
@@ -281,6 +287,7 @@ class NtPersonality:
         (Wine's DLLs: a signal whose handler is PysudKick; waits also end on ``exiting``)."""
         if self.wine is None or not self.fault_action:
             return
+        self.leaving = True
         me = threading.get_native_id()
         tids = [self.main_tid] + [t.tid for t in self.threads if t.tid and not t.done]
         for tid in tids:

@@ -366,7 +366,16 @@ def build_helpers(direct_entry: int = 0) -> Helpers:
         + b"\x0f\x05\x0f\x0b"  # syscall; ud2
     ).ljust(0x40, b"\xcc")
     # the handler of the signal that makes a thread leave when another one ended the process
-    kick = (b"\xb8" + struct.pack("<I", PYSUD_KICK) + b"\x0f\x05\x0f\x0b").ljust(0x40, b"\xcc")
+    # (a suspension: PysudKick returns once the thread is resumed, and the handler returns through
+    # its restorer at +0x10, an rt_sigreturn from the frame the context may have been changed in)
+    kick = (
+        b"\x4c\x8b\xd2"  # mov r10, rdx (ucontext)
+        + b"\x48\x89\xf2"  # mov rdx, rsi (siginfo)
+        + b"\xb8"
+        + struct.pack("<I", PYSUD_KICK)
+        + b"\x0f\x05\xc3"  # syscall; ret
+    ).ljust(0x10, b"\xcc")
+    kick += (b"\xb8\x0f\x00\x00\x00\x0f\x05\x0f\x0b").ljust(0x30, b"\xcc")  # mov eax, 15; syscall; ud2
     # The flip-switch entry, called by a stub's `call [0x7ffe1000]` with the registers of its
     # `syscall` (eax number, r10 rdx r8 r9, stack arguments at [rsp+0x30]): pop the return
     # address (the stub's `ret`: where to resume, and the call address the core reports), which

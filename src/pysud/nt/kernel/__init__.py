@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..._errors import GuestMemoryError
 from ..status import STATUS_ACCESS_VIOLATION
 from . import (
+    context,
     exception,
     file,
     iocompletion,
@@ -56,6 +57,7 @@ MODULES: tuple[ModuleType, ...] = (
     thread,
     process,
     exception,
+    context,
     sync,
     iocompletion,
     registry,

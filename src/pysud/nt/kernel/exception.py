@@ -35,7 +35,12 @@ def NtContinue(nt: NtPersonality, call: NtSyscall) -> Any:
     ctx = call.args[0]
     if not ctx:
         return st.STATUS_ACCESS_VIOLATION
-    data = call.read(ctx, CTX_FLTSAVE + 512)
+    restore_context(call, call.read(ctx, CTX_FLTSAVE + 512))
+    return None
+
+
+def restore_context(call: NtSyscall, data: bytes) -> None:
+    """The thread resumes from the parts of the CONTEXT ``data`` its ContextFlags name."""
     (flags,) = struct.unpack_from("<I", data, CTX_FLAGS)
     values = struct.unpack_from("<16Q", data, CTX_RAX)
     regs = dict(zip(CTX_REGS, values, strict=True))
@@ -49,7 +54,6 @@ def NtContinue(nt: NtPersonality, call: NtSyscall) -> Any:
         call.rflags = (eflags & 0x0CD5) | 0x202
     if flags & CONTEXT_FLOATING_POINT:
         call.set_vector_state(vector_state_of(data))
-    return None
 
 
 HANDLERS = {"NtContinue": NtContinue}
@@ -182,9 +186,14 @@ def PysudFault(nt: NtPersonality, call: NtSyscall) -> Any:
 
 
 def PysudKick(nt: NtPersonality, call: NtSyscall) -> Any:
-    """Another thread ended the process: this one leaves the program too."""
-    call.exit_guest(nt.exit_status)
-    return None
+    """Another thread ended the process: this one leaves the program too.  Or the thread is being
+    suspended (NtSuspendThread): it stays here until resumed (kernel/context.py)."""
+    if nt.leaving:
+        call.exit_guest(nt.exit_status)
+        return None
+    from .context import park
+
+    return park(nt, call)
 
 
 HANDLERS.update({"PysudStart": PysudStart, "PysudFault": PysudFault, "PysudKick": PysudKick})

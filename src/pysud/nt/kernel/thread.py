@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import memory, objects, process
 from .. import status as st
+from . import context
 from . import process as kprocess
 
 if TYPE_CHECKING:
@@ -47,8 +48,14 @@ def NtResumeThread(nt: NtPersonality, call: NtSyscall) -> int:
         nt.put_u32(call, prev, 0 if th.process.popen is not None else 1)
         th.process.start()
         return st.STATUS_SUCCESS
+    if handle == CURRENT_THREAD:
+        th = context.thread_by_tid(nt, threading.get_native_id())
     if not isinstance(th, objects.Thread):
         return st.STATUS_INVALID_HANDLE
+    count = context.resume(th)  # a suspension (NtSuspendThread) ends first
+    if count is not None:
+        nt.put_u32(call, prev, count)
+        return st.STATUS_SUCCESS
     nt.put_u32(call, prev, 0 if th.resume.is_set() else 1)
     th.resume.set()
     return st.STATUS_SUCCESS
