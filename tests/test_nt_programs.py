@@ -7,9 +7,11 @@ Every run is bounded (run_pysud's timeout): a hang fails the test.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
+import zipfile
 
 import pytest
 
@@ -107,3 +109,118 @@ def test_vector_state_in_contexts_matches_wine(
     assert "xmm7 55556666777788881111222233334444" in out  # the handler's XMM7
     assert "restored: MXCSR 5f80" in out and "xmm8 fedcba98765432100123456789abcdef" in out
     assert "NtContinue(" in r.stderr.decode()
+
+
+# ---- an MSVC program: distlib's script launcher (pip's t64.exe) starting another program
+
+
+def _launcher(tmp_path, target: str) -> str:
+    """A distlib launcher (ScriptMaker's layout: t64.exe, ``#!<exe>\\n``, a zip with __main__.py)
+    whose shebang names ``target`` (a Windows path)."""
+    import pip._vendor.distlib as distlib
+
+    t64 = os.path.join(os.path.dirname(distlib.__file__), "t64.exe")
+    if not os.path.exists(t64):
+        pytest.skip("pip's distlib has no t64.exe (a pip without the Windows launchers)")
+    stream = io.BytesIO()
+    with zipfile.ZipFile(stream, "w") as z:
+        z.writestr("__main__.py", "raise SystemExit('the shebang names the program to run')\n")
+    exe = str(tmp_path / "launch.exe")
+    with open(t64, "rb") as f, open(exe, "wb") as out:
+        out.write(f.read() + b"#!" + target.encode() + b"\n" + stream.getvalue())
+    return exe
+
+
+def _windows_path(host: str) -> str:
+    return "Z:" + os.path.abspath(host).replace("/", "\\")
+
+
+@pytest.fixture(scope="module")
+def mingw_exes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    if CC is None:
+        pytest.skip("x86_64-w64-mingw32-gcc not installed (gcc-mingw-w64-x86-64)")
+    out = tmp_path_factory.mktemp("mingw-exe")
+    built = {}
+    for name in ("whoruns", "exitwith"):
+        exe = str(out / f"{name}.exe")
+        subprocess.run([CC, "-O2", "-Wall", "-Werror", "-o", exe, os.path.join(SRC, f"{name}.c")], check=True)
+        built[name] = exe
+    return built
+
+
+@requires_wine
+@pytest.mark.slow
+def test_msvc_launcher_runs_its_program_as_wine_does(
+    mingw_exes: dict[str, str],
+    prefix: str,  # noqa: F811
+    wine_env: dict[str, str],  # noqa: F811
+    tmp_path,
+) -> None:
+    """pip's t64.exe (MSVC: static CRT, kernel32, shlwapi) reads its shebang, makes a job object
+    that kills the child with it, starts the program with its own path and arguments, waits, and
+    exits with the child's code."""
+    exe = _launcher(tmp_path, _windows_path(mingw_exes["exitwith"]))
+    (tmp_path / "w").mkdir()
+    (tmp_path / "p").mkdir()
+    for code in ("0", "42", "0x1234"):
+        wine_out, _err, wine_status = run_wine(wine_env, exe, code, cwd=str(tmp_path / "w"))
+        ours = run_pysud(exe, code, prefix=prefix, cwd=str(tmp_path / "p"))
+        assert ours.stdout == wine_out, ours.stderr.decode()
+        assert ours.returncode == wine_status == int(code, 0) & 0xFF, ours.stderr.decode()
+
+
+@pytest.mark.slow
+def test_msvc_launcher_child_runs_under_pysud(mingw_exes: dict[str, str], prefix: str, tmp_path) -> None:  # noqa: F811
+    exe = _launcher(tmp_path, _windows_path(mingw_exes["whoruns"]))
+    r = run_pysud(exe, "a", "b c", prefix=prefix, cwd=str(tmp_path), options=("--trace",))
+    assert r.returncode == 3, r.stderr.decode()[-3000:]
+    # the child saw the launcher's path and the arguments, and its process is a pysud
+    assert r.stdout.decode().splitlines() == [
+        "run by pysud: yes",
+        f"argv[1] = {_windows_path(exe)}",
+        "argv[2] = a",
+        "argv[3] = b c",
+    ]
+    trace = r.stderr.decode()
+    for call in (
+        "NtCreateJobObject(",
+        "NtSetInformationJobObject(",
+        "NtCreateUserProcess(",
+        "NtAssignProcessToJobObject(",
+    ):
+        assert call in trace, call
+    assert "NtTerminateProcess(ProcessHandle=0xffffffffffffffff, ExitStatus=0x3)" in trace
+
+
+# ---- exit codes are 32-bit: a child's whole code reaches its parent
+
+
+CMD = os.path.join(DLLS, "cmd.exe") if DLLS else ""
+
+
+@requires_wine
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "line",
+    [
+        "exitwith.exe 300 & echo %errorlevel%",
+        "exitwith.exe 0xC0000005 & echo %errorlevel%",
+        "cmd /c exit /b 300 & echo %errorlevel%",
+        "(cmd /c exit /b 65537) & if errorlevel 65537 echo at least 65537",
+    ],
+)
+def test_child_exit_codes_are_32_bit(
+    line: str,
+    mingw_exes: dict[str, str],
+    prefix: str,  # noqa: F811
+    wine_env: dict[str, str],  # noqa: F811
+    tmp_path,
+) -> None:
+    for d in ("w", "p"):
+        (tmp_path / d).mkdir()
+        shutil.copy(mingw_exes["exitwith"], tmp_path / d / "exitwith.exe")
+    wine_out, _err, wine_status = run_wine(wine_env, CMD, "/c", line, cwd=str(tmp_path / "w"))
+    ours = run_pysud(CMD, "/c", line, prefix=prefix, cwd=str(tmp_path / "p"))
+    assert ours.stdout == wine_out, ours.stderr.decode()
+    assert ours.returncode == wine_status, ours.stderr.decode()
+    assert wine_out.strip() not in (b"", b"44", b"5")  # the whole code, not its low byte

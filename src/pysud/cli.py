@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import struct
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -317,6 +318,7 @@ def _run_nt(args: argparse.Namespace) -> int:
         if sink is not None:
             sink.attach(nt)  # after the hooks: their handlers are timed too
 
+    report = os.environ.pop("PYSUD_NT_EXIT_FD", None)  # a parent pysud waits for the whole code
     try:
         code = run_nt(
             args.program,
@@ -335,6 +337,12 @@ def _run_nt(args: argparse.Namespace) -> int:
     finally:
         if sink is not None:
             sink.close()
+    if report is not None and report.isdigit():
+        try:
+            os.write(int(report), struct.pack("<I", code & 0xFFFFFFFF))
+            os.close(int(report))
+        except OSError:
+            pass
     return code & 0xFF
 
 

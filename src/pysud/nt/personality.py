@@ -166,6 +166,8 @@ class NtPersonality:
         self.leaving = False
         #: native thread id -> the call it is blocked in (kernel/context.py: suspended in the kernel)
         self.blocked: dict[int, NtSyscall] = {}
+        #: handle -> (inherit, protect from close), as SetHandleInformation set them
+        self.handle_flags: dict[int, tuple[bool, bool]] = {}
         self.exit_status = 0
         self._reported: set[str] = set()
         self.heap_sizes: dict[int, int] = {}  # the builtin ntdll's RtlAllocateHeap: pointer -> size

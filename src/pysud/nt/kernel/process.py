@@ -29,6 +29,8 @@ PS_ATTRIBUTE_IMAGE_NAME = 0x20005
 PS_ATTRIBUTE_IMAGE_INFO = 0x00006
 THREAD_CREATE_FLAGS_CREATE_SUSPENDED = 0x1
 STILL_ACTIVE = 0x103
+#: the environment variable naming the pipe a child pysud writes its 32-bit exit code to (cli.py)
+EXIT_FD_VARIABLE = "PYSUD_NT_EXIT_FD"
 # RTL_USER_PROCESS_PARAMETERS (x64)
 PP_STDIN, PP_CURDIR, PP_IMAGE, PP_CMDLINE, PP_ENVIRONMENT = 0x20, 0x38, 0x60, 0x70, 0x80
 PP_ENVIRONMENT_SIZE = 0x3F0
@@ -45,43 +47,66 @@ class Process(objects.Waitable):
     popen: subprocess.Popen[bytes] | None = None
     error: str = ""
     started: threading.Event = field(default_factory=threading.Event)
+    #: the child's whole 32-bit exit code, as its pysud reports it (EXIT_FD_VARIABLE); a Linux exit
+    #: status keeps only the low 8 bits
+    full_code: int | None = None
+    reaped: bool = False  # ended, and its report read
     type_name = "Process"
 
     def start(self) -> None:
         if self.popen is not None:
             return
+        report_r, report_w = os.pipe2(os.O_CLOEXEC)
         try:
             self.popen = subprocess.Popen(
                 self.argv,
                 cwd=self.cwd,
-                env=self.env,
+                env=dict(self.env, **{EXIT_FD_VARIABLE: str(report_w)}),
                 stdin=self.std[0],
                 stdout=self.std[1],
                 stderr=self.std[2],
+                pass_fds=(report_w,),
             )
         except OSError as e:
             self.error = str(e)
         finally:
+            os.close(report_w)
             for fd in self.std:
                 if fd is not None:
                     os.close(fd)
             self.std = (None, None, None)
             self.started.set()
         if self.popen is not None:
-            threading.Thread(target=self._reap, name="pysud-nt-child", daemon=True).start()
+            threading.Thread(target=self._reap, args=(report_r,), name="pysud-nt-child", daemon=True).start()
+        else:
+            os.close(report_r)
 
-    def _reap(self) -> None:
+    def _reap(self, report: int) -> None:
         assert self.popen is not None
+        try:
+            data = b""
+            while len(data) < 4:  # until the child reports, or ends without reporting (a crash)
+                chunk = os.read(report, 4 - len(data))
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            os.close(report)
         self.popen.wait()
+        if len(data) == 4:
+            (self.full_code,) = struct.unpack("<I", data)
+        self.reaped = True
         objects.notify()
 
     @property
     def exit_code(self) -> int:
         if self.popen is None:
             return 1 if self.error else STILL_ACTIVE
-        code = self.popen.poll()
-        if code is None:
+        code = self.popen.returncode
+        if code is None or not self.reaped:
             return STILL_ACTIVE
+        if self.full_code is not None:
+            return self.full_code
         return code if code >= 0 else 128 - code
 
     @property
