@@ -224,3 +224,21 @@ def test_child_exit_codes_are_32_bit(
     assert ours.stdout == wine_out, ours.stderr.decode()
     assert ours.returncode == wine_status, ours.stderr.decode()
     assert wine_out.strip() not in (b"", b"44", b"5")  # the whole code, not its low byte
+
+
+# ---- Wine's console programs
+
+
+@requires_wine
+@pytest.mark.slow
+@pytest.mark.parametrize("program", ["whoami.exe", "hostname.exe"])
+def test_wine_console_program_matches_wine(
+    program: str,
+    prefix: str,  # noqa: F811
+    wine_env: dict[str, str],  # noqa: F811
+    tmp_path,
+) -> None:
+    """whoami: GetUserNameEx(NameSamCompatible) = COMPUTERNAME\\user, which advapi32 reads from the
+    environment Wine's ntdll builds (WINEUSERNAME)."""
+    assert DLLS is not None
+    _compare(os.path.join(DLLS, program), (), prefix, wine_env, tmp_path)

@@ -10,6 +10,7 @@ created on first use.  Registry files (system.reg, user.reg, userdef.reg) live i
 from __future__ import annotations
 
 import os
+import pwd
 import socket
 
 #: Where Debian/Ubuntu (and Wine's own default build) install the x64 PE DLLs and the NLS files.
@@ -103,10 +104,18 @@ class Prefix:
         return self.dll_names().get(os.path.basename(host).lower(), host)
 
 
+def _login_name() -> str:
+    """The user's name from the password database (as Wine finds it without $USER)."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return "user"
+
+
 def windows_environment(host: dict[str, str]) -> dict[str, str]:
     """A top-level program's environment as Wine builds it: the host's variables (but HOME, PWD and
     the Unix PATH) and the Windows ones (PATH to system32, SystemRoot, ComSpec, user folders, ...)."""
-    user = host.get("USER") or host.get("LOGNAME") or "user"
+    user = host.get("USER") or host.get("LOGNAME") or _login_name()
     computer = socket.gethostname().split(".")[0].upper() or "PYSUD"
     env = {k: v for k, v in host.items() if k not in ("HOME", "PWD", "PATH", "TEMP", "TMP")}
     profile = f"C:\\users\\{user}"
@@ -144,6 +153,12 @@ def windows_environment(host: dict[str, str]) -> dict[str, str]:
             "USERPROFILE": profile,
             "windir": "C:\\windows",
             "winsysdir": "C:\\windows\\system32",
+            # what Wine's ntdll adds for its DLLs: advapi32's GetUserNameW reads WINEUSERNAME
+            # (whoami, GetUserNameEx), shell32 the home directory
+            "WINEUSERNAME": user,
         }
     )
+    home = host.get("HOME")
+    if home and home.startswith("/"):
+        env["WINEHOMEDIR"] = "\\??\\Z:" + home.replace("/", "\\")
     return env
