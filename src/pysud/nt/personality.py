@@ -168,6 +168,8 @@ class NtPersonality:
         self.blocked: dict[int, NtSyscall] = {}
         #: handle -> (inherit, protect from close), as SetHandleInformation set them
         self.handle_flags: dict[int, tuple[bool, bool]] = {}
+        #: ProcessDefaultHardErrorMode (SetErrorMode/GetErrorMode); 1 as a new process has it
+        self.hard_error_mode = 1
         self.exit_status = 0
         self._reported: set[str] = set()
         self.heap_sizes: dict[int, int] = {}  # the builtin ntdll's RtlAllocateHeap: pointer -> size

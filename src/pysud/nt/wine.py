@@ -154,9 +154,13 @@ def numbering(exports: dict[str, int], base: int) -> dict[int, str]:
         if code[:4] != _STUB:
             continue
         (nr,) = struct.unpack_from("<I", code, 4)
-        if name.startswith("Zw") and nr in table:
+        if name.startswith("Zw"):
+            name = "Nt" + name[2:]
+        # one stub, several names (Wine exports RtlGetNativeSystemInformation at
+        # NtQuerySystemInformation's stub): the Nt name is the call's
+        if nr in table and (table[nr].startswith("Nt") or not name.startswith("Nt")):
             continue
-        table[nr] = name if not name.startswith("Zw") else "Nt" + name[2:]
+        table[nr] = name
     return table
 
 

@@ -154,13 +154,15 @@ def park(nt: NtPersonality, call: NtSyscall) -> Any:
     th = thread_by_tid(nt, threading.get_native_id())
     if th is None or not uc:
         return st.STATUS_SUCCESS
+    # parked_uc is set and cleared under the lock the suspension count and the context calls hold:
+    # a thread that was resumed never shows its frame to a later suspension while it leaves it
     with objects.CHANGED:
         th.parked_uc = uc
         objects.CHANGED.notify_all()
-    try:
-        objects.wait_until(lambda: th.suspend_count == 0 or nt.leaving, None, nt.exiting)
-    finally:
-        with objects.CHANGED:
+        try:
+            while th.suspend_count and not nt.leaving and not nt.exiting.is_set():
+                objects.CHANGED.wait(0.05)
+        finally:
             th.parked_uc = 0
     if nt.leaving or nt.exiting.is_set():
         call.exit_guest(nt.exit_status)
@@ -257,14 +259,15 @@ def NtGetContextThread(nt: NtPersonality, call: NtSyscall) -> int:
             return st.STATUS_UNSUCCESSFUL  # a running thread has no context to read
         if not _stopped(nt, th) or th.done:
             return st.STATUS_UNSUCCESSFUL
-        uc = th.parked_uc
-        blocked = nt.blocked.get(th.tid)
-        if uc:
-            ctx = _parked_context(call, uc)
-        elif blocked is not None:
-            ctx = _call_context(blocked)
-        else:
-            return st.STATUS_UNSUCCESSFUL
+        with objects.CHANGED:  # the frame stays while this holds the lock (see park)
+            uc = th.parked_uc
+            blocked = nt.blocked.get(th.tid)
+            if uc:
+                ctx = _parked_context(call, uc)
+            elif blocked is not None:
+                ctx = _call_context(blocked)
+            else:
+                return st.STATUS_UNSUCCESSFUL
     _merge(dest, ctx, flags)
     call.write(out, bytes(dest))
     return st.STATUS_SUCCESS
@@ -307,10 +310,11 @@ def NtSetContextThread(nt: NtPersonality, call: NtSyscall) -> Any:
         return None if flags & CONTEXT_INTEGER else st.STATUS_SUCCESS
     if not th.suspend_count or not _stopped(nt, th) or th.done:
         return st.STATUS_UNSUCCESSFUL
-    uc = th.parked_uc
-    if not uc:  # inside a blocking call: its registers belong to that call's thread
-        return st.STATUS_UNSUCCESSFUL
-    _apply_parked(call, uc, ctx, flags)
+    with objects.CHANGED:  # the frame stays while this holds the lock (see park)
+        uc = th.parked_uc
+        if not uc or not th.suspend_count:  # inside a blocking call: its registers are that call's
+            return st.STATUS_UNSUCCESSFUL
+        _apply_parked(call, uc, ctx, flags)
     return st.STATUS_SUCCESS
 
 

@@ -29,6 +29,7 @@ PS_ATTRIBUTE_IMAGE_NAME = 0x20005
 PS_ATTRIBUTE_IMAGE_INFO = 0x00006
 THREAD_CREATE_FLAGS_CREATE_SUSPENDED = 0x1
 STILL_ACTIVE = 0x103
+PROCESS_DEFAULT_HARD_ERROR_MODE = 12
 #: the environment variable naming the pipe a child pysud writes its 32-bit exit code to (cli.py)
 EXIT_FD_VARIABLE = "PYSUD_NT_EXIT_FD"
 # RTL_USER_PROCESS_PARAMETERS (x64)
@@ -290,6 +291,10 @@ def NtQueryInformationProcess(nt: NtPersonality, call: NtSyscall) -> int:
         )
     elif cls == 7:  # ProcessDebugPort: no debugger
         data = struct.pack("<Q", 0)
+    elif cls == PROCESS_DEFAULT_HARD_ERROR_MODE:  # GetErrorMode
+        data = struct.pack("<I", nt.hard_error_mode)
+    elif cls == 21:  # ProcessAffinityMask
+        data = struct.pack("<Q", (1 << (os.cpu_count() or 1)) - 1)
     elif cls == 26:  # ProcessWow64Information: not a WoW64 process
         data = struct.pack("<Q", 0)
     elif cls == 37:  # ProcessImageInformation
@@ -307,10 +312,25 @@ def NtQueryInformationProcess(nt: NtPersonality, call: NtSyscall) -> int:
     return st.STATUS_SUCCESS
 
 
+def NtSetInformationProcess(nt: NtPersonality, call: NtSyscall) -> int:
+    handle, cls, buf, length = call.args[:4]
+    cls &= 0xFFFFFFFF
+    if handle != CURRENT_PROCESS:
+        known = isinstance(nt.handles.get(handle), Process)
+        return st.STATUS_ACCESS_DENIED if known else st.STATUS_INVALID_HANDLE
+    if cls == PROCESS_DEFAULT_HARD_ERROR_MODE:  # SetErrorMode: kept, read back by GetErrorMode
+        if (length & 0xFFFFFFFF) != 4:
+            return st.STATUS_INFO_LENGTH_MISMATCH
+        (nt.hard_error_mode,) = struct.unpack("<I", call.read(buf, 4))
+        return st.STATUS_SUCCESS
+    return nt._unimplemented_class(call, cls)
+
+
 HANDLERS: dict[str, Any] = {
     f.__name__: f
     for f in (
         NtCreateUserProcess,
+        NtSetInformationProcess,
         NtTerminateProcess,
         RtlExitUserProcess,
         PysudReturn,

@@ -16,10 +16,6 @@ if TYPE_CHECKING:
     from ..personality import NtPersonality, NtSyscall
 
 
-def RtlGetNativeSystemInformation(nt: NtPersonality, call: NtSyscall) -> int:
-    return NtQuerySystemInformation(nt, call)
-
-
 def NtQueryDefaultLocale(nt: NtPersonality, call: NtSyscall) -> int:
     nt.put_u32(call, call.args[1], nt.lcid)
     return st.STATUS_SUCCESS
@@ -34,6 +30,14 @@ def NtQuerySystemInformation(nt: NtPersonality, call: NtSyscall) -> int:
     cls, buf, length, ret = call.args[:4]
     cls &= 0xFFFFFFFF
     ncpu = os.cpu_count() or 1
+    if cls == 23:  # SystemInterruptInformation: Wine answers random bytes (RtlGenRandom's source,
+        # which advapi32 and so Go's runtime seed from), one 24-byte record per processor
+        size = 24 * ncpu
+        if (length & 0xFFFFFFFF) < size:
+            return st.STATUS_INFO_LENGTH_MISMATCH
+        call.write(buf, os.urandom(size))
+        nt.put_u32(call, ret, size)
+        return st.STATUS_SUCCESS
     if cls == 0:  # SystemBasicInformation
         pages = os.sysconf("SC_PHYS_PAGES")
         data = struct.pack(
@@ -126,7 +130,6 @@ HANDLERS: dict[str, Any] = {
     f.__name__: f
     for f in (
         NtQuerySystemInformation,
-        RtlGetNativeSystemInformation,
         NtQueryDefaultLocale,
         NtQueryDefaultUILanguage,
         NtQueryInstallUILanguage,
