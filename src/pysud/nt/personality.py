@@ -24,10 +24,11 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _core
+from .. import _memory as memory
 from .._abi import SyscallABI, nt_x64
 from .._dispatch import Dispatcher, Return, Syscall
 from .._errors import GuestMemoryError
-from . import _profiles, kernel, memory, objects, process, wine
+from . import _profiles, kernel, objects, process, wine
 from . import image as image_mod
 from . import ntdll as ntdll_mod
 from . import status as st
@@ -355,7 +356,7 @@ class NtPersonality:
             win_path = self.windows_path(os.path.abspath(path))
             cmdline = " ".join(_quote(a) for a in [win_path, *(args or [])])
             environ = dict(os.environ if env is None else env)
-            stack_top = self._map_main_stack(self.image.stack_reserve)
+            stack_top = self._map_main_stack(path, self.image.stack_reserve)
             self.peb = process.build_peb(
                 self._arena,
                 self.image,
@@ -399,12 +400,16 @@ class NtPersonality:
             std.append(self.handles.add(objects.File(fd=dup, path="", access=0x120196, console=True)))
         return std
 
-    def _map_main_stack(self, reserve: int) -> int:
-        """Map the main thread's stack (``reserve`` bytes in 64 KiB units); its top."""
+    def _map_main_stack(self, path: str, reserve: int) -> int:
+        """Map the main thread's stack (``reserve`` bytes, the program's SizeOfStackReserve, in
+        64 KiB units); its top.  PELoadError if it cannot be mapped."""
         size = (reserve + 0xFFFF) & ~0xFFFF
-        stack = memory.map_anywhere(
-            size, memory.PROT_READ | memory.PROT_WRITE, "NT main stack", align=0x10000
-        )
+        try:
+            stack = memory.map_anywhere(
+                size, memory.PROT_READ | memory.PROT_WRITE, f"{path}: its main stack", align=0x10000
+            )
+        except memory.MappingError as e:
+            raise PELoadError(str(e)) from e
         self._main_stack = (stack, size)
         self.stacks.append((stack, stack + size))
         return stack + size
@@ -498,7 +503,7 @@ class NtPersonality:
             environ = windows_environment(dict(os.environ)) if env is None else dict(env)
             user_temp = os.path.join(self.prefix.drive_c, "users", environ.get("USERNAME", "user"), "Temp")
             os.makedirs(user_temp, exist_ok=True)
-            stack_top = self._map_main_stack(max(info.stack_reserve, 1 << 20))
+            stack_top = self._map_main_stack(path, max(info.stack_reserve, 1 << 20))
             apiset = wine.apiset_map(self.prefix.dlls or "")
             self.peb = process.build_wine_peb(
                 self._arena,

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import pefile
 
-from . import image, memory
+from .. import _memory as memory
+from . import image
 from .pe import PELoadError
 
 #: pysud's own calls in Wine mode (above Wine's numbers, which end near 0xf0)

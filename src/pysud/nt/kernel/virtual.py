@@ -11,8 +11,9 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Any
 
-from .. import memory, wine
+from ... import _memory as memory
 from .. import status as st
+from .. import wine
 
 if TYPE_CHECKING:
     from ..image import ImageView
