@@ -84,7 +84,7 @@ class NtPersonality:
     def __init__(
         self,
         *,
-        profile: str = _profiles.DEFAULT,
+        profile: str | None = None,
         drives: dict[str, str] | None = None,
         trace: bool = False,
         trace_file: Any = None,
@@ -93,12 +93,18 @@ class NtPersonality:
         dlls: str | None = None,
         prefix: str | None = None,
     ) -> None:
-        if profile not in _profiles.TABLES:
+        if profile is not None and profile not in _profiles.TABLES:
             raise ValueError(f"unknown NT profile {profile!r}; known: {', '.join(sorted(_profiles.TABLES))}")
         if ntdll not in ("builtin", "wine", "auto"):
             raise ValueError(f"unknown ntdll {ntdll!r}: 'builtin', 'wine' or 'auto'")
+        #: the Windows build whose numbers programs see; on Wine's DLLs, None keeps Wine's own
+        self.windows_build = profile
+        profile = profile or _profiles.DEFAULT
         self.profile = profile
         self.version = _profiles.VERSIONS[profile]
+        #: pysud's Windows-numbered stubs beside Wine's ntdll (Wine's DLLs with a profile)
+        self.block: wine.WindowsBlock | None = None
+        renumber: list[int] = []
         #: Wine's PE DLL set in use (None: pysud's own ntdll and nothing else)
         self.wine: wine.WineNtdll | None = None
         self.prefix: Prefix | None = None
@@ -110,12 +116,6 @@ class NtPersonality:
             if dlls is None:
                 if ntdll == "wine":
                     raise PELoadError("no Wine PE DLLs found (install wine64 8.0+, or give --dlls DIR)")
-            elif flip_switch:
-                # Wine's stubs `call [0x7ffe1000]` when SystemCall bit 0 is set; pysud's direct entry
-                # takes its own register convention, so only pysud's ntdll has the flip switch.
-                raise PELoadError(
-                    "--flip-switch needs pysud's own ntdll (--ntdll builtin); Wine's DLLs take the trap path"
-                )
             else:
                 self.prefix = Prefix(prefix, dlls)
                 image_mod.use_disk_cache(os.path.join(self.prefix.path, ".pysud-image-cache.json"))
@@ -124,10 +124,17 @@ class NtPersonality:
                 self.version = wine.WINDOWS_VERSION
         if self.wine is not None:
             table = dict(self.wine.table)
-            table.update(wine.PRIVATE)
             self.private = dict(wine.PRIVATE)
-            self.abi = nt_x64(table, "wine")
-            profile = "wine"
+            if self.windows_build is not None:
+                # the build's numbers for every call site but Wine ntdll's own stubs (renumbered
+                # by the core, by call address); the PEB and KUSER_SHARED_DATA say that build
+                build = _profiles.TABLES[self.windows_build]
+                table, renumber = wine.windows_numbering(table, self.private, build, _core.NSYSCALLS)
+                self.block = wine.install_windows_block(self.wine, build)
+                self.version = _profiles.VERSIONS[self.windows_build]
+            table.update(wine.PRIVATE)
+            self.abi = nt_x64(table, "wine" if self.windows_build is None else f"wine-{self.windows_build}")
+            profile = self.abi.name[len("nt-x64-") :]
         else:
             table = dict(_profiles.TABLES[profile])
             table.update(ntdll_mod.PRIVATE)
@@ -142,6 +149,8 @@ class NtPersonality:
         self.d = Dispatcher(Return(st.STATUS_NOT_IMPLEMENTED), abi=self.abi, frame_type=frame)
         if self.d.rewrite:  # a rewritten site finds the thread block where the stubs do: in the TEB
             self.d.set_rewrite(True, locator=ntdll_mod.TEB_THREAD_BLOCK)
+        if renumber and self.wine is not None:
+            self.d.renumber(renumber, (self.wine.base, self.wine.base + self.wine.view.size))
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         if drives is None and self.prefix is not None:
             drives = self.prefix.drives
@@ -172,6 +181,7 @@ class NtPersonality:
         self._helpers: wine.Helpers | None = None
         self._kuser: process.KUserSharedData | None = None  # a run's, released by _teardown
         self._main_stack = (0, 0)  # (base, size) of a run's main stack
+        self._flip_slot = 0  # Wine's DLLs with the flip switch: the page at 0x7ffe1000
         self.fault_action = 0  # the program's sigaction for hardware faults, once installed
         self.registry: Registry | None = None  # opened on first use by nt/kernel/registry.py
         self._register()
@@ -469,6 +479,9 @@ class NtPersonality:
             self.ntdll.release()
         if self._helpers is not None:
             self._helpers.release()
+        if self._flip_slot:
+            memory.unmap(self._flip_slot, 0x1000)
+            self._flip_slot = 0
         if self.wine is not None:
             image_mod.save_disk_cache()
         if all(th.done for th in self.threads):
@@ -481,7 +494,8 @@ class NtPersonality:
         assert self.wine is not None and self.prefix is not None
         self._begin(process.Arena(4 << 20))
         exports = self.wine.exports
-        helpers = self._helpers = wine.build_helpers()
+        direct = _core.direct_entry_address() if self.flip_switch else 0
+        helpers = self._helpers = wine.build_helpers(direct)
         try:
             host = os.path.abspath(path)
             info = read_image_info(host)
@@ -494,7 +508,11 @@ class NtPersonality:
             self.image_base = exe.base
             # ntdll calls __wine_unix_call through this pointer: pysud's stub, not Wine's ntdll.so
             memory.poke(exports["__wine_unix_call_dispatcher"], struct.pack("<Q", helpers.unix_call))
-            self._kuser = process.KUserSharedData(self.version, False)
+            # SystemCall bit 0 set: the stubs `call [0x7ffe1000]`, which holds pysud's flip-switch
+            # entry (wine.build_helpers): the core's direct entry, no kernel trap
+            self._kuser = process.KUserSharedData(self.version, self.flip_switch)
+            if self.flip_switch:
+                self._flip_slot = wine.map_flip_switch_slot(helpers.flip_switch)
             std = self._std_handles()
             win_path = self.windows_path(host)
             cmdline = (
@@ -554,6 +572,9 @@ class NtPersonality:
             self.views.pop(self.wine.base, None)
             self.wine.release()
             self.wine = None
+        if self.block is not None:
+            self.block.release()
+            self.block = None
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
@@ -579,7 +600,7 @@ def run(
     program: str,
     args: list[str] | None = None,
     *,
-    profile: str = _profiles.DEFAULT,
+    profile: str | None = None,
     drives: dict[str, str] | None = None,
     trace: bool = False,
     flip_switch: bool = False,
