@@ -195,7 +195,7 @@ def test_drive_map_puts_files_in_the_host_directory(tmp_path, exes: dict[tuple[s
     code = (
         "import os, sys, pysud.nt as nt\n"
         "p = nt.NtPersonality(drives={'C': sys.argv[2]})\n"
-        "orig = p._NtWriteFile\n"
+        "orig = p.d.handler_of('NtWriteFile')\n"
         "def spy(call):\n"
         "    open(sys.argv[3], 'a').write(' '.join(sorted(os.listdir(sys.argv[2]))) + '\\n')\n"
         "    return orig(call)\n"

@@ -338,6 +338,8 @@ class Dispatcher:
         personality passes its TEB slot).  Off when the CPU lacks FSGSBASE.
         """
         self.rewrite = _core.rewrite_config(self._policy, bool(on), locator)
+        if self.rewrite:
+            _rewrite.install_planner()
         return self.rewrite
 
     def direct_calls(self) -> int:
