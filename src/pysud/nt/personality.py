@@ -88,7 +88,7 @@ class NtPersonality:
         drives: dict[str, str] | None = None,
         trace: bool = False,
         trace_file: Any = None,
-        flip_switch: bool = False,
+        flip_switch: bool | None = None,
         ntdll: str = "builtin",
         dlls: str | None = None,
         prefix: str | None = None,
@@ -160,7 +160,8 @@ class NtPersonality:
         self.drives = {k.upper().rstrip(":"): os.path.abspath(v) for k, v in drives.items()}
         self.trace = trace
         self.trace_file = trace_file or sys.stderr
-        self.flip_switch = flip_switch
+        # the flip switch: on Wine's DLLs by default (the same handlers, no kernel trap per call)
+        self.flip_switch = flip_switch if flip_switch is not None else self.wine is not None
         self.handles = objects.HandleTable()
         self.exiting = threading.Event()
         self.exit_status = 0
@@ -603,7 +604,7 @@ def run(
     profile: str | None = None,
     drives: dict[str, str] | None = None,
     trace: bool = False,
-    flip_switch: bool = False,
+    flip_switch: bool | None = None,
     env: dict[str, str] | None = None,
     ntdll: str = "auto",
     dlls: str | None = None,
