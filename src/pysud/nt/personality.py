@@ -262,8 +262,8 @@ class NtPersonality:
         """The host path an OBJECT_ATTRIBUTES names, or (None, NTSTATUS)."""
         return kernel.file.host_path(self, call, oa)
 
-    def _unimplemented_class(self, call: NtSyscall, cls: int) -> int:
-        key = f"{call.name} class {cls}"
+    def _unimplemented_class(self, call: NtSyscall, cls: int, what: str = "") -> int:
+        key = f"{what or call.name} class {cls}"
         if key not in self._reported:
             self._reported.add(key)
             print(f"pysud: {key} is not implemented (STATUS_NOT_IMPLEMENTED)", file=sys.stderr, flush=True)
@@ -273,9 +273,11 @@ class NtPersonality:
 
     def exit_process(self, call: NtSyscall, code: int) -> None:
         self.exit_status = code
+        # the others are kicked before their waits end: a thread inside a wait holds the signal
+        # until the call ends and leaves then, never seeing the wait's end
+        self._kick_others()
         self.exiting.set()
         objects.notify()
-        self._kick_others()
         call.exit_guest(code)
         return None
 
