@@ -33,6 +33,12 @@ pytestmark = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_site_table():
+    """A blob may be mapped where an earlier test's was: the site table starts empty per test."""
+    _rewrite.forget()
+
+
 def loop(mov: str, nr: int = 39, lead: str = "") -> bytes:
     """Code: call `nr` rdi times from one site (`mov` puts nr in eax/rax); returns the sum of results.
     ``lead``: code before it (the blob is then run at the offset of its `push rbx; push r12`)."""
@@ -173,7 +179,7 @@ def test_rewritten_site_runs_the_fast_path_and_native():
     ],
 )
 def test_other_sites_keep_trapping(mov, reason):
-    blob = CodeBlob(loop(mov, lead=LEAD + "\n.p2align 4"))  # decoded code before the site
+    blob = CodeBlob(loop(mov, lead=LEAD))  # decoded code before the site, no padding in it
     d = Dispatcher(rewrite=True)
     d.on("getpid", lambda call: 1)
     assert blob.run(d, [20], offset=blob.code.index(b"\x53\x41\x54")) == 20
@@ -260,6 +266,75 @@ def test_register_loaded_site_is_patched(shape):
         pad = insn + 2 + now[insn + 1]
         assert now[pad] == 0xE9 and end - blob.address < pad < len(blob.code)  # in the padding
         assert now[insn + 2 : end - blob.address - 2] == blob.code[insn + 2 : end - blob.address - 2]
+    d.close()
+
+
+def test_a_short_instruction_hops_back_into_padding_before_the_site():
+    """No padding after the site, but alignment padding after a `ret` before it (within a jmp
+    rel8's reach): the hop goes back there."""
+    code = loop("mov ecx, {nr}\n mov eax, ecx", lead=LEAD + "\n.p2align 5")
+    blob = CodeBlob(code)
+    d = Dispatcher(rewrite=True)
+    d.on("getpid", lambda call: 2)
+    assert blob.run(d, [20], offset=code.index(b"\x53\x41\x54")) == 40
+    assert d.direct_calls() == 19
+    s = examined(blob)
+    assert s is not None and s.patched
+    now = pysud._core.read_memory(blob.address, len(code))
+    hop = code.index(b"\x89\xc8\x0f\x05")  # mov eax, ecx; syscall
+    pad = hop + 2 + int.from_bytes(now[hop + 1 : hop + 2], "little", signed=True)
+    assert now[hop] == 0xEB and pad < hop and now[pad] == 0xE9
+    assert code[pad - 1] == 0xC3 or code[pad] == 0x90  # in the padding after the lead's ret
+    d.close()
+
+
+def test_two_sites_never_share_padding():
+    """Two short sites whose only padding is the same run before them: the first takes its first
+    five bytes; the second sees the first's jmp there and takes what follows it, or keeps
+    trapping; each site's calls reach their own handler with their own call_addr."""
+    code = assemble(
+        LEAD
+        + """
+        ret
+        .p2align 5
+    caller:
+        push rbx
+        push r12
+        mov r12, rdi
+        xor ebx, ebx
+    1:  mov ecx, 39
+        mov eax, ecx
+        syscall                 # getpid
+        add rbx, rax
+        mov ecx, 110
+        mov eax, ecx
+        syscall                 # getppid
+        add rbx, rax
+        dec r12
+        jnz 1b
+        mov rax, rbx
+        pop r12
+        pop rbx
+        ret
+        """
+    )
+    blob = CodeBlob(code)
+    d = Dispatcher(rewrite=True)
+    got: dict[str, list[int]] = {"getpid": [], "getppid": []}
+    d.on("getpid", lambda call: got["getpid"].append(call.call_addr) or 1)
+    d.on("getppid", lambda call: got["getppid"].append(call.call_addr) or 100)
+    assert blob.run(d, [25], offset=code.index(b"\x53\x41\x54")) == 25 * 101
+    first = blob.address + code.index(b"\x89\xc8\x0f\x05") + 4
+    second = blob.address + code.rindex(b"\x89\xc8\x0f\x05") + 4
+    assert got == {"getpid": [first] * 25, "getppid": [second] * 25}
+    now = pysud._core.read_memory(blob.address, len(code))
+    pads = []
+    for end in (first, second):
+        hop = end - blob.address - 4
+        if now[hop] == 0xEB:
+            pads.append(hop + 2 + int.from_bytes(now[hop + 1 : hop + 2], "little", signed=True))
+    assert pads and len(set(pads)) == len(pads)  # at least one hop; no two into the same bytes
+    assert all(abs(a - b) >= 5 for a in pads for b in pads if a != b)
     d.close()
 
 
