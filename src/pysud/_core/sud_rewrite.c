@@ -705,11 +705,15 @@ static const struct tramp_hdr *slot_of(uint64_t rip)
  * its own code goes.  In a trampoline before the relocated instruction ran:
  * the site's first byte; after it (the GS and selector tests, the jmp back):
  * the site's syscall, which RCX and R11 (the only registers the trampoline
- * changed) do not matter to.  On a site's hop in the padding: its syscall.
+ * changed) do not matter to.  On a site's hop in the padding, or at the first
+ * instruction of sud_rewrite_entry (which sets the selector ALLOW: after it
+ * the signal waits for the dispatch's end): its syscall.
  * Anywhere else: rip.  So a handler that looks at the interrupted address
  * (musl's cancellation, a runtime's preemption) sees the program's code. */
-uint64_t sud_rewrite_signal_rip(uint64_t rip)
+uint64_t sud_rewrite_signal_rip(uint64_t rip, uint64_t r11)
 {
+    if (rip == (uint64_t)sud_rewrite_entry && nchunks)
+        return r11 - 2; /* the trampoline's jmp done, the entry's first instruction not: R11 = site_end */
     const struct tramp_hdr *h = slot_of(rip);
     if (h)
         return rip == (uint64_t)h + TRAMP_HDR ? h->site : h->site + h->len;
