@@ -379,6 +379,8 @@ def test_signal_in_a_trampoline_is_seen_at_the_site():
         if now[insn] == 0xEB:
             assert where(site + 2 + now[insn + 1]) == sys_at  # the padding's jmp
         assert where(site) == site and where(s.end) == s.end  # the program's own code: as it is
+        entry = pysud._core.rewrite_entry()  # jumped to, its first instruction not run: R11 = site_end
+        assert where(entry, s.end) == sys_at
         d.close()
 
 
@@ -858,3 +860,30 @@ def test_static_musl_read_site_is_rewritten(tmp_path):
     code = Path(exe).read_bytes()
     assert b"\x48\x89\xca\x0f\x05" in code  # (musl as built here: `mov %rcx,%rdx; syscall`)
     assert data["direct"] >= 2999
+
+
+def test_signals_interrupting_trampolines_are_delivered_at_the_site(tmp_path):
+    """A SIGALRM every 100 us while a register-loaded site (a hop) and a `mov $nr` site run in a
+    loop, with no Python handler (so the time goes to the trampolines and the C fast path): the
+    program's handler checks that every interrupted RIP lies in its own text, as natively. (Some
+    signals land in a trampoline, or on the first instruction of the entry, and must be shown at
+    the site: without that, dozens of 3000 land outside.)"""
+    import json
+
+    src = os.path.join(os.path.dirname(__file__), "programs", "rewrite_sigrip.c")
+    exe = str(tmp_path / "sigrip")
+    subprocess.run(["cc", "-O2", "-static", "-o", exe, src], check=True)
+    native = subprocess.run([exe], capture_output=True, timeout=120)
+    assert native.returncode == 0 and native.stdout == b"signals enough, all in the program's text: yes\n"
+    out = tmp_path / "out.json"
+    script = RUN_AND_REPORT.replace('d.on("write"', 'd.on("no_such_call_here"').replace(
+        'd.on("no_such_call_here", lambda call: seen.append(call.call_addr) or pysud.NATIVE)\n', ""
+    )
+    ours = subprocess.run(
+        [sys.executable, "-c", script, exe, str(out), "1"], capture_output=True, timeout=120
+    )
+    assert (ours.stdout, ours.returncode) == (native.stdout, 0), ours.stderr
+    data = json.loads(out.read_text())
+    assert data["status"] == 0
+    assert sum(1 for s in data["sites"] if s["nr"] == 110 and s["patched"]) == 2  # both sites
+    assert data["direct"] > 10000  # the loop ran through the trampolines
