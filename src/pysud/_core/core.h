@@ -101,6 +101,8 @@ PyObject *m_guest_mask(PyObject *m, PyObject *unused);
 PyObject *m_rewrite_config(PyObject *m, PyObject *args);
 PyObject *m_rewrite_sites(PyObject *m, PyObject *unused);
 PyObject *m_rewrite_forget(PyObject *m, PyObject *unused);
+PyObject *m_rewrite_planner(PyObject *m, PyObject *fn);
+PyObject *m_rewrite_signal_rip(PyObject *m, PyObject *arg);
 PyObject *m_rewrite_direct_count(PyObject *m, PyObject *pol);
 PyObject *m_path_filter(PyObject *m, PyObject *args);
 PyObject *m_range_filter(PyObject *m, PyObject *args);

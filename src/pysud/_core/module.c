@@ -17,6 +17,8 @@ static PyMethodDef module_methods[] = {
     {"rewrite_config", m_rewrite_config, METH_VARARGS, "rewrite_config(policy, on, locator) -> enabled."},
     {"rewrite_sites", m_rewrite_sites, METH_NOARGS, "[(site_end, nr, state, reason, trampoline)]."},
     {"rewrite_forget", m_rewrite_forget, METH_NOARGS, "Examine every site afresh (a new image)."},
+    {"rewrite_planner", m_rewrite_planner, METH_O, "rewrite_planner(fn): decides sites no pattern matches."},
+    {"rewrite_signal_rip", m_rewrite_signal_rip, METH_O, "Where a signal at rip is delivered (trampolines: the site)."},
     {"rewrite_direct_count", m_rewrite_direct_count, METH_O, "Calls of a policy that entered without a trap."},
     {"path_filter", m_path_filter, METH_VARARGS, "path_filter(policy, nr, arg, prefixes or None)."},
     {"range_filter", m_range_filter, METH_VARARGS, "range_filter(policy, nr, arg, lo, hi)."},
