@@ -369,7 +369,10 @@ def _bench_arguments(b: argparse.ArgumentParser) -> None:
         help="rounds of the `pysud trace` vs strace rows (default 3; 0 skips them)",
     )
     b.add_argument(
-        "--trace-count", type=int, default=20000, help="dd bs=1 count for the trace rows (default 20000)"
+        "--trace-count",
+        type=int,
+        default=40000,
+        help="busybox dd bs=1 count for the trace rows (default 40000)",
     )
 
 
