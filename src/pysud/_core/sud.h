@@ -146,7 +146,7 @@ uint64_t sud_trace_entry(struct sud_trace *tr, struct sud_thread *t, long nr, co
 void sud_trace_exit(struct sud_trace *tr, struct sud_thread *t, long nr, const long a[6], long ret, uint64_t off);
 void sud_trace_signal(struct sud_trace *tr, struct sud_thread *t, int sig, const siginfo_t *si);
 void sud_trace_sigreturn(struct sud_trace *tr, struct sud_thread *t, uint64_t frame);
-uint64_t sud_trace_take(struct sud_trace *tr, int tid, void *dst);
+uint64_t sud_trace_take(struct sud_trace *tr, int tid, uint8_t **spare);
 /* A copy that answers -EFAULT instead of faulting, while sud_vsig_active(). */
 long sud_probe_copy(void *dst, const void *src, uint64_t n);
 extern char sud_probe_copy_insn[], sud_probe_copy_fixup[];
