@@ -213,8 +213,7 @@ def NtCreateUserProcess(nt: NtPersonality, call: NtSyscall) -> int:
         argv += ["--dlls", nt.prefix.dlls]
     if nt.windows_build is not None:  # the child sees the same numbering
         argv += ["--nt-profile", nt.windows_build]
-    if nt.flip_switch:
-        argv += ["--flip-switch"]
+    argv += ["--flip-switch" if nt.flip_switch else "--no-flip-switch"]
     argv += ["--nt-command-line", cmdline, host]
     # the child pysud runs with this Python's environment; the program's own goes as JSON
     host_env = dict(os.environ, PYSUD_NT_ENVIRONMENT=json.dumps(env))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Any
 
-from .. import memory
+from ... import _memory as memory
 from .. import status as st
 from . import unixcall
 
