@@ -172,6 +172,9 @@ class NtPersonality:
         self.handle_flags: dict[int, tuple[bool, bool]] = {}
         #: ProcessDefaultHardErrorMode (SetErrorMode/GetErrorMode); 1 as a new process has it
         self.hard_error_mode = 1
+        #: the first thread's alternate signal stack (kernel/exception.py PysudStart); other
+        #: threads keep theirs with their mappings
+        self.alt_stacks: list[tuple[int, int]] = []
         self.exit_status = 0
         self._reported: set[str] = set()
         self.heap_sizes: dict[int, int] = {}  # the builtin ntdll's RtlAllocateHeap: pointer -> size

@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Any
 
+from ... import _memory as memory
 from .. import status as st
 from ..wine import CTX_EFLAGS, CTX_FLAGS, CTX_FLTSAVE, CTX_RAX, CTX_REGS, CTX_RIP
 
@@ -68,6 +69,9 @@ FAULT_SIGNALS = (SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV)
 SYS_RT_SIGACTION = 13
 SA_SIGINFO = 0x4
 SA_RESTORER = 0x04000000
+SA_ONSTACK = 0x08000000
+SYS_SIGALTSTACK = 131
+ALT_STACK_SIZE = 0x10000
 SA_NODEFER = 0x40000000
 FPE_INTDIV, FPE_INTOVF = 1, 2
 STATUS_BREAKPOINT = 0x80000003
@@ -104,9 +108,22 @@ _GREG_ORDER = (
 
 
 def PysudStart(nt: NtPersonality, call: NtSyscall) -> int:
-    """The start of a thread: the program's dispositions for hardware faults point at pysud's stub."""
+    """The start of a thread: the program's dispositions for hardware faults point at pysud's stub,
+    and the thread gets an alternate signal stack for the kick signal's frame (Wine's signals run
+    on one too): a thread is suspended wherever it is, on a Go goroutine's stack of a few KiB
+    among others, and Windows writes nothing on a suspended thread's stack."""
     helpers = nt._helpers
-    if helpers is None or nt.fault_action:
+    if helpers is None:
+        return st.STATUS_SUCCESS
+    alt = memory.map_anywhere(ALT_STACK_SIZE, memory.PROT_READ | memory.PROT_WRITE, "NT signal stack")
+    th = getattr(nt.tls, "thread", None)
+    (th.mappings if th is not None else nt.alt_stacks).append((alt, ALT_STACK_SIZE))
+    ss = nt._arena.alloc(24)
+    call.write(ss, struct.pack("<QI4xQ", alt, 0, ALT_STACK_SIZE))  # stack_t: ss_sp, ss_flags, ss_size
+    r = call.native(ss, 0, nr=SYS_SIGALTSTACK)
+    if r != 0:
+        raise OSError(-r, "sigaltstack for the program's thread failed")
+    if nt.fault_action:
         return st.STATUS_SUCCESS
     act = nt._arena.alloc(32)
     call.write(
@@ -126,7 +143,9 @@ def PysudStart(nt: NtPersonality, call: NtSyscall) -> int:
     kick = nt._arena.alloc(32)
     call.write(
         kick,
-        struct.pack("<QQQQ", helpers.kick, SA_SIGINFO | SA_NODEFER | SA_RESTORER, helpers.kick + 0x10, 0),
+        struct.pack(
+            "<QQQQ", helpers.kick, SA_SIGINFO | SA_NODEFER | SA_RESTORER | SA_ONSTACK, helpers.kick + 0x10, 0
+        ),
     )
     r = call.native(KICK_SIGNAL, kick, 0, 8, nr=SYS_RT_SIGACTION)
     if r != 0:
