@@ -15,6 +15,7 @@ __all__ = [
     "PROT_WRITE",
     "map_anywhere",
     "map_at",
+    "map_file",
     "peek",
     "poke",
     "protect",
@@ -42,6 +43,16 @@ def map_anywhere(size: int, prot: int, what: str, align: int = PAGE) -> int:
 def map_at(addr: int, size: int, prot: int, what: str) -> int:
     """Anonymous private memory exactly at ``addr``; ELFLoadError if the range is in use."""
     return _elf._map(addr, size, prot, MAP_FIXED_NOREPLACE, what)
+
+
+def map_file(addr: int, size: int, prot: int, fd: int, offset: int, what: str) -> None:
+    """The file's bytes from ``offset`` mapped copy-on-write over [addr, addr + size), a range the
+    personality already owns (an image view); ELFLoadError if the kernel refuses."""
+    ctypes.set_errno(0)
+    got = _elf._mmap(addr, size, prot, _elf.MAP_PRIVATE | _elf.MAP_FIXED, fd, offset)
+    if got != addr:
+        err = ctypes.get_errno()
+        raise _elf.ELFLoadError(f"{what}: mmap of the file at {addr:#x} failed: {_elf._errstr(err)}")
 
 
 def protect(addr: int, size: int, prot: int, what: str = "memory") -> None:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass, field
-
-import pefile
+from typing import TYPE_CHECKING
 
 from .. import _elf
 from .._errors import PysudError
 from . import memory
 from .ntdll import NtdllImage
+
+if TYPE_CHECKING:
+    import pefile  # imported where a file is parsed: a warm start on Wine's DLLs needs none
 
 IMAGE_FILE_MACHINE_AMD64 = 0x8664
 IMAGE_FILE_MACHINE_I386 = 0x014C
@@ -68,6 +70,8 @@ def _prot(characteristics: int) -> int:
 
 def parse(path: str) -> pefile.PE:
     """Parse and validate; PELoadError for anything pysud cannot run."""
+    import pefile
+
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -152,6 +156,8 @@ def _check(image: LoadedPE, addr: int, size: int, what: str) -> int:
 
 
 def _fill(pe: pefile.PE, image: LoadedPE, ntdll: NtdllImage) -> None:
+    import pefile
+
     path, base = image.path, image.base
     try:
         mapped = pe.get_memory_mapped_image(ImageBase=base)  # relocated when base differs

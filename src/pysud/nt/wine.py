@@ -19,8 +19,6 @@ import os
 import struct
 from dataclasses import dataclass
 
-import pefile
-
 from . import image, memory
 from .pe import PELoadError
 
@@ -101,26 +99,9 @@ class WineNtdll:
         self.view.release()
 
 
-_EXPORTS: dict[tuple[str, int, int], dict[str, int]] = {}
-
-
 def exports_of(path: str) -> dict[str, int]:
-    """Name -> RVA of a DLL's exports (pefile, cached per file)."""
-    st = os.stat(path)
-    key = (path, st.st_size, st.st_mtime_ns)
-    got = _EXPORTS.get(key)
-    if got is None:
-        try:
-            pe = pefile.PE(path, fast_load=True)
-            pe.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_EXPORT"]])
-        except pefile.PEFormatError as e:
-            raise PELoadError(f"{path}: malformed PE file: {e.value}") from None
-        got = {}
-        for sym in getattr(getattr(pe, "DIRECTORY_ENTRY_EXPORT", None), "symbols", []):
-            if sym.name:
-                got[sym.name.decode(errors="replace")] = sym.address
-        _EXPORTS[key] = got
-    return got
+    """Name -> RVA of a DLL's exports (cached per file, in the process and in the prefix)."""
+    return image.exports(path)
 
 
 def numbering(exports: dict[str, int], base: int) -> dict[int, str]:
@@ -230,10 +211,6 @@ def apiset_map(dll_dir: str) -> bytes | None:
     if not os.path.isfile(path):
         return None
     try:
-        pe = pefile.PE(path, fast_load=True)
-    except pefile.PEFormatError:
+        return image.section_data(image.read_info(path), ".apiset")
+    except (PELoadError, OSError):
         return None
-    for s in pe.sections:
-        if s.Name.rstrip(b"\0") == b".apiset":
-            return bytes(s.get_data())
-    return None
