@@ -13,11 +13,10 @@ import os
 import signal
 import struct
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _core
 from .._abi import SyscallABI, nt_x64
@@ -37,6 +36,9 @@ from .pe import LoadedPE, PELoadError
 from .pe import load as load_pe
 from .prefix import Prefix, find_wine_dlls, windows_environment
 from .registry import Registry
+
+if TYPE_CHECKING:
+    import tempfile  # imported only for a scratch C: drive
 
 ARCH_SET_GS = 0x1001
 SYS_ARCH_PRCTL = 158
@@ -189,6 +191,8 @@ class NtPersonality(FileCalls):
         if drives is None and self.prefix is not None:
             drives = self.prefix.drives
         if drives is None:
+            import tempfile
+
             self._scratch = tempfile.TemporaryDirectory(prefix="pysud-nt-c-")
             drives = {"C": self._scratch.name}
         self.drives = {k.upper().rstrip(":"): os.path.abspath(v) for k, v in drives.items()}

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -18,6 +17,8 @@ from .. import objects
 from .. import status as st
 
 if TYPE_CHECKING:
+    import subprocess  # imported when a child starts
+
     from ..personality import NtPersonality, NtSyscall
 
 PS_ATTRIBUTE_CLIENT_ID = 0x10003
@@ -46,6 +47,8 @@ class Process(objects.Waitable):
     def start(self) -> None:
         if self.popen is not None:
             return
+        import subprocess
+
         try:
             self.popen = subprocess.Popen(
                 self.argv,
