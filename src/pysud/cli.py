@@ -42,6 +42,12 @@ def _bench(args: argparse.Namespace) -> int:
         result["trace"] = traced
         if not args.json:
             print("\n" + render_trace(traced), flush=True)
+    if args.nt_runs > 0:
+        from ._bench import measure_nt_startup, render_nt_startup
+
+        result["nt_startup"] = nt = measure_nt_startup(runs=args.nt_runs)
+        if not args.json:
+            print("\n" + render_nt_startup(nt), flush=True)
     if args.json:
         import json
 
@@ -366,6 +372,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     b.add_argument(
         "--trace-count", type=int, default=20000, help="dd bs=1 count for the trace rows (default 20000)"
+    )
+    b.add_argument(
+        "--nt-runs",
+        type=int,
+        default=5,
+        help="rounds of the hello.exe rows, pysud vs wine (default 5; 0 skips them)",
     )
     b.set_defaults(func=_bench)
     r = sub.add_parser(

@@ -1,9 +1,11 @@
 """The NT start-up's shortcuts keep the bytes the same: image views mapped from the file hold what
 the file holds (compared with pefile's reading of it), the prefix's cache of parsed headers and
-exports gives what pefile gives, and a warm start of a program on Wine's DLLs never imports pefile."""
+exports gives what pefile gives, and a warm start of a program on Wine's DLLs never imports pefile;
+`pysud bench` measures hello.exe under pysud and under wine."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -170,3 +172,31 @@ def test_a_warm_start_on_wines_dlls_imports_no_pefile(tmp_path) -> None:
     warm = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120, cwd=str(tmp_path))
     assert warm.stdout == cold.stdout
     assert warm.stderr.splitlines()[-1] == b"42", warm.stderr.decode()
+
+
+@requires_sud
+@pytest.mark.slow
+def test_bench_rows_for_hello_exe_against_wine() -> None:
+    """`pysud bench` rows: hello.exe under pysud (warm prefix, and once in a new one) and under
+    wine with a warm wineserver, beside `pysud run /usr/bin/true`; a missing tool is a note."""
+    from pysud._bench import find_wine
+
+    bench = [sys.executable, "-m", "pysud", "bench", "--iterations", "300", "--rounds", "1"]
+    args = ["--program-runs", "0", "--trace-runs", "0", "--nt-runs", "1"]
+    r = subprocess.run([*bench, "--json", *args], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    nt = json.loads(r.stdout)["nt_startup"]
+    want = {"true_pysud"}
+    if CC is not None and DLLS is not None:
+        want |= {"hello_pysud", "hello_pysud_cold"}
+    if CC is not None and find_wine() is not None:
+        want.add("hello_wine")
+    else:
+        assert any("wine" in n or "mingw" in n for n in nt["notes"])
+    assert set(nt["seconds_per_run"]) == want
+    assert all(v > 0 for v in nt["seconds_per_run"].values())
+    table = subprocess.run([*bench, *args], capture_output=True, text=True, timeout=900)
+    assert table.returncode == 0, table.stderr
+    assert "a Windows program, start to exit" in table.stdout and "x wine" in table.stdout
+    if "hello_wine" in want:
+        assert "wine hello.exe (warm wineserver)" in table.stdout
