@@ -615,6 +615,7 @@ class WarmWine:
         self.server = os.path.join(os.path.dirname(wine), "wineserver")
         self.env = dict(os.environ, WINEPREFIX=os.path.join(directory, "wine"), WINEDEBUG="-all")
         null = subprocess.DEVNULL  # no pipes: the server forks and stays, holding what it inherited
+        os.makedirs(self.env["WINEPREFIX"], exist_ok=True)  # the server starts in it
         if os.path.exists(self.server):  # first, so that wineboot's programs use it
             subprocess.run([self.server, "-p"], env=self.env, stdout=null, stderr=null, timeout=60)
         subprocess.run([wine, "wineboot", "-i"], env=self.env, stdout=null, stderr=null, timeout=600)
