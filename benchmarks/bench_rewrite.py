@@ -7,8 +7,13 @@ Rows, each a fresh process, interleaved rounds, median reported:
   (the Linux personality's /proc path filter on open/openat, its descriptor filter on close);
 - `dd if=/dev/zero of=/dev/null bs=1 count=N`: µs per call over native (start-up taken out by
   a count=1 run of the same configuration), with and without rewriting.
+- a static musl program's read(fd, buf, 1) loop (it times itself): ns per call natively, trapped,
+  rewritten with the core's patterns only (musl's read goes through __syscall_cp: it traps), and
+  with the planner (the instruction before its syscall runs in a trampoline).
 The per-call rows (trapped vs rewritten vs flip switch vs native) are in `pysud bench`.
-Usage: python3 benchmarks/bench_rewrite.py [--json] [--rounds N] [--pairs N] [--count N]
+--sites: instead, how many of the syscall sites each of a few programs traps at are patched,
+  with the core's patterns only and with the planner, and why the rest keep trapping.
+Usage: python3 benchmarks/bench_rewrite.py [--json] [--rounds N] [--pairs N] [--count N] [--sites]
 """
 
 from __future__ import annotations
@@ -54,6 +59,42 @@ sys.exit(run_command(sys.argv[3], sys.argv[4:], rewrite=sys.argv[1] == "1",
                      setup=None if sys.argv[2] == "1" else unfiltered))
 """
 
+READ_LOOP_C = r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    long n = atol(argv[1]);
+    char c;
+    int fd = open("/dev/zero", O_RDONLY);
+    struct timespec a, b;
+    for (long i = 0; i < 100; i++) read(fd, &c, 1);
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (long i = 0; i < n; i++) read(fd, &c, 1);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    printf("%.1f\n", ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / n);
+    return 0;
+}
+"""
+
+# Runs argv under pysud run with rewriting; argv[1]: "1" with the planner, "0" the core's patterns
+# only; argv[2]: "-" or a file for the site table (JSON) afterwards.
+SITES_RUNNER = """
+import json, sys
+from pysud import _core, _rewrite
+from pysud._linux import run_command
+if sys.argv[1] == "0":
+    _rewrite.install_planner = lambda: None
+    _core.rewrite_planner(None)
+status = run_command(sys.argv[3], sys.argv[4:], rewrite=True)
+if sys.argv[2] != "-":
+    with open(sys.argv[2], "w") as f:
+        json.dump([s._asdict() for s in _rewrite.sites()], f)
+sys.exit(status)
+"""
+
 CONFIGS = {
     "rewrite_filter": ("1", "1", "pysud run (rewriting, filters): the default"),
     "rewrite": ("1", "0", "pysud run, rewriting, no filters"),
@@ -73,7 +114,11 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     ap.add_argument("--pairs", type=int, default=20000, help="open+close pairs per run (default 20000)")
     ap.add_argument("--count", type=int, default=20000, help="dd bs=1 count (default 20000)")
+    ap.add_argument("--sites", action="store_true", help="the site coverage table instead")
+    ap.add_argument("--reads", type=int, default=200000, help="musl read loop calls (default 200000)")
     args = ap.parse_args()
+    if args.sites:
+        return sites_table(args.json)
     cc, dd = shutil.which("cc"), shutil.which("dd")
     if cc is None or dd is None:
         print("needs cc and dd on PATH", file=sys.stderr)
@@ -108,6 +153,7 @@ def main() -> int:
                 if key != "native":
                     big, small = under(key, big), under(key, small)
                 dd_us[key].append((wall(big) - wall(small)) / (2 * (args.count - 1)) * 1e6)
+            read_ns = musl_reads(tmp, args.rounds, args.reads)
     oc_med = {k: statistics.median(v) for k, v in oc_ns.items()}
     dd_med = {k: statistics.median(v) for k, v in dd_us.items()}
     result = {
@@ -116,6 +162,7 @@ def main() -> int:
         "dd_count": args.count,
         "open_close_ns": oc_med,
         "dd_us_per_call": dd_med,
+        "musl_read_ns": read_ns,
     }
     if args.json:
         print(json.dumps(result))
@@ -134,6 +181,113 @@ def main() -> int:
     ):
         over = dd_med[key] - dd_med["native"]
         print(f"{label:<48} {dd_med[key]:>9.2f} {over:>12.2f}")
+    if read_ns:
+        print()
+        print(f"static musl read(fd, &c, 1) loop: ns per call, median of {args.rounds} rounds")
+        for key, label in READ_CONFIGS.items():
+            print(f"{label:<48} {read_ns[key]:>9.0f} {read_ns[key] - read_ns['native']:>12.0f}")
+    return 0
+
+
+READ_CONFIGS = {
+    "native": "native",
+    "trap": "pysud run --no-rewrite",
+    "patterns": "rewriting, the core's patterns only (before)",
+    "planner": "rewriting with the planner (now)",
+}
+
+
+def musl_reads(tmp: str, rounds: int, n: int) -> dict[str, float]:
+    """Median ns per read of a static musl program's loop, per READ_CONFIGS ({} without musl-gcc)."""
+    musl = shutil.which("musl-gcc")
+    if musl is None:
+        return {}
+    src, exe = os.path.join(tmp, "rd.c"), os.path.join(tmp, "rd")
+    with open(src, "w") as f:
+        f.write(READ_LOOP_C)
+    subprocess.run([musl, "-O2", "-static", "-o", exe, src], check=True)
+    argvs = {
+        "native": [exe, str(n)],
+        "trap": under("trap", [exe, str(n)]),
+        "patterns": [sys.executable, "-c", SITES_RUNNER, "0", "-", exe, str(n)],
+        "planner": [sys.executable, "-c", SITES_RUNNER, "1", "-", exe, str(n)],
+    }
+    got: dict[str, list[float]] = {k: [] for k in argvs}
+    for _ in range(rounds):
+        for key, argv in argvs.items():
+            out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+            got[key].append(float(out.split()[-1]))
+    return {k: statistics.median(v) for k, v in got.items()}
+
+
+def sites_table(as_json: bool) -> int:
+    """Sites each program trapped at, patched with the patterns only / with the planner."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    progs = os.path.join(here, "..", "tests", "programs")
+    with tempfile.TemporaryDirectory() as tmp:
+        rows: list[tuple[str, list[str]]] = []
+        bb = shutil.which("busybox")
+        if bb:
+            rows.append(
+                ("busybox sh", [bb, "sh", "-c", "echo a | cat; ls / > /dev/null; x=$(echo b); echo $x"])
+            )
+        tar = shutil.which("tar")
+        if tar:
+            rows.append(("tar", [tar, "-cf", os.path.join(tmp, "t.tar"), "-C", progs, "."]))
+        git = shutil.which("git")
+        if git:
+            rows.append(
+                ("git log", [git, "--no-pager", "-C", os.path.join(here, ".."), "log", "-3", "--stat"])
+            )
+        go = shutil.which("go")
+        if go:
+            exe = os.path.join(tmp, "goprog")
+            env = dict(os.environ, CGO_ENABLED="0", GOCACHE=os.path.join(tmp, "gocache"), GOFLAGS="-mod=mod")
+            r = subprocess.run(
+                [go, "build", "-o", exe, os.path.join(progs, "goprog.go")], env=env, capture_output=True
+            )
+            if r.returncode == 0:
+                os.mkdir(os.path.join(tmp, "godir"))
+                rows.append(("Go (tests/programs/goprog.go)", [exe, os.path.join(tmp, "godir")]))
+        musl = shutil.which("musl-gcc")
+        if musl:
+            exe = os.path.join(tmp, "musl_static")
+            subprocess.run(
+                [musl, "-O2", "-static", "-o", exe, os.path.join(progs, "musl_static.c")], check=True
+            )
+            os.mkdir(os.path.join(tmp, "mdir"))
+            rows.append(("musl static (tests/programs/musl_static.c)", [exe, os.path.join(tmp, "mdir")]))
+            src = os.path.join(tmp, "rd.c")
+            with open(src, "w") as f:
+                f.write(READ_LOOP_C)
+            subprocess.run([musl, "-O2", "-static", "-o", os.path.join(tmp, "rd"), src], check=True)
+            rows.append(("musl read loop", [os.path.join(tmp, "rd"), "1000"]))
+        result = {}
+        for name, argv in rows:
+            counts = {}
+            for planner in ("0", "1"):
+                out = os.path.join(tmp, "sites.json")
+                subprocess.run(
+                    [sys.executable, "-c", SITES_RUNNER, planner, out, *argv],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=300,
+                )
+                with open(out) as f:
+                    sites = json.load(f)
+                why: dict[str, int] = {}
+                for site in sites:
+                    why[site["reason"]] = why.get(site["reason"], 0) + 1
+                counts[planner] = {"total": len(sites), "patched": why.pop("patched", 0), "trapping": why}
+            result[name] = {"patterns": counts["0"], "planner": counts["1"]}
+    if as_json:
+        print(json.dumps(result))
+        return 0
+    print(f"{'program':<44} {'patterns only':>14} {'with planner':>13}  still trapping (why)")
+    for name, r in result.items():
+        a, b = r["patterns"], r["planner"]
+        why = ", ".join(f"{k} {v}" for k, v in sorted(b["trapping"].items()))
+        print(f"{name:<44} {a['patched']:>6}/{a['total']:<7} {b['patched']:>6}/{b['total']:<6}  {why}")
     return 0
 
 

@@ -12,9 +12,11 @@ import ctypes
 import errno
 import mmap
 import os
+import shutil
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -31,10 +33,12 @@ pytestmark = [
 ]
 
 
-def loop(mov: str, nr: int = 39) -> bytes:
-    """Code: call `nr` rdi times from one site (`mov` puts nr in eax/rax); returns the sum of results."""
+def loop(mov: str, nr: int = 39, lead: str = "") -> bytes:
+    """Code: call `nr` rdi times from one site (`mov` puts nr in eax/rax); returns the sum of results.
+    ``lead``: code before it (the blob is then run at the offset of its `push rbx; push r12`)."""
     return assemble(
         f"""
+        {lead}
         push rbx
         push r12
         mov r12, rdi
@@ -50,6 +54,10 @@ def loop(mov: str, nr: int = 39) -> bytes:
         ret
         """
     )
+
+
+#: Ordinary code to put before a site: the planner decodes the bytes before a syscall.
+LEAD = "\n".join(f"lead{i}: lea rax, [rbx + {i}]\n imul rax, rcx\n ret" for i in range(6))
 
 
 def site_of(blob: CodeBlob) -> int:
@@ -134,16 +142,14 @@ def test_glibc_read_site_hops_through_its_padding():
 
 
 def test_read_site_without_padding_keeps_trapping():
-    code = assemble(
-        READ_LIKE.replace("        .p2align 4              # alignment padding", "        # no padding")
-    )
+    code = assemble(READ_LIKE.replace(".p2align 4", ""))  # no padding anywhere
     blob = CodeBlob(code)
     d = Dispatcher(rewrite=True)
     d.on("read", lambda call: 1)
     caller = code.index(b"\x53\x41\x54")
     assert blob.run(d, [10], offset=caller) == 10
     s = examined(blob)
-    assert s is not None and not s.patched and s.reason == "pattern"
+    assert s is not None and not s.patched and s.reason in ("pattern", "no padding")
     assert d.direct_calls() == 0
     d.close()
 
@@ -158,23 +164,147 @@ def test_rewritten_site_runs_the_fast_path_and_native():
 
 
 @pytest.mark.parametrize(
-    "mov",
+    ("mov", "reason"),
     [
-        "mov eax, {nr}\n nop",  # not right before the syscall
-        "mov ecx, {nr}\n mov eax, ecx",  # the number from a register
-        "xor eax, eax\n add eax, {nr}",
+        ("mov eax, {nr}\n nop", "relocation"),  # a 1-byte instruction before the syscall
+        ("mov eax, {nr}\n jmp 2f\n 2:", "relocation"),  # a branch
+        ("mov ecx, {nr}\n mov eax, ecx", "no padding"),  # 2 bytes, and no dead padding after
+        ("xor eax, eax\n add eax, {nr}", "no padding"),
     ],
 )
-def test_other_sites_keep_trapping(mov):
-    blob = CodeBlob(loop(mov))
+def test_other_sites_keep_trapping(mov, reason):
+    blob = CodeBlob(loop(mov, lead=LEAD + "\n.p2align 4"))  # decoded code before the site
     d = Dispatcher(rewrite=True)
     d.on("getpid", lambda call: 1)
-    assert blob.run(d, [20]) == 20
+    assert blob.run(d, [20], offset=blob.code.index(b"\x53\x41\x54")) == 20
     assert d.direct_calls() == 0
     s = examined(blob)
-    assert s is not None and not s.patched and s.reason == "pattern"
+    assert s is not None and not s.patched and s.reason == reason
     assert pysud._core.read_memory(blob.address, len(blob.code)) == blob.code  # untouched
     d.close()
+
+
+# ---- sites whose number comes from a register (musl's __syscall_cp, Go's Syscall6, ...): the
+# instruction right before the syscall runs in the trampoline instead
+
+
+SITE_LOOP = """
+    {lead}
+        .p2align 4
+    caller:                     # rdi = n: calls site() n times with the number in rsi
+        push rbx
+        push r12
+        mov r12, rdi
+        xor ebx, ebx
+    1:  mov esi, {nr}
+        call site
+        add rbx, rax
+        dec r12
+        jnz 1b
+        mov rax, rbx
+        pop r12
+        pop rbx
+        ret
+        .p2align 4
+    site:
+        mov rax, rsi            # the number from a register
+        {last}
+        syscall
+        ret
+        .p2align 4, {fill}
+    after:
+        ret
+"""
+
+#: (instruction before the syscall, padding byte, how the site is entered)
+SHAPES = {
+    "go": ("mov rdi, rbx", "0xcc", "hop"),  # Go's Syscall6 ends `MOVQ BX, DI; SYSCALL`; int3 padding
+    "musl_c": ("mov rdx, rcx", "0x90", "hop"),  # musl's __syscall_cp_c: `mov %rcx,%rdx; syscall; ret`
+    "musl_cp": ("mov [rsp - 8], r11", "0x90", "jmp"),  # __syscall_cp_asm: `mov %r11,8(%rsp); syscall`
+    "xor": ("xor edx, edx", "0x90", "hop"),  # two bytes
+    "rip": ("lea rdx, [rip + after]", "0x90", "jmp"),  # rip-relative: adjusted in the trampoline
+}
+
+
+def site_loop(shape: str, nr: int = 110) -> tuple[CodeBlob, int, int]:
+    """A blob calling a register-loaded site; (blob, caller offset, offset of the instruction
+    before the syscall)."""
+    last, fill, _how = SHAPES[shape]
+    code = assemble(SITE_LOOP.format(lead=LEAD, nr=nr, last=last, fill=fill))
+    blob = CodeBlob(code, nargs=1)
+    caller = code.index(b"\x53\x41\x54")  # push rbx; push r12
+    sys_at = code.index(b"\x0f\x05\xc3")
+    return blob, caller, sys_at - len(assemble(last.replace("after", "0")))
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_register_loaded_site_is_patched(shape):
+    blob, caller, insn = site_loop(shape)
+    _last, _fill, how = SHAPES[shape]
+    d = Dispatcher(rewrite=True)
+    seen: list[tuple[int, int]] = []
+    d.on("getppid", lambda call: seen.append((call.call_addr, call.args[2])) or 3)
+    n = 60
+    assert blob.run(d, [n], offset=caller) == 3 * n
+    end = site_of(blob)
+    assert [a for a, _ in seen] == [end] * n  # every call reached the handler, from the site
+    assert d.direct_calls() == n - 1  # the first trapped
+    if shape == "rip":  # the trampoline's copy of the lea computed the same address
+        assert {rdx for _, rdx in seen} == {blob.address + blob.code.rindex(b"\xc3")}
+    s = examined(blob)
+    assert s is not None and s.patched, s
+    now = pysud._core.read_memory(blob.address, len(blob.code))
+    assert now[end - blob.address - 2 : end - blob.address] == b"\x0f\x05"  # the syscall stays
+    assert now[insn] == (0xEB if how == "hop" else 0xE9)
+    if how == "hop":
+        pad = insn + 2 + now[insn + 1]
+        assert now[pad] == 0xE9 and end - blob.address < pad < len(blob.code)  # in the padding
+        assert now[insn + 2 : end - blob.address - 2] == blob.code[insn + 2 : end - blob.address - 2]
+    d.close()
+
+
+def test_a_jmp_across_a_cache_line_becomes_a_hop():
+    """`mov eax, nr; syscall` whose jmp rel32 would cross a cache line (no single atomic store):
+    with dead padding after the site, a 2-byte hop that stays inside the line goes there."""
+    src = SITE_LOOP.format(lead=LEAD, nr=110, last="", fill="0x90")
+    src = src.replace(
+        "        .p2align 4\n    site:\n        mov rax, rsi", "        .p2align 6\n    site:\n"
+    )
+    src = src.replace("    site:\n", "    site:\n" + "        nop\n" * 60 + "        mov eax, 110\n", 1)
+    code = assemble(src)
+    mov_at = code.index(b"\xb8\x6e\x00\x00\x00\x0f\x05")
+    assert mov_at % 64 == 60  # the five bytes of a jmp would end in the next line
+    blob = CodeBlob(code, nargs=1)
+    d = Dispatcher(rewrite=True)
+    d.on("getppid", lambda call: 2)
+    assert blob.run(d, [30], offset=code.index(b"\x53\x41\x54")) == 60
+    assert d.direct_calls() == 29
+    now = pysud._core.read_memory(blob.address, len(code))
+    assert now[mov_at] == 0xEB and now[mov_at + 2 + now[mov_at + 1]] == 0xE9
+    d.close()
+
+
+def test_signal_in_a_trampoline_is_seen_at_the_site():
+    """A signal that interrupts a trampoline is delivered as if at the site (the program's
+    handler, musl's cancellation check, Go's preemption look at the interrupted address): its
+    first byte before the relocated instruction ran, the syscall after; on the hop: the syscall."""
+    for shape in ("go", "musl_cp"):
+        blob, caller, insn = site_loop(shape)
+        d = Dispatcher(rewrite=True)
+        d.on("getppid", lambda call: 1)
+        blob.run(d, [3], offset=caller)
+        s = examined(blob)
+        assert s is not None and s.patched
+        site, sys_at = blob.address + insn, s.end - 2
+        where = pysud._core.rewrite_signal_rip
+        assert where(s.trampoline) == site
+        size = sys_at - site
+        assert {where(s.trampoline + k) for k in range(size, size + 40)} == {sys_at}
+        now = pysud._core.read_memory(blob.address, len(blob.code))
+        if now[insn] == 0xEB:
+            assert where(site + 2 + now[insn + 1]) == sys_at  # the padding's jmp
+        assert where(site) == site and where(s.end) == s.end  # the program's own code: as it is
+        d.close()
 
 
 def test_rewrite_off_leaves_sites_alone():
@@ -256,6 +386,117 @@ def test_registers_identical_to_native_through_a_rewritten_site():
     assert first == native, _describe(first, native)
     assert second == native, _describe(second, native)
     d.close()
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_registers_identical_to_native_through_a_register_loaded_site(shape):
+    """Every register (general, flags as SYSCALL leaves them in R11, vector, x87/SSE control) after
+    a call through the trampoline that runs the site's last instruction equals the same code run
+    natively (call 500: ENOSYS, as the handler answers)."""
+    from test_registers import DUMP_SIZE, _describe, _source
+
+    last, fill, _how = SHAPES[shape]
+    # (rcx set: musl_c's `mov rdx, rcx` would copy whatever the caller left there)
+    src = _source(500).replace("mov eax, 500\nsyscall", "mov eax, 500\nmov ecx, 0x1234\ncall site")
+    assert "call site" in src
+    src += f"\n.p2align 4\nsite:\n{last}\nsyscall\nret\n.p2align 4, {fill}\nafter:\nret\n"
+    blob = CodeBlob(assemble(src), nargs=1)
+
+    def dump(d: Dispatcher | None) -> bytes:
+        buf = (ctypes.c_uint8 * DUMP_SIZE)()
+        if d is None:
+            ctypes.CFUNCTYPE(None, ctypes.c_void_p)(blob.address)(ctypes.addressof(buf))
+        else:
+            blob.run(d, [ctypes.addressof(buf)])
+        return bytes(buf)
+
+    native = dump(None)
+    d = Dispatcher(rewrite=True)
+    d.on(500, lambda call: -38)
+    first, second, third = dump(d), dump(d), dump(d)  # traps and patches; then the trampoline
+    s = examined(blob)
+    assert s is not None and s.patched and d.direct_calls() == 2
+    for got in (first, second, third):
+        assert got == native, _describe(got, native)
+    d.close()
+
+
+def test_eight_threads_hammer_a_register_loaded_site_while_it_is_patched():
+    """As below for a two-byte hop: a thread that already ran the instruction before the syscall
+    (preempted, or in the call) finds the syscall where it was; exact per-thread counts."""
+    nthreads, n = 8, 2000
+    blob, caller, _insn = site_loop("go")
+    d = Dispatcher(rewrite=True)
+    counts: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def handler(call):
+        with lock:
+            counts[call.tid] = counts.get(call.tid, 0) + 1
+        return 1
+
+    d.on("getppid", handler)
+    barrier = threading.Barrier(nthreads)
+    results: dict[int, int] = {}
+
+    def worker():
+        d.arm_thread()
+        barrier.wait()
+        results[threading.get_native_id()] = blob.run(d, [n], offset=caller)
+
+    threads = [threading.Thread(target=worker) for _ in range(nthreads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(results) == nthreads
+    assert all(v == n for v in results.values()), results
+    assert counts == {tid: n for tid in results}
+    assert d.counts()["getppid"] == nthreads * n
+    s = examined(blob)
+    assert s is not None and s.patched
+    assert 0 < d.direct_calls() < nthreads * n
+    d.close()
+
+
+def test_fork_after_patching_a_register_loaded_site():
+    blob, caller, _insn = site_loop("musl_c")
+    d = Dispatcher(rewrite=True)
+    d.on("getppid", lambda call: 2)
+    assert blob.run(d, [5], offset=caller) == 10
+
+    def child() -> int:
+        before = d.direct_calls()
+        ok = blob.run(d, [7], offset=caller) == 14 and d.direct_calls() == before + 7
+        return 0 if ok else 1
+
+    assert run_in_child(child) == 0
+    d.close()
+
+
+def test_a_broken_planner_leaves_the_site_trapping(monkeypatch):
+    """The planner's exception is reported (sys.unraisablehook) and the site keeps trapping."""
+    blob, caller, _insn = site_loop("go")
+    reported: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: reported.append(u.exc_value))
+
+    def broken(end: int, before: bytes, after: bytes) -> tuple[int, int, int]:
+        raise RuntimeError("planner failed")
+
+    pysud._core.rewrite_planner(broken)
+    try:
+        d = Dispatcher(rewrite=False)
+        d.set_rewrite(True)
+        pysud._core.rewrite_planner(broken)  # (set_rewrite installs the real one)
+        d.on("getppid", lambda call: 1)
+        assert blob.run(d, [10], offset=caller) == 10
+        s = examined(blob)
+        assert s is not None and not s.patched and s.reason == "pattern"
+        assert d.direct_calls() == 0
+        assert [str(e) for e in reported] == ["planner failed"]
+        d.close()
+    finally:
+        _rewrite.install_planner()
 
 
 def test_eight_threads_hammer_one_site_while_it_is_patched():
@@ -461,3 +702,84 @@ def test_signals_in_rewritten_calls_match_native(tmp_path):
     # when it is re-run (the core's rule for trapped calls, rewritten or not)
     assert data["writes"] >= 200000
     assert data["direct"] >= 200000
+
+
+# ---- a program with a GS base of its own
+
+
+@pytest.fixture(scope="module")
+def gs_program(tmp_path_factory):
+    src = os.path.join(os.path.dirname(__file__), "programs", "rewrite_gs.c")
+    exe = str(tmp_path_factory.mktemp("rewrite_gs") / "gs")
+    subprocess.run(["cc", "-O2", "-o", exe, src], check=True)
+    return exe
+
+
+@pytest.mark.parametrize("how", ["prctl", "wrgsbase", "aligned"])
+def test_program_setting_its_own_gs_base_stays_intercepted(gs_program, tmp_path, how):
+    """arch_prctl(ARCH_SET_GS), or wrgsbase that nobody hears of, then calls from rewritten sites:
+    the trampoline sees a GS base that is not pysud's thread block (not 64 KiB aligned, or its
+    self pointer does not point back; "aligned": a 64 KiB aligned address with nothing mapped, so
+    the check's load faults and resumes at the trap) and takes the trap: every call still reaches
+    the handler, the program's own %gs accesses work, output and status as natively."""
+    import json
+
+    native = subprocess.run([gs_program, how], capture_output=True, timeout=60)
+    assert native.returncode == 9 and b"calls 4000 gs kept data 1122334455667788" in native.stdout
+    out = tmp_path / "out.json"
+    script = RUN_AND_REPORT.replace('d.on("write"', 'd.on("getppid"').replace("], [],", "], [sys.argv[4]],")
+    ours = subprocess.run(
+        [sys.executable, "-c", script, gs_program, str(out), "1", how], capture_output=True, timeout=60
+    )
+    assert (ours.stdout, ours.returncode) == (native.stdout, 0), ours.stderr
+    data = json.loads(out.read_text())
+    assert data["status"] == 9
+    assert data["writes"] == 4000  # every getppid reached the handler
+    ends = set(data["write_sites"])
+    assert len(ends) == 3 and all(s["patched"] for s in data["sites"] if s["end"] in ends)
+    # the first loop ran through its trampoline (999 direct calls); after the program set its
+    # GS base, its calls trap: few direct calls beyond those (the C library's own sites)
+    assert 999 <= data["direct"] < 999 + 100
+
+
+MUSL_READS = r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(void) {
+    char c;
+    long n = 0;
+    int fd = open("/dev/zero", O_RDONLY);
+    for (int i = 0; i < 3000; i++) n += read(fd, &c, 1);  /* musl: __syscall_cp_c, rdx from rcx */
+    printf("%ld %d\n", n, c);
+    return 6;
+}
+"""
+
+
+@pytest.mark.skipif(not shutil.which("musl-gcc"), reason="needs musl-gcc (musl-tools)")
+def test_static_musl_read_site_is_rewritten(tmp_path):
+    """musl's read loads its number from a register (`mov %rdi,%rax ... mov %rcx,%rdx; syscall`):
+    the planner's site. Every read reaches the handler, nearly all without a trap; output and
+    status as natively."""
+    import json
+
+    src = tmp_path / "r.c"
+    src.write_text(MUSL_READS)
+    exe = str(tmp_path / "r")
+    subprocess.run(["musl-gcc", "-O2", "-static", "-o", exe, str(src)], check=True)
+    native = subprocess.run([exe], capture_output=True, timeout=60)
+    assert native.returncode == 6 and native.stdout == b"3000 0\n"
+    out = tmp_path / "out.json"
+    script = RUN_AND_REPORT.replace('d.on("write"', 'd.on("read"')
+    ours = subprocess.run([sys.executable, "-c", script, exe, str(out), "1"], capture_output=True, timeout=60)
+    assert (ours.stdout, ours.returncode) == (native.stdout, 0), ours.stderr
+    data = json.loads(out.read_text())
+    assert data["status"] == 6 and data["writes"] == 3000  # every read reached the handler
+    (end,) = data["write_sites"]
+    site = next(s for s in data["sites"] if s["end"] == end)
+    # examined at its first trap: open's (2) here, a cancellation point too; one site, any number
+    assert site["patched"] and site["nr"] in (0, 2)
+    code = Path(exe).read_bytes()
+    assert b"\x48\x89\xca\x0f\x05" in code  # (musl as built here: `mov %rcx,%rdx; syscall`)
+    assert data["direct"] >= 2999

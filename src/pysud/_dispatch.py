@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -337,6 +338,8 @@ class Dispatcher:
         personality passes its TEB slot).  Off when the CPU lacks FSGSBASE.
         """
         self.rewrite = _core.rewrite_config(self._policy, bool(on), locator)
+        if self.rewrite:
+            _rewrite.install_planner()
         return self.rewrite
 
     def direct_calls(self) -> int:
@@ -466,6 +469,18 @@ class Dispatcher:
         if nr not in self._handlers:
             raise ValueError(f"{call!r} has no handler to filter for")
         _core.range_filter(self._policy, nr, arg, lo, hi)
+
+    def renumber(self, table: Sequence[int], keep: tuple[int, int]) -> None:
+        """Two numberings in one process, told apart by call site: a call made from outside the
+        address range ``keep`` (start, end) with a number ``nr < len(table)`` is dispatched (and
+        counted, and seen by its handler) as ``table[nr]``; calls from inside the range, and
+        larger numbers, keep theirs.  The core does it before anything else looks at the number.
+        Set it before threads make calls; an empty table turns it off.
+        """
+        if len(table) > _core.NSYSCALLS or any(not 0 <= n < _core.NSYSCALLS for n in table):
+            raise ValueError(f"a renumber table has up to {_core.NSYSCALLS} entries, each below that")
+        lo, hi = keep
+        self._policy.set_renumber(lo, max(hi - lo, 0), struct.pack(f"={len(table)}H", *table))
 
     def handler_of(self, call: str | int) -> Handler | None:
         """The Python handler registered for a syscall, or None."""

@@ -1,31 +1,47 @@
-"""Rewriting syscall sites: the switch (``PYSUD_REWRITE``) and what the core did at each site.
+"""Rewriting syscall sites: the switch (``PYSUD_REWRITE``), the planner for sites the core's
+patterns do not cover, and what the core did at each site.
 
 The core (``_core/sud_rewrite.c``) patches a trapped ``mov $nr,%eax; syscall`` site of the
-program so its later calls enter the dispatcher without a kernel trap; this module only holds
-the default and reads the core's site table.
+program so its later calls enter the dispatcher without a kernel trap.  Other sites (the number
+comes from a register: musl's ``__syscall_cp``, Go's ``Syscall6``; or the ``mov`` is not right
+before the ``syscall``) are decided here, once, at their first trap: :func:`plan` decodes the
+code around the site with capstone and names the one instruction before the ``syscall`` that the
+trampoline can run in its place, and, when that instruction is shorter than a ``jmp rel32``, dead
+padding after the site for a two-byte hop.  The patching itself stays in C.
 """
 
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+from collections import Counter
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import _core
+
+if TYPE_CHECKING:
+    from capstone import Cs
 
 #: Environment variable: ``0`` turns rewriting off by default (CI runs the suite both ways).
 ENV = "PYSUD_REWRITE"
 
-#: Why a site was left trapping (the core's reason codes).
+#: Why a site was left trapping (the core's reason codes; 8 and 9 come from :func:`plan`).
 REASONS = {
     0: "patched",
-    1: "pattern",  # not mov $nr,%eax/%rax right before the syscall
+    1: "pattern",  # no instruction before the syscall could be told apart (no decode agreed)
     2: "mapping",  # not a private, non-writable executable mapping
     3: "host",  # the host's own code
     4: "cache line",  # the five bytes cross a cache line: no single atomic store
     5: "rt_sigreturn",  # must run where it is
     6: "no room",  # no trampoline memory within reach
     7: "mprotect",  # the page could not be made writable
+    8: "relocation",  # the instruction before the syscall cannot run elsewhere (branch, rip-relative...)
+    9: "no padding",  # shorter than a jmp rel32, and no dead padding within a jmp rel8's reach
 }
+_PATTERN, _RELOCATION, _NO_PADDING = 1, 8, 9
+
+#: Instructions that compute the same anywhere (given no rip-relative operand): the ones
+#: compilers put before a ``syscall`` to load its number and arguments.
+RELOCATABLE = frozenset("mov movabs movzx movsx movsxd lea xor add sub and or".split())
 
 
 class Site(NamedTuple):
@@ -59,3 +75,112 @@ def patched(end: int) -> bool:
 def forget() -> None:
     """Examine every site afresh (a new image now lives at the old addresses)."""
     _core.rewrite_forget()
+
+
+_decoder: list[Cs] = []
+
+
+def _cs() -> Cs:
+    if not _decoder:
+        import capstone
+
+        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        md.detail = True
+        _decoder.append(md)
+    return _decoder[0]
+
+
+def _last_before(before: bytes, target: int) -> tuple[int, int] | None:
+    """The instruction that ends at ``before[target]`` (where the syscall starts), as (offset,
+    length), when every linear decode started 16 to 64 bytes earlier that lands exactly on
+    ``target`` agrees on it (x86 decoding falls into step within a few instructions; a start
+    inside the last instruction itself, where a prefix could be read as an instruction of its
+    own, is not counted), and at least three land there."""
+    md = _cs()
+    votes: Counter[tuple[int, int]] = Counter()
+    for start in range(max(0, target - 64), target - 15):
+        last = None
+        for addr, size, _m, _o in md.disasm_lite(before[start:target], start):
+            last = (addr, size)
+        if last is not None and last[0] + last[1] == target:
+            votes[last] += 1
+    if len(votes) != 1:
+        return None
+    ((insn, n),) = votes.items()
+    return insn if n >= 3 else None
+
+
+def _relocatable(code: bytes) -> int | None:
+    """Can the one instruction ``code`` run at another address?  None if not; else 0, or the
+    offset in it of a rip-relative disp32 that the core adjusts for the trampoline's address."""
+    from capstone import x86
+
+    insns = list(_cs().disasm(code, 0))
+    if len(insns) != 1 or insns[0].size != len(code) or insns[0].mnemonic not in RELOCATABLE:
+        return None
+    insn = insns[0]
+    for op in insn.operands:
+        if op.type == x86.X86_OP_MEM and x86.X86_REG_RIP in (op.mem.base, op.mem.index):
+            if op.mem.index != x86.X86_REG_INVALID or not 0 < insn.disp_offset <= len(code) - 4:
+                return None
+            return int(insn.disp_offset)
+    return 0
+
+
+_UNCONDITIONAL = frozenset(("jmp", "ret", "ud2"))
+_PADDING = frozenset(("nop", "int3"))
+
+
+def _padding_after(after: bytes, end: int, reach: int) -> int:
+    """Offset from ``end`` of five bytes of dead padding, or 0: decoding forward from ``end`` (an
+    instruction boundary: the syscall's end), the first run of nop/int3 that follows an
+    unconditional jmp/ret/ud2 and ends where code starts on a 16-byte boundary (the padding an
+    assembler puts before an aligned function or loop head: no code jumps into it), starting
+    within ``reach`` bytes of ``end``."""
+    prev_unconditional = False
+    run: int | None = None  # offset where the current run of padding started
+    for off, _size, mnemonic, _o in _cs().disasm_lite(after, 0):
+        off = int(off)
+        if mnemonic in _PADDING:
+            if run is None and prev_unconditional:
+                run = off
+        else:
+            if run is not None:
+                if (end + off) % 16 == 0 and off - run >= 5:
+                    return run
+                run = None
+            prev_unconditional = mnemonic in _UNCONDITIONAL
+        if off > reach:
+            break
+    return 0
+
+
+def plan(end: int, before: bytes, after: bytes) -> tuple[int, int, int] | int:
+    """The core's planner: for the site whose syscall ends at ``end`` (``before``: the bytes up
+    to ``end``, the syscall last; ``after``: the bytes from ``end``), the instruction before the
+    syscall that its trampoline runs in its place: (its length, the offset from ``end`` of dead
+    padding for a two-byte hop or 0 (needed when the instruction is shorter than a ``jmp rel32``;
+    the core takes the ``jmp rel32`` in place when it can), the offset in it of a rip-relative
+    disp32 or 0); or minus the reason the site keeps trapping."""
+    target = len(before) - 2
+    found = _last_before(before, target)
+    if found is None:
+        return -_PATTERN
+    off, size = found
+    disp = _relocatable(before[off:target]) if size >= 2 else None
+    if disp is None:
+        return -_RELOCATION
+    # the hop (jmp rel8 at the instruction) ends at end - size; the padding within 127 of that.
+    # (Also for a longer instruction: where its jmp rel32 would cross a cache line, the core
+    # takes the hop instead.)
+    pad = _padding_after(after, end, 127 - size)
+    if not pad or pad + size > 127:
+        pad = 0
+    if size < 5 and not pad:
+        return -_NO_PADDING
+    return size, pad, disp
+
+
+def install_planner() -> None:
+    """Let the core ask :func:`plan` about sites its patterns do not cover."""
+    _core.rewrite_planner(plan)

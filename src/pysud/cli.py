@@ -417,7 +417,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the NT calls as Chrome/Perfetto trace-event JSON (as pysud trace --timeline)",
     )
     nt.add_argument(
-        "--nt-profile", default="win11-23h2", help="Windows build whose syscall numbers ntdll uses"
+        "--nt-profile",
+        default=None,
+        help="Windows build whose syscall numbers programs see (default: win11-23h2 on pysud's ntdll; "
+        "on Wine's DLLs, Wine's own numbering unless a build is given)",
     )
     nt.add_argument(
         "--drive",

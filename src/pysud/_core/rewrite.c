@@ -72,6 +72,53 @@ PyObject *m_rewrite_config(PyObject *m, PyObject *args)
     return PyBool_FromLong(p->rewrite);
 }
 
+/* The planner: a Python callable (end, before, after) -> (length, pad, disp)
+ * or -reason, asked about trapped sites none of the core's patterns matches. */
+static PyObject *planner;
+
+static int plan_hook(uint64_t end, const uint8_t *before, int nbefore, const uint8_t *after, int nafter, int64_t *pad,
+                     int *disp)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    int r = -1, d = 0; /* -1: WHY_PATTERN */
+    long long p = 0;
+    PyObject *fn = planner ? Py_NewRef(planner) : NULL;
+    PyObject *res = fn ? PyObject_CallFunction(fn, "Ky#y#", (unsigned long long)end, (const char *)before,
+                                               (Py_ssize_t)nbefore, (const char *)after, (Py_ssize_t)nafter)
+                       : NULL;
+    if (res && PyLong_Check(res)) {
+        r = (int)PyLong_AsLong(res);
+    } else if (res && !PyArg_ParseTuple(res, "iLi", &r, &p, &d)) {
+        r = -1;
+    }
+    if (PyErr_Occurred()) {
+        PyErr_WriteUnraisable(fn ? fn : Py_None); /* a broken planner: the site keeps trapping */
+        r = -1;
+    }
+    Py_XDECREF(res);
+    Py_XDECREF(fn);
+    PyGILState_Release(g);
+    *pad = p;
+    *disp = d;
+    return r;
+}
+
+/* rewrite_planner(fn): fn(end, before, after) decides sites no pattern of the
+ * core matches (None: only the patterns). */
+PyObject *m_rewrite_planner(PyObject *m, PyObject *fn)
+{
+    (void)m;
+    if (fn != Py_None && !PyCallable_Check(fn)) {
+        PyErr_SetString(PyExc_TypeError, "rewrite_planner needs a callable or None");
+        return NULL;
+    }
+    PyObject *old = planner;
+    planner = fn == Py_None ? NULL : Py_NewRef(fn);
+    sud_rewrite_plan = planner ? plan_hook : NULL;
+    Py_XDECREF(old);
+    Py_RETURN_NONE;
+}
+
 /* rewrite_sites() -> [(site_end, nr, state, reason, trampoline)]: every site
  * examined so far.  state 1 patched, 2 left trapping (reason says why). */
 PyObject *m_rewrite_sites(PyObject *m, PyObject *unused)
@@ -113,6 +160,17 @@ PyObject *m_rewrite_forget(PyObject *m, PyObject *unused)
     (void)unused;
     sud_rewrite_forget();
     Py_RETURN_NONE;
+}
+
+/* rewrite_signal_rip(rip) -> the address a signal that interrupts rip is
+ * delivered at (a trampoline's: its site's); for tests. */
+PyObject *m_rewrite_signal_rip(PyObject *m, PyObject *arg)
+{
+    (void)m;
+    unsigned long long rip = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred())
+        return NULL;
+    return PyLong_FromUnsignedLongLong(sud_rewrite_signal_rip(rip));
 }
 
 /* rewrite_direct_count(policy) -> calls of the policy that entered without a

@@ -179,6 +179,12 @@ struct sud_policy {
     uint64_t count_direct;    /* calls that came through sud_direct_entry (no kernel trap) */
     uint8_t path_filter[SUD_NSYSCALLS]; /* 1 + index into filters, 0: none */
     struct sud_path_filter filters[SUD_FILTERS];
+    /* Two numberings in one process (sud_dispatch): a call made from outside
+     * [keep_lo, keep_lo + keep_len) with a number below nrenumber is taken as
+     * renumber[nr]; calls from inside the range keep theirs.  0: off. */
+    uint32_t nrenumber;
+    uint16_t renumber[SUD_NSYSCALLS];
+    uint64_t keep_lo, keep_len;
 };
 
 /* A trapped call's registers.  The first 20 quadwords are restored by
@@ -355,6 +361,10 @@ void sud_rewrite_prctl_done(long op, long offset, long len, const void *selector
 void sud_rewrite_set_host(const uint64_t *lo, const uint64_t *hi, int n);
 int sud_rewrite_sites(uint64_t (*out)[5], int max);
 void sud_rewrite_forget(void);
+extern int (*sud_rewrite_plan)(uint64_t end, const uint8_t *before, int nbefore, const uint8_t *after, int nafter,
+                               int64_t *pad, int *disp); /* the glue's planner, for sites no pattern matches */
+uint64_t sud_rewrite_signal_rip(uint64_t rip);  /* signal context: a trampoline's rip as the site's */
+uint64_t sud_rewrite_fault_fixup(uint64_t rip); /* signal context: a fault in the GS check: resume here */
 int sud_filter_wants(const struct sud_policy *p, const struct sud_frame *f);
 #define SUD_REWRITE_LINUX_LOCATOR ((uint32_t)offsetof(struct sud_thread, self))
 

@@ -553,6 +553,8 @@ sud_guest_return:
         .hidden sud_xsave
         .type sud_xsave, @function
 sud_xsave:
+        testb   $SUD_FRAME_XSAVED, F_FLAGS(%rdi)
+        jnz     3f                      /* saved already: the state now is the interpreter's */
         mov     F_XSAVE(%rdi), %rcx
         mov     sud_xsave_mask(%rip), %eax
         mov     sud_xsave_mask+4(%rip), %edx
@@ -564,7 +566,7 @@ sud_xsave:
 2:      fninit
         ldmxcsr sud_mxcsr_default(%rip)
         orb     $SUD_FRAME_XSAVED, F_FLAGS(%rdi)
-        ret
+3:      ret
         .size sud_xsave, .-sud_xsave
 
 /* ------------------------------------------------------------------------

@@ -50,20 +50,35 @@
 
 #define SITE_SLOTS 8192 /* examined sites (open addressing, power of two) */
 #define CHUNK_SIZE (64 * 1024)
-#define TRAMP_SIZE 64
+#define TRAMP_SIZE 128 /* a slot: header (16 bytes), then the code */
+#define TRAMP_HDR 16
 #define MAX_CHUNKS 256
 #define MAX_HOST 512
 #define REL32_REACH 0x7ff00000l
 
 enum { SITE_FREE = 0, SITE_PATCHED = 1, SITE_REJECTED = 2 };
 
+#define EXPECT 17 /* bytes before site_end compared: the longest instruction and the syscall */
+
 struct site {
-    uint64_t addr;  /* address of the first byte of the mov */
+    uint64_t addr;  /* site_end: the address after the syscall */
     uint64_t tramp; /* its trampoline, when patched */
     uint32_t state, nr;
     uint8_t reason, len;
-    uint8_t expect[9]; /* the nine bytes before addr when examined (after patching) */
+    uint8_t expect[EXPECT]; /* the bytes before addr when examined (after patching) */
 };
+
+/* The head of a trampoline slot, for the signal handlers (sud_rewrite_signal_rip,
+ * sud_rewrite_fault_fixup): where the code came from and where its parts are. */
+struct tramp_hdr {
+    uint64_t site;   /* the relocated instruction's address at the site */
+    uint8_t len;     /* its length: the site's syscall is at site + len */
+    uint8_t load;    /* offset (from the code) of the GS check's load, 0: none */
+    uint8_t fallback; /* offset of `jmp syscall` */
+    uint8_t used;    /* written last: the slot is complete */
+    uint8_t pad[4];
+};
+_Static_assert(sizeof(struct tramp_hdr) <= TRAMP_HDR, "tramp_hdr");
 
 struct chunk {
     uint64_t base, used;
@@ -245,50 +260,99 @@ static void put32(uint8_t *p, uint32_t v)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static int make_trampoline(uint8_t *t, uint64_t tramp, uint64_t site, const uint8_t *mov, int len, uint32_t locator)
+/* A trampoline's code (at tramp, the slot's code), with the head the signal
+ * handlers read.  No instruction here changes RFLAGS (jrcxz, not, lea and
+ * movz test and compute without them): the direct entry saves the flags the
+ * program had at its syscall.  RCX and R11 are free: the syscall overwrites
+ * both.
+ *
+ *   <the relocated instruction>
+ *   rdgsbase %rcx; jrcxz fb                 no GS base: trap as before
+ *   Linux (the GS base is the thread block itself, if it is pysud's):
+ *     mov %rcx,%r11; movzwl %cx,%ecx; jrcxz 1f; jmp fb    not 64 KiB aligned: not a block
+ *  1: mov LOC(%r11),%rcx; not %rcx; lea 1(%r11,%rcx),%rcx  GS base - block->self
+ *     jrcxz 2f; jmp fb                       the program's own GS base: trap
+ *  2: movzbl T_SELQ(%r11),%ecx; jrcxz fb     selector ALLOW: run it natively
+ *     mov %r11,%rcx
+ *   NT (the GS base is the TEB, LOC its slot holding the block):
+ *     mov LOC(%rcx),%rcx; jrcxz fb; mov %rcx,%r11; movzbl T_SELQ(%rcx),%ecx; jrcxz fb; mov %r11,%rcx
+ *   lea site_end(%rip),%r11; jmp *sud_rewrite_entry
+ *   fb: jmp site+len                        the original syscall
+ */
+struct emit {
+    uint8_t *t;
+    int n, nfix, fix[8];
+};
+
+static void put(struct emit *e, const uint8_t *b, int len)
 {
-    /* No instruction here changes RFLAGS (jrcxz tests RCX without them): the
-     * direct entry saves the flags the program had at its syscall. */
-    int n = 0, jr[3];
     for (int i = 0; i < len; i++)
-        t[n++] = mov[i];
-    static const uint8_t rdgs[] = {0xf3, 0x48, 0x0f, 0xae, 0xc9}; /* rdgsbase %rcx */
-    for (unsigned i = 0; i < sizeof rdgs; i++)
-        t[n++] = rdgs[i];
-    t[n++] = 0xe3; /* jrcxz fallback: no GS base */
-    jr[0] = n++;
-    t[n++] = 0x48; /* mov locator(%rcx),%rcx */
-    t[n++] = 0x8b;
-    t[n++] = 0x89;
-    put32(t + n, locator);
-    n += 4;
-    t[n++] = 0xe3; /* jrcxz fallback: no thread block */
-    jr[1] = n++;
-    static const uint8_t sel[] = {
-        0x49, 0x89, 0xcb,             /* mov %rcx,%r11 */
-        0x0f, 0xb6, 0x49, T_SELQ,     /* movzbl T_SELQ(%rcx),%ecx */
-        0xe3, 0x00,                   /* jrcxz fallback: selector ALLOW */
-        0x4c, 0x89, 0xd9,             /* mov %r11,%rcx */
-        0x4c, 0x8d, 0x1d,             /* lea rel32(%rip),%r11 */
-    };
-    jr[2] = n + 8;
-    for (unsigned i = 0; i < sizeof sel; i++)
-        t[n++] = sel[i];
+        e->t[e->n++] = b[i];
+}
+#define PUT(e, ...)                                                                                                    \
+    do {                                                                                                               \
+        static const uint8_t b_[] = {__VA_ARGS__};                                                                     \
+        put(e, b_, (int)sizeof b_);                                                                                    \
+    } while (0)
+
+/* jrcxz fb / jmp fb, rel8 filled in when fb is known */
+static void to_fallback(struct emit *e, uint8_t op)
+{
+    e->t[e->n++] = op;
+    e->fix[e->nfix++] = e->n++;
+}
+
+static int make_trampoline(uint8_t *t, struct tramp_hdr *h, uint64_t tramp, uint64_t site, const uint8_t *insn, int len,
+                           uint32_t locator)
+{
+    struct emit e = {.t = t};
+    put(&e, insn, len);
+    PUT(&e, 0xf3, 0x48, 0x0f, 0xae, 0xc9); /* rdgsbase %rcx */
+    to_fallback(&e, 0xe3);                  /* jrcxz fb */
+    h->load = 0;
+    if (locator == SUD_REWRITE_LINUX_LOCATOR) {
+        PUT(&e, 0x49, 0x89, 0xcb);       /* mov %rcx,%r11 */
+        PUT(&e, 0x0f, 0xb7, 0xc9);       /* movzwl %cx,%ecx */
+        PUT(&e, 0xe3, 0x02);             /* jrcxz 1f */
+        to_fallback(&e, 0xeb);           /* jmp fb */
+        h->load = (uint8_t)e.n;          /* 1: (may fault: sud_rewrite_fault_fixup) */
+        PUT(&e, 0x49, 0x8b, 0x8b);       /* mov LOC(%r11),%rcx */
+        put32(t + e.n, locator);
+        e.n += 4;
+        PUT(&e, 0x48, 0xf7, 0xd1);       /* not %rcx */
+        PUT(&e, 0x49, 0x8d, 0x4c, 0x0b, 0x01); /* lea 1(%r11,%rcx),%rcx */
+        PUT(&e, 0xe3, 0x02);             /* jrcxz 2f */
+        to_fallback(&e, 0xeb);           /* jmp fb */
+        PUT(&e, 0x41, 0x0f, 0xb6, 0x4b, T_SELQ); /* 2: movzbl T_SELQ(%r11),%ecx */
+        to_fallback(&e, 0xe3);           /* jrcxz fb */
+        PUT(&e, 0x4c, 0x89, 0xd9);       /* mov %r11,%rcx */
+    } else {
+        PUT(&e, 0x48, 0x8b, 0x89); /* mov LOC(%rcx),%rcx */
+        put32(t + e.n, locator);
+        e.n += 4;
+        to_fallback(&e, 0xe3);                 /* jrcxz fb */
+        PUT(&e, 0x49, 0x89, 0xcb);             /* mov %rcx,%r11 */
+        PUT(&e, 0x0f, 0xb6, 0x49, T_SELQ);     /* movzbl T_SELQ(%rcx),%ecx */
+        to_fallback(&e, 0xe3);                 /* jrcxz fb */
+        PUT(&e, 0x4c, 0x89, 0xd9);             /* mov %r11,%rcx */
+    }
+    PUT(&e, 0x4c, 0x8d, 0x1d); /* lea rel32(%rip),%r11 */
     uint64_t site_end = site + (uint64_t)len + 2;
-    put32(t + n, (uint32_t)(site_end - (tramp + (uint64_t)n + 4)));
-    n += 4;
-    static const uint8_t jmpind[] = {0xff, 0x25, 0, 0, 0, 0}; /* jmp *0(%rip) */
-    for (unsigned i = 0; i < sizeof jmpind; i++)
-        t[n++] = jmpind[i];
+    put32(t + e.n, (uint32_t)(site_end - (tramp + (uint64_t)e.n + 4)));
+    e.n += 4;
+    PUT(&e, 0xff, 0x25, 0, 0, 0, 0); /* jmp *0(%rip) */
     uint64_t entry = (uint64_t)sud_rewrite_entry;
     for (int i = 0; i < 8; i++)
-        t[n++] = (uint8_t)(entry >> (8 * i));
-    for (int i = 0; i < 3; i++)
-        t[jr[i]] = (uint8_t)(n - (jr[i] + 1));
-    t[n++] = 0xe9; /* fallback: jmp the original syscall */
-    put32(t + n, (uint32_t)(site + (uint64_t)len - (tramp + (uint64_t)n + 4)));
-    n += 4;
-    return n;
+        t[e.n++] = (uint8_t)(entry >> (8 * i));
+    for (int i = 0; i < e.nfix; i++)
+        t[e.fix[i]] = (uint8_t)(e.n - (e.fix[i] + 1));
+    h->fallback = (uint8_t)e.n;
+    t[e.n++] = 0xe9; /* fb: jmp the original syscall */
+    put32(t + e.n, (uint32_t)(site + (uint64_t)len - (tramp + (uint64_t)e.n + 4)));
+    e.n += 4;
+    h->site = site;
+    h->len = (uint8_t)len;
+    return e.n;
 }
 
 static long page_prot(uint64_t lo, uint64_t hi, int prot)
@@ -372,11 +436,28 @@ static int match(const uint8_t *end, uint64_t nr, uint64_t end_addr, const uint8
     return 0;
 }
 
-enum { WHY_PATTERN = 1, WHY_MAPPING, WHY_HOST, WHY_LINE, WHY_SIGRETURN, WHY_ROOM, WHY_PROTECT };
+enum { WHY_PATTERN = 1, WHY_MAPPING, WHY_HOST, WHY_LINE, WHY_SIGRETURN, WHY_ROOM, WHY_PROTECT, WHY_RELOCATION };
 
-/* Patch site (len bytes set the number, then the syscall).  pad: 0, or the
- * address of dead padding that a 2-byte jmp at the site reaches. */
-static int try_patch(struct site *s, uint64_t site, const uint8_t *mov, int len, uint64_t pad, uint32_t locator)
+/* One 8-byte store inside a cache line covers the bytes that change where a
+ * thread may be executing (5: jmp rel32, 2: jmp rel8): the word it writes. */
+static uint64_t store_word(uint64_t site)
+{
+    uint64_t in_line = site & 63;
+    return in_line <= 56 ? site : site - (in_line - 56);
+}
+
+static int one_store(uint64_t site, int nbytes)
+{
+    uint64_t w = store_word(site);
+    return site + (uint64_t)nbytes <= w + 8 && (w & ~63ul) == (site & ~63ul);
+}
+
+/* Patch site (an instruction of len bytes, then the syscall).  pad: 0, or the
+ * address of dead padding that a 2-byte jmp at the site reaches.  disp: 0, or
+ * where in the instruction a rip-relative disp32 lies (adjusted for the
+ * trampoline, which is within rel32 reach of the site). */
+static int try_patch(struct site *s, uint64_t site, const uint8_t *insn, int len, uint64_t pad, int disp,
+                     uint32_t locator)
 {
     if (in_host(site))
         return WHY_HOST;
@@ -385,25 +466,38 @@ static int try_patch(struct site *s, uint64_t site, const uint8_t *mov, int len,
     uint64_t site_end = site + (uint64_t)len + 2;
     if (!private_text(site, pad ? pad + 5 : site_end))
         return WHY_MAPPING;
-    /* One 8-byte store inside a cache line covering the bytes that change
-     * where a thread may be executing (5: jmp rel32, 2: jmp rel8). */
     int nbytes = pad ? 2 : 5;
-    uint64_t in_line = site & 63;
-    uint64_t w = in_line <= 56 ? site : site - (in_line - 56);
-    if (site + (uint64_t)nbytes > w + 8 || (w & ~63ul) != (site & ~63ul)) {
+    uint64_t w = store_word(site);
+    if (!one_store(site, nbytes)) {
         nskipped_line++;
         return WHY_LINE;
     }
-    uint64_t tramp = tramp_alloc(site);
-    if (!tramp)
+    uint64_t slot = tramp_alloc(site);
+    if (!slot)
         return WHY_ROOM;
-    uint8_t code[TRAMP_SIZE];
-    int n = make_trampoline(code, tramp, site, mov, len, locator);
-    if (page_prot(tramp, tramp + (uint64_t)n, PROT_READ | PROT_WRITE | PROT_EXEC))
+    uint64_t tramp = slot + TRAMP_HDR;
+    uint8_t mov[16], code[TRAMP_SIZE - TRAMP_HDR];
+    for (int i = 0; i < len; i++)
+        mov[i] = insn[i];
+    if (disp) {
+        /* the same target from the trampoline: both copies end len bytes after their start */
+        int32_t d = (int32_t)((uint32_t)mov[disp] | (uint32_t)mov[disp + 1] << 8 | (uint32_t)mov[disp + 2] << 16 |
+                              (uint32_t)mov[disp + 3] << 24);
+        int64_t nd = (int64_t)d + (int64_t)(site - tramp);
+        if (nd != (int32_t)nd)
+            return WHY_RELOCATION; /* (the slot stays unused: no room is lost but its 128 bytes) */
+        put32(mov + disp, (uint32_t)(int32_t)nd);
+    }
+    struct tramp_hdr h = {0};
+    int n = make_trampoline(code, &h, tramp, site, mov, len, locator);
+    if (page_prot(slot, tramp + (uint64_t)n, PROT_READ | PROT_WRITE | PROT_EXEC))
         return WHY_PROTECT;
     for (int i = 0; i < n; i++)
         ((volatile uint8_t *)tramp)[i] = code[i];
-    page_prot(tramp, tramp + (uint64_t)n, PROT_READ | PROT_EXEC);
+    h.used = 1;
+    for (unsigned i = 0; i < sizeof h; i++)
+        ((volatile uint8_t *)slot)[i] = ((const uint8_t *)&h)[i];
+    page_prot(slot, tramp + (uint64_t)n, PROT_READ | PROT_EXEC);
 
     uint64_t plo = w < site ? w : site, phi = pad ? pad + 5 : w + 8;
     if (phi < w + 8)
@@ -476,43 +570,61 @@ void sud_rewrite_thread_new(struct sud_thread *t)
         __asm__ volatile("wrgsbase %0" ::"r"((uint64_t)t) : "memory");
 }
 
-/* The nine bytes before site_end.  The thread just ran the syscall there, so
- * the page of end - 1 is mapped: read it directly when all nine lie on it,
- * else without faulting (zeros for a page before that is not mapped). */
-static int read_before(uint64_t end, uint8_t code[9])
+/* The n bytes before site_end.  The thread just ran the syscall there, so
+ * the page of end - 1 is mapped: read it directly when all n lie on it, else
+ * without faulting (zeros for a page before that is not mapped).  Returns
+ * how many bytes before end are real (0: none could be read). */
+static int read_before(uint64_t end, uint8_t *code, int n)
 {
-    if (((end - 9) >> 12) == ((end - 1) >> 12)) {
-        for (int i = 0; i < 9; i++)
-            code[i] = ((const volatile uint8_t *)(end - 9))[i];
-        return 1;
+    if (((end - (uint64_t)n) >> 12) == ((end - 1) >> 12)) {
+        for (int i = 0; i < n; i++)
+            code[i] = ((const volatile uint8_t *)(end - (uint64_t)n))[i];
+        return n;
     }
-    if (!sud_safe_copy(code, (const void *)(end - 9), 9, 0))
-        return 1;
-    uint64_t pg = (end - 2) & ~4095ul, lo = end - 9 < pg ? pg : end - 9;
-    for (int i = 0; i < 9; i++)
+    if (!sud_safe_copy(code, (const void *)(end - (uint64_t)n), (size_t)n, 0))
+        return n;
+    uint64_t pg = (end - 2) & ~4095ul, lo = end - (uint64_t)n < pg ? pg : end - (uint64_t)n;
+    for (int i = 0; i < n; i++)
         code[i] = 0;
-    return !sud_safe_copy(code + (lo - (end - 9)), (const void *)lo, (size_t)(end - lo), 0);
+    if (sud_safe_copy(code + (lo - (end - (uint64_t)n)), (const void *)lo, (size_t)(end - lo), 0))
+        return 0;
+    return (int)(end - lo);
 }
 
+/* Set by the glue: decides a site none of the patterns above matches (the
+ * instruction before the syscall set the number from a register, or it is
+ * not the instruction right before).  Called with the GIL not held, outside
+ * signal context; returns the length of the instruction before the syscall
+ * that the trampoline may run in its place, *pad (0, or the offset from
+ * site_end of dead padding for a 2-byte hop) and *disp (0, or the offset in
+ * the instruction of a rip-relative disp32 to adjust), or minus a WHY_ code. */
+int (*sud_rewrite_plan)(uint64_t end, const uint8_t *before, int nbefore, const uint8_t *after, int nafter,
+                        int64_t *pad, int *disp);
+
+#define BEFORE 96 /* bytes before site_end the planner sees */
+#define AFTER 160 /* and after */
+
 /* A trapped call from the policy's thread: patch the site when it is one of
- * the patterns.  A site is examined once; it is examined afresh when its
- * bytes are no longer those it had then (the memory now holds other code). */
+ * the patterns, or when the planner finds an instruction to relocate.  A
+ * site is examined once; it is examined afresh when its bytes are no longer
+ * those it had then (the memory now holds other code). */
 void sud_rewrite_trapped(struct sud_frame *f, uint32_t locator)
 {
     if (!sud_have_fsgsbase)
         return;
     uint64_t end = f->call_addr;
-    if (f->arch != SUD_AUDIT_ARCH_X86_64 || end < 4096 + 9 || f->rip != end)
+    if (f->arch != SUD_AUDIT_ARCH_X86_64 || end < 4096 + BEFORE || f->rip != end)
         return;
-    uint8_t code[9];
-    if (!read_before(end, code))
+    uint8_t code[BEFORE], *last = code + BEFORE - EXPECT;
+    int nbefore = read_before(end, code, BEFORE);
+    if (nbefore < 2)
         return;
     if (!lock_try())
         return; /* another thread is patching: this site's next trap will do */
     struct site *s = site_slot(end, 1);
     int same = s && s->state != SITE_FREE;
-    for (int i = 0; same && i < 9; i++)
-        same = s->expect[i] == code[i];
+    for (int i = 0; same && i < EXPECT; i++)
+        same = s->expect[i] == last[i];
     if (!s || same) {
         lock_drop();
         return;
@@ -520,19 +632,37 @@ void sud_rewrite_trapped(struct sud_frame *f, uint32_t locator)
     s->addr = end;
     s->nr = (uint32_t)f->nr;
     s->tramp = 0;
-    uint8_t after[48]; /* the bytes after site_end, read without faulting */
-    int len = 0, pad = 0, avail = (int)(4096 - (end & 4095));
+    uint8_t after[AFTER]; /* the bytes after site_end, read without faulting */
+    int len = 0, pad = 0, disp = 0, avail = (int)(4096 - (end & 4095)), why = WHY_PATTERN;
     if (avail > (int)sizeof after)
         avail = (int)sizeof after;
     if (sud_safe_copy(after, (const void *)end, (size_t)avail, 0))
         avail = 0;
-    if (f->nr <= 0xffffffffu)
-        len = match(code + 9, f->nr, end, after, avail, &pad);
+    if (f->nr <= 0xffffffffu) /* (bytes before the mapping read as zeros) */
+        len = match(code + BEFORE, f->nr, end, after, avail, &pad);
     if (pad && (end + (uint64_t)pad) - (end - 2) > 127)
         len = 0; /* out of a jmp rel8's reach from the site */
-    int why = len ? try_patch(s, end - (uint64_t)len - 2, code + 9 - len - 2, len, pad ? end + (uint64_t)pad : 0,
-                              locator)
-                  : WHY_PATTERN;
+    if (len >= 5 && !one_store(end - 2 - (uint64_t)len, 5))
+        len = 0, why = WHY_LINE; /* the jmp would cross a cache line: the planner may find padding for a hop */
+    if (!len && sud_rewrite_plan && f->nr != SYS_rt_sigreturn && !in_host(end - 2)) {
+        sud_xsave(f); /* the interpreter may use vector registers */
+        int64_t p = 0;
+        int r = sud_rewrite_plan(end, code + BEFORE - nbefore, nbefore, after, avail, &p, &disp);
+        long reach = (long)(end + (uint64_t)p) - (long)(end - (uint64_t)r); /* from the hop's end */
+        if (r < 0)
+            why = why == WHY_LINE ? WHY_LINE : -r;
+        else if (r >= 2 && r <= 15 && r + 2 <= nbefore && p >= 0 && p + 5 <= avail && (r >= 5 || p > 0) &&
+                 (!p || (reach <= 127 && nop_len(after + p, avail - (int)p))) &&
+                 (disp == 0 || (disp > 0 && disp + 4 <= r)))
+            len = r, pad = (int)p;
+        else
+            disp = 0;
+        if (len >= 5 && pad && one_store(end - 2 - (uint64_t)len, 5))
+            pad = 0; /* a jmp rel32 in place: one jump fewer */
+    }
+    if (len)
+        why = try_patch(s, end - (uint64_t)len - 2, code + BEFORE - len - 2, len, pad ? end + (uint64_t)pad : 0,
+                        disp, locator);
     s->len = (uint8_t)len;
     s->reason = (uint8_t)why;
     if (why) {
@@ -541,11 +671,65 @@ void sud_rewrite_trapped(struct sud_frame *f, uint32_t locator)
     } else {
         s->state = SITE_PATCHED;
         npatched++;
-        read_before(end, code); /* what a patched site looks like now */
+        read_before(end, code, BEFORE); /* what a patched site looks like now */
     }
-    for (int i = 0; i < 9; i++)
-        s->expect[i] = code[i];
+    for (int i = 0; i < EXPECT; i++)
+        s->expect[i] = last[i];
     lock_drop();
+}
+
+/* ---- for the signal handlers (async-signal-safe: reads only) ---- */
+
+/* The head of the trampoline slot that holds rip, or NULL. */
+static const struct tramp_hdr *slot_of(uint64_t rip)
+{
+    int n = __atomic_load_n(&nchunks, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < n; i++) {
+        uint64_t base = chunks[i].base;
+        if (rip - base < CHUNK_SIZE) {
+            const struct tramp_hdr *h = (const struct tramp_hdr *)(base + ((rip - base) & ~(uint64_t)(TRAMP_SIZE - 1)));
+            return h->used && rip >= (uint64_t)h + TRAMP_HDR ? h : NULL;
+        }
+    }
+    return NULL;
+}
+
+/* A signal interrupted the program at rip: where the program is as far as
+ * its own code goes.  In a trampoline before the relocated instruction ran:
+ * the site's first byte; after it (the GS and selector tests, the jmp back):
+ * the site's syscall, which RCX and R11 (the only registers the trampoline
+ * changed) do not matter to.  On a site's hop in the padding: its syscall.
+ * Anywhere else: rip.  So a handler that looks at the interrupted address
+ * (musl's cancellation, a runtime's preemption) sees the program's code. */
+uint64_t sud_rewrite_signal_rip(uint64_t rip)
+{
+    const struct tramp_hdr *h = slot_of(rip);
+    if (h)
+        return rip == (uint64_t)h + TRAMP_HDR ? h->site : h->site + h->len;
+    if (nchunks == 0 || *(const volatile uint8_t *)rip != 0xe9)
+        return rip;
+    uint32_t rel = 0;
+    for (int i = 0; i < 4; i++)
+        rel |= (uint32_t)((const volatile uint8_t *)rip)[1 + i] << (8 * i);
+    uint64_t to = rip + 5 + (uint64_t)(int64_t)(int32_t)rel;
+    h = slot_of(to);
+    if (!h || to != (uint64_t)h + TRAMP_HDR || h->len >= 5)
+        return rip;
+    const volatile uint8_t *hop = (const volatile uint8_t *)h->site;
+    if (hop[0] == 0xeb && h->site + 2 + (uint64_t)(int64_t)(int8_t)hop[1] == rip)
+        return h->site + h->len;
+    return rip;
+}
+
+/* A fault at rip: the GS check's load of a trampoline (the program set a GS
+ * base of its own, 64 KiB aligned, with nothing mapped at the block's self
+ * pointer): where to resume (the trampoline's `jmp syscall`: the call traps
+ * as before), or 0 when the fault is not one of these. */
+uint64_t sud_rewrite_fault_fixup(uint64_t rip)
+{
+    const struct tramp_hdr *h = slot_of(rip);
+    uint64_t code = (uint64_t)h + TRAMP_HDR;
+    return h && h->load && rip == code + h->load ? code + h->fallback : 0;
 }
 
 /* For Python: every examined site (site_end, nr, state, reason, trampoline). */

@@ -388,6 +388,13 @@ void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
         g[REG_RIP] = (greg_t)sud_probe_copy_fixup; /* the recorder read a bad pointer */
         return;
     }
+    if ((sig == SIGSEGV || sig == SIGBUS) && si->si_code > 0) {
+        uint64_t to = sud_rewrite_fault_fixup((uint64_t)g[REG_RIP]);
+        if (to) {
+            g[REG_RIP] = (greg_t)to; /* a rewritten site's GS check met the program's own GS base */
+            return;
+        }
+    }
     struct sud_thread *t = sud_thread_of(uc);
     int guest = t && t->guest_depth > 0 && t->group;
     int resuming = guest && in_resume(t, g);
@@ -469,6 +476,7 @@ void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
     }
     /* In the program's code: the kernel's frame, copied to the program's stack. */
     trace_signal(t, sig, si);
+    g[REG_RIP] = (greg_t)sud_rewrite_signal_rip((uint64_t)g[REG_RIP]); /* in a trampoline: at the site */
     const uint8_t *fp = (const uint8_t *)uc->uc_mcontext.fpregs;
     uint64_t fp_len = 0;
     if (fp && (uc->uc_flags & UC_FP_XSTATE)) {

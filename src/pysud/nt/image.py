@@ -109,11 +109,11 @@ class ImageInfo:
 
 _Key = tuple[str, int, int]  # (path, size, mtime_ns)
 _CACHE: dict[_Key, ImageInfo] = {}
-_EXPORTS: dict[_Key, dict[str, int]] = {}
+_EXPORTS: dict[_Key, ExportTable] = {}
 #: a file of parsed headers that outlives the process (set by the personality: in the prefix)
 DISK_CACHE: str | None = None
 #: the disk cache's layout; a file of another version is ignored (and rewritten)
-DISK_CACHE_VERSION = 2
+DISK_CACHE_VERSION = 3
 _disk_loaded = False
 _disk_dirty = False
 
@@ -151,8 +151,10 @@ def _load_disk_cache() -> None:
             e["os_version"] = tuple(e["os_version"])
             key = (e["path"], e["file_size"], e.pop("mtime_ns"))
             images[key] = ImageInfo(**e)
-        for path, size, mtime, names in cache["exports"]:
-            exports[(path, size, mtime)] = {str(k): int(v) for k, v in names.items()}
+        for path, size, mtime, base, functions, names in cache["exports"]:
+            exports[(path, size, mtime)] = ExportTable(
+                int(base), [int(f) for f in functions], {str(k): int(v) for k, v in names.items()}
+            )
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return  # no cache, or one from another version: headers are parsed again
     for key, info in images.items():
@@ -171,7 +173,7 @@ def save_disk_cache() -> None:
         e = dataclasses.asdict(info)
         e["mtime_ns"] = mtime
         images.append(e)
-    exports = [[*key, names] for key, names in _EXPORTS.items()]
+    exports = [[*key, t.ordinal_base, t.functions, t.names] for key, t in _EXPORTS.items()]
     tmp = f"{DISK_CACHE}.{os.getpid()}"
     try:
         with open(tmp, "w") as f:
@@ -182,8 +184,17 @@ def save_disk_cache() -> None:
         pass
 
 
-def exports(path: str) -> dict[str, int]:
-    """Name -> RVA of a DLL's named exports (pefile; cached per file, in the process and on disk)."""
+@dataclass(frozen=True)
+class ExportTable:
+    """A DLL's export directory as pefile reads it: ordinal base, function RVAs, names."""
+
+    ordinal_base: int
+    functions: list[int]  # RVA per ordinal - ordinal_base (0: unused)
+    names: dict[str, int]  # name -> index into functions
+
+
+def export_table(path: str) -> ExportTable:
+    """The export directory of a DLL (pefile; cached per file, in the process and on disk)."""
     global _disk_dirty
     key = _key(path)
     if not _disk_loaded:
@@ -198,11 +209,17 @@ def exports(path: str) -> dict[str, int]:
         pe.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_EXPORT"]])
     except pefile.PEFormatError as e:
         raise PELoadError(f"{path}: malformed PE file: {e.value}") from None
-    got = {}
-    for sym in getattr(getattr(pe, "DIRECTORY_ENTRY_EXPORT", None), "symbols", []):
-        if sym.name:
-            got[sym.name.decode(errors="replace")] = sym.address
-    _EXPORTS[key] = got
+    directory = getattr(pe, "DIRECTORY_ENTRY_EXPORT", None)
+    base = directory.struct.Base if directory is not None else 1
+    functions = [0] * (directory.struct.NumberOfFunctions if directory is not None else 0)
+    names: dict[str, int] = {}
+    for sym in getattr(directory, "symbols", []):
+        index = sym.ordinal - base
+        if 0 <= index < len(functions):
+            functions[index] = sym.address or 0
+            if sym.name:
+                names[sym.name.decode(errors="replace")] = index
+    got = _EXPORTS[key] = ExportTable(base, functions, names)
     _disk_dirty = True
     return got
 
