@@ -15,6 +15,7 @@ import pefile
 import pytest
 
 from conftest import requires_sud
+from pysud import _rewrite
 from pysud.nt import image, memory, wine
 from pysud.nt.prefix import find_wine_dlls
 
@@ -150,8 +151,30 @@ def test_a_cache_file_of_another_layout_is_ignored(tmp_path, monkeypatch: pytest
     image.DISK_CACHE = None
 
 
+@requires_dlls
+def test_wine_stub_sites_are_what_the_rewrite_planner_refuses() -> None:
+    """The sites the NT personality answers without decoding (Wine ntdll's stubs and pysud's
+    Windows-numbered ones in the same layout) get the verdict the planner gives after decoding."""
+    assert DLLS is not None
+    ntdll = wine.load_ntdll(DLLS)
+    mapping = memory.map_anywhere(0x2000, memory.PROT_READ | memory.PROT_WRITE, "test stubs")
+    block = mapping + 0x1000  # the planner sees 96 bytes before a site: mapped too
+    try:
+        stubs = [ntdll.exports[name] for name in ntdll.table.values() if name in ntdll.exports]
+        memory.poke(block, wine.windows_stub(7) + wine.windows_stub(0x1234))
+        ends = wine.stub_sites([*stubs, block, block + wine.STUB_SIZE, ntdll.exports["NtClose"] + 1])
+        assert len(ends) == len(set(stubs)) + 2 and len(ends) > 200  # not the misaligned address
+        for end in [*sorted(ends)[:: max(1, len(ends) // 40)], block + 0x14]:
+            before, after = memory.peek(end - 96, 96), memory.peek(end, 64)
+            assert before.endswith(b"\x75\x03\x0f\x05")
+            assert _rewrite.plan(end, before, after) == -_rewrite._RELOCATION
+    finally:
+        memory.unmap(mapping, 0x2000)
+        ntdll.release()
+
+
 #: what a program on Wine's DLLs does not need once the prefix's cache is warm
-NOT_IMPORTED = ("pefile", "elftools", "subprocess", "tempfile", "socket")
+NOT_IMPORTED = ("pefile", "elftools", "capstone", "subprocess", "tempfile", "socket")
 
 
 @requires_sud

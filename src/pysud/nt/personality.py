@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .. import _core
+from .. import _core, _rewrite
 from .._abi import SyscallABI, nt_x64
 from .._dispatch import Dispatcher, Return, Syscall
 from .._errors import GuestMemoryError
@@ -150,6 +150,13 @@ class NtPersonality:
         self.d = Dispatcher(Return(st.STATUS_NOT_IMPLEMENTED), abi=self.abi, frame_type=frame)
         if self.d.rewrite:  # a rewritten site finds the thread block where the stubs do: in the TEB
             self.d.set_rewrite(True, locator=ntdll_mod.TEB_THREAD_BLOCK)
+            if self.wine is not None:  # ~30 stubs trap in a start: known shapes, no decoding for them
+                stubs = [
+                    self.wine.exports[name] for name in self.wine.table.values() if name in self.wine.exports
+                ]
+                if self.block is not None:
+                    stubs += [self.block.stubs + nr * wine.STUB_SIZE for nr in range(max(build) + 1)]
+                _rewrite.install_planner(wine.stub_sites(stubs))
         if renumber and self.wine is not None:
             self.d.renumber(renumber, (self.wine.base, self.wine.base + self.wine.view.size))
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
@@ -578,6 +585,8 @@ class NtPersonality:
         return "Z:" + host.replace("/", "\\")
 
     def close(self) -> None:
+        if self.wine is not None and self.d.rewrite:
+            _rewrite.install_planner()  # its stubs' addresses mean nothing once they are unmapped
         if self.wine is not None:
             self.views.pop(self.wine.base, None)
             self.wine.release()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from . import image, memory
@@ -124,6 +125,21 @@ def numbering(exports: dict[str, int], base: int) -> dict[int, str]:
             continue
         table[nr] = name if not name.startswith("Zw") else "Nt" + name[2:]
     return table
+
+
+#: the bytes a Wine-style stub's `syscall` ends with, 0x14 bytes from its start: ``jne +3; syscall``
+_STUB_SYSCALL = b"\x75\x03\x0f\x05"
+
+
+def stub_sites(stubs: Iterable[int]) -> frozenset[int]:
+    """Where the `syscall` of each Wine-style stub at these addresses ends (a site's address for
+    the rewrite): the instruction before it is the stub's ``jne``, which no trampoline can run
+    elsewhere, so a rewrite planner need not decode them."""
+    return frozenset(
+        at + 0x14
+        for at in stubs
+        if memory.peek(at, 0x14)[:4] == _STUB and memory.peek(at + 0x10, 4) == _STUB_SYSCALL
+    )
 
 
 def load_ntdll(dll_dir: str) -> WineNtdll:
