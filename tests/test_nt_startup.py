@@ -137,6 +137,33 @@ def test_the_disk_cache_gives_what_pefile_gives(tmp_path, monkeypatch: pytest.Mo
         image.DISK_CACHE = None
 
 
+@requires_cc
+def test_the_disk_cache_leaves_out_files_removed_or_changed(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert CC is not None
+    monkeypatch.setattr(image, "_CACHE", {})
+    monkeypatch.setattr(image, "_EXPORTS", {})
+    exes = []
+    for name in ("kept", "removed", "changed"):
+        exe = str(tmp_path / f"{name}.exe")
+        subprocess.run([CC, "-O2", "-o", exe, os.path.join(HERE, "nt", "wine", "hello.c")], check=True)
+        exes.append(exe)
+    cache = str(tmp_path / "cache.json")
+    image.use_disk_cache(cache)
+    try:
+        for exe in exes:
+            image.read_info(exe)
+        os.unlink(exes[1])
+        with open(exes[2], "ab") as f:
+            f.write(b"\0" * 512)  # another size: another file
+        image.save_disk_cache()
+        with open(cache) as f:
+            assert [e["path"] for e in json.load(f)["images"]] == [exes[0]]
+    finally:
+        image.DISK_CACHE = None
+
+
 def test_a_cache_file_of_another_layout_is_ignored(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(image, "_CACHE", {})
     monkeypatch.setattr(image, "_EXPORTS", {})

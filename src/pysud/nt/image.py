@@ -163,17 +163,28 @@ def _load_disk_cache() -> None:
         _EXPORTS.setdefault(key, names)
 
 
+def _current(key: _Key) -> bool:
+    """Is the file of a cache entry still the one parsed (same path, size and mtime)?"""
+    try:
+        return _key(key[0]) == key
+    except PELoadError:
+        return False
+
+
 def save_disk_cache() -> None:
-    """Write the parsed headers of every image seen to DISK_CACHE (atomically), if any are new."""
+    """Write the parsed headers of every image seen to DISK_CACHE (atomically), if any are new;
+    entries of files since removed or changed are left out (programs built and deleted, as tests
+    do, would otherwise grow the file without end)."""
     global _disk_dirty
     if DISK_CACHE is None or not _disk_dirty:
         return
     images = []
-    for (_path, _size, mtime), info in _CACHE.items():
-        e = dataclasses.asdict(info)
-        e["mtime_ns"] = mtime
-        images.append(e)
-    exports = [[*key, t.ordinal_base, t.functions, t.names] for key, t in _EXPORTS.items()]
+    for key, info in _CACHE.items():
+        if _current(key):
+            e = dataclasses.asdict(info)
+            e["mtime_ns"] = key[2]
+            images.append(e)
+    exports = [[*key, t.ordinal_base, t.functions, t.names] for key, t in _EXPORTS.items() if _current(key)]
     tmp = f"{DISK_CACHE}.{os.getpid()}"
     try:
         with open(tmp, "w") as f:
