@@ -163,6 +163,8 @@ def _fill(pe: pefile.PE, image: LoadedPE, ntdll: NtdllImage) -> None:
         mapped = pe.get_memory_mapped_image(ImageBase=base)  # relocated when base differs
     except pefile.PEFormatError as e:
         raise PELoadError(f"{path}: cannot apply relocations: {e.value}") from None
+    except (TypeError, ValueError, IndexError, struct.error) as e:  # pefile tripping over what it parsed
+        raise PELoadError(f"{path}: malformed relocations ({e})") from None
     memory.poke(base, mapped[: image.size])
     delta = base - pe.OPTIONAL_HEADER.ImageBase
 

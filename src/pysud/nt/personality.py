@@ -19,6 +19,7 @@ import signal
 import struct
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,8 @@ CURRENT_PROCESS = 0xFFFFFFFFFFFFFFFF
 CURRENT_THREAD = 0xFFFFFFFFFFFFFFFE
 HEAP_HANDLE = 0x000001A0_0000_0000 >> 16  # an opaque, recognisable value for PEB.ProcessHeap
 DEFAULT_STACK = 1 << 20
+#: how long the end of a process waits for its other threads to leave the program (kicked)
+THREAD_LEAVE_TIMEOUT = 2.0
 
 
 class NtSyscall(Syscall):
@@ -296,6 +299,18 @@ class NtPersonality:
             if tid and tid != me:
                 _core.syscall(SYS_TGKILL, os.getpid(), tid, KICK_SIGNAL)
 
+    def _await_threads(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the program's other threads to leave it; whether some
+        are still in it (their memory must then stay mapped)."""
+        deadline = time.monotonic() + timeout
+        with objects.CHANGED:
+            while not all(th.done for th in self.threads):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return True
+                objects.CHANGED.wait(remaining)
+        return False
+
     # ------------------------------------------------------------------ threads
 
     def thread_main(self, th: objects.Thread, start: int, arg: int, stack_size: int) -> None:
@@ -541,22 +556,26 @@ class NtPersonality:
             for th in self.threads:
                 if not th.done:
                     th.resume.set()
+            # a kicked thread runs on in the program's code (its images, the helpers' kick stub,
+            # KUSER_SHARED_DATA) until its signal lands: none of that goes while it may
+            left = self._await_threads(THREAD_LEAVE_TIMEOUT)
             try:
                 _core.syscall(SYS_ARCH_PRCTL, ARCH_SET_GS, 0)
             except OSError:
                 pass
             self.handles.close_all()
-            if kuser is not None:
+            if kuser is not None and not left:
                 kuser.release()
             for base, view in list(self.views.items()):
-                if self.wine is None or base != self.wine.base:
+                if (self.wine is None or base != self.wine.base) and not left:
                     view.release()
                     del self.views[base]
             if stack:
                 memory.unmap(stack, size)
             self.nls_views.clear()
-            helpers.release()
-            if flip_slot:
+            if not left:
+                helpers.release()
+            if flip_slot and not left:
                 memory.unmap(flip_slot, 0x1000)
             image_mod.save_disk_cache()
             if all(th.done for th in self.threads):
