@@ -135,11 +135,12 @@ def stub_sites(stubs: Iterable[int]) -> frozenset[int]:
     """Where the `syscall` of each Wine-style stub at these addresses ends (a site's address for
     the rewrite): the instruction before it is the stub's ``jne``, which no trampoline can run
     elsewhere, so a rewrite planner need not decode them."""
-    return frozenset(
-        at + 0x14
-        for at in stubs
-        if memory.peek(at, 0x14)[:4] == _STUB and memory.peek(at + 0x10, 4) == _STUB_SYSCALL
-    )
+    ends = set()
+    for at in stubs:
+        code = memory.peek(at, 0x14)
+        if code[:4] == _STUB and code[0x10:] == _STUB_SYSCALL:
+            ends.add(at + 0x14)
+    return frozenset(ends)
 
 
 def load_ntdll(dll_dir: str) -> WineNtdll:
