@@ -20,7 +20,8 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from . import image, memory
+from .. import _memory as memory
+from . import image
 from .ntdll import TEB_THREAD_BLOCK
 from .pe import PELoadError
 
