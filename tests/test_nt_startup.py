@@ -15,8 +15,9 @@ import pefile
 import pytest
 
 from conftest import requires_sud
+from pysud import _memory as memory
 from pysud import _rewrite
-from pysud.nt import image, memory, wine
+from pysud.nt import image, wine
 from pysud.nt.prefix import find_wine_dlls
 
 HERE = os.path.dirname(os.path.abspath(__file__))
