@@ -232,3 +232,26 @@ def test_windows_numbering_gives_each_build_number_the_call_of_its_name() -> Non
     assert not set(renumber) & set(private)  # pysud's own numbers are never handed out
     with pytest.raises(wine.PELoadError, match="no number below 4"):
         wine.windows_numbering(wine_table, private, build, limit=4)
+
+
+@requires_sud
+@requires_cc
+@requires_dlls
+@pytest.mark.parametrize("profile", sorted(_profiles.TABLES))
+def test_getprocaddress_reads_the_windows_numbered_export_directory(profile: str, tmp_path) -> None:
+    """Wine's loader (GetProcAddress -> LdrGetProcedureAddress) finds the build's calls, also one
+    Wine lacks, at stubs with the build's numbers, and no Zw name for Wine's non-call."""
+    assert CC is not None
+    exe = str(tmp_path / "getproc.exe")
+    subprocess.run([CC, "-O2", "-Wall", "-Werror", "-o", exe, os.path.join(SRC, "getproc.c")], check=True)
+    log = str(tmp_path / "calls.log")
+    r = run_numbering(exe, log, "--ntdll", "wine", "--prefix", str(tmp_path / "pfx"), "--nt-profile", profile)
+    by_name = {name: nr for nr, name in _profiles.TABLES[profile].items()}
+    close, timer, cross = (by_name[n] for n in ("NtClose", "NtCreateTimer", "NtCreateCrossVmEvent"))
+    assert r.stdout.decode().replace("\r\n", "\n") == (
+        f"NtClose: found, number {close:#x}\nZwClose: found, number {close:#x}\n"
+        f"NtCreateTimer: found, number {timer:#x}\nNtCreateCrossVmEvent: found, number {cross:#x}\n"
+        "ZwGetTickCount: missing, number 0xffffffff\nNtClose(0x7788) = 0xc0000008\n"
+    )
+    assert r.returncode == 0, r.stderr.decode()
+    assert [c[2:] for c in logged(log) if c[2] == "0x7788"] == [["0x7788", "block+0x1f"]]
