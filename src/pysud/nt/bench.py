@@ -25,8 +25,8 @@ import time
 from collections.abc import Callable
 
 from .. import _core
+from .. import _memory as memory
 from .._native import CodeBlob
-from . import memory
 
 NR_GETPPID = 110
 #: f(stub, n, stack_top, out) (SysV): n times stub(out) in the Windows x64 convention, on the stack

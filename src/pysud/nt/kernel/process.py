@@ -221,7 +221,9 @@ def NtCreateUserProcess(nt: NtPersonality, call: NtSyscall) -> int:
 
 def NtTerminateProcess(nt: NtPersonality, call: NtSyscall) -> Any:
     handle, code = call.args[0], call.args[1] & 0xFFFFFFFF
-    if handle == 0:  # "every other thread": they stop at their next call
+    if handle == 0:  # every other thread ends now (ExitProcess, before the DLLs' detach routines)
+        nt.exit_status = code
+        nt._kick_others()
         return st.STATUS_SUCCESS
     if handle != CURRENT_PROCESS:
         return st.STATUS_ACCESS_DENIED  # other processes do not exist here
