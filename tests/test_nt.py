@@ -145,7 +145,7 @@ def test_flip_switch_calls_make_no_kernel_trap(
         pytest.skip("no Wine PE DLLs installed (tools/run_tests.sh installs wine64)")
     where = ("--prefix", str(tmp_path / "pfx")) if dll_set == "wine" else ()
     counts = []
-    for opts in ((), ("--flip-switch",)):
+    for opts in (("--no-flip-switch",), ("--flip-switch",)):
         r = subprocess.run(
             [
                 "strace",
@@ -281,7 +281,7 @@ def test_relocated_when_the_preferred_base_is_taken(tmp_path) -> None:
     base = pefile.PE(str(exe)).OPTIONAL_HEADER.ImageBase
     code = (
         "import sys, pysud.nt as nt\n"
-        "from pysud.nt import memory\n"
+        "from pysud import _memory as memory\n"
         f"memory.map_at({base}, 0x10000, memory.PROT_READ, 'squatter')\n"
         "sys.exit(nt.run(sys.argv[1], ntdll='builtin'))\n"
     )
@@ -326,7 +326,7 @@ def test_ntdll_exports_find_numbers_as_syswhispers_does(profile: str) -> None:
     table = _profiles.TABLES[profile]
     image = ntdll.build(table, _profiles.VERSIONS[profile])
     try:
-        from pysud.nt import memory
+        from pysud import _memory as memory
 
         pe = pefile.PE(data=memory.peek(image.base, image.size))
         exports = {e.name.decode(): e.address for e in pe.DIRECTORY_ENTRY_EXPORT.symbols}
@@ -361,7 +361,8 @@ def test_teb_blocks_hold_wines_debug_buffer() -> None:
     """Wine 8's PE ntdll keeps each thread's debug strings at gs:[0x30] + 0x3000 (0x800 bytes):
     one thread's debug output must not land in the next thread's TEB (it once overwrote the
     next TEB's ActivationContextStack, which crashed that thread in its exit)."""
-    from pysud.nt import memory, process
+    from pysud import _memory as memory
+    from pysud.nt import process
 
     arena = process.Arena()
     try:

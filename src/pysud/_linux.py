@@ -142,16 +142,14 @@ class _Brk:
     def set(self, want: int) -> int:
         if want < self.start:
             return self.cur
-        from . import _elf
+        from . import _memory
 
         end = (want + PAGE - 1) & ~(PAGE - 1)
         if end > self.mapped_end:
             size = end - self.mapped_end
             try:
-                _elf._map(
-                    self.mapped_end, size, _elf.PROT_READ | _elf.PROT_WRITE, _elf.MAP_FIXED_NOREPLACE, "brk"
-                )
-            except _elf.ELFLoadError:
+                _memory.map_at(self.mapped_end, size, _memory.PROT_READ | _memory.PROT_WRITE, "brk")
+            except _memory.MappingError:
                 return self.cur  # as the kernel does: the old break means failure
             self.mappings.append((self.mapped_end, size))
             self.mapped_end = end

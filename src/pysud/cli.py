@@ -50,6 +50,13 @@ def _bench(args: argparse.Namespace) -> int:
     result = measure(iterations=args.iterations, rounds=args.rounds)
     if not args.json:
         print(render(result), flush=True)
+    if args.nt_rounds > 0:
+        from .nt.bench import measure_nt, render_nt
+
+        nt_rows = measure_nt(iterations=args.iterations, rounds=args.nt_rounds)
+        result["nt"] = nt_rows
+        if not args.json:
+            print("\n" + render_nt(nt_rows), flush=True)
     if args.program_runs > 0:
         result["programs"] = _bench_programs(args)
     if args.trace_runs > 0:
@@ -357,6 +364,12 @@ def _bench_arguments(b: argparse.ArgumentParser) -> None:
     b.add_argument("--iterations", type=int, default=20000, help="calls per measurement (default 20000)")
     b.add_argument("--rounds", type=int, default=7, help="interleaved rounds; the median is reported")
     b.add_argument(
+        "--nt-rounds",
+        type=int,
+        default=7,
+        help="rounds of the NT call rows (one NT call with a Python handler per path; 0 skips them)",
+    )
+    b.add_argument(
         "--program-runs",
         type=int,
         default=10,
@@ -418,7 +431,12 @@ def _run_arguments(r: argparse.ArgumentParser) -> None:
         metavar="C=DIR",
         help="map a drive letter to a host directory (default: C: is a fresh scratch directory)",
     )
-    nt.add_argument("--flip-switch", action="store_true", help="ntdll calls enter without a kernel trap")
+    nt.add_argument(
+        "--flip-switch",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="NT calls through ntdll enter without a kernel trap (default: with Wine's DLLs only)",
+    )
     nt.add_argument(
         "--ntdll",
         choices=("auto", "wine", "builtin"),

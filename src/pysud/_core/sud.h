@@ -363,7 +363,7 @@ int sud_rewrite_sites(uint64_t (*out)[5], int max);
 void sud_rewrite_forget(void);
 extern int (*sud_rewrite_plan)(uint64_t end, const uint8_t *before, int nbefore, const uint8_t *after, int nafter,
                                int64_t *pad, int *disp); /* the glue's planner, for sites no pattern matches */
-uint64_t sud_rewrite_signal_rip(uint64_t rip);  /* signal context: a trampoline's rip as the site's */
+uint64_t sud_rewrite_signal_rip(uint64_t rip, uint64_t r11); /* signal context: a trampoline's rip as the site's */
 uint64_t sud_rewrite_fault_fixup(uint64_t rip); /* signal context: a fault in the GS check: resume here */
 int sud_filter_wants(const struct sud_policy *p, const struct sud_frame *f);
 #define SUD_REWRITE_LINUX_LOCATOR ((uint32_t)offsetof(struct sud_thread, self))

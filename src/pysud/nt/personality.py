@@ -24,10 +24,11 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _core
+from .. import _memory as memory
 from .._abi import SyscallABI, nt_x64
 from .._dispatch import Dispatcher, Return, Syscall
 from .._errors import GuestMemoryError
-from . import _profiles, kernel, memory, objects, process, wine
+from . import _profiles, kernel, objects, process, wine
 from . import image as image_mod
 from . import ntdll as ntdll_mod
 from . import status as st
@@ -87,7 +88,7 @@ class NtPersonality:
         drives: dict[str, str] | None = None,
         trace: bool = False,
         trace_file: Any = None,
-        flip_switch: bool = False,
+        flip_switch: bool | None = None,
         ntdll: str = "builtin",
         dlls: str | None = None,
         prefix: str | None = None,
@@ -159,7 +160,8 @@ class NtPersonality:
         self.drives = {k.upper().rstrip(":"): os.path.abspath(v) for k, v in drives.items()}
         self.trace = trace
         self.trace_file = trace_file or sys.stderr
-        self.flip_switch = flip_switch
+        # the flip switch: on Wine's DLLs by default (the same handlers, no kernel trap per call)
+        self.flip_switch = flip_switch if flip_switch is not None else self.wine is not None
         self.handles = objects.HandleTable()
         self.exiting = threading.Event()
         self.exit_status = 0
@@ -178,6 +180,9 @@ class NtPersonality:
         self.main_teb = 0
         self.main_tid = 0
         self._helpers: wine.Helpers | None = None
+        self._kuser: process.KUserSharedData | None = None  # a run's, released by _teardown
+        self._main_stack = (0, 0)  # (base, size) of a run's main stack
+        self._flip_slot = 0  # Wine's DLLs with the flip switch: the page at 0x7ffe1000
         self.fault_action = 0  # the program's sigaction for hardware faults, once installed
         self.registry: Registry | None = None  # opened on first use by nt/kernel/registry.py
         self._register()
@@ -257,8 +262,8 @@ class NtPersonality:
         """The host path an OBJECT_ATTRIBUTES names, or (None, NTSTATUS)."""
         return kernel.file.host_path(self, call, oa)
 
-    def _unimplemented_class(self, call: NtSyscall, cls: int) -> int:
-        key = f"{call.name} class {cls}"
+    def _unimplemented_class(self, call: NtSyscall, cls: int, what: str = "") -> int:
+        key = f"{what or call.name} class {cls}"
         if key not in self._reported:
             self._reported.add(key)
             print(f"pysud: {key} is not implemented (STATUS_NOT_IMPLEMENTED)", file=sys.stderr, flush=True)
@@ -268,9 +273,11 @@ class NtPersonality:
 
     def exit_process(self, call: NtSyscall, code: int) -> None:
         self.exit_status = code
+        # the others are kicked before their waits end: a thread inside a wait holds the signal
+        # until the call ends and leaves then, never seeing the wait's end
+        self._kick_others()
         self.exiting.set()
         objects.notify()
-        self._kick_others()
         call.exit_guest(code)
         return None
 
@@ -348,12 +355,8 @@ class NtPersonality:
         """Load and run a Windows program on this thread; its exit status (a 32-bit NTSTATUS-like code)."""
         if self.wine is not None:
             return self._run_wine(path, args or [], env, command_line)
-        self.d.arm_thread()
+        self._begin(process.Arena())
         self.ntdll = ntdll_mod.build(_profiles.TABLES[self.profile], self.version)
-        kuser: process.KUserSharedData | None = None
-        self._arena = process.Arena()
-        stack = 0
-        std = []
         try:
             self.image = load_pe(path, self.ntdll)
             if self.flip_switch:
@@ -361,22 +364,12 @@ class NtPersonality:
             # KUSER_SHARED_DATA.SystemCall picks the path in every stub, as on Windows: clear, the
             # stub's own `syscall` traps (SUD); set, the stub jumps to the trampoline, which enters
             # the core's direct entry without a kernel trap (the flip switch).
-            kuser = process.KUserSharedData(self.version, self.flip_switch)
-            for fd in (0, 1, 2):
-                try:
-                    dup = os.dup(fd)
-                except OSError:
-                    std.append(0)
-                    continue
-                std.append(self.handles.add(objects.File(fd=dup, path="", access=0x120196, console=True)))
+            self._kuser = process.KUserSharedData(self.version, self.flip_switch)
+            std = self._std_handles()
             win_path = self.windows_path(os.path.abspath(path))
             cmdline = " ".join(_quote(a) for a in [win_path, *(args or [])])
             environ = dict(os.environ if env is None else env)
-            size = (self.image.stack_reserve + 0xFFFF) & ~0xFFFF
-            stack = memory.map_anywhere(
-                size, memory.PROT_READ | memory.PROT_WRITE, "NT main stack", align=0x10000
-            )
-            self.stacks.append((stack, stack + size))
+            stack_top = self._map_main_stack(path, self.image.stack_reserve)
             self.peb = process.build_peb(
                 self._arena,
                 self.image,
@@ -389,51 +382,27 @@ class NtPersonality:
                 std_handles=(std[0], std[1], std[2]),
                 heap=HEAP_HANDLE,
             )
-            block = _core.thread_block()
-            teb = process.build_teb(
-                self._arena,
-                self.peb,
-                (stack + size, stack),
-                os.getpid(),
-                threading.get_native_id(),
-                self.image,
-                block,
-            )
-            self._set_gs(teb)
-            sys.stdout.flush()
-            sys.stderr.flush()
+            self._enter_main_thread(stack_top)
             for cb in self.image.tls_callbacks:  # DLL_PROCESS_ATTACH, as the Windows loader does
-                self._call_guest(cb, (self.image.base, 1, 0, 0), stack + size, "call")
+                self._call_guest(cb, (self.image.base, 1, 0, 0), stack_top, "call")
                 if self.exiting.is_set():
                     return self.exit_status
-            value = self._call_guest(self.image.entry, (self.peb, 0, 0, 0), stack + size, "process")
-            if (
-                not self.exiting.is_set()
-            ):  # the program died of a signal (128 + sig), not by NtTerminateProcess
-                self.exit_status = value
-            return self.exit_status
+            return self._ended(self._call_guest(self.image.entry, (self.peb, 0, 0, 0), stack_top, "process"))
         finally:
-            self.exiting.set()
-            objects.notify()
-            for th in self.threads:
-                if not th.done:
-                    th.resume.set()
-            try:
-                _core.syscall(SYS_ARCH_PRCTL, ARCH_SET_GS, 0)
-            except OSError:
-                pass
-            self.handles.close_all()
-            if kuser is not None:
-                kuser.release()
-            if self.image is not None:
-                self.image.release()
-            if stack:
-                memory.unmap(stack, (self.image.stack_reserve + 0xFFFF) & ~0xFFFF if self.image else 0)
-            self.ntdll.release()
-            if all(th.done for th in self.threads):
-                self._arena.release()  # running threads may still read their TEB
+            self._teardown()
+
+    # ------------------------------------------------------------------ one run's set-up and teardown
+
+    def _begin(self, arena: process.Arena) -> None:
+        """Arm this thread; what the run maps is noted here for :meth:`_teardown`."""
+        self.d.arm_thread()
+        self._arena = arena
+        self._kuser = None
+        self._main_stack = (0, 0)
 
     def _std_handles(self) -> list[int]:
+        """Handles for the program's standard input, output and error: the host's fds 0-2, dup'ed
+        (0 for one that is closed)."""
         std = []
         for fd in (0, 1, 2):
             try:
@@ -444,20 +413,92 @@ class NtPersonality:
             std.append(self.handles.add(objects.File(fd=dup, path="", access=0x120196, console=True)))
         return std
 
+    def _map_main_stack(self, path: str, reserve: int) -> int:
+        """Map the main thread's stack (``reserve`` bytes, the program's SizeOfStackReserve, in
+        64 KiB units); its top.  PELoadError if it cannot be mapped."""
+        size = (reserve + 0xFFFF) & ~0xFFFF
+        try:
+            stack = memory.map_anywhere(
+                size, memory.PROT_READ | memory.PROT_WRITE, f"{path}: its main stack", align=0x10000
+            )
+        except memory.MappingError as e:
+            raise PELoadError(str(e)) from e
+        self._main_stack = (stack, size)
+        self.stacks.append((stack, stack + size))
+        return stack + size
+
+    def _enter_main_thread(self, stack_top: int) -> None:
+        """Give this thread its TEB (on the main stack) and point GS at it, before the program runs."""
+        stack = self._main_stack[0]
+        self.main_tid = threading.get_native_id()
+        self.main_teb = process.build_teb(
+            self._arena,
+            self.peb,
+            (stack_top, stack),
+            os.getpid(),
+            self.main_tid,
+            self.image,
+            _core.thread_block(),
+        )
+        self._set_gs(self.main_teb)
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+    def _ended(self, value: int) -> int:
+        """The run's exit status once the program's entry returned ``value``."""
+        if not self.exiting.is_set():  # the program died of a signal (128 + sig), not by NtTerminateProcess
+            self.exit_status = value
+        return self.exit_status
+
+    def _teardown(self) -> None:
+        """The end of a run, however it ended: every thread told to leave, GS cleared, handles closed,
+        what the run mapped released (the TEB/PEB arena only when no thread still runs)."""
+        self.exiting.set()
+        objects.notify()
+        self._kick_others()
+        for th in self.threads:
+            if not th.done:
+                th.resume.set()
+        try:
+            _core.syscall(SYS_ARCH_PRCTL, ARCH_SET_GS, 0)
+        except OSError:
+            pass
+        self.handles.close_all()
+        if self._kuser is not None:
+            self._kuser.release()
+            self._kuser = None
+        if self.image is not None:
+            self.image.release()
+        for base, view in list(self.views.items()):
+            if self.wine is None or base != self.wine.base:
+                view.release()
+                del self.views[base]
+        stack, size = self._main_stack
+        if stack:
+            memory.unmap(stack, size)
+            self._main_stack = (0, 0)
+        self.nls_views.clear()
+        if self.ntdll is not None:
+            self.ntdll.release()
+        if self._helpers is not None:
+            self._helpers.release()
+        if self._flip_slot:
+            memory.unmap(self._flip_slot, 0x1000)
+            self._flip_slot = 0
+        if self.wine is not None:
+            image_mod.save_disk_cache()
+        if all(th.done for th in self.threads):
+            self._arena.release()  # running threads may still read their TEB
+
     def _run_wine(
         self, path: str, args: list[str], env: dict[str, str] | None, command_line: str | None = None
     ) -> int:
         """Start the program as Windows does: LdrInitializeThunk(context) in Wine's ntdll."""
         assert self.wine is not None and self.prefix is not None
-        self.d.arm_thread()
+        self._begin(process.Arena(4 << 20))
         exports = self.wine.exports
         direct = _core.direct_entry_address() if self.flip_switch else 0
         helpers = self._helpers = wine.build_helpers(direct)
-        kuser: process.KUserSharedData | None = None
-        flip_slot = 0
-        self._arena = process.Arena(4 << 20)
-        stack = size = 0
-        exe: ImageView | None = None
         try:
             host = os.path.abspath(path)
             info = read_image_info(host)
@@ -472,9 +513,9 @@ class NtPersonality:
             memory.poke(exports["__wine_unix_call_dispatcher"], struct.pack("<Q", helpers.unix_call))
             # SystemCall bit 0 set: the stubs `call [0x7ffe1000]`, which holds pysud's flip-switch
             # entry (wine.build_helpers): the core's direct entry, no kernel trap
-            kuser = process.KUserSharedData(self.version, self.flip_switch)
+            self._kuser = process.KUserSharedData(self.version, self.flip_switch)
             if self.flip_switch:
-                flip_slot = wine.map_flip_switch_slot(helpers.flip_switch)
+                self._flip_slot = wine.map_flip_switch_slot(helpers.flip_switch)
             std = self._std_handles()
             win_path = self.windows_path(host)
             cmdline = (
@@ -483,11 +524,7 @@ class NtPersonality:
             environ = windows_environment(dict(os.environ)) if env is None else dict(env)
             user_temp = os.path.join(self.prefix.drive_c, "users", environ.get("USERNAME", "user"), "Temp")
             os.makedirs(user_temp, exist_ok=True)
-            size = (max(info.stack_reserve, 1 << 20) + 0xFFFF) & ~0xFFFF
-            stack = memory.map_anywhere(
-                size, memory.PROT_READ | memory.PROT_WRITE, "NT main stack", align=0x10000
-            )
-            self.stacks.append((stack, stack + size))
+            stack_top = self._map_main_stack(path, max(info.stack_reserve, 1 << 20))
             apiset = wine.apiset_map(self.prefix.dlls or "")
             self.peb = process.build_wine_peb(
                 self._arena,
@@ -503,53 +540,13 @@ class NtPersonality:
                 apiset=apiset,
                 subsystem=info.subsystem,
             )
-            self.main_tid = threading.get_native_id()
-            teb = self.main_teb = process.build_teb(
-                self._arena,
-                self.peb,
-                (stack + size, stack),
-                os.getpid(),
-                threading.get_native_id(),
-                None,
-                _core.thread_block(),
-            )
-            self._set_gs(teb)
-            sys.stdout.flush()
-            sys.stderr.flush()
+            self._enter_main_thread(stack_top)
             _ignore_kick_in_host()
-            value = self._start_wine_thread(exe.base + info.entry_rva, self.peb, stack + size, "process")
-            if (
-                not self.exiting.is_set()
-            ):  # the program died of a signal (128 + sig), not by NtTerminateProcess
-                self.exit_status = value
-            return self.exit_status
+            return self._ended(
+                self._start_wine_thread(exe.base + info.entry_rva, self.peb, stack_top, "process")
+            )
         finally:
-            self.exiting.set()
-            objects.notify()
-            self._kick_others()
-            for th in self.threads:
-                if not th.done:
-                    th.resume.set()
-            try:
-                _core.syscall(SYS_ARCH_PRCTL, ARCH_SET_GS, 0)
-            except OSError:
-                pass
-            self.handles.close_all()
-            if kuser is not None:
-                kuser.release()
-            for base, view in list(self.views.items()):
-                if self.wine is None or base != self.wine.base:
-                    view.release()
-                    del self.views[base]
-            if stack:
-                memory.unmap(stack, size)
-            self.nls_views.clear()
-            helpers.release()
-            if flip_slot:
-                memory.unmap(flip_slot, 0x1000)
-            image_mod.save_disk_cache()
-            if all(th.done for th in self.threads):
-                self._arena.release()
+            self._teardown()
 
     def _start_wine_thread(self, entry: int, arg: int, stack_top: int, mode: str) -> int:
         """LdrInitializeThunk(context) on this thread: ntdll attaches the DLLs, then NtContinue
@@ -609,7 +606,7 @@ def run(
     profile: str | None = None,
     drives: dict[str, str] | None = None,
     trace: bool = False,
-    flip_switch: bool = False,
+    flip_switch: bool | None = None,
     env: dict[str, str] | None = None,
     ntdll: str = "auto",
     dlls: str | None = None,

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import pefile
 
-from . import image, memory
+from .. import _memory as memory
+from . import image
 from .ntdll import TEB_THREAD_BLOCK
 from .pe import PELoadError
 

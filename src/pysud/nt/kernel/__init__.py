@@ -26,6 +26,7 @@ from ..status import STATUS_ACCESS_VIOLATION
 from . import (
     exception,
     file,
+    iocompletion,
     namespace,
     process,
     registry,
@@ -56,6 +57,7 @@ MODULES: tuple[ModuleType, ...] = (
     process,
     exception,
     sync,
+    iocompletion,
     registry,
     security,
     system,

@@ -11,7 +11,8 @@ import struct
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .. import memory, objects, process
+from ... import _memory as memory
+from .. import objects, process
 from .. import status as st
 from . import process as kprocess
 
