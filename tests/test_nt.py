@@ -133,12 +133,13 @@ def test_flip_switch_path_matches_the_trap_path(program: str, exes: dict[tuple[s
 @requires_sud
 @requires_cc
 def test_flip_switch_calls_make_no_kernel_trap(exes: dict[tuple[str, bool], str]) -> None:
-    # strace sees every SIGSYS the kernel sends: the trap path has one per NT call, the flip
-    # switch none for calls made through ntdll.
+    # strace sees every SIGSYS the kernel sends: the trap path (--no-rewrite) has one per NT
+    # call, the flip switch none for calls made through ntdll, and with rewriting on (which the
+    # run without options has unless PYSUD_REWRITE=0) the stubs take the flip switch's path.
     if shutil.which("strace") is None:
         pytest.skip("strace not installed (tools/run_tests.sh installs it)")
     counts = []
-    for opts in ((), ("--flip-switch",)):
+    for opts, rewrite in ((("--no-rewrite",), "0"), (("--flip-switch",), "0"), ((), "1")):
         r = subprocess.run(
             [
                 "strace",
@@ -158,6 +159,7 @@ def test_flip_switch_calls_make_no_kernel_trap(exes: dict[tuple[str, bool], str]
                 exes[("files", False)],
                 "42",
             ],
+            env=dict(os.environ, PYSUD_REWRITE=rewrite),
             capture_output=True,
             timeout=120,
         )
@@ -165,6 +167,7 @@ def test_flip_switch_calls_make_no_kernel_trap(exes: dict[tuple[str, bool], str]
         counts.append(r.stderr.count(b"SYS_USER_DISPATCH"))
     assert counts[0] > 20
     assert counts[1] < counts[0] // 4
+    assert counts[2] < counts[0] // 4, counts
 
 
 @requires_sud
