@@ -23,6 +23,7 @@ setup(
                 CORE + "frame.c",
                 CORE + "policy.c",
                 CORE + "ring.c",
+                CORE + "trace_format.c",
                 CORE + "hook.c",
                 CORE + "arm.c",
                 CORE + "memory.c",

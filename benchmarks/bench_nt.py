@@ -4,7 +4,10 @@
 The loop program (tests/nt/loop.c, built with mingw-w64) makes N NtQuerySystemTime calls; the
 cost per call is (time(N) - time(0)) / N, so start-up cancels out.  Paths: pysud's own ntdll
 (the trap path: SUD's SIGSYS), the program's own `syscall` (trapped the same way), --flip-switch
-(when the core has a direct entry), Wine's PE ntdll on pysud (trap path), and Wine.  Start to
+(when the core has a direct entry), Wine's PE ntdll on pysud (trap path and flip switch: its stubs
+`call [0x7ffe1000]`), pysud's Windows-numbered stubs beside Wine's ntdll (--nt-profile) and the
+program's own `syscall` with the build's number there (renumbered by the core), and Wine; the
+ratio is to a native Linux system call in a loop (getppid, not dispatched).  Start to
 exit: the ntdll-only hello on pysud's ntdll, the mingw hello (kernel32 + msvcrt,
 tests/nt/wine/hello.c) on Wine's DLLs under pysud, and both under Wine with a warm wineserver
 (`wineserver -p` for the whole run).  Each row is the median of --rounds runs, interleaved.
@@ -106,7 +109,26 @@ def main() -> int:
         if hasattr(_core, "direct_entry_address"):
             paths["pysud ntdll, through ntdll (flip-switch)"] = [*builtin, "--flip-switch", loop]
         if wine_dlls:
-            paths["pysud + Wine's DLLs, through ntdll (trap)"] = [*on_wine, loop]
+            win11 = ("--nt-profile", "win11-23h2")  # pysud's Windows-numbered stubs beside Wine's ntdll
+            paths["pysud + Wine's DLLs, through ntdll (trap)"] = [*on_wine, "--no-flip-switch", loop]
+            paths["pysud + Wine's DLLs, through ntdll (flip-switch)"] = [*on_wine, "--flip-switch", loop]
+            paths["pysud + Wine's DLLs, Windows-numbered stub (trap)"] = [
+                *on_wine,
+                *win11,
+                "--no-flip-switch",
+                loop,
+            ]
+            paths["pysud + Wine's DLLs, Windows-numbered stub (flip-switch)"] = [
+                *on_wine,
+                *win11,
+                "--flip-switch",
+                loop,
+            ]
+            paths["pysud + Wine's DLLs, direct syscall, build's number (trap)"] = [
+                *on_wine,
+                *win11,
+                loop_direct,
+            ]
         env = None
         wineserver = os.path.join(os.path.dirname(WINE), "wineserver") if WINE else None
         if WINE:
@@ -144,7 +166,10 @@ def main() -> int:
         finally:
             if WINE and wineserver and os.path.exists(wineserver):
                 subprocess.run([wineserver, "-k"], env=env, timeout=60)
+    _core.disarm()
+    native = min(_core.bench_loop(110, args.calls, False) for _ in range(5)) / args.calls  # getppid
     result = {
+        "native_linux_syscall_ns": round(native),
         "ns_per_call": {k: round(statistics.median(v)) for k, v in samples.items()},
         "ms_start_to_exit": {k: round(statistics.median(v), 1) for k, v in starts.items()},
         "calls": args.calls,
@@ -153,12 +178,13 @@ def main() -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"{'NtQuerySystemTime in a loop':<46} {'ns/call':>9}")
+    print(f"{'NtQuerySystemTime in a loop (Python handler)':<62} {'ns/call':>9} {'x native':>9}")
     for k, v in result["ns_per_call"].items():
-        print(f"{k:<46} {v:>9}")
-    print(f"{'hello, start to exit':<46} {'ms':>9}")
+        print(f"{k:<62} {v:>9} {v / native:>9.1f}")
+    print(f"{'native: a Linux syscall (getppid), not dispatched':<62} {round(native):>9} {1.0:>9.1f}")
+    print(f"{'hello, start to exit':<62} {'ms':>9}")
     for k, v in result["ms_start_to_exit"].items():
-        print(f"{k:<46} {v:>9}")
+        print(f"{k:<62} {v:>9}")
     return 0
 
 

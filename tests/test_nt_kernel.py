@@ -11,8 +11,12 @@ from pysud.nt import _profiles, kernel, ntdll, wine
 from pysud.nt.personality import NtPersonality
 from pysud.nt.prefix import find_wine_dlls
 
-KNOWN = {name for table in _profiles.TABLES.values() for name in table.values()}
-KNOWN |= set(ntdll.PRIVATE.values()) | set(wine.PRIVATE.values()) | set(wine.WINE_ONLY_CALLS)
+#: the NT calls of pysud's own ntdll (every Windows build's numbering) and the Wine-only ones
+NT_CALLS = {name for table in _profiles.TABLES.values() for name in table.values()}
+NT_CALLS |= set(wine.PRIVATE.values()) | set(wine.WINE_ONLY_CALLS)
+#: exports of pysud's own ntdll only, answered in Python (its Rtl/C-library helpers, its private calls)
+BUILTIN_ONLY = set(ntdll.PRIVATE.values())
+KNOWN = NT_CALLS | BUILTIN_ONLY
 
 
 def _wine_names() -> set[str]:
@@ -64,9 +68,56 @@ def test_personality_registers_every_table(profile: str) -> None:
         nt.close()
 
 
-def test_no_call_is_both_a_method_and_in_a_table() -> None:
-    methods = {name[1:] for name in dir(NtPersonality) if name.startswith(("_Nt", "_Rtl"))}
-    assert not methods & set(kernel.handlers())
+def test_builtin_only_names_are_marked_and_every_other_name_is_numbered() -> None:
+    # a table name is a call of a numbering (a Windows build's or Wine's stubs), or one that only
+    # pysud's own ntdll exports (ntdll.PRIVATE), which its module marks BUILTIN_ONLY
+    names = set(kernel.handlers())
+    marked = kernel.builtin_only()
+    numbered = NT_CALLS | _wine_names()
+    assert marked <= names
+    assert marked <= BUILTIN_ONLY, sorted(marked - BUILTIN_ONLY)
+    assert not marked & numbered, f"marked builtin-only but numbered: {sorted(marked & numbered)}"
+    unknown = sorted(names - marked - numbered)
+    assert not unknown, f"neither numbered nor marked builtin-only: {unknown}"
+    # and every call pysud's own ntdll adds has its handler
+    assert not BUILTIN_ONLY - names, sorted(BUILTIN_ONLY - names)
+
+
+def test_library_functions_are_registered_unprobed() -> None:
+    # rtl.py's C-library and Rtl helpers are functions, not kernel calls: a bad pointer is the
+    # program's crash, not STATUS_ACCESS_VIOLATION; every other handler is probed
+    names = kernel.handlers()
+    assert kernel.rtl.PROBE is False
+    for module in kernel.MODULES:
+        for name, fn in module.HANDLERS.items():  # type: ignore[attr-defined]
+            if module is kernel.rtl:
+                assert names[name] is fn, name
+            else:
+                assert names[name] is not fn and names[name].__wrapped__ is fn, name  # type: ignore[attr-defined]
+
+
+def test_the_personality_has_no_handler_methods() -> None:
+    # every handler lives in a table of nt/kernel/: no call is discovered from a method name
+    names = set(kernel.handlers())
+    methods = {name.lstrip("_") for name in dir(NtPersonality)}
+    assert not methods & names, sorted(methods & names)
+
+
+@pytest.mark.parametrize("profile", sorted(_profiles.TABLES))
+def test_every_registered_handler_is_from_a_table(profile: str) -> None:
+    # what the numbering has and a table names is the table's function; the rest answer
+    # STATUS_NOT_IMPLEMENTED (the personality's own fallback), nothing else is registered
+    nt = NtPersonality(profile=profile)
+    try:
+        tables = kernel.handlers()
+        for name in nt.abi.numbers:
+            h = nt.d.handler_of(name)
+            if name in tables:
+                assert isinstance(h, functools.partial) and h.func is tables[name], name
+            elif name not in ntdll.PRIVATE.values():
+                assert h == nt._unimplemented, name
+    finally:
+        nt.close()
 
 
 def test_user_override_wins() -> None:

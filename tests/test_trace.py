@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from conftest import requires_sud
+from strace_oracle import STRACE, strace_works, trace_both
 
 pytestmark = requires_sud
 
-STRACE = shutil.which("strace")
 BUSYBOX = shutil.which("busybox")
 needs_strace = pytest.mark.skipif(
     STRACE is None and not os.environ.get("CI"),
@@ -34,10 +34,7 @@ RESUMED = re.compile(r"^<\.\.\. (\w+) resumed>(.*)$")
 
 
 def _strace_can_trace() -> bool:
-    if STRACE is None:
-        return False
-    r = subprocess.run([STRACE, "-o", "/dev/null", "true"], capture_output=True)
-    return r.returncode == 0
+    return strace_works()
 
 
 def normalise(text: str, pids: set[int]) -> dict[int, list[str]]:
@@ -87,25 +84,9 @@ def _fresh(tree: str) -> str:
 
 
 def run_both(argv: list[str], tree: str, extra: list[str] | None = None):
-    extra = extra or []
-    cwd = _fresh(tree)
-    s_out = tree + "-strace.out"
-    p_out = tree + "-pysud.out"
-    native = subprocess.run(
-        [STRACE, "-f", *extra, "-o", s_out, *argv], cwd=cwd, capture_output=True, env=ENV, timeout=60
+    (native, s_text), (ours, p_text) = trace_both(
+        argv, extra or [], lambda: _fresh(tree), tree + "-trace.out", ENV
     )
-    cwd = _fresh(tree)
-    ours = subprocess.run(
-        [sys.executable, "-m", "pysud", "trace", "-f", *extra, "-o", p_out, *argv],
-        cwd=cwd,
-        capture_output=True,
-        env=ENV,
-        timeout=60,
-    )
-    with open(s_out) as f:
-        s_text = f.read()
-    with open(p_out) as f:
-        p_text = f.read()
     return native, ours, s_text, p_text
 
 
@@ -369,14 +350,17 @@ def test_unfinished_and_resumed_lines(events_prog, tree):
 
 
 def test_compiled_formatters_equal_reference_decoders():
-    """The hot path's compiled line formatters print what the reference decoders print, for
-    random registers, results and captured bytes (as the core records them)."""
+    """The hot path's compiled line formatters, and the core's templates (format_records), print
+    what the reference decoders print, for random registers, results and captured bytes (as the
+    core records them: the templates run over the record's bytes)."""
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
+    from pysud import _core
     from pysud._abi import X86_64
     from pysud.trace import _fast as F
     from pysud.trace import decoders as D
+    from pysud.trace import records as R
     from pysud.trace._tracer import TraceOptions, Tracer
     from pysud.trace.decoders import _base as B
 
@@ -392,6 +376,12 @@ def test_compiled_formatters_equal_reference_decoders():
             cases.append((dec, ops, fmt))
     names = {c[0].name for c in cases}
     assert {"read", "write", "close", "fstat", "newfstatat", "lseek", "mmap", "access"} <= names
+    programs: list = [None] * 512
+    for dec, ops, _fmt in cases:
+        programs[X86_64.numbers[dec.name]] = F.program(dec, ops, strsize)
+    templated = {D.CallDecoder(nr).name for nr, p in enumerate(programs) if p is not None}
+    assert {"read", "write", "close", "lseek", "mmap", "access", "getrandom", "pread64"} <= templated
+    errors: dict[int, bytes] = {}
 
     tracer = Tracer(TraceOptions(output=os.devnull))
     tracer.out = None
@@ -399,8 +389,11 @@ def test_compiled_formatters_equal_reference_decoders():
     small = st.integers(0, 70) | st.integers(0, 2**64 - 1) | st.sampled_from([0xFFFFFF9C, 2**64 - 1])
     rets = st.integers(-4095, -1) | st.integers(0, 100) | st.integers(0, 2**63 - 1)
 
-    @settings(max_examples=30, deadline=None)
-    @given(st.sampled_from(cases), st.lists(small, min_size=6, max_size=6), rets, st.data())
+    # half of the examples go to calls with captured bytes (quoting is where lines differ most)
+    some_case = st.sampled_from(cases) | st.sampled_from([c for c in cases if c[1]])
+
+    @settings(max_examples=300, deadline=None)
+    @given(some_case, st.lists(small, min_size=6, max_size=6), rets, st.data())
     def check(case, args, ret, data):
         dec, ops, fmt = case
         args = list(args)
@@ -411,16 +404,19 @@ def test_compiled_formatters_equal_reference_decoders():
         order = [op for op in ops if op[0] == B.CAP_ENTRY] + [op for op in ops if op[0] == B.CAP_EXIT]
         caps: list = []
         snaps: dict[int, dict] = {B.CAP_ENTRY: {}, B.CAP_EXIT: {}}
+        raw = b""  # the captures as the core records them
         for phase, how, i, lenarg, scale, plus, mx in order:
             if phase == B.CAP_EXIT and failed:
                 continue
             addr = args[i]
             if not addr:
                 caps.append(None)
+                raw += R.CAP.pack(i, phase, R.CAP_NULL, 0, 0)
                 continue
             if data.draw(st.integers(0, 9), label="fault") == 0:
                 caps.append(False)
                 snaps[phase][addr] = False
+                raw += R.CAP.pack(i, phase, R.CAP_FAULT, 0, addr)
                 continue
             if how == B.CSTR:
                 body = data.draw(st.binary(max_size=min(mx, 80)).map(lambda b: b.replace(b"\0", b"a")))
@@ -430,6 +426,8 @@ def test_compiled_formatters_equal_reference_decoders():
                 v = data.draw(st.binary(min_size=min(want, mx), max_size=min(want, mx)))
             caps.append(v)
             snaps[phase][addr] = v
+            status = R.CAP_OK if how != B.CSTR or v.endswith(b"\0") else R.CAP_TRUNC
+            raw += R.CAP.pack(i, phase, status, len(v), addr) + v + b"\0" * (-len(v) % 8)
         a = tuple(args)
         tracer.ctx.snapshot = snaps[B.CAP_ENTRY]
         try:
@@ -440,8 +438,37 @@ def test_compiled_formatters_equal_reference_decoders():
             tracer.ctx.snapshot = None
         want_line = tracer.records[-1]["line"]
         assert fmt("", *a, ret, caps, 0) == want_line + "\n"
+        nr = X86_64.numbers[dec.name]
+        if programs[nr] is not None:
+            size = R.REC.size + len(raw)
+            rec = R.REC.pack(size, R.REC_FULL, nr, 7, len(caps), 0, 0, *a, ret) + raw
+            text, off, n, stop = _core.format_records(
+                rec * 2, 0, programs, {7: b""}, errors, F.error_text, strsize, False
+            )
+            assert (off, n, stop) == (2 * size, 2, 0)
+            assert text.decode() == 2 * (want_line + "\n")
 
     check()
+    # every byte value, each before a digit and before a letter (strace's three-digit octal rule)
+    every = b"".join(bytes([c, 0x31, c, 0x61]) for c in range(256))
+    write = D.CallDecoder(X86_64.numbers["write"])
+    for size in (4, 31, 32, 33, 1024):
+        v = every[: min(size, strsize)]
+        raw = R.CAP.pack(1, B.CAP_ENTRY, R.CAP_OK, len(v), 0x1000) + v + b"\0" * (-len(v) % 8)
+        args = (1, 0x1000, size, 0, 0, 0)
+        rec = R.REC.pack(R.REC.size + len(raw), R.REC_FULL, 1, 7, 1, 0, 0, *args, size) + raw
+        text = _core.format_records(rec, 0, programs, {7: b""}, errors, F.error_text, strsize, False)[0]
+        tracer.ctx.snapshot = {0x1000: v}
+        tracer._emit(write, 1, args, write.decode_entry(tracer.ctx, None, args), size, 0, False, None, 1)
+        tracer.ctx.snapshot = None
+        assert text.decode() == tracer.records[-1]["line"] + "\n"
+    for start in range(0, 1024, 32):
+        v = every[start : start + 32]
+        raw = R.CAP.pack(1, B.CAP_ENTRY, R.CAP_OK, 32, 0x1000) + v
+        args = (1, 0x1000, 32, 0, 0, 0)
+        rec = R.REC.pack(R.REC.size + len(raw), R.REC_FULL, 1, 7, 1, 0, 0, *args, 32) + raw
+        text = _core.format_records(rec, 0, programs, {7: b""}, errors, F.error_text, strsize, False)[0]
+        assert text.decode() == "write(1, " + D.quote(v) + ", 32) = 32\n"
 
 
 def test_bench_trace_rows():

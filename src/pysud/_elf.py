@@ -22,7 +22,20 @@ from elftools.common.exceptions import ELFError
 from elftools.construct import ConstructError
 from elftools.elf.structs import ELFStructs
 
+from . import _memory
 from ._errors import PysudError
+from ._memory import (
+    MAP_FIXED,
+    MAP_FIXED_NOREPLACE,
+    MAP_NORESERVE,
+    MAP_STACK,
+    PAGE_SIZE,
+    PROT_EXEC,
+    PROT_NONE,
+    PROT_READ,
+    PROT_WRITE,
+    MappingError,
+)
 
 __all__ = [
     "AT_BASE",
@@ -57,7 +70,6 @@ __all__ = [
 
 # --- constants -----------------------------------------------------------------------------------
 
-PAGE_SIZE = 4096  # x86-64
 #: Highest user address + 1 with 4-level paging; the kernel refuses segments beyond it.
 TASK_SIZE = (1 << 47) - PAGE_SIZE
 PLATFORM = b"x86_64"
@@ -80,17 +92,6 @@ _MAX_PHNUM = 65536 // _PHDR_SIZE
 #: The kernel's PATH_MAX for the interpreter name.
 _MAX_INTERP = 4096
 
-PROT_NONE = 0
-PROT_READ = 1
-PROT_WRITE = 2
-PROT_EXEC = 4
-MAP_PRIVATE = 0x02
-MAP_FIXED = 0x10
-MAP_ANONYMOUS = 0x20
-MAP_NORESERVE = 0x4000
-MAP_STACK = 0x20000
-MAP_FIXED_NOREPLACE = 0x100000
-_MAP_FAILED = ctypes.c_void_p(-1).value
 
 AT_NULL = 0
 AT_PHDR = 3
@@ -129,58 +130,30 @@ class ELFLoadError(PysudError):
         self.errno = errno
 
 
-# --- libc ----------------------------------------------------------------------------------------
+# --- memory (the mapping layer every loader shares: _memory.py) -----------------------------------
 
 _libc = ctypes.CDLL(None, use_errno=True)
-_mmap = _libc.mmap
-_mmap.restype = ctypes.c_void_p
-_mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-_mprotect = _libc.mprotect
-_mprotect.restype = ctypes.c_int
-_mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-_munmap = _libc.munmap
-_munmap.restype = ctypes.c_int
-_munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-
-
-def _errstr(err: int) -> str:
-    return f"{_errno.errorcode.get(err, str(err))} ({os.strerror(err)})"
 
 
 def _map(addr: int, size: int, prot: int, flags: int, what: str) -> int:
-    """mmap anonymous memory; raise ELFLoadError saying ``what`` failed and why."""
-    ctypes.set_errno(0)
-    got = _mmap(addr or None, size, prot, flags | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-    if got == _MAP_FAILED:
-        err = ctypes.get_errno()
-        raise ELFLoadError(f"{what}: mmap of {size:#x} bytes at {addr:#x} failed: {_errstr(err)}")
-    result = int(got or 0)
-    if flags & MAP_FIXED_NOREPLACE and result != addr:
-        # Kernels before 4.17 treat the unknown flag as a mere hint.
-        _munmap(result, size)
-        raise ELFLoadError(f"{what}: {addr:#x}..{addr + size:#x} is already in use")
-    return result
+    """mmap anonymous memory; ELFLoadError saying ``what`` failed and why."""
+    try:
+        return _memory.map_anon(addr, size, prot, flags, what)
+    except MappingError as e:
+        raise ELFLoadError(str(e)) from None
 
 
 def _protect(addr: int, size: int, prot: int, what: str) -> None:
-    if _mprotect(addr, size, prot) != 0:
-        err = ctypes.get_errno()
-        raise ELFLoadError(f"{what}: mprotect of {addr:#x}..{addr + size:#x} failed: {_errstr(err)}")
+    try:
+        _memory.protect(addr, size, prot, what)
+    except MappingError as e:
+        raise ELFLoadError(str(e)) from None
 
 
-def unmap_region(addr: int, size: int) -> None:
-    """munmap a range this module mapped (an image's mapping or a stack from build_stack)."""
-    if _munmap(addr, size) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"munmap of {addr:#x}..{addr + size:#x} failed: {os.strerror(err)}")
-
-
-def _page_down(x: int) -> int:
-    return x & ~(PAGE_SIZE - 1)
-
-
-def _page_up(x: int) -> int:
-    return (x + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+#: munmap a range this module mapped (an image's mapping or a stack from build_stack)
+unmap_region = _memory.unmap
+_page_down = _memory.page_down
+_page_up = _memory.page_up
 
 
 # --- the image -----------------------------------------------------------------------------------
@@ -411,9 +384,9 @@ def _reserve(path: str, parsed: _Parsed, lo: int, span: int, align: int, base_hi
     raw = _map(hint, total, PROT_NONE, MAP_NORESERVE, f"{path}: reserving the image's range")
     start = (raw + align - 1) & ~(align - 1)
     if start > raw:
-        _munmap(raw, start - raw)
+        unmap_region(raw, start - raw)
     if raw + total > start + span:
-        _munmap(start + span, raw + total - (start + span))
+        unmap_region(start + span, raw + total - (start + span))
     return start
 
 
@@ -454,7 +427,7 @@ def load_image(path: str | os.PathLike[str], *, base_hint: int | None = None) ->
             addr = base + _page_down(seg.vaddr)
             _protect(addr, _page_up(base + seg.vaddr + seg.memsz) - addr, _prot(seg.flags), spath)
     except BaseException:
-        _munmap(start, span)
+        unmap_region(start, span)
         raise
     return LoadedImage(
         path=spath,
@@ -618,6 +591,6 @@ def build_stack(
         ctypes.memmove(rsp, table, len(table))
         ctypes.memset(rsp + len(table), 0, p - (rsp + len(table)))
     except BaseException:
-        _munmap(stack, stack_size)
+        unmap_region(stack, stack_size)
         raise
     return stack, stack_size, rsp

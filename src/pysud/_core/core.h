@@ -1,5 +1,5 @@
 /* core.h - the header shared by the CPython glue of pysud's native core
- * (module.c and the topic files frame.c, policy.c, ring.c, hook.c, arm.c,
+ * (module.c and the topic files frame.c, policy.c, ring.c, trace_format.c, hook.c, arm.c,
  * memory.c, bench.c, guest.c).  Signal-context files include only sud.h.
  */
 #ifndef PYSUD_CORE_H
@@ -40,6 +40,9 @@ typedef struct {
 extern PyTypeObject Policy_Type;
 struct sud_policy *policy_arg(PyObject *o);
 PyObject *m_thunk(PyObject *m, PyObject *args);
+
+/* ---- trace_format.c: lines of completed trace records from Python's templates */
+PyObject *m_format_records(PyObject *m, PyObject *args);
 
 /* ---- ring.c: the trace ring (Policy methods) and the deferred-call ring */
 PyObject *policy_trace_start(PolicyObject *self, PyObject *args);

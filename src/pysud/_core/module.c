@@ -1,6 +1,6 @@
 /* module.c - the entry of pysud's native core (module pysud._core): the
  * method table, the constants and module init.  The glue itself is split by
- * topic (frame.c, policy.c, ring.c, hook.c, arm.c, memory.c, bench.c,
+ * topic (frame.c, policy.c, ring.c, trace_format.c, hook.c, arm.c, memory.c, bench.c,
  * guest.c), all sharing core.h.
  *
  * Plain values in, plain values out: registers, addresses, errno numbers.
@@ -42,6 +42,8 @@ static PyMethodDef module_methods[] = {
     {"take_unreported", m_take_unreported, METH_NOARGS,
      "[(nr, args, call_addr, exc)]: handler errors on this thread whose report itself failed."},
     {"deferred_lost", m_deferred_lost, METH_NOARGS, "Calls run in C on this thread that found no room."},
+    {"format_records", m_format_records, METH_VARARGS,
+     "format_records(data, off, programs, prefixes, errors, error_fn, strsize, durations) -> (text, off, n, stop)."},
     {"read_memory", m_read_memory, METH_VARARGS, "read_memory(addr, n) -> bytes."},
     {"write_memory", m_write_memory, METH_VARARGS, "write_memory(addr, data)."},
     {"map_code", m_map_code, METH_O, "map_code(bytes) -> (addr, size)."},

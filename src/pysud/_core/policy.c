@@ -111,6 +111,39 @@ static PyObject *policy_set_action(PolicyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* set_renumber(keep_lo, keep_len, table): calls from outside the range take
+ * number table[nr] (table: native-endian uint16 per number; b"" turns it off).
+ * Set it before threads make calls with the policy. */
+static PyObject *policy_set_renumber(PolicyObject *self, PyObject *args)
+{
+    unsigned long long lo, len;
+    Py_buffer table;
+    if (!PyArg_ParseTuple(args, "KKy*", &lo, &len, &table))
+        return NULL;
+    Py_ssize_t n = table.len / 2;
+    if (table.len % 2 || n > SUD_NSYSCALLS) {
+        PyBuffer_Release(&table);
+        PyErr_Format(PyExc_ValueError, "renumber table: up to %d uint16 entries", SUD_NSYSCALLS);
+        return NULL;
+    }
+    const uint16_t *v = table.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (v[i] >= SUD_NSYSCALLS) {
+            PyBuffer_Release(&table);
+            PyErr_Format(PyExc_ValueError, "renumber table: entry %zd is %u, out of range", i, v[i]);
+            return NULL;
+        }
+    }
+    struct sud_policy *p = self->p;
+    __atomic_store_n(&p->nrenumber, 0, __ATOMIC_RELEASE);
+    memcpy(p->renumber, v, (size_t)n * 2);
+    p->keep_lo = lo;
+    p->keep_len = len;
+    __atomic_store_n(&p->nrenumber, (uint32_t)n, __ATOMIC_RELEASE);
+    PyBuffer_Release(&table);
+    Py_RETURN_NONE;
+}
+
 /* set_handler(nr, handler_or_None): a handler the hook calls directly */
 static PyObject *policy_set_handler(PolicyObject *self, PyObject *args)
 {
@@ -194,6 +227,8 @@ static PyMethodDef policy_methods[] = {
     {"set_action", (PyCFunction)policy_set_action, METH_VARARGS,
      "set_action(nr, kind, value, hazard); nr -1 sets the action for other calls."},
     {"set_handler", (PyCFunction)policy_set_handler, METH_VARARGS, "set_handler(nr, handler or None)."},
+    {"set_renumber", (PyCFunction)policy_set_renumber, METH_VARARGS,
+     "set_renumber(keep_lo, keep_len, table): calls from outside the range take table[nr] (uint16 each)."},
     {"set_on_orphan", (PyCFunction)policy_set_on_orphan, METH_O,
      "set_on_orphan(f): f(value) -> exit status, in a process forked by a program's later thread."},
     {"counts", (PyCFunction)policy_counts, METH_NOARGS, "Calls seen, by number."},

@@ -146,7 +146,7 @@ uint64_t sud_trace_entry(struct sud_trace *tr, struct sud_thread *t, long nr, co
 void sud_trace_exit(struct sud_trace *tr, struct sud_thread *t, long nr, const long a[6], long ret, uint64_t off);
 void sud_trace_signal(struct sud_trace *tr, struct sud_thread *t, int sig, const siginfo_t *si);
 void sud_trace_sigreturn(struct sud_trace *tr, struct sud_thread *t, uint64_t frame);
-uint64_t sud_trace_take(struct sud_trace *tr, int tid, void *dst);
+uint64_t sud_trace_take(struct sud_trace *tr, int tid, uint8_t **spare);
 /* A copy that answers -EFAULT instead of faulting, while sud_vsig_active(). */
 long sud_probe_copy(void *dst, const void *src, uint64_t n);
 extern char sud_probe_copy_insn[], sud_probe_copy_fixup[];
@@ -179,6 +179,12 @@ struct sud_policy {
     uint64_t count_direct;    /* calls that came through sud_direct_entry (no kernel trap) */
     uint8_t path_filter[SUD_NSYSCALLS]; /* 1 + index into filters, 0: none */
     struct sud_path_filter filters[SUD_FILTERS];
+    /* Two numberings in one process (sud_dispatch): a call made from outside
+     * [keep_lo, keep_lo + keep_len) with a number below nrenumber is taken as
+     * renumber[nr]; calls from inside the range keep theirs.  0: off. */
+    uint32_t nrenumber;
+    uint16_t renumber[SUD_NSYSCALLS];
+    uint64_t keep_lo, keep_len;
 };
 
 /* A trapped call's registers.  The first 20 quadwords are restored by

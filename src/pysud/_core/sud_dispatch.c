@@ -298,6 +298,8 @@ struct sud_frame *sud_dispatch(struct sud_frame *f)
     struct sud_policy *p = t->policy;
     if ((f->flags & SUD_FRAME_DIRECT) && (f->flags & SUD_FRAME_TRAP) && !sud_rewrite_dispatched(t, f))
         return f; /* a rewritten site the kernel would not dispatch now: its own syscall runs it */
+    if (p && f->nr < p->nrenumber && f->arch == SUD_AUDIT_ARCH_X86_64 && f->call_addr - p->keep_lo >= p->keep_len)
+        f->nr = p->renumber[f->nr]; /* a site with the other numbering (the policy's renumber) */
     f->prev = t->top;
     t->top = f;
 

@@ -45,6 +45,7 @@
 #include <stddef.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 
 #include "sud.h"
 
@@ -687,6 +688,16 @@ void sud_rewrite_trapped(struct sud_frame *f, uint32_t locator)
 
 /* ---- for the signal handlers (async-signal-safe: reads only) ---- */
 
+/* Copy n bytes of code at addr, or nonzero when they cannot be read: the
+ * interrupted address may be in memory that is gone (a program thread kicked
+ * while the process tears the image down), so the kernel checks it. */
+static int read_code(uint64_t addr, uint8_t *dst, uint64_t n)
+{
+    struct iovec local = {dst, n}, remote = {(void *)addr, n};
+    long pid = sud_gate_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+    return sud_gate_syscall6(SYS_process_vm_readv, pid, (long)&local, 1, (long)&remote, 1, 0) != (long)n;
+}
+
 /* The head of the trampoline slot that holds rip, or NULL. */
 static const struct tramp_hdr *slot_of(uint64_t rip)
 {
@@ -717,17 +728,17 @@ uint64_t sud_rewrite_signal_rip(uint64_t rip, uint64_t r11)
     const struct tramp_hdr *h = slot_of(rip);
     if (h)
         return rip == (uint64_t)h + TRAMP_HDR ? h->site : h->site + h->len;
-    if (nchunks == 0 || *(const volatile uint8_t *)rip != 0xe9)
+    uint8_t jmp[5], hop[2];
+    if (nchunks == 0 || read_code(rip, jmp, 5) || jmp[0] != 0xe9)
         return rip;
     uint32_t rel = 0;
     for (int i = 0; i < 4; i++)
-        rel |= (uint32_t)((const volatile uint8_t *)rip)[1 + i] << (8 * i);
+        rel |= (uint32_t)jmp[1 + i] << (8 * i);
     uint64_t to = rip + 5 + (uint64_t)(int64_t)(int32_t)rel;
     h = slot_of(to);
-    if (!h || to != (uint64_t)h + TRAMP_HDR || h->len >= 5)
+    if (!h || to != (uint64_t)h + TRAMP_HDR)
         return rip;
-    const volatile uint8_t *hop = (const volatile uint8_t *)h->site;
-    if (hop[0] == 0xeb && h->site + 2 + (uint64_t)(int64_t)(int8_t)hop[1] == rip)
+    if (!read_code(h->site, hop, 2) && hop[0] == 0xeb && h->site + 2 + (uint64_t)(int64_t)(int8_t)hop[1] == rip)
         return h->site + h->len;
     return rip;
 }

@@ -11,6 +11,7 @@ cached per file (path, size, mtime), in the process and in a file in the prefix.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import struct
@@ -18,9 +19,8 @@ from dataclasses import dataclass, field
 
 import pefile
 
-from .. import _elf
-from . import memory
-from .pe import PELoadError
+from .. import _memory as memory
+from .._errors import PysudError
 
 IMAGE_FILE_MACHINE_AMD64 = 0x8664
 PE32_PLUS = 0x20B
@@ -37,8 +37,14 @@ WINE_BUILTIN_SIGNATURE = b"Wine builtin DLL"
 _PAGE = {0: 0x01, 1: 0x02, 3: 0x04, 4: 0x10, 5: 0x20, 7: 0x40, 6: 0x40, 2: 0x04}
 
 
-def _page_up(x: int) -> int:
-    return (x + 0xFFF) & ~0xFFF
+class PELoadError(PysudError):
+    """A Windows program or image cannot be loaded; the message names the file and the reason.
+
+    A mapping that fails while loading (``_memory.MappingError``) is reported as this error, the
+    MappingError its ``__cause__``."""
+
+
+_page_up = memory.page_up
 
 
 @dataclass(frozen=True)
@@ -194,10 +200,21 @@ def read_info(path: str) -> ImageInfo:
                 head = f.read(want)
     except OSError as e:
         raise PELoadError(f"{path}: cannot read: {e.strerror}") from None
-    try:
-        pe = pefile.PE(data=head, fast_load=True)
-    except pefile.PEFormatError as e:
-        raise PELoadError(f"{path}: malformed PE file: {e.value}") from None
+    info = info_of(path, head, st.st_size)
+    _CACHE[key] = info
+    global _disk_dirty
+    _disk_dirty = True
+    return info
+
+
+def info_of(path: str, head: bytes, file_size: int, pe: pefile.PE | None = None) -> ImageInfo:
+    """The ImageInfo of an image whose file starts with ``head`` (its headers, at least); no cache.
+    ``pe``: the file already parsed by pefile, if the caller has it."""
+    if pe is None:
+        try:
+            pe = pefile.PE(data=head, fast_load=True)
+        except pefile.PEFormatError as e:
+            raise PELoadError(f"{path}: malformed PE file: {e.value}") from None
     opt = pe.OPTIONAL_HEADER
     machine = pe.FILE_HEADER.Machine
     if machine == 0x014C or opt.Magic != PE32_PLUS:
@@ -222,13 +239,13 @@ def read_info(path: str) -> ImageInfo:
                 rva=s.VirtualAddress,
                 vsize=min(vsize, size - s.VirtualAddress),
                 raw_offset=s.PointerToRawData,
-                raw_size=min(raw, vsize, max(0, st.st_size - s.PointerToRawData)),
+                raw_size=min(raw, vsize, max(0, file_size - s.PointerToRawData)),
                 prot=prot,
                 page_prot=_PAGE[prot & 7],
             )
         )
     reloc_dir = opt.DATA_DIRECTORY[5] if len(opt.DATA_DIRECTORY) > 5 else None
-    info = ImageInfo(
+    return ImageInfo(
         path=path,
         image_base=opt.ImageBase,
         size=size,
@@ -243,16 +260,12 @@ def read_info(path: str) -> ImageInfo:
         dll_characteristics=opt.DllCharacteristics,
         loader_flags=opt.LoaderFlags,
         checksum=opt.CheckSum,
-        file_size=st.st_size,
+        file_size=file_size,
         builtin=head[0x40 : 0x40 + len(WINE_BUILTIN_SIGNATURE)] == WINE_BUILTIN_SIGNATURE,
         has_code=any(s.prot & memory.PROT_EXEC for s in sections),
         relocatable=bool(reloc_dir and reloc_dir.Size) and not pe.FILE_HEADER.Characteristics & 1,
         sections=tuple(sections),
     )
-    _CACHE[key] = info
-    global _disk_dirty
-    _disk_dirty = True
-    return info
 
 
 @dataclass
@@ -275,21 +288,29 @@ class ImageView:
             self.size = 0
 
 
-def map_view(info: ImageInfo, fd: int | None = None, at: int = 0) -> ImageView:
-    """Map the image: at ``at`` if given, else its preferred base if free, else anywhere (64K aligned)."""
+def map_view(info: ImageInfo, fd: int | None = None, at: int = 0, *, final: bool = True) -> ImageView:
+    """Map the image: at ``at`` if given, else its preferred base if free, else anywhere (64K aligned).
+
+    Headers and sections are copied from the file; ``final``: with the sections' protections (else
+    everything stays writable until :func:`protect_view`, for a loader that fills the image in)."""
     rw = memory.PROT_READ | memory.PROT_WRITE
     size = info.size
     want = at or info.image_base
     try:
         base = memory.map_at(want, size, rw, info.path)
-    except _elf.ELFLoadError:
+    except memory.MappingError as e:
+        if e.errno != errno.EEXIST:  # not taken: no memory for it at all
+            raise PELoadError(str(e)) from e
         if at:
-            raise PELoadError(f"{info.path}: {at:#x} is in use") from None
+            raise PELoadError(f"{info.path}: {at:#x} is in use") from e
         if not info.relocatable:
             raise PELoadError(
                 f"{info.path}: its base {info.image_base:#x} is taken and it has no relocations"
-            ) from None
-        base = memory.map_anywhere(size, rw, info.path, align=ALLOCATION_GRANULARITY)
+            ) from e
+        try:
+            base = memory.map_anywhere(size, rw, info.path, align=ALLOCATION_GRANULARITY)
+        except memory.MappingError as e2:
+            raise PELoadError(str(e2)) from e2
     view = ImageView(info=info, base=base, size=size)
     try:
         own = fd is None
@@ -304,46 +325,64 @@ def map_view(info: ImageInfo, fd: int | None = None, at: int = 0) -> ImageView:
         finally:
             if own:
                 os.close(fd)
-        memory.protect(base, info.headers_size, memory.PROT_READ, info.path)
-        view.regions.append((0, info.headers_size, 0x02))
-        for s in info.sections:
-            memory.protect(base + s.rva, s.vsize, s.prot, info.path)
-            view.regions.append((s.rva, s.vsize, s.page_prot))
-    except _elf.ELFLoadError as e:
-        view.release()
-        raise PELoadError(f"{info.path}: {e}") from None
+        if final:
+            protect_view(view)
     except BaseException:
         view.release()
         raise
     return view
 
 
+def protect_view(view: ImageView) -> None:
+    """Give the headers and every section of an image view their protections (PELoadError if the
+    kernel refuses one); ``view.regions`` says what they are."""
+    info = view.info
+    assert info is not None
+    view.regions.clear()
+    try:
+        memory.protect(view.base, info.headers_size, memory.PROT_READ, info.path)
+        view.regions.append((0, info.headers_size, 0x02))
+        for s in info.sections:
+            memory.protect(view.base + s.rva, s.vsize, s.prot, info.path)
+            view.regions.append((s.rva, s.vsize, s.page_prot))
+    except memory.MappingError as e:
+        raise PELoadError(f"{info.path}: {e}") from e
+
+
 def relocate(view: ImageView) -> None:
     """Apply the image's base relocations for where it was mapped (for images pysud starts itself)."""
+    info = view.info
+    if info is None or view.base == info.image_base:
+        return
+    memory.protect(view.base, view.size, memory.PROT_READ | memory.PROT_WRITE, info.path)
+    try:
+        apply_relocations(view)
+    finally:
+        protect_view(view)
+
+
+def apply_relocations(view: ImageView, pe: pefile.PE | None = None) -> None:
+    """Add the distance from the preferred base to every DIR64 relocation of a writable view
+    (``pe``: the file parsed with its relocation directory, else it is read again)."""
     info = view.info
     if info is None:
         return
     delta = view.base - info.image_base
     if not delta:
         return
-    try:
-        pe = pefile.PE(info.path, fast_load=True)
-        pe.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_BASERELOC"]])
-    except pefile.PEFormatError as e:
-        raise PELoadError(f"{info.path}: malformed relocations: {e.value}") from None
-    memory.protect(view.base, view.size, memory.PROT_READ | memory.PROT_WRITE, info.path)
-    try:
-        for block in getattr(pe, "DIRECTORY_ENTRY_BASERELOC", []):
-            for entry in block.entries:
-                if entry.type == 0:  # IMAGE_REL_BASED_ABSOLUTE: padding
-                    continue
-                if entry.type != 10 or not 0 <= entry.rva <= view.size - 8:  # IMAGE_REL_BASED_DIR64
-                    raise PELoadError(
-                        f"{info.path}: relocation type {entry.type} at {entry.rva:#x} is not supported"
-                    )
-                (value,) = struct.unpack("<Q", memory.peek(view.base + entry.rva, 8))
-                memory.poke(view.base + entry.rva, struct.pack("<Q", (value + delta) & 0xFFFFFFFFFFFFFFFF))
-    finally:
-        memory.protect(view.base, info.headers_size, memory.PROT_READ, info.path)
-        for s in info.sections:
-            memory.protect(view.base + s.rva, s.vsize, s.prot, info.path)
+    if pe is None:
+        try:
+            pe = pefile.PE(info.path, fast_load=True)
+            pe.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_BASERELOC"]])
+        except pefile.PEFormatError as e:
+            raise PELoadError(f"{info.path}: malformed relocations: {e.value}") from None
+    for block in getattr(pe, "DIRECTORY_ENTRY_BASERELOC", []):
+        for entry in block.entries:
+            if entry.type == 0:  # IMAGE_REL_BASED_ABSOLUTE: padding
+                continue
+            if entry.type != 10 or not 0 <= entry.rva <= view.size - 8:  # IMAGE_REL_BASED_DIR64
+                raise PELoadError(
+                    f"{info.path}: relocation type {entry.type} at {entry.rva:#x} is not supported"
+                )
+            (value,) = struct.unpack("<Q", memory.peek(view.base + entry.rva, 8))
+            memory.poke(view.base + entry.rva, struct.pack("<Q", (value + delta) & 0xFFFFFFFFFFFFFFFF))

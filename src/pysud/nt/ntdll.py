@@ -27,7 +27,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from . import memory
+from .. import _memory as memory
 
 #: Numbers of pysud's own calls (helpers); above the largest NT table (0x1e5 on Windows 11 23H2).
 PRIVATE: dict[int, str] = {

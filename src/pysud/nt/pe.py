@@ -8,26 +8,17 @@ from dataclasses import dataclass, field
 
 import pefile
 
-from .. import _elf
-from .._errors import PysudError
-from . import memory
+from .. import _memory as memory
+from . import image as image_mod
+from .image import PELoadError as PELoadError
 from .ntdll import NtdllImage
 
 IMAGE_FILE_MACHINE_AMD64 = 0x8664
 IMAGE_FILE_MACHINE_I386 = 0x014C
-IMAGE_FILE_RELOCS_STRIPPED = 0x0001
 IMAGE_FILE_DLL = 0x2000
 PE32_PLUS = 0x20B
-SCN_EXECUTE = 0x20000000
-SCN_READ = 0x40000000
-SCN_WRITE = 0x80000000
-ALLOCATION_GRANULARITY = 0x10000
 MAX_IMAGE = 1 << 30
 MAX_TLS_BLOCK = 1 << 19  # the TLS block comes from the process arena
-
-
-class PELoadError(PysudError):
-    """A Windows program cannot be loaded; the message names the file and the reason."""
 
 
 @dataclass
@@ -41,33 +32,16 @@ class LoadedPE:
     tls_callbacks: list[int] = field(default_factory=list)
     #: (template start, template end, zero fill, address of the TLS index) or None
     tls: tuple[int, int, int, int] | None = None
-    #: (rva, size, protection) of every section, for NtQueryVirtualMemory
-    sections: list[tuple[int, int, int]] = field(default_factory=list)
-    mappings: list[tuple[int, int]] = field(default_factory=list)
+    #: the mapped image (headers and sections, as an image section's view maps them)
+    view: image_mod.ImageView | None = None
 
     def release(self) -> None:
-        for addr, size in self.mappings:
-            memory.unmap(addr, size)
-        self.mappings.clear()
+        if self.view is not None:
+            self.view.release()
 
 
-def _page_up(x: int) -> int:
-    return (x + 0xFFF) & ~0xFFF
-
-
-def _prot(characteristics: int) -> int:
-    prot = 0
-    if characteristics & SCN_READ:
-        prot |= memory.PROT_READ
-    if characteristics & SCN_WRITE:
-        prot |= memory.PROT_READ | memory.PROT_WRITE
-    if characteristics & SCN_EXECUTE:
-        prot |= memory.PROT_READ | memory.PROT_EXEC
-    return prot
-
-
-def parse(path: str) -> pefile.PE:
-    """Parse and validate; PELoadError for anything pysud cannot run."""
+def parse(path: str) -> tuple[pefile.PE, bytes]:
+    """Parse and validate; PELoadError for anything pysud cannot run.  The parsed file and its bytes."""
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -100,43 +74,33 @@ def parse(path: str) -> pefile.PE:
         )
     except pefile.PEFormatError as e:
         raise PELoadError(f"{path}: malformed PE file: {e.value}") from None
-    return pe
+    return pe, data
 
 
 def load(path: str | os.PathLike[str], ntdll: NtdllImage) -> LoadedPE:
-    """Map a program at its preferred base (or elsewhere, relocated) with its imports resolved."""
+    """Map a program at its preferred base (or elsewhere, relocated) with its imports resolved.
+
+    The mapping is an image section's (nt/image.py: headers and sections at their RVAs, their
+    protections); what a loader adds is here: relocations, imports from pysud's ntdll, TLS."""
     path = os.fspath(path)
-    pe = parse(path)
-    opt = pe.OPTIONAL_HEADER
-    size = _page_up(opt.SizeOfImage)
-    if not 0 < size <= MAX_IMAGE:
-        raise PELoadError(f"{path}: image size {opt.SizeOfImage:#x} is not plausible")
-    rw = memory.PROT_READ | memory.PROT_WRITE
-    try:
-        base = memory.map_at(opt.ImageBase, size, rw, path)
-    except _elf.ELFLoadError:
-        relocatable = not (pe.FILE_HEADER.Characteristics & IMAGE_FILE_RELOCS_STRIPPED) and hasattr(
-            pe, "DIRECTORY_ENTRY_BASERELOC"
-        )
-        if not relocatable:
-            raise PELoadError(
-                f"{path}: its base {opt.ImageBase:#x} is taken and it has no relocations"
-            ) from None
-        base = memory.map_anywhere(size, rw, path, align=ALLOCATION_GRANULARITY)
+    pe, data = parse(path)
+    info = image_mod.info_of(path, data, len(data), pe=pe)
+    if info.size > MAX_IMAGE:
+        raise PELoadError(f"{path}: image size {pe.OPTIONAL_HEADER.SizeOfImage:#x} is not plausible")
+    view = image_mod.map_view(info, final=False)
     image = LoadedPE(
         path=path,
-        base=base,
-        size=size,
-        entry=base + opt.AddressOfEntryPoint,
-        stack_reserve=opt.SizeOfStackReserve or 0x100000,
-        subsystem=opt.Subsystem,
-        mappings=[(base, size)],
+        base=view.base,
+        size=view.size,
+        entry=view.base + info.entry_rva,
+        stack_reserve=info.stack_reserve or 0x100000,
+        subsystem=info.subsystem,
+        view=view,
     )
     try:
+        image_mod.apply_relocations(view, pe)
         _fill(pe, image, ntdll)
-    except _elf.ELFLoadError as e:  # a mapping the file's values make impossible: the file's fault
-        image.release()
-        raise PELoadError(f"{path}: {e}") from None
+        image_mod.protect_view(view)
     except BaseException:
         image.release()
         raise
@@ -153,11 +117,6 @@ def _check(image: LoadedPE, addr: int, size: int, what: str) -> int:
 
 def _fill(pe: pefile.PE, image: LoadedPE, ntdll: NtdllImage) -> None:
     path, base = image.path, image.base
-    try:
-        mapped = pe.get_memory_mapped_image(ImageBase=base)  # relocated when base differs
-    except pefile.PEFormatError as e:
-        raise PELoadError(f"{path}: cannot apply relocations: {e.value}") from None
-    memory.poke(base, mapped[: image.size])
     delta = base - pe.OPTIONAL_HEADER.ImageBase
 
     missing = []
@@ -210,15 +169,3 @@ def _fill(pe: pefile.PE, image: LoadedPE, ntdll: NtdllImage) -> None:
                 _check(image, t.AddressOfIndex + delta, 4, "the TLS index"),
             )
             memory.poke(image.tls[3], b"\0\0\0\0")  # the program's only TLS index is 0
-
-    headers = min(_page_up(pe.OPTIONAL_HEADER.SizeOfHeaders or 0x1000), image.size)
-    memory.protect(base, headers, memory.PROT_READ, path)
-    for s in pe.sections:
-        vsize = _page_up(max(s.Misc_VirtualSize, s.SizeOfRawData))
-        if not vsize:
-            continue
-        if s.VirtualAddress >= image.size or s.VirtualAddress & 0xFFF:
-            raise PELoadError(f"{path}: a section at RVA {s.VirtualAddress:#x} lies outside the image")
-        prot = _prot(s.Characteristics)
-        memory.protect(base + s.VirtualAddress, min(vsize, image.size - s.VirtualAddress), prot, path)
-        image.sections.append((s.VirtualAddress, vsize, prot))

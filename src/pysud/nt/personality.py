@@ -3,6 +3,11 @@
 Handlers are ordinary pysud handlers on a Dispatcher whose ABI is the NT x64 convention of one
 Windows build (a profile); ``call.args`` decodes r10, rdx, r8, r9 and the stack arguments.
 A handler returns the NTSTATUS.  Users override or add handlers with ``personality.on(name, fn)``.
+
+The handlers are the tables of nt/kernel/ (one module per subsystem); this class holds the state
+they share (handles, memory regions, threads, the loaded images), the helpers they share
+(read_unicode, put_iosb, put_u32/put_u64, resolve_nt_path, exit_process), and how the program is
+entered and left (run).
 """
 
 from __future__ import annotations
@@ -15,19 +20,18 @@ import struct
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from .. import _core
+from .. import _memory as memory
 from .._abi import SyscallABI, nt_x64
 from .._dispatch import Dispatcher, Return, Syscall
 from .._errors import GuestMemoryError
-from . import _profiles, kernel, memory, objects, process, wine
+from . import _profiles, kernel, objects, process, wine
 from . import image as image_mod
 from . import ntdll as ntdll_mod
 from . import status as st
-from .files import FileCalls
 from .image import ImageView
 from .image import map_view as map_image
 from .image import read_info as read_image_info
@@ -44,54 +48,7 @@ SYS_TGKILL = 234
 CURRENT_PROCESS = 0xFFFFFFFFFFFFFFFF
 CURRENT_THREAD = 0xFFFFFFFFFFFFFFFE
 HEAP_HANDLE = 0x000001A0_0000_0000 >> 16  # an opaque, recognisable value for PEB.ProcessHeap
-HEAP_ZERO_MEMORY = 0x8
 DEFAULT_STACK = 1 << 20
-
-MEM_COMMIT = 0x1000
-MEM_RESERVE = 0x2000
-MEM_DECOMMIT = 0x4000
-MEM_RELEASE = 0x8000
-MEM_FREE = 0x10000
-MEM_PRIVATE = 0x20000
-MEM_IMAGE = 0x1000000
-MEM_MAPPED = 0x40000
-MEMORY_WINE_UNIX_FUNCS = 1000
-PAGE_PROTECTIONS = {
-    0x01: memory.PROT_NONE,
-    0x02: memory.PROT_READ,
-    0x04: memory.PROT_READ | memory.PROT_WRITE,
-    0x08: memory.PROT_READ | memory.PROT_WRITE,
-    0x10: memory.PROT_READ | memory.PROT_EXEC,
-    0x20: memory.PROT_READ | memory.PROT_EXEC,
-    0x40: memory.PROT_READ | memory.PROT_WRITE | memory.PROT_EXEC,
-    0x80: memory.PROT_READ | memory.PROT_WRITE | memory.PROT_EXEC,
-}
-_LINUX_TO_PAGE = {0: 0x01, 1: 0x02, 3: 0x04, 5: 0x20, 7: 0x40, 4: 0x10}
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.malloc.restype = ctypes.c_void_p
-_libc.malloc.argtypes = [ctypes.c_size_t]
-_libc.calloc.restype = ctypes.c_void_p
-_libc.calloc.argtypes = [ctypes.c_size_t, ctypes.c_size_t]
-_libc.realloc.restype = ctypes.c_void_p
-_libc.realloc.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-_libc.free.restype = None
-_libc.free.argtypes = [ctypes.c_void_p]
-
-_DOS_ERRORS = {
-    st.STATUS_SUCCESS: 0,
-    st.STATUS_NOT_IMPLEMENTED: 1,
-    st.STATUS_OBJECT_NAME_NOT_FOUND: 2,
-    st.STATUS_OBJECT_PATH_NOT_FOUND: 3,
-    st.STATUS_ACCESS_DENIED: 5,
-    st.STATUS_INVALID_HANDLE: 6,
-    st.STATUS_NO_MEMORY: 8,
-    st.STATUS_END_OF_FILE: 38,
-    st.STATUS_INVALID_PARAMETER: 87,
-    st.STATUS_OBJECT_NAME_COLLISION: 183,
-    st.STATUS_DIRECTORY_NOT_EMPTY: 145,
-    st.STATUS_TIMEOUT: 258,
-}
 
 
 class NtSyscall(Syscall):
@@ -121,27 +78,33 @@ class NtSyscall(Syscall):
         return regs + stack
 
 
-class NtPersonality(FileCalls):
+class NtPersonality:
     """Handlers, handle table and process state of one Windows program run in-process."""
 
     def __init__(
         self,
         *,
-        profile: str = _profiles.DEFAULT,
+        profile: str | None = None,
         drives: dict[str, str] | None = None,
         trace: bool = False,
         trace_file: Any = None,
-        flip_switch: bool = False,
+        flip_switch: bool | None = None,
         ntdll: str = "builtin",
         dlls: str | None = None,
         prefix: str | None = None,
     ) -> None:
-        if profile not in _profiles.TABLES:
+        if profile is not None and profile not in _profiles.TABLES:
             raise ValueError(f"unknown NT profile {profile!r}; known: {', '.join(sorted(_profiles.TABLES))}")
         if ntdll not in ("builtin", "wine", "auto"):
             raise ValueError(f"unknown ntdll {ntdll!r}: 'builtin', 'wine' or 'auto'")
+        #: the Windows build whose numbers programs see; on Wine's DLLs, None keeps Wine's own
+        self.windows_build = profile
+        profile = profile or _profiles.DEFAULT
         self.profile = profile
         self.version = _profiles.VERSIONS[profile]
+        #: pysud's Windows-numbered stubs beside Wine's ntdll (Wine's DLLs with a profile)
+        self.block: wine.WindowsBlock | None = None
+        renumber: list[int] = []
         #: Wine's PE DLL set in use (None: pysud's own ntdll and nothing else)
         self.wine: wine.WineNtdll | None = None
         self.prefix: Prefix | None = None
@@ -153,12 +116,6 @@ class NtPersonality(FileCalls):
             if dlls is None:
                 if ntdll == "wine":
                     raise PELoadError("no Wine PE DLLs found (install wine64 8.0+, or give --dlls DIR)")
-            elif flip_switch:
-                # Wine's stubs `call [0x7ffe1000]` when SystemCall bit 0 is set; pysud's direct entry
-                # takes its own register convention, so only pysud's ntdll has the flip switch.
-                raise PELoadError(
-                    "--flip-switch needs pysud's own ntdll (--ntdll builtin); Wine's DLLs take the trap path"
-                )
             else:
                 self.prefix = Prefix(prefix, dlls)
                 image_mod.use_disk_cache(os.path.join(self.prefix.path, ".pysud-image-cache.json"))
@@ -167,10 +124,17 @@ class NtPersonality(FileCalls):
                 self.version = wine.WINDOWS_VERSION
         if self.wine is not None:
             table = dict(self.wine.table)
-            table.update(wine.PRIVATE)
             self.private = dict(wine.PRIVATE)
-            self.abi = nt_x64(table, "wine")
-            profile = "wine"
+            if self.windows_build is not None:
+                # the build's numbers for every call site but Wine ntdll's own stubs (renumbered
+                # by the core, by call address); the PEB and KUSER_SHARED_DATA say that build
+                build = _profiles.TABLES[self.windows_build]
+                table, renumber = wine.windows_numbering(table, self.private, build, _core.NSYSCALLS)
+                self.block = wine.install_windows_block(self.wine, build)
+                self.version = _profiles.VERSIONS[self.windows_build]
+            table.update(wine.PRIVATE)
+            self.abi = nt_x64(table, "wine" if self.windows_build is None else f"wine-{self.windows_build}")
+            profile = self.abi.name[len("nt-x64-") :]
         else:
             table = dict(_profiles.TABLES[profile])
             table.update(ntdll_mod.PRIVATE)
@@ -185,6 +149,8 @@ class NtPersonality(FileCalls):
         self.d = Dispatcher(Return(st.STATUS_NOT_IMPLEMENTED), abi=self.abi, frame_type=frame)
         if self.d.rewrite:  # a rewritten site finds the thread block where the stubs do: in the TEB
             self.d.set_rewrite(True, locator=ntdll_mod.TEB_THREAD_BLOCK)
+        if renumber and self.wine is not None:
+            self.d.renumber(renumber, (self.wine.base, self.wine.base + self.wine.view.size))
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         if drives is None and self.prefix is not None:
             drives = self.prefix.drives
@@ -194,16 +160,18 @@ class NtPersonality(FileCalls):
         self.drives = {k.upper().rstrip(":"): os.path.abspath(v) for k, v in drives.items()}
         self.trace = trace
         self.trace_file = trace_file or sys.stderr
-        self.flip_switch = flip_switch
+        # the flip switch: on Wine's DLLs by default (the same handlers, no kernel trap per call)
+        self.flip_switch = flip_switch if flip_switch is not None else self.wine is not None
         self.handles = objects.HandleTable()
         self.exiting = threading.Event()
         self.exit_status = 0
         self._reported: set[str] = set()
-        self._heap_sizes: dict[int, int] = {}
-        self._regions: dict[int, list[int]] = {}  # NtAllocateVirtualMemory: base -> [size, alloc_prot]
-        self._pages: dict[int, tuple[int, int]] = {}  # page -> (state, protect) inside those regions
-        self._tls = threading.local()
-        self._lock = threading.Lock()
+        self.heap_sizes: dict[int, int] = {}  # the builtin ntdll's RtlAllocateHeap: pointer -> size
+        self.regions: dict[int, list[int]] = {}  # NtAllocateVirtualMemory: base -> [size, alloc_prot]
+        self.pages: dict[int, tuple[int, int]] = {}  # page -> (state, protect) inside those regions
+        self.vm_lock = threading.Lock()  # guards regions and pages
+        #: per thread: ``mode`` how PysudReturn ends the guest call, ``thread`` the Thread object
+        self.tls = threading.local()
         self.threads: list[objects.Thread] = []
         self.image: LoadedPE | None = None
         self.ntdll: ntdll_mod.NtdllImage | None = None
@@ -212,6 +180,9 @@ class NtPersonality(FileCalls):
         self.main_teb = 0
         self.main_tid = 0
         self._helpers: wine.Helpers | None = None
+        self._kuser: process.KUserSharedData | None = None  # a run's, released by _teardown
+        self._main_stack = (0, 0)  # (base, size) of a run's main stack
+        self._flip_slot = 0  # Wine's DLLs with the flip switch: the page at 0x7ffe1000
         self.fault_action = 0  # the program's sigaction for hardware faults, once installed
         self.registry: Registry | None = None  # opened on first use by nt/kernel/registry.py
         self._register()
@@ -226,18 +197,10 @@ class NtPersonality(FileCalls):
         for nr in self.abi.table:
             if nr not in self.private:
                 self.d.on(nr, self._unimplemented)
-        for name in dir(self):
-            if name.startswith(("_Nt", "_Rtl", "_mem", "_str", "_wcs", "_Pysud")):
-                call_name = name[1:]
-                if call_name in self.abi.numbers:
-                    self.on(call_name, getattr(self, name))
         # the subsystem tables of nt/kernel/ (names are the key, whatever the numbering)
         for call_name, fn in kernel.handlers().items():
             if call_name in self.abi.numbers:
                 self.on(call_name, functools.partial(fn, self))
-
-    def _PysudNtClose(self, call: NtSyscall) -> int:
-        return self._NtClose(call)
 
     def _unimplemented(self, call: NtSyscall) -> int:
         name = call.name
@@ -290,24 +253,31 @@ class NtPersonality(FileCalls):
         if ptr:
             call.write(ptr, struct.pack("<I", value & 0xFFFFFFFF))
 
-    # ------------------------------------------------------------------ process
+    def resolve_nt_path(self, name: str, root: int = 0) -> tuple[str | None, int]:
+        """The host path of an NT name (relative to the directory handle ``root`` if given), or
+        (None, NTSTATUS); see nt/kernel/file.py."""
+        return kernel.file.resolve_nt_path(self, name, root)
 
-    def _NtTerminateProcess(self, call: NtSyscall) -> Any:
-        handle, code = call.args[0], call.args[1] & 0xFFFFFFFF
-        if handle == 0:  # "every other thread": they stop at their next call
-            return st.STATUS_SUCCESS
-        if handle != CURRENT_PROCESS:
-            return st.STATUS_ACCESS_DENIED  # other processes do not exist here
-        return self._exit_process(call, code)
+    def host_path(self, call: NtSyscall, oa: int) -> tuple[str | None, int]:
+        """The host path an OBJECT_ATTRIBUTES names, or (None, NTSTATUS)."""
+        return kernel.file.host_path(self, call, oa)
 
-    def _RtlExitUserProcess(self, call: NtSyscall) -> Any:
-        return self._exit_process(call, call.args[0] & 0xFFFFFFFF)
+    def _unimplemented_class(self, call: NtSyscall, cls: int, what: str = "") -> int:
+        key = f"{what or call.name} class {cls}"
+        if key not in self._reported:
+            self._reported.add(key)
+            print(f"pysud: {key} is not implemented (STATUS_NOT_IMPLEMENTED)", file=sys.stderr, flush=True)
+        return st.STATUS_NOT_IMPLEMENTED
 
-    def _exit_process(self, call: NtSyscall, code: int) -> None:
+    # ------------------------------------------------------------------ the process's end
+
+    def exit_process(self, call: NtSyscall, code: int) -> None:
         self.exit_status = code
+        # the others are kicked before their waits end: a thread inside a wait holds the signal
+        # until the call ends and leaves then, never seeing the wait's end
+        self._kick_others()
         self.exiting.set()
         objects.notify()
-        self._kick_others()
         call.exit_guest(code)
         return None
 
@@ -322,521 +292,11 @@ class NtPersonality(FileCalls):
             if tid and tid != me:
                 _core.syscall(SYS_TGKILL, os.getpid(), tid, KICK_SIGNAL)
 
-    def _PysudReturn(self, call: NtSyscall) -> None:
-        value = call.args[0]
-        mode = getattr(self._tls, "mode", "call")
-        if mode == "process":
-            return self._exit_process(call, value & 0xFFFFFFFF)
-        call.exit_guest(value & 0xFFFFFFFF)
-        return None
-
-    def _NtQueryInformationProcess(self, call: NtSyscall) -> int:
-        handle, cls, buf, length, ret = call.args[:5]
-        cls &= 0xFFFFFFFF
-        if handle != CURRENT_PROCESS:
-            child = self.handles.get(handle)
-            if not isinstance(child, kernel.process.Process):
-                return st.STATUS_INVALID_HANDLE
-            if cls != 0:
-                return self._unimplemented_class(call, cls)
-            data = struct.pack("<QQQQQQ", child.exit_code, 0, 1, 8, child.pid, os.getpid())
-            if (length & 0xFFFFFFFF) < len(data):
-                return st.STATUS_INFO_LENGTH_MISMATCH
-            call.write(buf, data)
-            self.put_u32(call, ret, len(data))
-            return st.STATUS_SUCCESS
-        if cls == 0:  # ProcessBasicInformation
-            data = struct.pack(
-                "<QQQQQQ", 0x103, self.peb, (1 << (os.cpu_count() or 1)) - 1, 8, os.getpid(), os.getppid()
-            )
-        elif cls == 7:  # ProcessDebugPort: no debugger
-            data = struct.pack("<Q", 0)
-        elif cls == 26:  # ProcessWow64Information: not a WoW64 process
-            data = struct.pack("<Q", 0)
-        elif cls == 37:  # ProcessImageInformation
-            view = self._view_of(self.image_base)
-            if view is None or view.info is None:
-                return st.STATUS_INVALID_PARAMETER
-            data = view.info.section_image_information()
-        else:
-            return self._unimplemented_class(call, cls)
-        if (length & 0xFFFFFFFF) != len(data):
-            self.put_u32(call, ret, len(data))
-            return st.STATUS_INFO_LENGTH_MISMATCH
-        call.write(buf, data)
-        self.put_u32(call, ret, len(data))
-        return st.STATUS_SUCCESS
-
-    def _unimplemented_class(self, call: NtSyscall, cls: int) -> int:
-        key = f"{call.name} class {cls}"
-        if key not in self._reported:
-            self._reported.add(key)
-            print(f"pysud: {key} is not implemented (STATUS_NOT_IMPLEMENTED)", file=sys.stderr, flush=True)
-        return st.STATUS_NOT_IMPLEMENTED
-
-    def _RtlGetNativeSystemInformation(self, call: NtSyscall) -> int:
-        return self._NtQuerySystemInformation(call)
-
-    def _NtQueryDefaultLocale(self, call: NtSyscall) -> int:
-        self.put_u32(call, call.args[1], self.lcid)
-        return st.STATUS_SUCCESS
-
-    def _NtQueryDefaultUILanguage(self, call: NtSyscall) -> int:
-        self.put_u32(call, call.args[0], self.lcid & 0xFFFF)
-        return st.STATUS_SUCCESS
-
-    _NtQueryInstallUILanguage = _NtQueryDefaultUILanguage
-
-    def _NtQuerySystemInformation(self, call: NtSyscall) -> int:
-        cls, buf, length, ret = call.args[:4]
-        cls &= 0xFFFFFFFF
-        ncpu = os.cpu_count() or 1
-        if cls == 0:  # SystemBasicInformation
-            pages = os.sysconf("SC_PHYS_PAGES")
-            data = struct.pack(
-                "<IIIIIIIQQQB7x",
-                0,
-                156250,
-                0x1000,
-                pages,
-                1,
-                pages,
-                0x10000,
-                0x10000,
-                0x7FFFFFFEFFFF,
-                (1 << ncpu) - 1,
-                ncpu,
-            )
-        elif cls == 1:  # SystemProcessorInformation
-            data = struct.pack("<HHHHI", 9, 6, 0, ncpu, 0)
-        elif cls in (44, 102):  # SystemCurrentTimeZoneInformation, SystemDynamicTimeZoneInformation
-            data = _time_zone(dynamic=cls == 102)
-        elif cls == 1000:  # SystemWineVersionInformation: pysud is not Wine's kernel; Windows' answer
-            return st.STATUS_INVALID_INFO_CLASS
-        elif cls == 3:  # SystemTimeOfDayInformation
-            boot = process.system_time() - process.interrupt_time()
-            data = struct.pack("<qqIIQQQ", boot, process.system_time(), 0, 0, 0, 0, 0)
-        else:
-            return self._unimplemented_class(call, cls)
-        if (length & 0xFFFFFFFF) != len(data):
-            self.put_u32(call, ret, len(data))
-            return st.STATUS_INFO_LENGTH_MISMATCH
-        call.write(buf, data)
-        self.put_u32(call, ret, len(data))
-        return st.STATUS_SUCCESS
-
-    # ------------------------------------------------------------------ time
-
-    def _NtQuerySystemTime(self, call: NtSyscall) -> int:
-        self.put_u64(call, call.args[0], process.system_time())
-        return st.STATUS_SUCCESS
-
-    def _NtQueryPerformanceCounter(self, call: NtSyscall) -> int:
-        counter, freq = call.args[:2]
-        if not counter:
-            return st.STATUS_ACCESS_VIOLATION
-        self.put_u64(call, counter, time.monotonic_ns() // 100)
-        self.put_u64(call, freq, process.QPC_FREQUENCY)
-        return st.STATUS_SUCCESS
-
-    def _NtDelayExecution(self, call: NtSyscall) -> int:
-        deadline = objects.timeout_deadline(call, call.args[1])
-        if deadline is None:
-            self.exiting.wait()
-        else:
-            self.exiting.wait(max(0.0, deadline - time.monotonic()))
-        return st.STATUS_SUCCESS
-
-    def _NtYieldExecution(self, call: NtSyscall) -> int:
-        os.sched_yield()
-        return st.STATUS_SUCCESS
-
-    # ------------------------------------------------------------------ heap and C helpers
-
-    def _RtlAllocateHeap(self, call: NtSyscall) -> int:
-        _heap, flags, size = call.args[:3]
-        size = max(size, 1)
-        ptr = _libc.calloc(1, size) if flags & HEAP_ZERO_MEMORY else _libc.malloc(size)
-        if ptr:
-            self._heap_sizes[ptr] = size
-        return ptr or 0
-
-    def _RtlFreeHeap(self, call: NtSyscall) -> int:
-        ptr = call.args[2]
-        if ptr and self._heap_sizes.pop(ptr, None) is not None:
-            _libc.free(ptr)
-            return 1
-        return 1 if not ptr else 0
-
-    def _RtlReAllocateHeap(self, call: NtSyscall) -> int:
-        _heap, _flags, ptr, size = call.args[:4]
-        if ptr not in self._heap_sizes:
-            return 0
-        new = _libc.realloc(ptr, max(size, 1))
-        if new:
-            self._heap_sizes.pop(ptr)
-            self._heap_sizes[new] = size
-        return new or 0
-
-    def _RtlSizeHeap(self, call: NtSyscall) -> int:
-        return self._heap_sizes.get(call.args[2], 0xFFFFFFFFFFFFFFFF)
-
-    def _RtlNtStatusToDosError(self, call: NtSyscall) -> int:
-        return _DOS_ERRORS.get(call.args[0] & 0xFFFFFFFF, 317)  # ERROR_MR_MID_NOT_FOUND
-
-    def _RtlGetCurrentPeb(self, call: NtSyscall) -> int:
-        return self.peb
-
-    @staticmethod
-    def _wcs_length(call: NtSyscall, ptr: int) -> int:
-        n = 0
-        while True:
-            chunk = call.read(ptr + 2 * n, 256)
-            for i in range(0, 256, 2):
-                if chunk[i] == 0 and chunk[i + 1] == 0:
-                    return n + i // 2
-            n += 128
-
-    def _RtlInitUnicodeString(self, call: NtSyscall) -> int:
-        dst, src = call.args[:2]
-        n = 2 * self._wcs_length(call, src) if src else 0
-        call.write(dst, struct.pack("<HHIQ", min(n, 0xFFFC), min(n + 2, 0xFFFE) if src else 0, 0, src))
-        return dst
-
-    def _RtlInitAnsiString(self, call: NtSyscall) -> int:
-        dst, src = call.args[:2]
-        n = len(call.read_cstring(src, 0xFFFE)) if src else 0
-        call.write(dst, struct.pack("<HHIQ", n, n + 1 if src else 0, 0, src))
-        return dst
-
-    def _memset(self, call: NtSyscall) -> int:
-        dst, c, n = call.args[:3]
-        if n:
-            call.write(dst, bytes([c & 0xFF]) * n)
-        return dst
-
-    def _memcpy(self, call: NtSyscall) -> int:
-        dst, src, n = call.args[:3]
-        if n:
-            call.write(dst, call.read(src, n))
-        return dst
-
-    _memmove = _memcpy
-
-    def _strlen(self, call: NtSyscall) -> int:
-        return len(call.read_cstring(call.args[0], 1 << 30))
-
-    def _wcslen(self, call: NtSyscall) -> int:
-        return self._wcs_length(call, call.args[0])
-
-    # ------------------------------------------------------------------ virtual memory
-
-    def _win_prot(self, prot: int) -> int | None:
-        return PAGE_PROTECTIONS.get(prot & 0xFF & ~0x0) if not prot & ~0x7FF else None
-
-    def _NtAllocateVirtualMemory(self, call: NtSyscall) -> int:
-        proc, base_ptr, _zero, size_ptr, kind, prot = call.args[:6]
-        if proc != CURRENT_PROCESS:
-            return st.STATUS_INVALID_HANDLE
-        kind &= 0xFFFFFFFF
-        prot &= 0xFFFFFFFF
-        lin = PAGE_PROTECTIONS.get(prot & ~0x700)
-        if lin is None:
-            return st.STATUS_INVALID_PAGE_PROTECTION
-        if not kind & (MEM_COMMIT | MEM_RESERVE) or kind & ~(MEM_COMMIT | MEM_RESERVE | 0x20180000):
-            return st.STATUS_INVALID_PARAMETER
-        (base,) = struct.unpack("<Q", call.read(base_ptr, 8))
-        (size,) = struct.unpack("<Q", call.read(size_ptr, 8))
-        if not size:
-            return st.STATUS_INVALID_PARAMETER
-        with self._lock:
-            if kind & MEM_RESERVE or not base:  # a commit without an address reserves too
-                start = base & ~0xFFFF
-                end = (base + size + 0xFFF) & ~0xFFF
-                span = end - start if base else (size + 0xFFF) & ~0xFFF
-                committed = bool(kind & MEM_COMMIT)
-                try:
-                    if base:
-                        addr = memory.map_at(
-                            start, span, lin if committed else memory.PROT_NONE, "NtAllocate"
-                        )
-                    else:
-                        addr = memory.map_anywhere(
-                            span, lin if committed else memory.PROT_NONE, "NtAllocate", align=0x10000
-                        )
-                except Exception:  # noqa: BLE001 - any mapping failure is an NTSTATUS for the program
-                    return st.STATUS_CONFLICTING_ADDRESSES if base else st.STATUS_NO_MEMORY
-                self._regions[addr] = [span, prot]
-                state = MEM_COMMIT if committed else MEM_RESERVE
-                for page in range(addr, addr + span, 0x1000):
-                    self._pages[page] = (state, prot if committed else 0)
-                base, size = addr, span
-            else:  # commit inside a reservation
-                start = base & ~0xFFF
-                end = (base + size + 0xFFF) & ~0xFFF
-                if any(p not in self._pages for p in range(start, end, 0x1000)):
-                    return st.STATUS_CONFLICTING_ADDRESSES
-                memory.protect(start, end - start, lin, "NtAllocate commit")
-                for page in range(start, end, 0x1000):
-                    self._pages[page] = (MEM_COMMIT, prot)
-                base, size = start, end - start
-        self.put_u64(call, base_ptr, base)
-        self.put_u64(call, size_ptr, size)
-        return st.STATUS_SUCCESS
-
-    def _view_of(self, addr: int) -> ImageView | None:
-        for base, view in self.views.items():
-            if base <= addr < base + view.size:
-                return view
-        return None
-
-    def _region_of(self, addr: int) -> int | None:
-        for base, (span, _p) in self._regions.items():
-            if base <= addr < base + span:
-                return base
-        return None
-
-    def _NtFreeVirtualMemory(self, call: NtSyscall) -> int:
-        proc, base_ptr, size_ptr, kind = call.args[:4]
-        if proc != CURRENT_PROCESS:
-            return st.STATUS_INVALID_HANDLE
-        kind &= 0xFFFFFFFF
-        (base,) = struct.unpack("<Q", call.read(base_ptr, 8))
-        (size,) = struct.unpack("<Q", call.read(size_ptr, 8))
-        with self._lock:
-            region = self._region_of(base)
-            if region is None:  # Wine's answer (Windows may say STATUS_MEMORY_NOT_ALLOCATED)
-                return st.STATUS_INVALID_PARAMETER
-            span = self._regions[region][0]
-            if kind == MEM_RELEASE:
-                if size or base != region:
-                    return st.STATUS_FREE_VM_NOT_AT_BASE if base != region else st.STATUS_INVALID_PARAMETER
-                memory.unmap(region, span)
-                del self._regions[region]
-                for page in range(region, region + span, 0x1000):
-                    self._pages.pop(page, None)
-                base, size = region, span
-            elif kind == MEM_DECOMMIT:
-                start = base & ~0xFFF
-                end = region + span if not size else (base + size + 0xFFF) & ~0xFFF
-                memory.unmap(start, end - start)
-                memory.map_at(start, end - start, memory.PROT_NONE, "NtFree decommit")
-                for page in range(start, end, 0x1000):
-                    self._pages[page] = (MEM_RESERVE, 0)
-                base, size = start, end - start
-            else:
-                return st.STATUS_INVALID_PARAMETER
-        self.put_u64(call, base_ptr, base)
-        self.put_u64(call, size_ptr, size)
-        return st.STATUS_SUCCESS
-
-    def _NtProtectVirtualMemory(self, call: NtSyscall) -> int:
-        proc, base_ptr, size_ptr, prot, old_ptr = call.args[:5]
-        if proc != CURRENT_PROCESS:
-            return st.STATUS_INVALID_HANDLE
-        prot &= 0xFFFFFFFF
-        lin = PAGE_PROTECTIONS.get(prot & ~0x700)
-        if lin is None:
-            return st.STATUS_INVALID_PAGE_PROTECTION
-        (base,) = struct.unpack("<Q", call.read(base_ptr, 8))
-        (size,) = struct.unpack("<Q", call.read(size_ptr, 8))
-        start = base & ~0xFFF
-        end = (base + max(size, 1) + 0xFFF) & ~0xFFF
-        with self._lock:
-            pages = range(start, end, 0x1000)
-            if all(p in self._pages for p in pages):
-                if any(self._pages[p][0] != MEM_COMMIT for p in pages):
-                    return st.STATUS_NOT_COMMITTED
-                old = self._pages[start][1]
-                for p in pages:
-                    self._pages[p] = (MEM_COMMIT, prot)
-            else:
-                host = self._host_protection(start)
-                if host is None:
-                    return st.STATUS_NOT_COMMITTED
-                old = host
-            try:
-                memory.protect(start, end - start, lin, "NtProtectVirtualMemory")
-            except Exception:  # noqa: BLE001
-                return st.STATUS_INVALID_PARAMETER
-        self.put_u32(call, old_ptr, old)
-        self.put_u64(call, base_ptr, start)
-        self.put_u64(call, size_ptr, end - start)
-        return st.STATUS_SUCCESS
-
-    @staticmethod
-    def _host_mapping(addr: int) -> tuple[int, int, int] | None:
-        """(start, end, PAGE_* protection) of the host mapping holding addr, from /proc/self/maps."""
-        with open("/proc/self/maps") as f:
-            for line in f:
-                span, perms = line.split()[:2]
-                lo, hi = (int(x, 16) for x in span.split("-"))
-                if lo <= addr < hi:
-                    bits = ("r" in perms) | ("w" in perms) << 1 | ("x" in perms) << 2
-                    return lo, hi, _LINUX_TO_PAGE.get(bits, 0x04)
-        return None
-
-    def _host_protection(self, addr: int) -> int | None:
-        m = self._host_mapping(addr)
-        return m[2] if m else None
-
-    def _NtQueryVirtualMemory(self, call: NtSyscall) -> int:
-        proc, addr, cls, buf, length, ret = call.args[:6]
-        if proc != CURRENT_PROCESS:
-            return st.STATUS_INVALID_HANDLE
-        cls &= 0xFFFFFFFF
-        if cls == MEMORY_WINE_UNIX_FUNCS:
-            if self.wine is None or not self.wine.base <= addr < self.wine.base + self.wine.view.size:
-                return st.STATUS_DLL_NOT_FOUND
-            self.put_u64(call, buf, wine.NTDLL_UNIX_HANDLE)
-            return st.STATUS_SUCCESS
-        if cls != 0:  # MemoryBasicInformation only
-            return self._unimplemented_class(call, cls)
-        if length < 0x30:
-            return st.STATUS_INFO_LENGTH_MISMATCH
-        page = addr & ~0xFFF
-        view = self._view_of(page)
-        with self._lock:
-            region = self._region_of(page)
-            if view is not None:
-                rva = page - view.base
-                kind = MEM_IMAGE if view.info is not None else MEM_MAPPED
-                alloc_prot = 0x80 if view.info is not None else 0x02  # PAGE_EXECUTE_WRITECOPY for images
-                end = view.base + view.size
-                m = self._host_mapping(page)
-                if m is not None:
-                    end, prot = min(m[1], end), m[2]
-                else:
-                    prot = next((p for start, span, p in view.regions if start <= rva < start + span), 0x02)
-                info = (page, view.base, alloc_prot, end - page, MEM_COMMIT, prot, kind)
-            elif region is not None:
-                state, prot = self._pages[page]
-                end = page
-                while self._pages.get(end) == (state, prot):
-                    end += 0x1000
-                info = (page, region, self._regions[region][1], end - page, state, prot, MEM_PRIVATE)
-            else:
-                m = self._host_mapping(page)
-                image = self.image
-                if m is None:
-                    info = (page, 0, 0, 0x1000, MEM_FREE, 0x01, 0)
-                else:
-                    lo, hi, prot = m
-                    in_image = image is not None and image.base <= page < image.base + image.size
-                    kind = MEM_IMAGE if in_image else MEM_PRIVATE
-                    alloc = image.base if in_image and image is not None else lo
-                    info = (page, alloc, prot, hi - page, MEM_COMMIT, prot, kind)
-        base, alloc, alloc_prot, size, state, prot, kind = info
-        call.write(buf, struct.pack("<QQIHxxQIII4x", base, alloc, alloc_prot, 0, size, state, prot, kind))
-        self.put_u64(call, ret, 0x30)
-        return st.STATUS_SUCCESS
-
-    # ------------------------------------------------------------------ handles, events, waits
-
-    def _NtClose(self, call: NtSyscall) -> int:
-        return st.STATUS_SUCCESS if self.handles.remove(call.args[0]) else st.STATUS_INVALID_HANDLE
-
     # ------------------------------------------------------------------ threads
 
-    def _NtCreateThreadEx(self, call: NtSyscall) -> int:
-        out, _access, _oa, proc, start, arg, flags, _zero, stack_size, max_stack = call.args[:10]
-        if proc != CURRENT_PROCESS:
-            return st.STATUS_INVALID_HANDLE
-        reserve = self.image.stack_reserve if self.image is not None else 1 << 20
-        size = max(stack_size, max_stack, reserve, 0x10000)
-        size = (size + 0xFFFF) & ~0xFFFF
-        th = objects.Thread()
-        h = self.handles.add(th)
-        if not flags & 1:  # THREAD_CREATE_FLAGS_CREATE_SUSPENDED
-            th.resume.set()
-        t = threading.Thread(
-            target=self._thread_main, args=(th, start, arg, size), daemon=True, name="nt-thread"
-        )
-        self.threads.append(th)
-        t.start()
-        self.put_u64(call, out, h)
-        return st.STATUS_SUCCESS
-
-    def _NtResumeThread(self, call: NtSyscall) -> int:
-        handle, prev = call.args[:2]
-        th = self.handles.get(handle)
-        if isinstance(th, kernel.process.ProcessThread):  # a child process starts when resumed
-            self.put_u32(call, prev, 0 if th.process.popen is not None else 1)
-            th.process.start()
-            return st.STATUS_SUCCESS
-        if not isinstance(th, objects.Thread):
-            return st.STATUS_INVALID_HANDLE
-        self.put_u32(call, prev, 0 if th.resume.is_set() else 1)
-        th.resume.set()
-        return st.STATUS_SUCCESS
-
-    def _NtTerminateThread(self, call: NtSyscall) -> Any:
-        handle, code = call.args[0], call.args[1] & 0xFFFFFFFF
-        me = getattr(self._tls, "thread", None)
-        if handle in (0, CURRENT_THREAD) or (me is not None and self.handles.get(handle) is me):
-            if me is None:  # the main thread ends the process when it ends
-                return self._exit_process(call, code)
-            call.exit_guest(code)
-            return None
-        return self._unimplemented_class(call, 0)
-
-    def _thread_of(self, handle: int) -> objects.Thread | int | None:
-        """The Thread object of a handle; None for this process's main thread; 0 if no thread."""
-        me = getattr(self._tls, "thread", None)
-        if handle == CURRENT_THREAD:
-            return me
-        obj = self.handles.get(handle)
-        return obj if isinstance(obj, objects.Thread) else 0
-
-    def _NtQueryInformationThread(self, call: NtSyscall) -> int:
-        handle, cls, buf, length, ret = call.args[:5]
-        th = self._thread_of(handle)
-        if th == 0:
-            return st.STATUS_INVALID_HANDLE
-        cls &= 0xFFFFFFFF
-        if cls == 0:  # ThreadBasicInformation
-            if isinstance(th, objects.Thread):
-                status, teb, tid = (th.exit_status if th.done else 0x103), th.teb, th.tid
-            else:
-                status, teb, tid = 0x103, self.main_teb, os.getpid()
-            ncpu = os.cpu_count() or 1
-            data = struct.pack("<I4xQQQQii", status, teb, os.getpid(), tid, (1 << ncpu) - 1, 8, 8)
-        elif cls == 12:  # ThreadAmILastThread
-            # the main thread is last when no other thread runs; another thread never is, since
-            # the main thread's end is the process's end here (Wine's RtlExitUserThread ends the
-            # process when told its thread is the last)
-            data = struct.pack("<I", int(th is None and all(t.done for t in self.threads)))
-        else:
-            return self._unimplemented_class(call, cls)
-        if (length & 0xFFFFFFFF) < len(data):
-            return st.STATUS_INFO_LENGTH_MISMATCH
-        call.write(buf, data)
-        self.put_u32(call, ret, len(data))
-        return st.STATUS_SUCCESS
-
-    def _NtSetInformationThread(self, call: NtSyscall) -> int:
-        handle, cls, buf, _length = call.args[:4]
-        if self._thread_of(handle) == 0:
-            return st.STATUS_INVALID_HANDLE
-        cls &= 0xFFFFFFFF
-        if cls == 10:  # ThreadZeroTlsCell: TlsFree clears the slot in every thread
-            (index,) = struct.unpack("<I", call.read(buf, 4))
-            tebs = [self.main_teb] + [t.teb for t in self.threads if t.teb and not t.done]
-            for teb in tebs:
-                if index < 64:
-                    memory.poke(teb + process.TEB_TLS_SLOTS + 8 * index, bytes(8))
-                else:
-                    (expansion,) = struct.unpack("<Q", memory.peek(teb + process.TEB_TLS_EXPANSION_SLOTS, 8))
-                    if expansion:
-                        call.write(expansion + 8 * (index - 64), bytes(8))
-            return st.STATUS_SUCCESS
-        if cls in (3, 4, 5, 9, 17, 38):  # priority, base priority, affinity, start address, hide, name
-            return st.STATUS_SUCCESS
-        return self._unimplemented_class(call, cls)
-
-    def _thread_main(self, th: objects.Thread, start: int, arg: int, stack_size: int) -> None:
+    def thread_main(self, th: objects.Thread, start: int, arg: int, stack_size: int) -> None:
         th.resume.wait()
-        self._tls.thread = th
+        self.tls.thread = th
         th.tid = threading.get_native_id()
         status = 0
         try:
@@ -879,7 +339,7 @@ class NtPersonality(FileCalls):
         assert self.ntdll is not None
         sp = (stack_top - 0x100) & ~0xF
         memory.poke(sp, struct.pack("<5Q", fn, *args))
-        self._tls.mode = mode
+        self.tls.mode = mode
         value = _core.run_guest(self.ntdll.call_thunk, sp)
         self.d.check()
         return int(value)
@@ -895,15 +355,11 @@ class NtPersonality(FileCalls):
         """Load and run a Windows program on this thread; its exit status (a 32-bit NTSTATUS-like code)."""
         if self.wine is not None:
             return self._run_wine(path, args or [], env, command_line)
-        self.d.arm_thread()
+        self._begin(process.Arena())
         # Rewriting on: the stubs enter the core directly (their `syscall` cannot be rewritten:
         # a `jne` stands before it), as with the flip switch but without changing SystemCall.
         direct = self.flip_switch or self.d.rewrite
         self.ntdll = ntdll_mod.build(_profiles.TABLES[self.profile], self.version, direct=self.d.rewrite)
-        kuser: process.KUserSharedData | None = None
-        self._arena = process.Arena()
-        stack = 0
-        std = []
         try:
             self.image = load_pe(path, self.ntdll)
             if direct:
@@ -911,22 +367,12 @@ class NtPersonality(FileCalls):
             # KUSER_SHARED_DATA.SystemCall picks the path in every stub, as on Windows: clear, the
             # stub's own `syscall` traps (SUD); set, the stub jumps to the trampoline, which enters
             # the core's direct entry without a kernel trap (the flip switch).
-            kuser = process.KUserSharedData(self.version, self.flip_switch)
-            for fd in (0, 1, 2):
-                try:
-                    dup = os.dup(fd)
-                except OSError:
-                    std.append(0)
-                    continue
-                std.append(self.handles.add(objects.File(fd=dup, path="", access=0x120196, console=True)))
+            self._kuser = process.KUserSharedData(self.version, self.flip_switch)
+            std = self._std_handles()
             win_path = self.windows_path(os.path.abspath(path))
             cmdline = " ".join(_quote(a) for a in [win_path, *(args or [])])
             environ = dict(os.environ if env is None else env)
-            size = (self.image.stack_reserve + 0xFFFF) & ~0xFFFF
-            stack = memory.map_anywhere(
-                size, memory.PROT_READ | memory.PROT_WRITE, "NT main stack", align=0x10000
-            )
-            self.stacks.append((stack, stack + size))
+            stack_top = self._map_main_stack(path, self.image.stack_reserve)
             self.peb = process.build_peb(
                 self._arena,
                 self.image,
@@ -939,51 +385,27 @@ class NtPersonality(FileCalls):
                 std_handles=(std[0], std[1], std[2]),
                 heap=HEAP_HANDLE,
             )
-            block = _core.thread_block()
-            teb = process.build_teb(
-                self._arena,
-                self.peb,
-                (stack + size, stack),
-                os.getpid(),
-                threading.get_native_id(),
-                self.image,
-                block,
-            )
-            self._set_gs(teb)
-            sys.stdout.flush()
-            sys.stderr.flush()
+            self._enter_main_thread(stack_top)
             for cb in self.image.tls_callbacks:  # DLL_PROCESS_ATTACH, as the Windows loader does
-                self._call_guest(cb, (self.image.base, 1, 0, 0), stack + size, "call")
+                self._call_guest(cb, (self.image.base, 1, 0, 0), stack_top, "call")
                 if self.exiting.is_set():
                     return self.exit_status
-            value = self._call_guest(self.image.entry, (self.peb, 0, 0, 0), stack + size, "process")
-            if (
-                not self.exiting.is_set()
-            ):  # the program died of a signal (128 + sig), not by NtTerminateProcess
-                self.exit_status = value
-            return self.exit_status
+            return self._ended(self._call_guest(self.image.entry, (self.peb, 0, 0, 0), stack_top, "process"))
         finally:
-            self.exiting.set()
-            objects.notify()
-            for th in self.threads:
-                if not th.done:
-                    th.resume.set()
-            try:
-                _core.syscall(SYS_ARCH_PRCTL, ARCH_SET_GS, 0)
-            except OSError:
-                pass
-            self.handles.close_all()
-            if kuser is not None:
-                kuser.release()
-            if self.image is not None:
-                self.image.release()
-            if stack:
-                memory.unmap(stack, (self.image.stack_reserve + 0xFFFF) & ~0xFFFF if self.image else 0)
-            self.ntdll.release()
-            if all(th.done for th in self.threads):
-                self._arena.release()  # running threads may still read their TEB
+            self._teardown()
+
+    # ------------------------------------------------------------------ one run's set-up and teardown
+
+    def _begin(self, arena: process.Arena) -> None:
+        """Arm this thread; what the run maps is noted here for :meth:`_teardown`."""
+        self.d.arm_thread()
+        self._arena = arena
+        self._kuser = None
+        self._main_stack = (0, 0)
 
     def _std_handles(self) -> list[int]:
+        """Handles for the program's standard input, output and error: the host's fds 0-2, dup'ed
+        (0 for one that is closed)."""
         std = []
         for fd in (0, 1, 2):
             try:
@@ -994,18 +416,92 @@ class NtPersonality(FileCalls):
             std.append(self.handles.add(objects.File(fd=dup, path="", access=0x120196, console=True)))
         return std
 
+    def _map_main_stack(self, path: str, reserve: int) -> int:
+        """Map the main thread's stack (``reserve`` bytes, the program's SizeOfStackReserve, in
+        64 KiB units); its top.  PELoadError if it cannot be mapped."""
+        size = (reserve + 0xFFFF) & ~0xFFFF
+        try:
+            stack = memory.map_anywhere(
+                size, memory.PROT_READ | memory.PROT_WRITE, f"{path}: its main stack", align=0x10000
+            )
+        except memory.MappingError as e:
+            raise PELoadError(str(e)) from e
+        self._main_stack = (stack, size)
+        self.stacks.append((stack, stack + size))
+        return stack + size
+
+    def _enter_main_thread(self, stack_top: int) -> None:
+        """Give this thread its TEB (on the main stack) and point GS at it, before the program runs."""
+        stack = self._main_stack[0]
+        self.main_tid = threading.get_native_id()
+        self.main_teb = process.build_teb(
+            self._arena,
+            self.peb,
+            (stack_top, stack),
+            os.getpid(),
+            self.main_tid,
+            self.image,
+            _core.thread_block(),
+        )
+        self._set_gs(self.main_teb)
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+    def _ended(self, value: int) -> int:
+        """The run's exit status once the program's entry returned ``value``."""
+        if not self.exiting.is_set():  # the program died of a signal (128 + sig), not by NtTerminateProcess
+            self.exit_status = value
+        return self.exit_status
+
+    def _teardown(self) -> None:
+        """The end of a run, however it ended: every thread told to leave, GS cleared, handles closed,
+        what the run mapped released (the TEB/PEB arena only when no thread still runs)."""
+        self.exiting.set()
+        objects.notify()
+        self._kick_others()
+        for th in self.threads:
+            if not th.done:
+                th.resume.set()
+        try:
+            _core.syscall(SYS_ARCH_PRCTL, ARCH_SET_GS, 0)
+        except OSError:
+            pass
+        self.handles.close_all()
+        if self._kuser is not None:
+            self._kuser.release()
+            self._kuser = None
+        if self.image is not None:
+            self.image.release()
+        for base, view in list(self.views.items()):
+            if self.wine is None or base != self.wine.base:
+                view.release()
+                del self.views[base]
+        stack, size = self._main_stack
+        if stack:
+            memory.unmap(stack, size)
+            self._main_stack = (0, 0)
+        self.nls_views.clear()
+        if self.ntdll is not None:
+            self.ntdll.release()
+        if self._helpers is not None:
+            self._helpers.release()
+        if self._flip_slot:
+            memory.unmap(self._flip_slot, 0x1000)
+            self._flip_slot = 0
+        if self.wine is not None:
+            image_mod.save_disk_cache()
+        if all(th.done for th in self.threads):
+            self._arena.release()  # running threads may still read their TEB
+
     def _run_wine(
         self, path: str, args: list[str], env: dict[str, str] | None, command_line: str | None = None
     ) -> int:
         """Start the program as Windows does: LdrInitializeThunk(context) in Wine's ntdll."""
         assert self.wine is not None and self.prefix is not None
-        self.d.arm_thread()
+        self._begin(process.Arena(4 << 20))
         exports = self.wine.exports
-        helpers = self._helpers = wine.build_helpers()
-        kuser: process.KUserSharedData | None = None
-        self._arena = process.Arena(4 << 20)
-        stack = size = 0
-        exe: ImageView | None = None
+        direct = _core.direct_entry_address() if self.flip_switch else 0
+        helpers = self._helpers = wine.build_helpers(direct)
         try:
             host = os.path.abspath(path)
             info = read_image_info(host)
@@ -1018,7 +514,11 @@ class NtPersonality(FileCalls):
             self.image_base = exe.base
             # ntdll calls __wine_unix_call through this pointer: pysud's stub, not Wine's ntdll.so
             memory.poke(exports["__wine_unix_call_dispatcher"], struct.pack("<Q", helpers.unix_call))
-            kuser = process.KUserSharedData(self.version, False)
+            # SystemCall bit 0 set: the stubs `call [0x7ffe1000]`, which holds pysud's flip-switch
+            # entry (wine.build_helpers): the core's direct entry, no kernel trap
+            self._kuser = process.KUserSharedData(self.version, self.flip_switch)
+            if self.flip_switch:
+                self._flip_slot = wine.map_flip_switch_slot(helpers.flip_switch)
             std = self._std_handles()
             win_path = self.windows_path(host)
             cmdline = (
@@ -1027,11 +527,7 @@ class NtPersonality(FileCalls):
             environ = windows_environment(dict(os.environ)) if env is None else dict(env)
             user_temp = os.path.join(self.prefix.drive_c, "users", environ.get("USERNAME", "user"), "Temp")
             os.makedirs(user_temp, exist_ok=True)
-            size = (max(info.stack_reserve, 1 << 20) + 0xFFFF) & ~0xFFFF
-            stack = memory.map_anywhere(
-                size, memory.PROT_READ | memory.PROT_WRITE, "NT main stack", align=0x10000
-            )
-            self.stacks.append((stack, stack + size))
+            stack_top = self._map_main_stack(path, max(info.stack_reserve, 1 << 20))
             apiset = wine.apiset_map(self.prefix.dlls or "")
             self.peb = process.build_wine_peb(
                 self._arena,
@@ -1047,51 +543,13 @@ class NtPersonality(FileCalls):
                 apiset=apiset,
                 subsystem=info.subsystem,
             )
-            self.main_tid = threading.get_native_id()
-            teb = self.main_teb = process.build_teb(
-                self._arena,
-                self.peb,
-                (stack + size, stack),
-                os.getpid(),
-                threading.get_native_id(),
-                None,
-                _core.thread_block(),
-            )
-            self._set_gs(teb)
-            sys.stdout.flush()
-            sys.stderr.flush()
+            self._enter_main_thread(stack_top)
             _ignore_kick_in_host()
-            value = self._start_wine_thread(exe.base + info.entry_rva, self.peb, stack + size, "process")
-            if (
-                not self.exiting.is_set()
-            ):  # the program died of a signal (128 + sig), not by NtTerminateProcess
-                self.exit_status = value
-            return self.exit_status
+            return self._ended(
+                self._start_wine_thread(exe.base + info.entry_rva, self.peb, stack_top, "process")
+            )
         finally:
-            self.exiting.set()
-            objects.notify()
-            self._kick_others()
-            for th in self.threads:
-                if not th.done:
-                    th.resume.set()
-            try:
-                _core.syscall(SYS_ARCH_PRCTL, ARCH_SET_GS, 0)
-            except OSError:
-                pass
-            self.handles.close_all()
-            if kuser is not None:
-                kuser.release()
-            for base, view in list(self.views.items()):
-                if self.wine is None or base != self.wine.base:
-                    view.release()
-                    del self.views[base]
-            if stack:
-                memory.unmap(stack, size)
-            self.nls_views.clear()
-            helpers.release()
-            image_mod.save_disk_cache()
-            if all(th.done for th in self.threads):
-                self._arena.release()
+            self._teardown()
 
     def _start_wine_thread(self, entry: int, arg: int, stack_top: int, mode: str) -> int:
         """LdrInitializeThunk(context) on this thread: ntdll attaches the DLLs, then NtContinue
@@ -1102,7 +560,7 @@ class NtPersonality(FileCalls):
         memory.poke(ctx_at, wine.initial_context(entry, arg, exports["RtlUserThreadStart"], stack_top))
         sp = (ctx_at - 0x100) & ~0xF
         memory.poke(sp, struct.pack("<5Q", exports["LdrInitializeThunk"], ctx_at, 0, 0, 0))
-        self._tls.mode = mode
+        self.tls.mode = mode
         value = _core.run_guest(self._helpers.call_thunk, sp)
         self.d.check()
         return int(value)
@@ -1120,6 +578,9 @@ class NtPersonality(FileCalls):
             self.views.pop(self.wine.base, None)
             self.wine.release()
             self.wine = None
+        if self.block is not None:
+            self.block.release()
+            self.block = None
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
@@ -1135,27 +596,6 @@ def _ignore_kick_in_host() -> None:
         pass
 
 
-def _time_zone(dynamic: bool) -> bytes:
-    """RTL_(DYNAMIC_)TIME_ZONE_INFORMATION of the host's zone: the bias and names (no DST rules)."""
-
-    def name(text: str) -> bytes:
-        return text.encode("utf-16-le")[:62].ljust(64, b"\0")
-
-    bias = time.timezone // 60
-    if bias == 0 and not time.daylight:
-        std = dst = "Coordinated Universal Time"
-        key = "UTC"
-    else:
-        std, dst = time.tzname
-        key = std
-    daylight_bias = (time.altzone - time.timezone) // 60 if time.daylight else 0
-    data = struct.pack("<i", bias) + name(std) + bytes(16) + struct.pack("<i", 0)
-    data += name(dst) + bytes(16) + struct.pack("<i", daylight_bias)
-    if dynamic:
-        data += key.encode("utf-16-le")[:254].ljust(256, b"\0") + b"\0\0\0\0"
-    return data
-
-
 def _quote(arg: str) -> str:
     if arg and not any(c in arg for c in ' \t"'):
         return arg
@@ -1166,10 +606,10 @@ def run(
     program: str,
     args: list[str] | None = None,
     *,
-    profile: str = _profiles.DEFAULT,
+    profile: str | None = None,
     drives: dict[str, str] | None = None,
     trace: bool = False,
-    flip_switch: bool = False,
+    flip_switch: bool | None = None,
     env: dict[str, str] | None = None,
     ntdll: str = "auto",
     dlls: str | None = None,

@@ -11,7 +11,7 @@ import struct
 import threading
 import time
 
-from . import memory
+from .. import _memory as memory
 from .ntdll import TEB_THREAD_BLOCK, NtdllImage
 from .pe import LoadedPE
 

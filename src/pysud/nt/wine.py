@@ -21,7 +21,9 @@ from dataclasses import dataclass
 
 import pefile
 
-from . import image, memory
+from .. import _memory as memory
+from . import image
+from .ntdll import TEB_THREAD_BLOCK
 from .pe import PELoadError
 
 #: pysud's own calls in Wine mode (above Wine's numbers, which end near 0xf0)
@@ -92,6 +94,7 @@ class WineNtdll:
     view: image.ImageView
     exports: dict[str, int]  # name -> absolute address
     table: dict[int, str]  # syscall number -> Nt name
+    path: str = ""
 
     @property
     def base(self) -> int:
@@ -101,11 +104,20 @@ class WineNtdll:
         self.view.release()
 
 
-_EXPORTS: dict[tuple[str, int, int], dict[str, int]] = {}
+@dataclass(frozen=True)
+class ExportTable:
+    """A DLL's export directory as pefile reads it: ordinal base, function RVAs, names."""
+
+    ordinal_base: int
+    functions: list[int]  # RVA per ordinal - ordinal_base (0: unused)
+    names: dict[str, int]  # name -> index into functions
 
 
-def exports_of(path: str) -> dict[str, int]:
-    """Name -> RVA of a DLL's exports (pefile, cached per file)."""
+_EXPORTS: dict[tuple[str, int, int], ExportTable] = {}
+
+
+def export_table(path: str) -> ExportTable:
+    """The export directory of a DLL (pefile, cached per file)."""
     st = os.stat(path)
     key = (path, st.st_size, st.st_mtime_ns)
     got = _EXPORTS.get(key)
@@ -115,12 +127,24 @@ def exports_of(path: str) -> dict[str, int]:
             pe.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_EXPORT"]])
         except pefile.PEFormatError as e:
             raise PELoadError(f"{path}: malformed PE file: {e.value}") from None
-        got = {}
-        for sym in getattr(getattr(pe, "DIRECTORY_ENTRY_EXPORT", None), "symbols", []):
-            if sym.name:
-                got[sym.name.decode(errors="replace")] = sym.address
-        _EXPORTS[key] = got
+        directory = getattr(pe, "DIRECTORY_ENTRY_EXPORT", None)
+        base = directory.struct.Base if directory is not None else 1
+        functions = [0] * (directory.struct.NumberOfFunctions if directory is not None else 0)
+        names: dict[str, int] = {}
+        for sym in getattr(directory, "symbols", []):
+            index = sym.ordinal - base
+            if 0 <= index < len(functions):
+                functions[index] = sym.address or 0
+                if sym.name:
+                    names[sym.name.decode(errors="replace")] = index
+        got = _EXPORTS[key] = ExportTable(base, functions, names)
     return got
+
+
+def exports_of(path: str) -> dict[str, int]:
+    """Name -> RVA of a DLL's exports."""
+    table = export_table(path)
+    return {name: table.functions[i] for name, i in table.names.items()}
 
 
 def numbering(exports: dict[str, int], base: int) -> dict[int, str]:
@@ -151,10 +175,155 @@ def load_ntdll(dll_dir: str) -> WineNtdll:
         for needed in ("LdrInitializeThunk", "RtlUserThreadStart", "__wine_unix_call_dispatcher"):
             if needed not in rvas:
                 raise PELoadError(f"{path}: does not export {needed}; not Wine's PE ntdll (8.0 or later)")
-        return WineNtdll(view=view, exports={n: view.base + r for n, r in rvas.items()}, table=table)
+        exports = {n: view.base + r for n, r in rvas.items()}
+        return WineNtdll(view=view, exports=exports, table=table, path=path)
     except BaseException:
         view.release()
         raise
+
+
+#: A Windows-numbered stub in Wine's own layout: `syscall` with SystemCall bit 0 clear, else
+#: `call [0x7ffe1000]` (the flip-switch entry), as Wine 8's ntdll stubs do.
+STUB_SIZE = 0x20
+FLIP_SWITCH_SLOT = 0x7FFE1000
+
+
+def windows_stub(nr: int) -> bytes:
+    stub = (
+        _STUB
+        + struct.pack("<I", nr)
+        + b"\xf6\x04\x25\x08\x03\xfe\x7f\x01"  # test byte [0x7ffe0308], 1
+        + b"\x75\x03\x0f\x05\xc3"  # jne +3; syscall; ret
+        + b"\xeb\x01\xc3"  # jmp +1; ret
+        + b"\xff\x14\x25"
+        + struct.pack("<I", FLIP_SWITCH_SLOT)  # call [0x7ffe1000]
+        + b"\xc3"
+    )
+    assert len(stub) == STUB_SIZE
+    return stub
+
+
+def windows_numbering(
+    wine_table: dict[int, str], private: dict[int, str], build: dict[int, str], limit: int
+) -> tuple[dict[int, str], list[int]]:
+    """One numbering for a process that sees two: Wine's (its ntdll's own calls) and a Windows
+    build's (pysud's block, program code).  Returns the personality's table (Wine's numbers,
+    then the build's calls Wine lacks in free numbers below ``limit``) and, per build number,
+    the personality's number for that call (the core's renumber table)."""
+    table = dict(wine_table)
+    number = {name: nr for nr, name in wine_table.items()}
+    free = (nr for nr in range(limit) if nr not in wine_table and nr not in private)
+    renumber = []
+    for nr in range(max(build) + 1):
+        name = build.get(nr, f"NtUnknown{nr:#x}")
+        if name not in number:
+            spare = next(free, None)
+            if spare is None:
+                raise PELoadError(f"too many NT calls for one numbering: no number below {limit} for {name}")
+            number[name] = spare
+            table[spare] = name
+        renumber.append(number[name])
+    return table, renumber
+
+
+@dataclass
+class WindowsBlock:
+    """pysud's stubs with a Windows build's numbers, one per number in number order, beside
+    Wine's ntdll, and the export directory that makes ntdll's Nt*/Zw* exports point at them."""
+
+    base: int
+    size: int
+    stubs: int  # address of the stub of number 0
+
+    def release(self) -> None:
+        memory.unmap(self.base, self.size)
+
+
+def install_windows_block(ntdll: WineNtdll, build: dict[int, str]) -> WindowsBlock:
+    """Map the block after ntdll's image (export RVAs are 32-bit) and point ntdll's export
+    directory at a new one: the build's calls (exported as ``NtX`` and ``ZwX``, the Zw names
+    being exactly the build's calls, as in Windows) at their stubs, Wine's other exports as
+    they were.  ntdll's own code calls its own stubs and keeps Wine's numbers."""
+    old = export_table(ntdll.path)
+    n = max(build) + 1
+    code_size = n * STUB_SIZE
+    # ---- the export directory: Wine's functions (ordinals kept), then the new ones
+    functions = list(old.functions)
+    index = dict(old.names)
+    for name in [k for k in index if k.startswith("Zw") and "Nt" + k[2:] not in build.values()]:
+        del index[name]  # e.g. Wine's ZwGetTickCount: no call of the build, no Zw name (Windows)
+    for nr in range(n):
+        name = build[nr]
+        for alias in (name, "Zw" + name[2:]) if name.startswith("Nt") else (name,):
+            if alias not in index:
+                index[alias] = len(functions)
+                functions.append(0)
+            functions[index[alias]] = -(nr + 1)  # patched below, once the block's RVA is known
+    names = sorted(index, key=lambda k: k.encode())
+    dll_name = b"ntdll.dll\0"
+    header = 40
+    funcs_off = header
+    names_off = funcs_off + 4 * len(functions)
+    ords_off = names_off + 4 * len(names)
+    strings_off = ords_off + 2 * len(names)
+    strings = bytearray(dll_name)
+    name_at: list[int] = []
+    for name in names:
+        name_at.append(strings_off + len(strings))
+        strings += name.encode() + b"\0"
+    dir_size = strings_off + len(strings)
+    size = (code_size + dir_size + 0xFFFF) & ~0xFFFF
+    base = _map_after(ntdll.base + ntdll.view.size, size)
+    rva = base - ntdll.base
+    dir_rva = rva + code_size
+    exp = bytearray(dir_size)
+    struct.pack_into(
+        "<IIHHIIIIIII",
+        exp,
+        0,
+        0,
+        0,
+        0,
+        0,
+        dir_rva + strings_off,
+        old.ordinal_base,
+        len(functions),
+        len(names),
+        dir_rva + funcs_off,
+        dir_rva + names_off,
+        dir_rva + ords_off,
+    )
+    struct.pack_into(
+        f"<{len(functions)}I",
+        exp,
+        funcs_off,
+        *(rva + (-f - 1) * STUB_SIZE if f < 0 else f for f in functions),
+    )
+    struct.pack_into(f"<{len(names)}I", exp, names_off, *(dir_rva + at for at in name_at))
+    struct.pack_into(f"<{len(names)}H", exp, ords_off, *(index[k] for k in names))
+    exp[strings_off:] = strings
+    memory.poke(base, b"".join(windows_stub(nr) for nr in range(n)) + bytes(exp))
+    memory.protect(base, size, memory.PROT_READ | memory.PROT_EXEC, "pysud's Windows-numbered ntdll stubs")
+    # the data directory of the mapped image (IMAGE_DIRECTORY_ENTRY_EXPORT) now names the new one
+    (e_lfanew,) = struct.unpack("<I", memory.peek(ntdll.base + 0x3C, 4))
+    entry = ntdll.base + e_lfanew + 0x88
+    page = entry & ~0xFFF
+    memory.protect(page, 0x1000, memory.PROT_READ | memory.PROT_WRITE, "ntdll.dll headers")
+    memory.poke(entry, struct.pack("<II", dir_rva, dir_size))
+    memory.protect(page, 0x1000, memory.PROT_READ, "ntdll.dll headers")
+    return WindowsBlock(base=base, size=size, stubs=base)
+
+
+def _map_after(addr: int, size: int) -> int:
+    """Free memory at the first 64 KiB boundary from ``addr`` on, within 4 GiB."""
+    at = (addr + 0xFFFF) & ~0xFFFF
+    rw = memory.PROT_READ | memory.PROT_WRITE
+    for _ in range(64):
+        try:
+            return memory.map_at(at, size, rw, "pysud's Windows-numbered ntdll stubs")
+        except Exception:  # noqa: BLE001 - taken: try the next 16 MiB
+            at += 16 << 20
+    raise PELoadError("no room for pysud's ntdll stubs within 4 GiB of ntdll.dll")
 
 
 @dataclass
@@ -167,12 +336,15 @@ class Helpers:
     unix_call: int
     fault_handler: int
     kick: int
+    flip_switch: int  # 0 unless built with the direct entry
 
     def release(self) -> None:
         memory.unmap(self.base, self.size)
 
 
-def build_helpers() -> Helpers:
+def build_helpers(direct_entry: int = 0) -> Helpers:
+    """The page of pysud's code beside Wine's DLLs; with ``direct_entry`` (the core's flip-switch
+    entry) also the code [0x7ffe1000] points at (see map_flip_switch_slot)."""
     thunk = (
         b"\xb8"
         + struct.pack("<I", PYSUD_START)
@@ -196,8 +368,22 @@ def build_helpers() -> Helpers:
     ).ljust(0x40, b"\xcc")
     # the handler of the signal that makes a thread leave when another one ended the process
     kick = (b"\xb8" + struct.pack("<I", PYSUD_KICK) + b"\x0f\x05\x0f\x0b").ljust(0x40, b"\xcc")
+    # The flip-switch entry, called by a stub's `call [0x7ffe1000]` with the registers of its
+    # `syscall` (eax number, r10 rdx r8 r9, stack arguments at [rsp+0x30]): pop the return
+    # address (the stub's `ret`: where to resume, and the call address the core reports), which
+    # leaves RSP as at the stub's `syscall`; then the core's direct entry with the thread block
+    # from the TEB in RCX and the resume address in R11, as pysud's ntdll's trampoline does.
+    flip = b""
+    if direct_entry:
+        flip = (
+            b"\x41\x5b"  # pop r11
+            + b"\x65\x48\x8b\x0c\x25"
+            + struct.pack("<I", TEB_THREAD_BLOCK)  # mov rcx, gs:[TEB_THREAD_BLOCK]
+            + b"\xff\x25\x00\x00\x00\x00"  # jmp [rip]
+            + struct.pack("<Q", direct_entry)
+        ).ljust(0x40, b"\xcc")
     base = memory.map_anywhere(0x1000, memory.PROT_READ | memory.PROT_WRITE, "pysud helpers")
-    memory.poke(base, thunk + unix + fault + kick)
+    memory.poke(base, thunk + unix + fault + kick + flip)
     memory.protect(base, 0x1000, memory.PROT_READ | memory.PROT_EXEC, "pysud helpers")
     return Helpers(
         base=base,
@@ -206,7 +392,16 @@ def build_helpers() -> Helpers:
         unix_call=base + 0x40,
         fault_handler=base + 0x80,
         kick=base + 0xC0,
+        flip_switch=base + 0x100 if direct_entry else 0,
     )
+
+
+def map_flip_switch_slot(entry: int) -> int:
+    """The page at 0x7ffe1000 whose first qword the stubs call through when SystemCall bit 0 is set."""
+    at = memory.map_at(FLIP_SWITCH_SLOT, 0x1000, memory.PROT_READ | memory.PROT_WRITE, "flip-switch slot")
+    memory.poke(at, struct.pack("<Q", entry))
+    memory.protect(at, 0x1000, memory.PROT_READ, "flip-switch slot")
+    return at
 
 
 def initial_context(entry: int, peb: int, start: int, stack_top: int) -> bytes:

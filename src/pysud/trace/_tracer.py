@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -35,6 +35,9 @@ from .records import SIGINFO_SIZE as _SIGINFO
 from .timeline import Timeline
 
 _REC, _CAP = REC, CAP
+_REC_TID = struct.Struct("<i")  # struct sud_rec's tid, at offset 8
+_STOP_TID = 2  # format_records stopped at a thread that has no prefix yet
+_CORE_NSYSCALLS = 512  # the core's table of syscall numbers (SUD_NSYSCALLS)
 RING_BYTES = 1 << 19
 _EMPTY: dict[int, bytes | bool] = {}
 
@@ -86,20 +89,22 @@ class _Output:
         if isinstance(target, str):
             os.close(fd)
         self.buffered = buffered
-        self.parts: list[str] = []
+        self.parts: list[bytes] = []
         self.size = 0
         self._lock = threading.Lock()  # the decoder thread and the program's threads write
 
     def write(self, text: str) -> None:
+        self.write_bytes(text.encode(errors="surrogateescape"))
+
+    def write_bytes(self, data: bytes) -> None:
         if not self.buffered:
-            data = text.encode(errors="surrogateescape")
             with self._lock:
                 while data:
                     data = data[os.write(self.fd, data) :]
             return
         with self._lock:
-            self.parts.append(text)
-            self.size += len(text)
+            self.parts.append(data)
+            self.size += len(data)
             if self.size > 65536:
                 self._flush()
 
@@ -109,7 +114,7 @@ class _Output:
 
     def _flush(self) -> None:
         if self.parts:
-            data = "".join(self.parts).encode(errors="surrogateescape")
+            data = b"".join(self.parts)
             self.parts.clear()
             self.size = 0
             while data:
@@ -124,6 +129,14 @@ def _high_dup(fd: int) -> int:
     import fcntl
 
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 700)
+
+
+class _Decoders(dict[int, D.CallDecoder]):
+    """CallDecoder per number, made on first use (a run uses a few dozen of ~360)."""
+
+    def __missing__(self, nr: int) -> D.CallDecoder:
+        dec = self[nr] = D.CallDecoder(nr)
+        return dec
 
 
 class _Call:
@@ -174,14 +187,20 @@ class Tracer:
         self.stats: dict[int, list[int]] = {}  # nr -> [calls, errors, ns, min ns, max ns]
         self.counters: dict[tuple[int, int], int] = {}
         self.records: list[dict[str, Any]] | None = None
-        self._stats_file = tempfile.mkstemp(prefix="pysud-trace-")[1] if o.summary else None
+        self._stats_file = _temp_file() if o.summary else None
         self.exited: int | None = None
         self._lock = threading.RLock()  # output order, and the decoders' snapshot
         self._d: Dispatcher | None = None
         self._recording = False
-        self._decs: dict[int, D.CallDecoder] = {}
+        self._decs = _Decoders()
         self._fmts: dict[int, Callable[..., str]] = {}
+        # recorded numbers whose formatter and template are made when a record first needs them
+        self._todo: dict[int, list[D.CapOp]] = {}
+        # the same lines as templates the core runs over whole batches (_core.format_records)
+        self._programs: list[F.Program | None] = []
         self._prefixes: dict[int, str] = {}
+        self._bprefixes: dict[int, bytes] = {}
+        self._errors: dict[int, bytes] = {}  # the core's cache of error texts
         self._open: tuple[int, _Call] | None = None  # a call whose entry line is not yet closed
         self._unfinished: dict[int, _Call] = {}  # calls printed as <unfinished ...>, by tid
         self.recorded_calls = 0  # calls decoded from records (the rest came through Python)
@@ -207,28 +226,40 @@ class Tracer:
             # loader runs, in Python, and there is nothing to decode
         plain_lines = not o.json and o.status is None and self.timeline is None
         injected = {nr for rule in o.inject for nr in rule.nrs}
+        if record and plain_lines:
+            self._programs = [None] * _CORE_NSYSCALLS  # filled as numbers are first seen
         for nr in numbers if numbers is not None else sorted(X86_64.table):
             inner = d.handler_of(nr)
-            dec = self._decs[nr] = D.CallDecoder(nr)
             d.on(nr, self._handler(nr, inner))
             if not record or inner is not None or nr in injected:
                 continue
-            if dec.name in _FORKS or dec.name in ("exit", "exit_group", "execve"):
+            name = X86_64.name_of(nr)
+            if name in _FORKS or name in ("exit", "exit_group", "execve"):
                 continue
-            caps = dec.captures(o.strsize)
+            caps = D.captures_of(nr, o.strsize)
             if caps is not None:
                 room = 2 * (_REC.size + _SIGINFO) + sum(_CAP.size + ((c[6] + 8) & ~7) for c in caps)
                 d.record(nr, caps, room)
-                fmt = F.formatter(dec, caps, o.strsize, o.durations)
-                if fmt is not None and plain_lines and (o.trace is None or nr in o.trace):
-                    self._fmts[nr] = fmt
+                if plain_lines and (o.trace is None or nr in o.trace):
+                    self._todo[nr] = caps
+
+    def _compile(self, nr: int) -> None:
+        """The formatter and the core's template of a recorded number (its first record)."""
+        caps = self._todo.pop(nr)
+        dec = self._decs[nr]
+        fmt = F.formatter(dec, caps, self.opts.strsize, self.opts.durations)
+        if fmt is None:
+            return
+        self._fmts[nr] = fmt
+        if 0 <= nr < len(self._programs):
+            self._programs[nr] = F.program(dec, caps, self.opts.strsize)
 
     def _handler(self, nr: int, inner: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
-        dec = self._decs.get(nr) or D.CallDecoder(nr)
+        decs = self._decs
         o = self.opts
         shown = o.trace is None or nr in o.trace
         injects = [r for r in o.inject if nr in r.nrs]
-        name = dec.name
+        name = X86_64.name_of(nr)
         is_fork = name in _FORKS
         is_exit = name == "exit_group" or name == "exit"
         is_exec = name == "execve"
@@ -244,6 +275,7 @@ class Tracer:
         def handler(call: Any) -> Any:
             if self._recording:
                 self.drain()
+            dec = decs[nr]
             args = call.args
             deferred = call.deferred
             injected = False
@@ -355,7 +387,7 @@ class Tracer:
             return
         if self._paths and path not in self._paths and os.path.realpath(path) not in self._paths:
             return
-        dec = self._decs.get(nr) or D.CallDecoder(nr)
+        dec = self._decs[nr]
         shown = [D.quote(a) if len(a) <= o.strsize else D.quote(a[: o.strsize]) + "..." for a in argv]
         if len(shown) > o.strsize:
             shown = [*shown[: o.strsize], "..."]
@@ -424,10 +456,40 @@ class Tracer:
         opened: Any = self._open
         if not lines or out is None:
             fmts = {}  # only counting: the general path below does it
+        # the core prints runs of completed calls that have a template, in order, and stops at
+        # a record Python prints (or a thread it has no prefix for yet)
+        todo = self._todo if fmts is self._fmts else {}
+        programs = self._programs if todo is self._todo and not stamps and stats is None else None
+        bprefixes = self._bprefixes
+        errors = self._errors
+        strsize = self.opts.strsize
+        durations = self.opts.durations
         try:
             while off < end:
+                if programs and (opened is None or (opened := self._open) is None):
+                    if acc:
+                        out.write("".join(acc))  # type: ignore[union-attr]
+                        acc.clear()
+                    text, off, n, stop = _core.format_records(
+                        data, off, programs, bprefixes, errors, F.error_text, strsize, durations
+                    )
+                    if text:
+                        out.write_bytes(text)  # type: ignore[union-attr]
+                    fast += n
+                    if stop == _STOP_TID:
+                        tid = _REC_TID.unpack_from(data, off + 8)[0]
+                        pfx = prefixes.get(tid)
+                        if pfx is None:
+                            pfx = prefixes[tid] = self._prefix(tid)
+                        bprefixes[tid] = pfx.encode()
+                        continue
+                    if off >= end:
+                        break
                 size, kind, nr, tid, ncap, t0, t1, a0, a1, a2, a3, a4, a5, ret = unpack(data, off)
                 fmt = fmts.get(nr)
+                if fmt is None and nr in todo:
+                    self._compile(nr)  # this number's first record: the next turn prints it
+                    continue
                 if (
                     fmt is not None
                     and kind == REC_FULL
@@ -879,6 +941,14 @@ def format_summary(
 
 
 _DECODE_EVERY = 0.002  # seconds between the decoder thread's looks at the ring
+
+
+def _temp_file() -> str:
+    import tempfile  # (here: only -c needs it, and its import is a visible part of start-up)
+
+    fd, path = tempfile.mkstemp(prefix="pysud-trace-")
+    os.close(fd)
+    return path
 
 
 def _cpus() -> int:

@@ -1,12 +1,17 @@
 """The NT kernel's calls by subsystem: each module's ``HANDLERS`` table maps a call name to its function.
 
 A handler is ``def NtOpenKey(nt: NtPersonality, call: NtSyscall) -> int`` and returns the NTSTATUS.
-The personality registers every table of :data:`MODULES` (``NtPersonality._register``); a call
-name is the key, whatever numbering the loaded ntdll uses.  To add a subsystem: write
-``nt/kernel/<topic>.py`` with its ``HANDLERS``, list it in ``MODULES``.
+The personality registers every table of :data:`MODULES` (``NtPersonality._register``) and no other
+handler; a call name is the key, whatever numbering the loaded ntdll uses (a name the numbering
+lacks is not registered).  To add a subsystem: write ``nt/kernel/<topic>.py`` with its
+``HANDLERS``, list it in ``MODULES``.
 
 A handler that meets a bad pointer of the program's (GuestMemoryError) returns
-STATUS_ACCESS_VIOLATION: the registered function is the module's, wrapped once (``__wrapped__``).
+STATUS_ACCESS_VIOLATION: the registered function is the module's, wrapped once (``__wrapped__``);
+a module of library functions (``PROBE = False``: rtl) is registered unwrapped.
+
+A name that only pysud's own ntdll exports (numbered by ``ntdll.PRIVATE``, not a call of any
+Windows build nor of Wine) is listed in its module's ``BUILTIN_ONLY`` (see :func:`builtin_only`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,22 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import GuestMemoryError
 from ..status import STATUS_ACCESS_VIOLATION
-from . import exception, namespace, process, registry, section, security, sync, unixcall
+from . import (
+    exception,
+    file,
+    iocompletion,
+    namespace,
+    process,
+    registry,
+    rtl,
+    section,
+    security,
+    sync,
+    system,
+    thread,
+    unixcall,
+    virtual,
+)
 
 if TYPE_CHECKING:
     from ..personality import NtPersonality, NtSyscall
@@ -28,7 +48,22 @@ else:
     Handler = Callable[..., Any]
 
 #: Every subsystem module with a HANDLERS table, in registration order.
-MODULES: tuple[ModuleType, ...] = (namespace, registry, security, sync, section, exception, unixcall, process)
+MODULES: tuple[ModuleType, ...] = (
+    namespace,
+    file,
+    virtual,
+    section,
+    thread,
+    process,
+    exception,
+    sync,
+    iocompletion,
+    registry,
+    security,
+    system,
+    rtl,
+    unixcall,
+)
 
 
 def handlers() -> dict[str, Handler]:
@@ -37,10 +72,11 @@ def handlers() -> dict[str, Handler]:
     owner: dict[str, str] = {}
     for module in MODULES:
         table: dict[str, Handler] = module.HANDLERS
+        probe = getattr(module, "PROBE", True)
         for name, fn in table.items():
             if name in merged:
                 raise ValueError(f"NT call {name} is handled by both {owner[name]} and {module.__name__}")
-            merged[name] = _probed(fn)
+            merged[name] = _probed(fn) if probe else fn
             owner[name] = module.__name__
     return merged
 
@@ -58,6 +94,14 @@ def _probed(fn: Handler) -> Handler:
             return STATUS_ACCESS_VIOLATION
 
     return probed
+
+
+def builtin_only() -> frozenset[str]:
+    """The table names only pysud's own ntdll exports: every module's optional ``BUILTIN_ONLY``."""
+    names: set[str] = set()
+    for module in MODULES:
+        names |= getattr(module, "BUILTIN_ONLY", frozenset())
+    return frozenset(names)
 
 
 def signatures() -> dict[str, tuple[str, ...]]:

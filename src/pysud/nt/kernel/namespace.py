@@ -1,5 +1,5 @@
 """The object namespace of a process: named objects (``\\BaseNamedObjects\\...``), object
-directories, and NtDuplicateObject.
+directories, NtDuplicateObject and NtClose.
 
 Names are per pysud process (processes do not share named objects); they compare
 case-insensitively when OBJ_CASE_INSENSITIVE is given, as the Win32 layer always does.
@@ -177,15 +177,29 @@ def NtMakeTemporaryObject(nt: NtPersonality, call: NtSyscall) -> int:
     return st.STATUS_SUCCESS  # every named object here is temporary already
 
 
+def NtClose(nt: NtPersonality, call: NtSyscall) -> int:
+    return st.STATUS_SUCCESS if nt.handles.remove(call.args[0]) else st.STATUS_INVALID_HANDLE
+
+
+def PysudNtClose(nt: NtPersonality, call: NtSyscall) -> int:
+    """NtClose on pysud's own ntdll's trap path (ntdll.NR_CLOSE_ALIAS)."""
+    return NtClose(nt, call)
+
+
 HANDLERS: dict[str, Any] = {
     f.__name__: f
     for f in (
+        NtClose,
+        PysudNtClose,
         NtCreateDirectoryObject,
         NtOpenDirectoryObject,
         NtDuplicateObject,
         NtMakeTemporaryObject,
     )
 }
+
+#: NtClose's alias on pysud's own ntdll's trap path (ntdll.NR_CLOSE_ALIAS)
+BUILTIN_ONLY = frozenset({"PysudNtClose"})
 
 SIGNATURES: dict[str, tuple[str, ...]] = {
     "NtCreateDirectoryObject": ("*DirectoryHandle", "DesiredAccess", "oa:ObjectAttributes"),

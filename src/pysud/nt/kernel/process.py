@@ -1,7 +1,9 @@
-"""NT process creation: NtCreateUserProcess starts the child as a new pysud process on the same
-prefix and DLL set, with the command line, directory, environment and standard handles the parent
-gives; its handles can be waited on and report the exit status (the low 8 bits, as the child's
-Linux exit status carries them)."""
+"""NT processes: this one (its end: NtTerminateProcess, RtlExitUserProcess, the end of a guest call
+PysudReturn; NtQueryInformationProcess) and children.
+
+NtCreateUserProcess starts the child as a new pysud process on the same prefix and DLL set, with the
+command line, directory, environment and standard handles the parent gives; its handles can be
+waited on and report the exit status (the low 8 bits, as the child's Linux exit status carries them)."""
 
 from __future__ import annotations
 
@@ -12,14 +14,16 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import objects
 from .. import status as st
+from .virtual import view_of
 
 if TYPE_CHECKING:
     from ..personality import NtPersonality, NtSyscall
 
+CURRENT_PROCESS = 0xFFFFFFFFFFFFFFFF
 PS_ATTRIBUTE_CLIENT_ID = 0x10003
 PS_ATTRIBUTE_IMAGE_NAME = 0x20005
 PS_ATTRIBUTE_IMAGE_INFO = 0x00006
@@ -181,6 +185,9 @@ def NtCreateUserProcess(nt: NtPersonality, call: NtSyscall) -> int:
     argv = [sys.executable, "-m", "pysud", "run", "--ntdll", "wine", "--prefix", nt.prefix.path]
     if nt.prefix.dlls:
         argv += ["--dlls", nt.prefix.dlls]
+    if nt.windows_build is not None:  # the child sees the same numbering
+        argv += ["--nt-profile", nt.windows_build]
+    argv += ["--flip-switch" if nt.flip_switch else "--no-flip-switch"]
     argv += ["--nt-command-line", cmdline, host]
     # the child pysud runs with this Python's environment; the program's own goes as JSON
     host_env = dict(os.environ, PYSUD_NT_ENVIRONMENT=json.dumps(env))
@@ -209,4 +216,80 @@ def NtCreateUserProcess(nt: NtPersonality, call: NtSyscall) -> int:
     return st.STATUS_SUCCESS
 
 
-HANDLERS = {"NtCreateUserProcess": NtCreateUserProcess}
+# ---------------------------------------------------------------------------------- this process
+
+
+def NtTerminateProcess(nt: NtPersonality, call: NtSyscall) -> Any:
+    handle, code = call.args[0], call.args[1] & 0xFFFFFFFF
+    if handle == 0:  # every other thread ends now (ExitProcess, before the DLLs' detach routines)
+        nt.exit_status = code
+        nt._kick_others()
+        return st.STATUS_SUCCESS
+    if handle != CURRENT_PROCESS:
+        return st.STATUS_ACCESS_DENIED  # other processes do not exist here
+    return nt.exit_process(call, code)
+
+
+def RtlExitUserProcess(nt: NtPersonality, call: NtSyscall) -> Any:
+    return nt.exit_process(call, call.args[0] & 0xFFFFFFFF)
+
+
+def PysudReturn(nt: NtPersonality, call: NtSyscall) -> None:
+    value = call.args[0]
+    mode = getattr(nt.tls, "mode", "call")
+    if mode == "process":
+        return nt.exit_process(call, value & 0xFFFFFFFF)
+    call.exit_guest(value & 0xFFFFFFFF)
+    return None
+
+
+def NtQueryInformationProcess(nt: NtPersonality, call: NtSyscall) -> int:
+    handle, cls, buf, length, ret = call.args[:5]
+    cls &= 0xFFFFFFFF
+    if handle != CURRENT_PROCESS:
+        child = nt.handles.get(handle)
+        if not isinstance(child, Process):
+            return st.STATUS_INVALID_HANDLE
+        if cls != 0:
+            return nt._unimplemented_class(call, cls)
+        data = struct.pack("<QQQQQQ", child.exit_code, 0, 1, 8, child.pid, os.getpid())
+        if (length & 0xFFFFFFFF) < len(data):
+            return st.STATUS_INFO_LENGTH_MISMATCH
+        call.write(buf, data)
+        nt.put_u32(call, ret, len(data))
+        return st.STATUS_SUCCESS
+    if cls == 0:  # ProcessBasicInformation
+        data = struct.pack(
+            "<QQQQQQ", 0x103, nt.peb, (1 << (os.cpu_count() or 1)) - 1, 8, os.getpid(), os.getppid()
+        )
+    elif cls == 7:  # ProcessDebugPort: no debugger
+        data = struct.pack("<Q", 0)
+    elif cls == 26:  # ProcessWow64Information: not a WoW64 process
+        data = struct.pack("<Q", 0)
+    elif cls == 37:  # ProcessImageInformation
+        view = view_of(nt, nt.image_base)
+        if view is None or view.info is None:
+            return st.STATUS_INVALID_PARAMETER
+        data = view.info.section_image_information()
+    else:
+        return nt._unimplemented_class(call, cls)
+    if (length & 0xFFFFFFFF) != len(data):
+        nt.put_u32(call, ret, len(data))
+        return st.STATUS_INFO_LENGTH_MISMATCH
+    call.write(buf, data)
+    nt.put_u32(call, ret, len(data))
+    return st.STATUS_SUCCESS
+
+
+HANDLERS: dict[str, Any] = {
+    f.__name__: f
+    for f in (
+        NtCreateUserProcess,
+        NtTerminateProcess,
+        RtlExitUserProcess,
+        PysudReturn,
+        NtQueryInformationProcess,
+    )
+}
+#: pysud's own ntdll exports RtlExitUserProcess as a call (Wine's ntdll ends the process itself)
+BUILTIN_ONLY = frozenset({"RtlExitUserProcess"})

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ... import _memory as memory
 from .. import image, objects
 from .. import status as st
 from ..pe import PELoadError
@@ -20,16 +20,6 @@ SEC_IMAGE_NO_EXECUTE = 0x11000000
 SECTION_BASIC_INFORMATION = 0
 SECTION_IMAGE_INFORMATION = 1
 CURRENT_PROCESS = 0xFFFFFFFFFFFFFFFF
-MAP_SHARED = 0x01
-MAP_PRIVATE = 0x02
-MAP_FIXED_NOREPLACE = 0x100000
-MAP_ANONYMOUS = 0x20
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_mmap = _libc.mmap
-_mmap.restype = ctypes.c_void_p
-_mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-_MAP_FAILED = ctypes.c_void_p(-1).value
 
 
 @dataclass(eq=False)
@@ -144,13 +134,14 @@ def NtMapViewOfSection(nt: NtPersonality, call: NtSyscall) -> int:
         return st.STATUS_INVALID_VIEW_SIZE
     protect &= 0xFFFFFFFF
     prot = {0x02: 1, 0x04: 3, 0x08: 3, 0x10: 5, 0x20: 5, 0x40: 7, 0x80: 7}.get(protect & 0xFF, 1)
-    flags = MAP_PRIVATE if protect & 0xFF in (0x08, 0x80) else MAP_SHARED
+    flags = memory.MAP_PRIVATE if protect & 0xFF in (0x08, 0x80) else memory.MAP_SHARED
     if want:
-        flags |= MAP_FIXED_NOREPLACE
-    got = _mmap(want or None, size, prot, flags, sec.fd, offset)
-    if got in (None, _MAP_FAILED) or (want and got != want):
+        flags |= memory.MAP_FIXED_NOREPLACE
+    try:
+        got = memory.map_fd(want, size, prot, flags, sec.fd, offset, "NtMapViewOfSection")
+    except memory.MappingError:
         return st.STATUS_CONFLICTING_ADDRESSES if want else st.STATUS_NO_MEMORY
-    view = image.ImageView(info=None, base=int(got), size=(size + 0xFFF) & ~0xFFF)
+    view = image.ImageView(info=None, base=got, size=(size + 0xFFF) & ~0xFFF)
     view.regions.append((0, view.size, protect & 0xFF or 0x02))
     nt.views[view.base] = view
     nt.put_u64(call, base_ptr, view.base)
@@ -217,12 +208,13 @@ def _map_nls(nt: NtPersonality, name: str) -> tuple[int, int] | None:
     try:
         length = os.fstat(fd).st_size
         size = (length + 0xFFF) & ~0xFFF
-        got = _mmap(None, size, 1, MAP_PRIVATE, fd, 0) if length else None  # PROT_READ, the file's pages
+        if not length:
+            return None
+        addr = memory.map_fd(0, size, memory.PROT_READ, memory.MAP_PRIVATE, fd, 0, path)  # the file's pages
+    except (OSError, memory.MappingError):
+        return None
     finally:
         os.close(fd)
-    if got in (None, _MAP_FAILED):
-        return None
-    addr = int(got)
     nt.nls_views[name] = (addr, length)
     view = image.ImageView(info=None, base=addr, size=size)
     view.regions.append((0, size, 0x02))

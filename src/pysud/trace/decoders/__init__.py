@@ -62,6 +62,7 @@ __all__ = [
     "CallDecoder",
     "CapOp",
     "Ctx",
+    "captures_of",
     "error_text",
     "ptr",
     "quote",
@@ -117,6 +118,24 @@ def error_text(res: int) -> str:
     return f"-1 {name} ({os.strerror(e)})"
 
 
+def _captures(spec: Spec, strsize: int) -> list[CapOp] | None:
+    if spec.live:
+        return None
+    ops: list[CapOp] = []
+    for i, text in enumerate(spec.args):
+        k = KINDS[text.partition(":")[0]]
+        if k.capture is None:
+            return None
+        ops += k.capture(i, text.partition(":")[2], strsize)
+    ops += spec.extra
+    return ops if len(ops) <= 4 else None
+
+
+def captures_of(nr: int, strsize: int) -> list[CapOp] | None:
+    """CallDecoder(nr).captures(strsize), without making the decoders (the tracer's start-up)."""
+    return _captures(spec_of(X86_64.name_of(nr), nr), strsize)
+
+
 class CallDecoder:
     """How one syscall number is printed: its name, entry and exit decoders, result style."""
 
@@ -157,15 +176,7 @@ class CallDecoder:
 
     def captures(self, strsize: int) -> list[CapOp] | None:
         """What the recorder captures so this call decodes from its record; None: decode live."""
-        if self.spec.live:
-            return None
-        ops: list[CapOp] = []
-        for i, (k, text) in enumerate(zip(self.kinds, self.spec.args, strict=True)):
-            if k.capture is None:
-                return None
-            ops += k.capture(i, text.partition(":")[2], strsize)
-        ops += self.spec.extra
-        return ops if len(ops) <= 4 else None
+        return _captures(self.spec, strsize)
 
     def entry_text(self, out: list[str], args: tuple[int, ...]) -> str:
         """What strace prints when the call starts: up to its first out-argument."""
