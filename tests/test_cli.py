@@ -26,7 +26,7 @@ def test_check_reports_features_and_exit_status():
 
 @requires_sud
 def test_bench_json_has_every_row():
-    r = run("bench", "--json", "--iterations", "300", "--rounds", "1", "--trace-runs", "0", "--nt-runs", "0")
+    r = run("bench", "--json", "--iterations", "300", "--rounds", "1", "--trace-runs", "0", "--exe-runs", "0")
     assert r.returncode == 0, r.stderr
     j = json.loads(r.stdout)
     rows = j["ns_per_call"]
@@ -48,7 +48,7 @@ def test_bench_json_has_every_row():
 
 @requires_sud
 def test_bench_table():
-    r = run("bench", "--iterations", "300", "--rounds", "1", "--trace-runs", "0", "--nt-runs", "0")
+    r = run("bench", "--iterations", "300", "--rounds", "1", "--trace-runs", "0", "--exe-runs", "0")
     assert r.returncode == 0, r.stderr
     assert "floor: minimal C SIGSYS handler" in r.stdout
     assert "Python handler returns a value" in r.stdout

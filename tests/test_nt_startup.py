@@ -234,7 +234,7 @@ def test_bench_rows_for_hello_exe_against_wine() -> None:
     from pysud._bench import find_wine
 
     bench = [sys.executable, "-m", "pysud", "bench", "--iterations", "300", "--rounds", "1"]
-    args = ["--program-runs", "0", "--trace-runs", "0", "--nt-runs", "1"]
+    args = ["--program-runs", "0", "--trace-runs", "0", "--exe-runs", "1"]
     r = subprocess.run([*bench, "--json", *args], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr
     nt = json.loads(r.stdout)["nt_startup"]

@@ -66,10 +66,10 @@ def _bench(args: argparse.Namespace) -> int:
         result["trace"] = traced
         if not args.json:
             print("\n" + render_trace(traced), flush=True)
-    if args.nt_runs > 0:
+    if args.exe_runs > 0:
         from ._bench import measure_nt_startup, render_nt_startup
 
-        result["nt_startup"] = nt = measure_nt_startup(runs=args.nt_runs)
+        result["nt_startup"] = nt = measure_nt_startup(runs=args.exe_runs)
         if not args.json:
             print("\n" + render_nt_startup(nt), flush=True)
     if args.json:
@@ -396,7 +396,7 @@ def _bench_arguments(b: argparse.ArgumentParser) -> None:
         help="busybox dd bs=1 count for the trace rows (default 40000)",
     )
     b.add_argument(
-        "--nt-runs",
+        "--exe-runs",
         type=int,
         default=5,
         help="rounds of the hello.exe rows, pysud vs wine (default 5; 0 skips them)",
