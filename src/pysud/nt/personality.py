@@ -252,6 +252,41 @@ class NtPersonality:
         if ptr:
             call.write(ptr, struct.pack("<I", value & 0xFFFFFFFF))
 
+    def put_handle(self, call: NtSyscall, out: int, obj: objects.NtObject) -> int:
+        """A new handle to ``obj``, written to ``*out``; none is left behind if ``out`` is a bad
+        pointer (the GuestMemoryError goes on to the table's wrapper)."""
+        h = self.handles.add(obj)
+        try:
+            self.put_u64(call, out, h)
+        except Exception:
+            self.handles.remove(h)
+            raise
+        return h
+
+    def put_info(
+        self,
+        call: NtSyscall,
+        buf: int,
+        length: int,
+        ret: int,
+        data: bytes,
+        *,
+        exact: bool = False,
+        ret64: bool = False,
+    ) -> int:
+        """Answer an NtQuery*Information class: ``data`` into ``buf`` and its size to ``*ret`` (a
+        ULONG, or a SIZE_T with ``ret64``) when ``length`` holds it (is its size, for ``exact``
+        classes); STATUS_INFO_LENGTH_MISMATCH otherwise (telling an exact class's size in ``*ret``)."""
+        length &= 0xFFFFFFFF
+        put = self.put_u64 if ret64 else self.put_u32
+        if length != len(data) if exact else length < len(data):
+            if exact:
+                put(call, ret, len(data))
+            return st.STATUS_INFO_LENGTH_MISMATCH
+        call.write(buf, data)
+        put(call, ret, len(data))
+        return st.STATUS_SUCCESS
+
     def resolve_nt_path(self, name: str, root: int = 0) -> tuple[str | None, int]:
         """The host path of an NT name (relative to the directory handle ``root`` if given), or
         (None, NTSTATUS); see nt/kernel/file.py."""
