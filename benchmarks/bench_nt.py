@@ -110,9 +110,14 @@ def main() -> int:
             paths["pysud ntdll, through ntdll (flip-switch)"] = [*builtin, "--flip-switch", loop]
         if wine_dlls:
             win11 = ("--nt-profile", "win11-23h2")  # pysud's Windows-numbered stubs beside Wine's ntdll
-            paths["pysud + Wine's DLLs, through ntdll (trap)"] = [*on_wine, loop]
+            paths["pysud + Wine's DLLs, through ntdll (trap)"] = [*on_wine, "--no-flip-switch", loop]
             paths["pysud + Wine's DLLs, through ntdll (flip-switch)"] = [*on_wine, "--flip-switch", loop]
-            paths["pysud + Wine's DLLs, Windows-numbered stub (trap)"] = [*on_wine, *win11, loop]
+            paths["pysud + Wine's DLLs, Windows-numbered stub (trap)"] = [
+                *on_wine,
+                *win11,
+                "--no-flip-switch",
+                loop,
+            ]
             paths["pysud + Wine's DLLs, Windows-numbered stub (flip-switch)"] = [
                 *on_wine,
                 *win11,

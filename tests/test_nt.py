@@ -145,7 +145,7 @@ def test_flip_switch_calls_make_no_kernel_trap(
         pytest.skip("no Wine PE DLLs installed (tools/run_tests.sh installs wine64)")
     where = ("--prefix", str(tmp_path / "pfx")) if dll_set == "wine" else ()
     counts = []
-    for opts in ((), ("--flip-switch",)):
+    for opts in (("--no-flip-switch",), ("--flip-switch",)):
         r = subprocess.run(
             [
                 "strace",

@@ -206,3 +206,55 @@ def test_handler_written_registers_reach_foreign_code(native_dump):
     assert {k: v for k, v in reg.items() if k not in ("rbx", "r15")} == {
         k: v for k, v in nat.items() if k not in ("rbx", "r15")
     }
+
+
+def test_handler_reads_the_programs_vector_state(native_dump):
+    """call.vector_state(): the program's MXCSR, x87 control word and XMM0-15 at the call (an
+    FXSAVE image), not the handler's own (Python runs with the default MXCSR)."""
+    seen: list[bytes] = []
+
+    def h(call):
+        _python_handler_using_fp(call)  # the handler's own vector work does not leak into it
+        seen.append(call.vector_state())
+        return -errno.ENOSYS
+
+    d = Dispatcher()
+    d.on(500, h)
+    dump = _dump_dispatched(d)
+    assert dump == native_dump, _describe(dump, native_dump)
+    (fx,) = seen
+    assert len(fx) == 512
+    assert int.from_bytes(fx[24:28], "little") == 0x7F80  # MXCSR: round toward zero, as the program set
+    assert int.from_bytes(fx[0:2], "little") == 0x0F7F  # FCW
+    for i in range(16):  # XMM i: the low 128 bits of the program's vector register i
+        want = native_dump[VEC_AT + VBYTES * i :][:16]
+        assert fx[160 + 16 * i : 176 + 16 * i] == want, f"xmm{i}"
+
+
+def test_handler_written_vector_state_reaches_foreign_code(native_dump):
+    """call.set_vector_state(): XMM registers and MXCSR the handler writes are what the program sees
+    after the call; the upper halves of the vector registers keep theirs."""
+
+    def h(call):
+        fx = bytearray(call.vector_state())
+        fx[24:28] = (0x3F80).to_bytes(4, "little")  # round down (the program had toward zero)
+        fx[160 + 16 * 3 : 176 + 16 * 3] = bytes(range(16))
+        with pytest.raises(ValueError, match="512-byte"):
+            call.set_vector_state(bytes(fx[:100]))
+        bad = bytearray(fx)
+        bad[24:28] = (0xFFFF0000).to_bytes(4, "little")
+        with pytest.raises(ValueError, match="reserved"):
+            call.set_vector_state(bytes(bad))
+        call.set_vector_state(bytes(fx))
+        return -errno.ENOSYS
+
+    d = Dispatcher()
+    d.on(500, h)
+    dump = _dump_dispatched(d)
+    assert int.from_bytes(dump[160:164], "little") == 0x3F80  # the program reads the new MXCSR
+    x3 = VEC_AT + VBYTES * 3
+    assert dump[x3 : x3 + 16] == bytes(range(16))
+    assert dump[x3 + 16 : x3 + VBYTES] == native_dump[x3 + 16 : x3 + VBYTES]  # upper half kept
+    for i in (0, 6, 15):
+        s = slice(VEC_AT + VBYTES * i, VEC_AT + VBYTES * (i + 1))
+        assert dump[s] == native_dump[s], f"xmm{i}"

@@ -33,6 +33,12 @@ pytestmark = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_site_table():
+    """A blob may be mapped where an earlier test's was: the site table starts empty per test."""
+    _rewrite.forget()
+
+
 def loop(mov: str, nr: int = 39, lead: str = "") -> bytes:
     """Code: call `nr` rdi times from one site (`mov` puts nr in eax/rax); returns the sum of results.
     ``lead``: code before it (the blob is then run at the offset of its `push rbx; push r12`)."""
@@ -173,7 +179,7 @@ def test_rewritten_site_runs_the_fast_path_and_native():
     ],
 )
 def test_other_sites_keep_trapping(mov, reason):
-    blob = CodeBlob(loop(mov, lead=LEAD + "\n.p2align 4"))  # decoded code before the site
+    blob = CodeBlob(loop(mov, lead=LEAD))  # decoded code before the site, no padding in it
     d = Dispatcher(rewrite=True)
     d.on("getpid", lambda call: 1)
     assert blob.run(d, [20], offset=blob.code.index(b"\x53\x41\x54")) == 20
@@ -263,6 +269,75 @@ def test_register_loaded_site_is_patched(shape):
     d.close()
 
 
+def test_a_short_instruction_hops_back_into_padding_before_the_site():
+    """No padding after the site, but alignment padding after a `ret` before it (within a jmp
+    rel8's reach): the hop goes back there."""
+    code = loop("mov ecx, {nr}\n mov eax, ecx", lead=LEAD + "\n.p2align 5")
+    blob = CodeBlob(code)
+    d = Dispatcher(rewrite=True)
+    d.on("getpid", lambda call: 2)
+    assert blob.run(d, [20], offset=code.index(b"\x53\x41\x54")) == 40
+    assert d.direct_calls() == 19
+    s = examined(blob)
+    assert s is not None and s.patched
+    now = pysud._core.read_memory(blob.address, len(code))
+    hop = code.index(b"\x89\xc8\x0f\x05")  # mov eax, ecx; syscall
+    pad = hop + 2 + int.from_bytes(now[hop + 1 : hop + 2], "little", signed=True)
+    assert now[hop] == 0xEB and pad < hop and now[pad] == 0xE9
+    assert code[pad - 1] == 0xC3 or code[pad] == 0x90  # in the padding after the lead's ret
+    d.close()
+
+
+def test_two_sites_never_share_padding():
+    """Two short sites whose only padding is the same run before them: the first takes its first
+    five bytes; the second sees the first's jmp there and takes what follows it, or keeps
+    trapping; each site's calls reach their own handler with their own call_addr."""
+    code = assemble(
+        LEAD
+        + """
+        ret
+        .p2align 5
+    caller:
+        push rbx
+        push r12
+        mov r12, rdi
+        xor ebx, ebx
+    1:  mov ecx, 39
+        mov eax, ecx
+        syscall                 # getpid
+        add rbx, rax
+        mov ecx, 110
+        mov eax, ecx
+        syscall                 # getppid
+        add rbx, rax
+        dec r12
+        jnz 1b
+        mov rax, rbx
+        pop r12
+        pop rbx
+        ret
+        """
+    )
+    blob = CodeBlob(code)
+    d = Dispatcher(rewrite=True)
+    got: dict[str, list[int]] = {"getpid": [], "getppid": []}
+    d.on("getpid", lambda call: got["getpid"].append(call.call_addr) or 1)
+    d.on("getppid", lambda call: got["getppid"].append(call.call_addr) or 100)
+    assert blob.run(d, [25], offset=code.index(b"\x53\x41\x54")) == 25 * 101
+    first = blob.address + code.index(b"\x89\xc8\x0f\x05") + 4
+    second = blob.address + code.rindex(b"\x89\xc8\x0f\x05") + 4
+    assert got == {"getpid": [first] * 25, "getppid": [second] * 25}
+    now = pysud._core.read_memory(blob.address, len(code))
+    pads = []
+    for end in (first, second):
+        hop = end - blob.address - 4
+        if now[hop] == 0xEB:
+            pads.append(hop + 2 + int.from_bytes(now[hop + 1 : hop + 2], "little", signed=True))
+    assert pads and len(set(pads)) == len(pads)  # at least one hop; no two into the same bytes
+    assert all(abs(a - b) >= 5 for a in pads for b in pads if a != b)
+    d.close()
+
+
 def test_a_jmp_across_a_cache_line_becomes_a_hop():
     """`mov eax, nr; syscall` whose jmp rel32 would cross a cache line (no single atomic store):
     with dead padding after the site, a 2-byte hop that stays inside the line goes there."""
@@ -304,6 +379,8 @@ def test_signal_in_a_trampoline_is_seen_at_the_site():
         if now[insn] == 0xEB:
             assert where(site + 2 + now[insn + 1]) == sys_at  # the padding's jmp
         assert where(site) == site and where(s.end) == s.end  # the program's own code: as it is
+        entry = pysud._core.rewrite_entry()  # jumped to, its first instruction not run: R11 = site_end
+        assert where(entry, s.end) == sys_at
         d.close()
 
 
@@ -783,3 +860,30 @@ def test_static_musl_read_site_is_rewritten(tmp_path):
     code = Path(exe).read_bytes()
     assert b"\x48\x89\xca\x0f\x05" in code  # (musl as built here: `mov %rcx,%rdx; syscall`)
     assert data["direct"] >= 2999
+
+
+def test_signals_interrupting_trampolines_are_delivered_at_the_site(tmp_path):
+    """A SIGALRM every 100 us while a register-loaded site (a hop) and a `mov $nr` site run in a
+    loop, with no Python handler (so the time goes to the trampolines and the C fast path): the
+    program's handler checks that every interrupted RIP lies in its own text, as natively. (Some
+    signals land in a trampoline, or on the first instruction of the entry, and must be shown at
+    the site: without that, dozens of 3000 land outside.)"""
+    import json
+
+    src = os.path.join(os.path.dirname(__file__), "programs", "rewrite_sigrip.c")
+    exe = str(tmp_path / "sigrip")
+    subprocess.run(["cc", "-O2", "-static", "-o", exe, src], check=True)
+    native = subprocess.run([exe], capture_output=True, timeout=120)
+    assert native.returncode == 0 and native.stdout == b"signals enough, all in the program's text: yes\n"
+    out = tmp_path / "out.json"
+    script = RUN_AND_REPORT.replace('d.on("write"', 'd.on("no_such_call_here"').replace(
+        'd.on("no_such_call_here", lambda call: seen.append(call.call_addr) or pysud.NATIVE)\n', ""
+    )
+    ours = subprocess.run(
+        [sys.executable, "-c", script, exe, str(out), "1"], capture_output=True, timeout=120
+    )
+    assert (ours.stdout, ours.returncode) == (native.stdout, 0), ours.stderr
+    data = json.loads(out.read_text())
+    assert data["status"] == 0
+    assert sum(1 for s in data["sites"] if s["nr"] == 110 and s["patched"]) == 2  # both sites
+    assert data["direct"] > 10000  # the loop ran through the trampolines

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from conftest import requires_sud
+from strace_oracle import STRACE, strace_works, trace_both
 
 pytestmark = requires_sud
 
-STRACE = shutil.which("strace")
 BUSYBOX = shutil.which("busybox")
 needs_strace = pytest.mark.skipif(
     STRACE is None and not os.environ.get("CI"),
@@ -34,10 +34,7 @@ RESUMED = re.compile(r"^<\.\.\. (\w+) resumed>(.*)$")
 
 
 def _strace_can_trace() -> bool:
-    if STRACE is None:
-        return False
-    r = subprocess.run([STRACE, "-o", "/dev/null", "true"], capture_output=True)
-    return r.returncode == 0
+    return strace_works()
 
 
 def normalise(text: str, pids: set[int]) -> dict[int, list[str]]:
@@ -87,25 +84,9 @@ def _fresh(tree: str) -> str:
 
 
 def run_both(argv: list[str], tree: str, extra: list[str] | None = None):
-    extra = extra or []
-    cwd = _fresh(tree)
-    s_out = tree + "-strace.out"
-    p_out = tree + "-pysud.out"
-    native = subprocess.run(
-        [STRACE, "-f", *extra, "-o", s_out, *argv], cwd=cwd, capture_output=True, env=ENV, timeout=60
+    (native, s_text), (ours, p_text) = trace_both(
+        argv, extra or [], lambda: _fresh(tree), tree + "-trace.out", ENV
     )
-    cwd = _fresh(tree)
-    ours = subprocess.run(
-        [sys.executable, "-m", "pysud", "trace", "-f", *extra, "-o", p_out, *argv],
-        cwd=cwd,
-        capture_output=True,
-        env=ENV,
-        timeout=60,
-    )
-    with open(s_out) as f:
-        s_text = f.read()
-    with open(p_out) as f:
-        p_text = f.read()
     return native, ours, s_text, p_text
 
 

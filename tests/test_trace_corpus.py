@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from strace_oracle import STRACE, strace_works, trace_both
+
 try:  # run as a pytest module (the script form needs no marker)
     from conftest import requires_sud
 
@@ -232,19 +234,17 @@ class Result:
 
 
 def run_program(prog: Program, pysud: list[str]) -> Result:
-    outs = []
     with tempfile.TemporaryDirectory(prefix="pysud-corpus-") as tmp:
-        for tracer in (["strace", "-f", *prog.opts], [*pysud, "trace", "-f", *prog.opts]):
-            work = f"{tmp}/w"  # the same path for both runs: paths appear in the traces
+        work = f"{tmp}/w"  # the same path for both runs: paths appear in the traces
+
+        def fresh() -> str:
             shutil.rmtree(work, ignore_errors=True)
             make_tree(work)
-            trace = f"{tmp}/trace.out"
-            r = subprocess.run(
-                [*tracer, "-o", trace, *prog.argv], cwd=work, env=ENV, capture_output=True, timeout=120
-            )
-            with open(trace) as f:
-                outs.append((r, f.read()))
-    (s_run, s_text), (p_run, p_text) = outs
+            return work
+
+        (s_run, s_text), (p_run, p_text) = trace_both(
+            prog.argv, prog.opts, fresh, f"{tmp}/trace.out", ENV, pysud=pysud, timeout=120
+        )
     s, p = normalise(s_text, prog.masks), normalise(p_text, prog.masks)
     identical, diffs = 0, []
     for k in range(max(len(s), len(p))):
@@ -260,13 +260,10 @@ def run_program(prog: Program, pysud: list[str]) -> Result:
 
 
 def _available(prog: Program) -> bool:
-    return shutil.which(prog.argv[0]) is not None and shutil.which("strace") is not None
+    return shutil.which(prog.argv[0]) is not None and STRACE is not None
 
 
-def _strace_works() -> bool:
-    if shutil.which("strace") is None:
-        return False
-    return subprocess.run(["strace", "-o", "/dev/null", "true"], capture_output=True).returncode == 0
+_strace_works = strace_works
 
 
 @pytest.mark.slow

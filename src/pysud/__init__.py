@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typing as _typing
 
-from . import _core, lowlevel
+from . import _core
 from ._abi import I386, X86_64, SyscallABI
 from ._dispatch import (
     LOCK_HAZARD_CALLS,
@@ -34,6 +34,7 @@ from ._errors import (
 )
 
 if _typing.TYPE_CHECKING:
+    from . import lowlevel
     from ._kernel import Support, support
     from ._linux import ProgramError, run
     from ._native import CodeBlob, InterceptedFunction
@@ -41,6 +42,7 @@ if _typing.TYPE_CHECKING:
 # Imported on first use (PEP 562): `import pysud` stays cheap for what needs only the dispatcher,
 # and the command line's start-up pays only for what its subcommand uses.
 _LAZY = {
+    "lowlevel": "",
     "Support": "_kernel",
     "support": "_kernel",
     "ProgramError": "_linux",
@@ -56,7 +58,10 @@ def __getattr__(name: str) -> _typing.Any:
         raise AttributeError(f"module 'pysud' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    if not module:  # a submodule
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value
     return value
 

@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from . import _syscall_table
 
 AUDIT_ARCH_X86_64 = 0xC000003E
 AUDIT_ARCH_I386 = 0x40000003
 
 
-@dataclass(frozen=True)
 class SyscallABI:
-    """How one ABI passes a system call: number, arguments, result, clobbers."""
+    """How one ABI passes a system call: number, arguments, result, clobbers.
 
+    Frozen, compared and hashed by what describes the convention (not by its tables), as a
+    frozen dataclass would be; written out because dataclasses' import (it brings inspect) is a
+    visible part of `import pysud`.
+    """
+
+    __slots__ = (
+        "argument_bits",
+        "argument_registers",
+        "audit_arch",
+        "clobbered",
+        "instruction",
+        "name",
+        "number_register",
+        "numbers",
+        "prototypes",
+        "result_register",
+        "stack_arguments_at",
+        "table",
+    )
     name: str
     audit_arch: int  # si_arch / AUDIT_ARCH_* as the kernel reports it
     instruction: str  # what traps: "syscall" or "int $0x80"
@@ -22,17 +38,79 @@ class SyscallABI:
     result_register: str
     clobbered: tuple[str, ...]  # what the instruction itself overwrites
     argument_bits: int
-    table: dict[int, str] = field(repr=False, compare=False)
+    table: dict[int, str]
     # (type, name) per argument, from the kernel's prototypes (generated); empty where unknown
-    prototypes: dict[int, tuple[tuple[str, str], ...]] = field(
-        default_factory=dict, repr=False, compare=False
-    )
-    numbers: dict[str, int] = field(init=False, repr=False, compare=False)
+    prototypes: dict[int, tuple[tuple[str, str], ...]]
+    numbers: dict[str, int]
     #: Further arguments on the caller's stack at rsp + this offset (NT x64: 0x28), or None.
-    stack_arguments_at: int | None = None
+    stack_arguments_at: int | None
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "numbers", {name: nr for nr, name in self.table.items()})
+    def __init__(
+        self,
+        name: str,
+        audit_arch: int,
+        instruction: str,
+        number_register: str,
+        argument_registers: tuple[str, ...],
+        result_register: str,
+        clobbered: tuple[str, ...],
+        argument_bits: int,
+        table: dict[int, str],
+        prototypes: dict[int, tuple[tuple[str, str], ...]] | None = None,
+        stack_arguments_at: int | None = None,
+    ) -> None:
+        values = {
+            "name": name,
+            "audit_arch": audit_arch,
+            "instruction": instruction,
+            "number_register": number_register,
+            "argument_registers": argument_registers,
+            "result_register": result_register,
+            "clobbered": clobbered,
+            "argument_bits": argument_bits,
+            "table": table,
+            "prototypes": {} if prototypes is None else prototypes,
+            "numbers": {n: nr for nr, n in table.items()},
+            "stack_arguments_at": stack_arguments_at,
+        }
+        for k, v in values.items():
+            object.__setattr__(self, k, v)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def _key(self) -> tuple[object, ...]:
+        return (
+            self.name,
+            self.audit_arch,
+            self.instruction,
+            self.number_register,
+            self.argument_registers,
+            self.result_register,
+            self.clobbered,
+            self.argument_bits,
+            self.stack_arguments_at,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"SyscallABI(name={self.name!r}, audit_arch={self.audit_arch!r}, "
+            f"instruction={self.instruction!r}, number_register={self.number_register!r}, "
+            f"argument_registers={self.argument_registers!r}, result_register={self.result_register!r}, "
+            f"clobbered={self.clobbered!r}, argument_bits={self.argument_bits!r}, "
+            f"stack_arguments_at={self.stack_arguments_at!r})"
+        )
 
     def name_of(self, nr: int) -> str:
         """The syscall's name, or ``syscall_<nr>`` when the table does not know it."""

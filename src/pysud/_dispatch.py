@@ -7,13 +7,11 @@ functions and code blobs flip the selector to BLOCK around the native call only.
 
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Final
 
@@ -79,26 +77,69 @@ def chain(first: Callable[[Any], Any], then: Callable[[Any], Any]) -> Callable[[
     return chained
 
 
-@dataclass(frozen=True)
-class Errno:
+class _Answer:
+    """A frozen value with one field, compared and hashed by it (a dataclass without the import:
+    dataclasses brings inspect, a visible part of `import pysud`)."""
+
+    __slots__ = ("_v",)
+    _v: int
+
+    def __init__(self, v: int) -> None:
+        object.__setattr__(self, "_v", v)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")  # as a frozen dataclass
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return bool(self._v == other._v)
+
+    def __hash__(self) -> int:
+        return hash((self.__class__.__name__, self._v))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.__class__, (self._v,))
+
+
+class Errno(_Answer):
     """Fail the call with this errno (the foreign code sees -errno in RAX)."""
 
-    errno: int
+    __slots__ = ()
 
-    def __post_init__(self) -> None:
-        if not 0 < self.errno < 4096:
-            raise ValueError(f"errno must be in 1..4095, not {self.errno}")
+    def __init__(self, errno: int) -> None:
+        if not 0 < errno < 4096:
+            raise ValueError(f"errno must be in 1..4095, not {errno}")
+        super().__init__(errno)
+
+    @property
+    def errno(self) -> int:
+        return int(self._v)
 
     def __repr__(self) -> str:
         return f"Errno({_errno.errorcode.get(self.errno, self.errno)})"
 
 
-@dataclass(frozen=True)
-class Return:
+class Return(_Answer):
     """Answer the call with this value without running it."""
 
-    value: int
+    __slots__ = ()
 
+    def __init__(self, value: int) -> None:
+        super().__init__(value)
+
+    @property
+    def value(self) -> int:
+        return int(self._v)
+
+    def __repr__(self) -> str:
+        return f"Return(value={self._v!r})"
+
+
+_ENOSYS = Errno(_errno.ENOSYS)  # the default answer of a call whose handler raised
 
 FastAction = _Native | Errno | Return
 Default = _Native | _Raise | Errno | Return
@@ -180,6 +221,8 @@ class _Memory:
     @classmethod
     def read_struct(cls, addr: int, ctype: type[Any]) -> Any:
         """A copy of the ctypes structure (or array, or scalar type) stored at ``addr``."""
+        import ctypes
+
         return ctype.from_buffer_copy(cls.read(addr, ctypes.sizeof(ctype)))
 
     @classmethod
@@ -292,7 +335,7 @@ class Dispatcher:
         *,
         mode: Mode = Mode.EXCLUSIVE,
         region: tuple[int, int] | None = None,
-        handler_error: Errno = Errno(_errno.ENOSYS),
+        handler_error: Errno = _ENOSYS,
         lock_safe: bool = True,
         abi: SyscallABI = X86_64,
         frame_type: type[Syscall] | None = None,

@@ -7,11 +7,9 @@ import ctypes
 import errno as _errno
 import fcntl
 import os
-import shutil
 import signal
 import sys
 import threading
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -216,6 +214,8 @@ def find_program(name: str) -> str:
         if not os.path.exists(name):
             raise ProgramError(f"{name}: no such file")
         return name
+    import shutil  # (here: its import is a visible part of every start-up)
+
     found = shutil.which(name)
     if not found:
         raise ProgramError(f"{name}: not found on PATH")
@@ -624,6 +624,8 @@ class LinuxPersonality:
             # A forked child of the program: never back into the caller's code (the rest of
             # the host's script would run twice); report and end as the program would not.
             sys.stderr.write("pysud: in a process the program forked:\n")
+            import traceback
+
             traceback.print_exc()
             sys.stderr.flush()
             os._exit(2)

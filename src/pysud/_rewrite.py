@@ -13,7 +13,6 @@ padding after the site for a two-byte hop.  The patching itself stays in C.
 from __future__ import annotations
 
 import os
-from collections import Counter
 from typing import TYPE_CHECKING, NamedTuple
 
 from . import _core
@@ -90,24 +89,31 @@ def _cs() -> Cs:
     return _decoder[0]
 
 
-def _last_before(before: bytes, target: int) -> tuple[int, int] | None:
-    """The instruction that ends at ``before[target]`` (where the syscall starts), as (offset,
-    length), when every linear decode started 16 to 64 bytes earlier that lands exactly on
-    ``target`` agrees on it (x86 decoding falls into step within a few instructions; a start
-    inside the last instruction itself, where a prefix could be read as an instruction of its
-    own, is not counted), and at least three land there."""
+def _decode_before(before: bytes, target: int) -> list[tuple[int, int, str]] | None:
+    """The instructions before ``before[target]`` (where the syscall starts) as (offset, length,
+    mnemonic), in order, the last one ending at ``target``: linear decodes start at every offset
+    16 to 64 bytes earlier; those that land exactly on ``target`` count, and an instruction is
+    kept when every such decode that started 16 bytes or more before it has it, and at least
+    three do.  None unless all landing decodes agree on the last instruction.  (x86 decoding
+    falls into step within a few instructions; a decode that started inside an instruction, or
+    at a prefix that could be read as an instruction of its own, has not yet.)"""
     md = _cs()
-    votes: Counter[tuple[int, int]] = Counter()
+    landed: list[tuple[int, set[tuple[int, int, str]]]] = []
     for start in range(max(0, target - 64), target - 15):
-        last = None
-        for addr, size, _m, _o in md.disasm_lite(before[start:target], start):
-            last = (addr, size)
-        if last is not None and last[0] + last[1] == target:
-            votes[last] += 1
-    if len(votes) != 1:
+        insns = [(int(a), int(n), str(m)) for a, n, m, _o in md.disasm_lite(before[start:target], start)]
+        if insns and insns[-1][0] + insns[-1][1] == target:
+            landed.append((start, set(insns)))
+    if len(landed) < 3:
         return None
-    ((insn, n),) = votes.items()
-    return insn if n >= 3 else None
+    agreed = []
+    for insn in sorted(set().union(*(found for _start, found in landed))):
+        covering = [found for start, found in landed if start <= insn[0] - 16]
+        if len(covering) >= 3 and all(insn in found for found in covering):
+            agreed.append(insn)
+    if not agreed or agreed[-1][0] + agreed[-1][1] != target:
+        return None
+    last = agreed[-1]
+    return agreed if all(last in found for _start, found in landed) else None
 
 
 def _relocatable(code: bytes) -> int | None:
@@ -155,27 +161,52 @@ def _padding_after(after: bytes, end: int, reach: int) -> int:
     return 0
 
 
+def _padding_before(insns: list[tuple[int, int, str]], base: int, lowest: int) -> int | None:
+    """Offset in ``before`` (whose byte 0 is at address ``base``) of five bytes of dead padding
+    among the agreed instructions ``insns``: a run of nop/int3 right after an unconditional
+    jmp/ret/ud2 that ends where an instruction starts on a 16-byte boundary, at ``lowest`` or
+    later; None if there is none."""
+    for i, (off, size, mnemonic) in enumerate(insns):
+        if mnemonic not in _UNCONDITIONAL:
+            continue
+        run = j = off + size
+        k = i + 1
+        while k < len(insns) and insns[k][0] == j and insns[k][2] in _PADDING:
+            j += insns[k][1]
+            k += 1
+        if k < len(insns) and insns[k][0] == j and (base + j) % 16 == 0 and j - run >= 5:
+            start = max(run, lowest)
+            if j - start >= 5:
+                return start
+    return None
+
+
 def plan(end: int, before: bytes, after: bytes) -> tuple[int, int, int] | int:
     """The core's planner: for the site whose syscall ends at ``end`` (``before``: the bytes up
     to ``end``, the syscall last; ``after``: the bytes from ``end``), the instruction before the
     syscall that its trampoline runs in its place: (its length, the offset from ``end`` of dead
     padding for a two-byte hop or 0 (needed when the instruction is shorter than a ``jmp rel32``;
-    the core takes the ``jmp rel32`` in place when it can), the offset in it of a rip-relative
-    disp32 or 0); or minus the reason the site keeps trapping."""
+    the core takes the ``jmp rel32`` in place when it can; negative: padding before the site),
+    the offset in it of a rip-relative disp32 or 0); or minus the reason the site keeps
+    trapping."""
     target = len(before) - 2
-    found = _last_before(before, target)
-    if found is None:
+    insns = _decode_before(before, target)
+    if insns is None:
         return -_PATTERN
-    off, size = found
+    off, size, _m = insns[-1]
     disp = _relocatable(before[off:target]) if size >= 2 else None
     if disp is None:
         return -_RELOCATION
-    # the hop (jmp rel8 at the instruction) ends at end - size; the padding within 127 of that.
+    # the hop (jmp rel8 at the instruction) ends at end - size: the padding within -128..127 of it.
     # (Also for a longer instruction: where its jmp rel32 would cross a cache line, the core
     # takes the hop instead.)
     pad = _padding_after(after, end, 127 - size)
     if not pad or pad + size > 127:
         pad = 0
+        lowest = max(0, len(before) - size - 128)  # before[i] is at end - len(before) + i
+        back = _padding_before(insns[:-1], end - len(before), lowest)
+        if back is not None:
+            pad = back - len(before)
     if size < 5 and not pad:
         return -_NO_PADDING
     return size, pad, disp

@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, measuring the terminal as shutil.get_terminal_size does without
+    importing shutil (argparse makes a formatter for every option it adds: shutil and the
+    compression modules it imports were a visible part of every `pysud` start-up)."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24) -> None:
+        try:
+            columns = int(os.environ.get("COLUMNS", "0"))
+        except ValueError:
+            columns = 0
+        if columns <= 0:
+            try:
+                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+            except (AttributeError, ValueError, OSError):
+                columns = 0
+        super().__init__(prog, indent_increment, max_help_position, (columns or 80) - 2)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -33,6 +50,13 @@ def _bench(args: argparse.Namespace) -> int:
     result = measure(iterations=args.iterations, rounds=args.rounds)
     if not args.json:
         print(render(result), flush=True)
+    if args.nt_rounds > 0:
+        from .nt.bench import measure_nt, render_nt
+
+        nt_rows = measure_nt(iterations=args.iterations, rounds=args.nt_rounds)
+        result["nt"] = nt_rows
+        if not args.json:
+            print("\n" + render_nt(nt_rows), flush=True)
     if args.program_runs > 0:
         result["programs"] = _bench_programs(args)
     if args.trace_runs > 0:
@@ -202,15 +226,7 @@ def _trace(args: argparse.Namespace) -> int:
     )
 
 
-def _trace_parser(sub: Any) -> None:
-    t = sub.add_parser(
-        "trace",
-        help="run a program in this process and print its system calls as strace does",
-        description="Run PROGRAM in this Python process (as `pysud run`) and print every system call it "
-        "makes in strace's format, with strace's options. There is no -p PID: tracing works by Syscall "
-        "User Dispatch inside the traced process itself, so it cannot attach to a process that is "
-        "already running elsewhere.",
-    )
+def _trace_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("-o", dest="output", metavar="FILE", help="write the trace to FILE (default: stderr)")
     t.add_argument("-f", dest="follow", action="store_true", help="follow forked children (and threads)")
     t.add_argument("-s", dest="strsize", type=int, default=32, metavar="N", help="string limit (default 32)")
@@ -269,7 +285,6 @@ def _trace_parser(sub: Any) -> None:
     _hooks_option(t)
     t.add_argument("program", nargs="?")
     t.add_argument("args", nargs=argparse.REMAINDER)
-    t.set_defaults(func=_trace)
 
 
 def _hooks_option(p: argparse.ArgumentParser) -> None:
@@ -288,6 +303,8 @@ def _nt_environment() -> dict[str, str] | None:
     raw = os.environ.pop("PYSUD_NT_ENVIRONMENT", None)
     if raw is None:
         return None
+    import json
+
     env = json.loads(raw)
     return {str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else None
 
@@ -338,20 +355,20 @@ def _run_nt(args: argparse.Namespace) -> int:
     return code & 0xFF
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="pysud",
-        description="Syscall User Dispatch for Python: native code at full speed, "
-        "its system calls in Python. Not a security boundary.",
-    )
-    sub = ap.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("check", help="what this machine supports; exit status 1 if dispatch is unusable")
+def _check_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument("--json", action="store_true", help="one JSON object")
-    c.set_defaults(func=_check)
-    b = sub.add_parser("bench", help="ns per system call on each path, side by side")
+
+
+def _bench_arguments(b: argparse.ArgumentParser) -> None:
     b.add_argument("--json", action="store_true", help="one JSON object")
     b.add_argument("--iterations", type=int, default=20000, help="calls per measurement (default 20000)")
     b.add_argument("--rounds", type=int, default=7, help="interleaved rounds; the median is reported")
+    b.add_argument(
+        "--nt-rounds",
+        type=int,
+        default=7,
+        help="rounds of the NT call rows (one NT call with a Python handler per path; 0 skips them)",
+    )
     b.add_argument(
         "--program-runs",
         type=int,
@@ -365,16 +382,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="rounds of the `pysud trace` vs strace rows (default 3; 0 skips them)",
     )
     b.add_argument(
-        "--trace-count", type=int, default=20000, help="dd bs=1 count for the trace rows (default 20000)"
+        "--trace-count",
+        type=int,
+        default=40000,
+        help="busybox dd bs=1 count for the trace rows (default 40000)",
     )
-    b.set_defaults(func=_bench)
-    r = sub.add_parser(
-        "run",
-        help="run a Linux x86-64 program, or an x64 Windows one (PE), in this process, its system calls "
-        "dispatched",
-        description="Load PROGRAM into this Python process and run it natively; every system call it "
-        "makes goes through a dispatcher whose default runs it natively. Exit status propagated.",
-    )
+
+
+def _run_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--no-vdso", action="store_true", help="hide the vDSO: time calls become syscalls")
     r.add_argument(
         "--no-rewrite",
@@ -416,7 +431,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="C=DIR",
         help="map a drive letter to a host directory (default: C: is a fresh scratch directory)",
     )
-    nt.add_argument("--flip-switch", action="store_true", help="ntdll calls enter without a kernel trap")
+    nt.add_argument(
+        "--flip-switch",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="NT calls through ntdll enter without a kernel trap (default: with Wine's DLLs only)",
+    )
     nt.add_argument(
         "--ntdll",
         choices=("auto", "wine", "builtin"),
@@ -437,8 +457,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     _hooks_option(r)
     r.add_argument("program")
     r.add_argument("args", nargs=argparse.REMAINDER)
-    r.set_defaults(func=_run)
-    _trace_parser(sub)
+
+
+# name, what `pysud --help` says of it, the description of `pysud NAME --help` (None: the same),
+# its handler, and what adds its options
+_COMMANDS: tuple[tuple[str, str, str | None, Callable[[argparse.Namespace], int], Any], ...] = (
+    (
+        "check",
+        "what this machine supports; exit status 1 if dispatch is unusable",
+        None,
+        _check,
+        _check_arguments,
+    ),
+    ("bench", "ns per system call on each path, side by side", None, _bench, _bench_arguments),
+    (
+        "run",
+        "run a Linux x86-64 program, or an x64 Windows one (PE), in this process, its system calls "
+        "dispatched",
+        "Load PROGRAM into this Python process and run it natively; every system call it makes goes through "
+        "a dispatcher whose default runs it natively. Exit status propagated.",
+        _run,
+        _run_arguments,
+    ),
+    (
+        "trace",
+        "run a program in this process and print its system calls as strace does",
+        "Run PROGRAM in this Python process (as `pysud run`) and print every system call it makes in "
+        "strace's format, with strace's options. There is no -p PID: tracing works by Syscall User "
+        "Dispatch inside the traced process itself, so it cannot attach to a process that is already "
+        "running elsewhere.",
+        _trace,
+        _trace_arguments,
+    ),
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="pysud",
+        description="Syscall User Dispatch for Python: native code at full speed, "
+        "its system calls in Python. Not a security boundary.",
+        formatter_class=_Formatter,
+    )
+    sub = ap.add_subparsers(dest="command", required=True)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # Only the command given gets its options (a few dozen add_argument calls are a visible part
+    # of every start-up); without a known command, every one does (help, errors).
+    chosen = words[0] if words and words[0] in {c[0] for c in _COMMANDS} else None
+    for name, summary, description, func, add_arguments in _COMMANDS:
+        p = sub.add_parser(name, help=summary, description=description, formatter_class=_Formatter)
+        if chosen is None or chosen == name:
+            add_arguments(p)
+        p.set_defaults(func=func)
     args = ap.parse_args(argv)
     try:
         return int(args.func(args))

@@ -1,10 +1,11 @@
-/* One NT call, three ways to its number: read from the exported stub (Hell's Gate), the index among
- * the Zw* exports sorted by address (SysWhispers2), and the selected Windows build's number typed in
- * at build time (-DNR_NtClose=... for the calls used: "hard-coded").  Each way makes the same calls with the program's
- * own `syscall`; a last way calls the exported stubs themselves.  Every call goes through
- * nt_call_preserving, which checks that the Windows x64 non-volatile registers (rbx rbp rdi rsi
- * r12-r15 xmm6-15) come back unchanged.  The output names the numbers, so the test compares them
- * with the build's table; it is the same for every way. */
+/* One NT call, three ways to its number: read from the exported stub (Hell's Gate), the index
+ * among the Zw* exports sorted by address (SysWhispers2), and the selected Windows build's number
+ * typed in at build time (-DNR_NtClose=... for the calls used: "hard-coded").  Each way makes the
+ * same calls with the program's own `syscall`; a last way calls the exported stubs themselves.
+ * Every call goes through nt_call_preserving, which checks that what the Windows x64 convention
+ * keeps (rbx rbp rdi rsi r12-r15 xmm6-15, MXCSR, the x87 control word) comes back unchanged.  The
+ * output names the numbers, so the test compares them with the build's table; it is the same for
+ * every way. */
 #include "nt.h"
 
 /* ---- ntdll's exports, found as position-independent shellcode finds them */
@@ -76,7 +77,8 @@ static long hard_coded(const char *name)
 
 /* fn(args[0..9]) in the Windows x64 convention with every non-volatile register set to a pattern;
  * the result goes to args[0]; returns a bit per register that came back changed
- * (0 rbx, 1 rbp, 2 rdi, 3 rsi, 4-7 r12-r15, 8-17 xmm6-15 low half, 18-27 high half). */
+ * (0 rbx, 1 rbp, 2 rdi, 3 rsi, 4-7 r12-r15, 8-17 xmm6-15 low half, 18-27 high half, 28 MXCSR,
+ * 29 the x87 control word). */
 unsigned long long nt_call_preserving(void *fn, unsigned long long *args);
 #define PAT(i) "0x5a" #i "00c3c3a5a5"
 #define SETX(i) "movabs $" PAT(i) ", %r10\n movq %r10, %xmm" #i "\n movabs $" PAT(i) "1, %r10\n pinsrq $1, %r10, %xmm" #i "\n"
@@ -100,6 +102,9 @@ __asm__(".text\n.globl nt_call_preserving\nnt_call_preserving:\n"
         "movabs $0x3333333333333333, %rdi\n movabs $0x4444444444444444, %rsi\n"
         "movabs $0x5555555555555555, %r12\n movabs $0x6666666666666666, %r13\n"
         "movabs $0x7777777777777777, %r14\n movabs $0x7878787878787878, %r15\n"
+        "stmxcsr 0xf8(%rsp)\n fnstcw 0xfc(%rsp)\n"   /* the caller's, restored below */
+        "movl $0x7f80, 0x100(%rsp)\n ldmxcsr 0x100(%rsp)\n"   /* MXCSR: round toward zero */
+        "movw $0x77f, 0x104(%rsp)\n fldcw 0x104(%rsp)\n"      /* x87: round down */
         "mov (%r11), %rcx\n mov 8(%r11), %rdx\n mov 16(%r11), %r8\n mov 24(%r11), %r9\n"
         "call *%rax\n"
         "mov 0xf0(%rsp), %r11\n mov %rax, (%r11)\n xor %eax, %eax\n"
@@ -109,6 +114,9 @@ __asm__(".text\n.globl nt_call_preserving\nnt_call_preserving:\n"
         CHKR("r14", "0x7777777777777777", 6) CHKR("r15", "0x7878787878787878", 7)
         CHKX(6, 8) CHKX(7, 9) CHKX(8, 10) CHKX(9, 11) CHKX(10, 12) CHKX(11, 13) CHKX(12, 14) CHKX(13, 15)
         CHKX(14, 16) CHKX(15, 17)
+        "stmxcsr 0x100(%rsp)\n cmpl $0x7f80, 0x100(%rsp)\n je 1f\n bts $28, %rax\n1:\n"
+        "fnstcw 0x104(%rsp)\n cmpw $0x77f, 0x104(%rsp)\n je 1f\n bts $29, %rax\n1:\n"
+        "ldmxcsr 0xf8(%rsp)\n fldcw 0xfc(%rsp)\n"
         "movdqu 0x50(%rsp), %xmm6\n movdqu 0x60(%rsp), %xmm7\n movdqu 0x70(%rsp), %xmm8\n"
         "movdqu 0x80(%rsp), %xmm9\n movdqu 0x90(%rsp), %xmm10\n movdqu 0xa0(%rsp), %xmm11\n"
         "movdqu 0xb0(%rsp), %xmm12\n movdqu 0xc0(%rsp), %xmm13\n movdqu 0xd0(%rsp), %xmm14\n"
@@ -116,10 +124,11 @@ __asm__(".text\n.globl nt_call_preserving\nnt_call_preserving:\n"
         "add $0x108, %rsp\n"
         "pop %r15\n pop %r14\n pop %r13\n pop %r12\n pop %rsi\n pop %rdi\n pop %rbp\n pop %rbx\n ret\n");
 
-/* The checker's own check: a function that breaks the convention (rbx, xmm6's low half, xmm15's high). */
+/* The checker's own check: a function that breaks the convention (rbx, xmm6's low half, xmm15's
+ * high half, MXCSR). */
 void nt_clobber(void);
 __asm__(".text\n.globl nt_clobber\nnt_clobber:\n  xor %ebx, %ebx\n  pxor %xmm6, %xmm6\n  movhlps %xmm0, %xmm15\n"
-        "  pinsrq $1, %rbx, %xmm15\n  ret\n");
+        "  pinsrq $1, %rbx, %xmm15\n  push $0x1f80\n  ldmxcsr (%rsp)\n  pop %rax\n  ret\n");
 
 /* `syscall` from the program's own code: nr in eax, the Windows convention's arguments shifted. */
 NTSTATUS nt_own_syscall(long nr, ...);

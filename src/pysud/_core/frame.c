@@ -196,7 +196,97 @@ static PyObject *frame_exit_program(PyObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* The program's vector state at the call, as the 512-byte FXSAVE image (x87,
+ * MXCSR at 24, XMM0-15 at 160): the legacy region of the XSAVE area the
+ * dispatch saved before Python ran (every path: trap, direct entry, rewritten
+ * site).  XSAVEC/XSAVEOPT leave a component in its initial state unwritten
+ * (its XSTATE_BV bit clear): those bytes read as the initial state. */
+#define FX_SIZE 512
+#define FX_MXCSR 24
+#define FX_MXCSR_MASK 28
+#define FX_XMM 160
+#define FX_XMM_END 416
+#define XS_BV 512
+
+static const uint8_t *frame_fx(struct sud_frame *f)
+{
+    if (!(f->flags & SUD_FRAME_XSAVED) || !f->xsave) {
+        PyErr_SetString(PyExc_RuntimeError, "this call's vector state was not saved (it did not reach Python)");
+        return NULL;
+    }
+    return (const uint8_t *)f->xsave;
+}
+
+static PyObject *frame_vector_state(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    FrameObject *o = (FrameObject *)self;
+    if (!o->live) {
+        PyErr_SetString(PyExc_RuntimeError, "this call has returned to the foreign code");
+        return NULL;
+    }
+    const uint8_t *fx = frame_fx(o->live);
+    if (!fx)
+        return NULL;
+    uint8_t out[FX_SIZE];
+    memcpy(out, fx, FX_SIZE);
+    uint64_t bv;
+    memcpy(&bv, fx + XS_BV, 8);
+    if (!(bv & 1)) { /* x87 in its initial state: FCW 0x37f, the rest zero */
+        memset(out, 0, FX_MXCSR);
+        memset(out + 32, 0, FX_XMM - 32);
+        out[0] = 0x7f;
+        out[1] = 0x03;
+    }
+    if (!(bv & 2)) /* SSE registers in their initial state: zero (MXCSR is always saved) */
+        memset(out + FX_XMM, 0, FX_XMM_END - FX_XMM);
+    return PyBytes_FromStringAndSize((const char *)out, FX_SIZE);
+}
+
+/* call.set_vector_state(fx): the program resumes with the x87, MXCSR and
+ * XMM0-15 of this FXSAVE image (the upper halves of YMM/ZMM keep theirs). */
+static PyObject *frame_set_vector_state(PyObject *self, PyObject *arg)
+{
+    struct sud_frame *f = frame_live((FrameObject *)self);
+    if (!f)
+        return NULL;
+    uint8_t *fx = (uint8_t *)frame_fx(f);
+    if (!fx)
+        return NULL;
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (b.len != FX_SIZE) {
+        PyBuffer_Release(&b);
+        PyErr_Format(PyExc_ValueError, "a vector state is a %d-byte FXSAVE image, not %zd bytes", FX_SIZE, b.len);
+        return NULL;
+    }
+    const uint8_t *in = b.buf;
+    uint32_t mxcsr, mask;
+    memcpy(&mxcsr, in + FX_MXCSR, 4);
+    memcpy(&mask, fx + FX_MXCSR_MASK, 4);
+    if (!mask)
+        mask = 0xffbf;
+    if (mxcsr & ~mask) { /* XRSTOR would fault on the way back */
+        PyBuffer_Release(&b);
+        PyErr_Format(PyExc_ValueError, "MXCSR %#x sets reserved bits (mask %#x)", mxcsr, mask);
+        return NULL;
+    }
+    memcpy(fx, in, FX_MXCSR_MASK);                           /* x87 control/status, MXCSR */
+    memcpy(fx + 32, in + 32, FX_XMM_END - 32);               /* ST0-7, XMM0-15 */
+    uint64_t bv;
+    memcpy(&bv, fx + XS_BV, 8);
+    bv |= 3; /* x87 and SSE now come from the image */
+    memcpy(fx + XS_BV, &bv, 8);
+    PyBuffer_Release(&b);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef frame_methods[] = {
+    {"vector_state", frame_vector_state, METH_NOARGS,
+     "vector_state() -> bytes: the program's x87/MXCSR/XMM0-15 at this call, as a 512-byte FXSAVE image."},
+    {"set_vector_state", frame_set_vector_state, METH_O,
+     "set_vector_state(fx): resume the program with this 512-byte FXSAVE image's x87, MXCSR and XMM0-15."},
     {"exit_program", frame_exit_program, METH_O,
      "Leave the running guest program on all its threads; run_guest() returns the value."},
     {"exit_guest", frame_exit_guest, METH_O, "Leave the running guest program; run_guest() returns the value."},

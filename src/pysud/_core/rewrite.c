@@ -162,15 +162,23 @@ PyObject *m_rewrite_forget(PyObject *m, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-/* rewrite_signal_rip(rip) -> the address a signal that interrupts rip is
- * delivered at (a trampoline's: its site's); for tests. */
-PyObject *m_rewrite_signal_rip(PyObject *m, PyObject *arg)
+/* rewrite_signal_rip(rip, r11=0) -> the address a signal that interrupts rip
+ * (with that R11) is delivered at (a trampoline's: its site's); for tests. */
+PyObject *m_rewrite_signal_rip(PyObject *m, PyObject *args)
 {
     (void)m;
-    unsigned long long rip = PyLong_AsUnsignedLongLong(arg);
-    if (PyErr_Occurred())
+    unsigned long long rip, r11 = 0;
+    if (!PyArg_ParseTuple(args, "K|K", &rip, &r11))
         return NULL;
-    return PyLong_FromUnsignedLongLong(sud_rewrite_signal_rip(rip));
+    return PyLong_FromUnsignedLongLong(sud_rewrite_signal_rip(rip, r11));
+}
+
+/* rewrite_entry() -> the address of sud_rewrite_entry; for tests. */
+PyObject *m_rewrite_entry(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    return PyLong_FromUnsignedLongLong((uint64_t)sud_rewrite_entry);
 }
 
 /* rewrite_direct_count(policy) -> calls of the policy that entered without a

@@ -98,9 +98,11 @@ PyObject *policy_trace_take(PolicyObject *self, PyObject *unused)
     struct sud_trace *tr = self->p->trace;
     if (!tr)
         return PyBytes_FromStringAndSize(NULL, 0);
-    uint64_t n;
-    Py_BEGIN_ALLOW_THREADS n = sud_trace_take(tr, (int)syscall(SYS_gettid), self->trace_stage);
-    Py_END_ALLOW_THREADS return PyBytes_FromStringAndSize((const char *)self->trace_stage, (Py_ssize_t)n);
+    /* The ring continues in the spare buffer, and the records are in trace_stage after
+     * it.  With the GIL held: two threads taking at once must not swap the same spare
+     * (the lock is held for a pointer swap; the recorder never waits for the GIL). */
+    uint64_t n = sud_trace_take(tr, (int)syscall(SYS_gettid), &self->trace_stage);
+    return PyBytes_FromStringAndSize((const char *)self->trace_stage, (Py_ssize_t)n);
 }
 
 PyObject *policy_trace_forget(PolicyObject *self, PyObject *unused)

@@ -146,7 +146,7 @@ uint64_t sud_trace_entry(struct sud_trace *tr, struct sud_thread *t, long nr, co
 void sud_trace_exit(struct sud_trace *tr, struct sud_thread *t, long nr, const long a[6], long ret, uint64_t off);
 void sud_trace_signal(struct sud_trace *tr, struct sud_thread *t, int sig, const siginfo_t *si);
 void sud_trace_sigreturn(struct sud_trace *tr, struct sud_thread *t, uint64_t frame);
-uint64_t sud_trace_take(struct sud_trace *tr, int tid, void *dst);
+uint64_t sud_trace_take(struct sud_trace *tr, int tid, uint8_t **spare);
 /* A copy that answers -EFAULT instead of faulting, while sud_vsig_active(). */
 long sud_probe_copy(void *dst, const void *src, uint64_t n);
 extern char sud_probe_copy_insn[], sud_probe_copy_fixup[];
@@ -363,7 +363,7 @@ int sud_rewrite_sites(uint64_t (*out)[5], int max);
 void sud_rewrite_forget(void);
 extern int (*sud_rewrite_plan)(uint64_t end, const uint8_t *before, int nbefore, const uint8_t *after, int nafter,
                                int64_t *pad, int *disp); /* the glue's planner, for sites no pattern matches */
-uint64_t sud_rewrite_signal_rip(uint64_t rip);  /* signal context: a trampoline's rip as the site's */
+uint64_t sud_rewrite_signal_rip(uint64_t rip, uint64_t r11); /* signal context: a trampoline's rip as the site's */
 uint64_t sud_rewrite_fault_fixup(uint64_t rip); /* signal context: a fault in the GS check: resume here */
 int sud_filter_wants(const struct sud_policy *p, const struct sud_frame *f);
 #define SUD_REWRITE_LINUX_LOCATOR ((uint32_t)offsetof(struct sud_thread, self))

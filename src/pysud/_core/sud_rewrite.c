@@ -465,7 +465,8 @@ static int try_patch(struct site *s, uint64_t site, const uint8_t *insn, int len
     if (s->nr == SYS_rt_sigreturn)
         return WHY_SIGRETURN;
     uint64_t site_end = site + (uint64_t)len + 2;
-    if (!private_text(site, pad ? pad + 5 : site_end))
+    uint64_t lo = pad && pad < site ? pad : site, hi = pad && pad + 5 > site_end ? pad + 5 : site_end;
+    if (!private_text(lo, hi))
         return WHY_MAPPING;
     int nbytes = pad ? 2 : 5;
     uint64_t w = store_word(site);
@@ -501,6 +502,8 @@ static int try_patch(struct site *s, uint64_t site, const uint8_t *insn, int len
     page_prot(slot, tramp + (uint64_t)n, PROT_READ | PROT_EXEC);
 
     uint64_t plo = w < site ? w : site, phi = pad ? pad + 5 : w + 8;
+    if (pad && pad < plo)
+        plo = pad;
     if (phi < w + 8)
         phi = w + 8;
     if (page_prot(plo, phi, PROT_READ | PROT_WRITE | PROT_EXEC))
@@ -597,7 +600,7 @@ static int read_before(uint64_t end, uint8_t *code, int n)
  * not the instruction right before).  Called with the GIL not held, outside
  * signal context; returns the length of the instruction before the syscall
  * that the trampoline may run in its place, *pad (0, or the offset from
- * site_end of dead padding for a 2-byte hop) and *disp (0, or the offset in
+ * site_end, after it or before the instruction, of dead padding for a 2-byte hop) and *disp (0, or the offset in
  * the instruction of a rip-relative disp32 to adjust), or minus a WHY_ code. */
 int (*sud_rewrite_plan)(uint64_t end, const uint8_t *before, int nbefore, const uint8_t *after, int nafter,
                         int64_t *pad, int *disp);
@@ -617,11 +620,13 @@ void sud_rewrite_trapped(struct sud_frame *f, uint32_t locator)
     if (f->arch != SUD_AUDIT_ARCH_X86_64 || end < 4096 + BEFORE || f->rip != end)
         return;
     uint8_t code[BEFORE], *last = code + BEFORE - EXPECT;
-    int nbefore = read_before(end, code, BEFORE);
-    if (nbefore < 2)
-        return;
     if (!lock_try())
         return; /* another thread is patching: this site's next trap will do */
+    int nbefore = read_before(end, code, BEFORE); /* under the lock: padding others took shows */
+    if (nbefore < 2) {
+        lock_drop();
+        return;
+    }
     struct site *s = site_slot(end, 1);
     int same = s && s->state != SITE_FREE;
     for (int i = 0; same && i < EXPECT; i++)
@@ -649,12 +654,14 @@ void sud_rewrite_trapped(struct sud_frame *f, uint32_t locator)
         sud_xsave(f); /* the interpreter may use vector registers */
         int64_t p = 0;
         int r = sud_rewrite_plan(end, code + BEFORE - nbefore, nbefore, after, avail, &p, &disp);
-        long reach = (long)(end + (uint64_t)p) - (long)(end - (uint64_t)r); /* from the hop's end */
+        long reach = (long)p + r; /* the hop's rel8: from its end (end - r) to the padding (end + p) */
+        int pad_ok = p > 0   ? p + 5 <= avail && nop_len(after + p, avail - (int)p)
+                     : p < 0 ? -p <= nbefore && p + 5 <= -(r + 2) && nop_len(code + BEFORE + p, (int)-p)
+                             : 0;
         if (r < 0)
             why = why == WHY_LINE ? WHY_LINE : -r;
-        else if (r >= 2 && r <= 15 && r + 2 <= nbefore && p >= 0 && p + 5 <= avail && (r >= 5 || p > 0) &&
-                 (!p || (reach <= 127 && nop_len(after + p, avail - (int)p))) &&
-                 (disp == 0 || (disp > 0 && disp + 4 <= r)))
+        else if (r >= 2 && r <= 15 && r + 2 <= nbefore && (r >= 5 || p != 0) &&
+                 (!p || (reach >= -128 && reach <= 127 && pad_ok)) && (disp == 0 || (disp > 0 && disp + 4 <= r)))
             len = r, pad = (int)p;
         else
             disp = 0;
@@ -709,11 +716,15 @@ static const struct tramp_hdr *slot_of(uint64_t rip)
  * its own code goes.  In a trampoline before the relocated instruction ran:
  * the site's first byte; after it (the GS and selector tests, the jmp back):
  * the site's syscall, which RCX and R11 (the only registers the trampoline
- * changed) do not matter to.  On a site's hop in the padding: its syscall.
+ * changed) do not matter to.  On a site's hop in the padding, or at the first
+ * instruction of sud_rewrite_entry (which sets the selector ALLOW: after it
+ * the signal waits for the dispatch's end): its syscall.
  * Anywhere else: rip.  So a handler that looks at the interrupted address
  * (musl's cancellation, a runtime's preemption) sees the program's code. */
-uint64_t sud_rewrite_signal_rip(uint64_t rip)
+uint64_t sud_rewrite_signal_rip(uint64_t rip, uint64_t r11)
 {
+    if (rip == (uint64_t)sud_rewrite_entry && nchunks)
+        return r11 - 2; /* the trampoline's jmp done, the entry's first instruction not: R11 = site_end */
     const struct tramp_hdr *h = slot_of(rip);
     if (h)
         return rip == (uint64_t)h + TRAMP_HDR ? h->site : h->site + h->len;

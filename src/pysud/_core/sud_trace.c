@@ -284,16 +284,20 @@ void sud_trace_sigreturn(struct sud_trace *tr, struct sud_thread *t, uint64_t fr
     unlock(tr);
 }
 
-/* Move the records out (the caller's buffer holds tr->size bytes); returns the
- * bytes moved and empties the ring. */
-uint64_t sud_trace_take(struct sud_trace *tr, int tid, void *dst)
+/* Move the records out: the ring continues in *spare (tr->size bytes), and
+ * *spare becomes the buffer that holds them; returns their bytes.  Only a
+ * pointer swap under the lock (the program's threads record while the caller
+ * copies them out), so a decoder thread that is preempted holds no one up. */
+uint64_t sud_trace_take(struct sud_trace *tr, int tid, uint8_t **spare)
 {
     lock(tr, tid);
     uint64_t n = tr->pos;
-    copy_bytes(dst, tr->data, n);
+    uint8_t *full = tr->data;
+    tr->data = *spare;
     tr->pos = 0;
     tr->last = ~0ull;
     unlock(tr);
+    *spare = full;
     return n;
 }
 

@@ -476,7 +476,7 @@ void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
     }
     /* In the program's code: the kernel's frame, copied to the program's stack. */
     trace_signal(t, sig, si);
-    g[REG_RIP] = (greg_t)sud_rewrite_signal_rip((uint64_t)g[REG_RIP]); /* in a trampoline: at the site */
+    g[REG_RIP] = (greg_t)sud_rewrite_signal_rip((uint64_t)g[REG_RIP], (uint64_t)g[REG_R11]); /* in a trampoline: at the site */
     const uint8_t *fp = (const uint8_t *)uc->uc_mcontext.fpregs;
     uint64_t fp_len = 0;
     if (fp && (uc->uc_flags & UC_FP_XSTATE)) {

@@ -88,7 +88,7 @@ class NtPersonality:
         drives: dict[str, str] | None = None,
         trace: bool = False,
         trace_file: Any = None,
-        flip_switch: bool = False,
+        flip_switch: bool | None = None,
         ntdll: str = "builtin",
         dlls: str | None = None,
         prefix: str | None = None,
@@ -160,7 +160,8 @@ class NtPersonality:
         self.drives = {k.upper().rstrip(":"): os.path.abspath(v) for k, v in drives.items()}
         self.trace = trace
         self.trace_file = trace_file or sys.stderr
-        self.flip_switch = flip_switch
+        # the flip switch: on Wine's DLLs by default (the same handlers, no kernel trap per call)
+        self.flip_switch = flip_switch if flip_switch is not None else self.wine is not None
         self.handles = objects.HandleTable()
         self.exiting = threading.Event()
         self.exit_status = 0
@@ -296,8 +297,8 @@ class NtPersonality:
         """The host path an OBJECT_ATTRIBUTES names, or (None, NTSTATUS)."""
         return kernel.file.host_path(self, call, oa)
 
-    def _unimplemented_class(self, call: NtSyscall, cls: int) -> int:
-        key = f"{call.name} class {cls}"
+    def _unimplemented_class(self, call: NtSyscall, cls: int, what: str = "") -> int:
+        key = f"{what or call.name} class {cls}"
         if key not in self._reported:
             self._reported.add(key)
             print(f"pysud: {key} is not implemented (STATUS_NOT_IMPLEMENTED)", file=sys.stderr, flush=True)
@@ -307,9 +308,11 @@ class NtPersonality:
 
     def exit_process(self, call: NtSyscall, code: int) -> None:
         self.exit_status = code
+        # the others are kicked before their waits end: a thread inside a wait holds the signal
+        # until the call ends and leaves then, never seeing the wait's end
+        self._kick_others()
         self.exiting.set()
         objects.notify()
-        self._kick_others()
         call.exit_guest(code)
         return None
 
@@ -644,7 +647,7 @@ def run(
     profile: str | None = None,
     drives: dict[str, str] | None = None,
     trace: bool = False,
-    flip_switch: bool = False,
+    flip_switch: bool | None = None,
     env: dict[str, str] | None = None,
     ntdll: str = "auto",
     dlls: str | None = None,

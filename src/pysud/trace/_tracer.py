@@ -6,7 +6,6 @@ import json
 import os
 import struct
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -188,7 +187,7 @@ class Tracer:
         self.stats: dict[int, list[int]] = {}  # nr -> [calls, errors, ns, min ns, max ns]
         self.counters: dict[tuple[int, int], int] = {}
         self.records: list[dict[str, Any]] | None = None
-        self._stats_file = tempfile.mkstemp(prefix="pysud-trace-")[1] if o.summary else None
+        self._stats_file = _temp_file() if o.summary else None
         self.exited: int | None = None
         self._lock = threading.RLock()  # output order, and the decoders' snapshot
         self._d: Dispatcher | None = None
@@ -942,6 +941,14 @@ def format_summary(
 
 
 _DECODE_EVERY = 0.002  # seconds between the decoder thread's looks at the ring
+
+
+def _temp_file() -> str:
+    import tempfile  # (here: only -c needs it, and its import is a visible part of start-up)
+
+    fd, path = tempfile.mkstemp(prefix="pysud-trace-")
+    os.close(fd)
+    return path
 
 
 def _cpus() -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any
 
 
@@ -21,6 +20,8 @@ class Timeline:
         self.path = os.path.abspath(path)
         self.events: list[dict[str, Any]] = []
         self.root_pid = os.getpid()
+        import tempfile  # (here: pysud trace without --timeline does not need it)
+
         self._side = tempfile.mkstemp(prefix="pysud-timeline-")[1]
         self._keep = True
         self._threads: set[tuple[int, int]] = set()

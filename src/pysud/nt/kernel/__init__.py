@@ -27,6 +27,7 @@ from ..status import STATUS_ACCESS_VIOLATION, NtStatusError
 from . import (
     exception,
     file,
+    iocompletion,
     namespace,
     process,
     registry,
@@ -57,6 +58,7 @@ MODULES: tuple[ModuleType, ...] = (
     process,
     exception,
     sync,
+    iocompletion,
     registry,
     security,
     system,

@@ -6,23 +6,36 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from .. import status as st
-from ..wine import CTX_EFLAGS, CTX_FLAGS, CTX_RAX, CTX_REGS, CTX_RIP
+from ..wine import CTX_EFLAGS, CTX_FLAGS, CTX_FLTSAVE, CTX_RAX, CTX_REGS, CTX_RIP
 
 if TYPE_CHECKING:
     from ..personality import NtPersonality, NtSyscall
 
 CONTEXT_CONTROL = 0x1
 CONTEXT_INTEGER = 0x2
+CONTEXT_FLOATING_POINT = 0x8
+#: MXCSR bits a CONTEXT may set (the rest are reserved: XRSTOR would fault)
+MXCSR_VALID = 0xFFFF
 #: the CONTEXT_INTEGER registers: every general register of the CONTEXT but RSP (CONTEXT_CONTROL)
 _INTEGER_REGS = tuple(name for name in CTX_REGS if name != "rsp")
 
 
+def vector_state_of(ctx: bytes) -> bytes:
+    """The FXSAVE image a CONTEXT's floating-point part stands for: its FltSave, MXCSR included
+    (Wine loads FltSave.MxCsr and ignores the CONTEXT's own MxCsr field), reserved bits cleared."""
+    fx = bytearray(ctx[CTX_FLTSAVE : CTX_FLTSAVE + 512])
+    (mxcsr,) = struct.unpack_from("<I", fx, 24)
+    struct.pack_into("<I", fx, 24, mxcsr & MXCSR_VALID)
+    return bytes(fx)
+
+
 def NtContinue(nt: NtPersonality, call: NtSyscall) -> Any:
-    """Resume at the CONTEXT: every general register, RIP, RSP and the flags (integer + control)."""
+    """Resume at the CONTEXT: every general register, RIP, RSP and the flags (integer + control),
+    x87, MXCSR and XMM0-15 (floating point)."""
     ctx = call.args[0]
     if not ctx:
         return st.STATUS_ACCESS_VIOLATION
-    data = call.read(ctx, 0x100)
+    data = call.read(ctx, CTX_FLTSAVE + 512)
     (flags,) = struct.unpack_from("<I", data, CTX_FLAGS)
     values = struct.unpack_from("<16Q", data, CTX_RAX)
     regs = dict(zip(CTX_REGS, values, strict=True))
@@ -34,6 +47,8 @@ def NtContinue(nt: NtPersonality, call: NtSyscall) -> Any:
         (call.rip,) = struct.unpack_from("<Q", data, CTX_RIP)
         (eflags,) = struct.unpack_from("<I", data, CTX_EFLAGS)
         call.rflags = (eflags & 0x0CD5) | 0x202
+    if flags & CONTEXT_FLOATING_POINT:
+        call.set_vector_state(vector_state_of(data))
     return None
 
 

@@ -51,6 +51,11 @@ FILE_DEVICE_UNKNOWN = 0x22
 FILE_DEVICE_IS_MOUNTED = 0x20
 
 
+def _network_open(s: os.stat_result) -> bytes:
+    """FILE_NETWORK_OPEN_INFORMATION: the four times, allocation size, end of file, attributes."""
+    return _basic(s)[:32] + struct.pack("<qqI4x", s.st_blocks * 512, s.st_size, _attributes(s))
+
+
 def _device(s: os.stat_result) -> tuple[int, int]:
     """(DeviceType, Characteristics) of FileFsDeviceInformation for a host file, as Wine decides."""
     if stat.S_ISFIFO(s.st_mode) or stat.S_ISSOCK(s.st_mode):
@@ -294,8 +299,9 @@ def NtQueryInformationFile(nt: NtPersonality, call: NtSyscall) -> int:
     elif cls == 14:  # FilePositionInformation
         data = struct.pack("<q", 0 if f.console else os.lseek(f.fd, 0, os.SEEK_CUR))
     elif cls == 34:  # FileNetworkOpenInformation
-        b = _basic(s)
-        data = b[:32] + struct.pack("<qqI4x", s.st_blocks * 512, s.st_size, _attributes(s))
+        data = _network_open(s)
+    elif cls == 18:  # FileAllInformation
+        return _all_information(nt, call, f, s)
     else:
         return nt._unimplemented_class(call, cls)
     if (length & 0xFFFFFFFF) < len(data):
@@ -303,6 +309,52 @@ def NtQueryInformationFile(nt: NtPersonality, call: NtSyscall) -> int:
     call.write(buf, data)
     nt.put_iosb(call, iosb, st.STATUS_SUCCESS, len(data))
     return st.STATUS_SUCCESS
+
+
+def _all_information(nt: NtPersonality, call: NtSyscall, f: objects.File, s: os.stat_result) -> int:
+    """FileAllInformation: basic, standard, internal, EA, access, position, mode, alignment, then
+    the name (without the drive); the fixed part alone when the name does not fit
+    (STATUS_BUFFER_OVERFLOW, which GetFileInformationByHandle accepts)."""
+    _handle, iosb, buf, length = call.args[:4]
+    is_dir = stat.S_ISDIR(s.st_mode)
+    pos = 0 if f.console or is_dir else os.lseek(f.fd, 0, os.SEEK_CUR)
+    name = drive_relative(nt, f.path).encode("utf-16-le")
+    fixed = _basic(s) + struct.pack(
+        "<qqIBB2xQIIqII",
+        s.st_blocks * 512,
+        0 if is_dir else s.st_size,
+        s.st_nlink,
+        f.delete_on_close,
+        is_dir,
+        s.st_ino,
+        0,
+        f.access,
+        pos,
+        0,
+        0,
+    )
+    room = (length & 0xFFFFFFFF) - len(fixed) - 4
+    if room < 0:
+        return st.STATUS_INFO_LENGTH_MISMATCH
+    data = fixed + struct.pack("<I", len(name)) + name[: room & ~1]
+    call.write(buf, data)
+    status = st.STATUS_BUFFER_OVERFLOW if room < len(name) else st.STATUS_SUCCESS
+    nt.put_iosb(call, iosb, status, len(data))
+    return status
+
+
+def drive_relative(nt: NtPersonality, path: str) -> str:
+    """A host path as Windows names it inside its drive (``\\dir\\file``): the drive whose root
+    holds it, the deepest one first (Z: is ``/``); "" for a console handle."""
+    if not path:
+        return ""
+    for root in sorted(nt.drives.values(), key=len, reverse=True):
+        rel = os.path.relpath(path, root)
+        if rel == ".":
+            return "\\"
+        if not rel.startswith(".."):
+            return "\\" + rel.replace("/", "\\")
+    return ""
 
 
 def NtSetInformationFile(nt: NtPersonality, call: NtSyscall) -> int:
@@ -411,6 +463,19 @@ def NtQueryAttributesFile(nt: NtPersonality, call: NtSyscall) -> int:
     except OSError as e:
         return st.from_errno(e.errno or 0)
     call.write(info, _basic(s))
+    return st.STATUS_SUCCESS
+
+
+def NtQueryFullAttributesFile(nt: NtPersonality, call: NtSyscall) -> int:
+    oa, info = call.args[:2]
+    path, status = host_path(nt, call, oa)
+    if path is None:
+        return status
+    try:
+        s = os.stat(path)
+    except OSError as e:
+        return st.from_errno(e.errno or 0)
+    call.write(info, _network_open(s))
     return st.STATUS_SUCCESS
 
 
@@ -527,6 +592,7 @@ HANDLERS: dict[str, Any] = {
         NtFsControlFile,
         NtDeviceIoControlFile,
         NtQueryAttributesFile,
+        NtQueryFullAttributesFile,
         NtDeleteFile,
         NtQueryDirectoryFile,
     )

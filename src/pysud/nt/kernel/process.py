@@ -187,8 +187,7 @@ def NtCreateUserProcess(nt: NtPersonality, call: NtSyscall) -> int:
         argv += ["--dlls", nt.prefix.dlls]
     if nt.windows_build is not None:  # the child sees the same numbering
         argv += ["--nt-profile", nt.windows_build]
-    if nt.flip_switch:
-        argv += ["--flip-switch"]
+    argv += ["--flip-switch" if nt.flip_switch else "--no-flip-switch"]
     argv += ["--nt-command-line", cmdline, host]
     # the child pysud runs with this Python's environment; the program's own goes as JSON
     host_env = dict(os.environ, PYSUD_NT_ENVIRONMENT=json.dumps(env))
@@ -222,7 +221,9 @@ def NtCreateUserProcess(nt: NtPersonality, call: NtSyscall) -> int:
 
 def NtTerminateProcess(nt: NtPersonality, call: NtSyscall) -> Any:
     handle, code = call.args[0], call.args[1] & 0xFFFFFFFF
-    if handle == 0:  # "every other thread": they stop at their next call
+    if handle == 0:  # every other thread ends now (ExitProcess, before the DLLs' detach routines)
+        nt.exit_status = code
+        nt._kick_others()
         return st.STATUS_SUCCESS
     if handle != CURRENT_PROCESS:
         return st.STATUS_ACCESS_DENIED  # other processes do not exist here

@@ -37,7 +37,7 @@ def NtQuerySystemInformation(nt: NtPersonality, call: NtSyscall) -> int:
     if cls == 0:  # SystemBasicInformation
         pages = os.sysconf("SC_PHYS_PAGES")
         data = struct.pack(
-            "<IIIIIIIQQQB7x",
+            "<IIIIIIQQQQB7x",  # SYSTEM_BASIC_INFORMATION: 64 bytes (AllocationGranularity is a ULONG_PTR)
             0,
             156250,
             0x1000,

@@ -4,10 +4,15 @@ Wine 8's ntdll reaches its Unix half through ``__wine_unix_call_dispatcher``, wh
 a stub of its own; the handle is the one NtQueryVirtualMemory(MemoryWineUnixFuncs) gave ntdll.
 ntdll's codes: 0 load_so_dll (no .so DLLs here), 1 unwind_builtin_dll (no Unix frames to unwind),
 2 system_time_precise.
+
+Other Wine DLLs ask for their own handle in DllMain and fail to load without one (ws2_32.dll, which
+every Go program loads). They get a handle of their own (:data:`UNIX_LIBS`); a call they then make
+is answered STATUS_NOT_IMPLEMENTED and reported once, by DLL and code.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 import sys
@@ -18,18 +23,35 @@ from .. import status as st
 from ..wine import NTDLL_UNIX_HANDLE
 
 if TYPE_CHECKING:
+    from ..image import ImageView
     from ..personality import NtPersonality, NtSyscall
 
 LOAD_SO_DLL = 0
 UNWIND_BUILTIN_DLL = 1
 SYSTEM_TIME_PRECISE = 2
 
+#: Wine DLLs whose DllMain needs a Unix-call handle to load; the handle each one gets
+UNIX_LIBS = {"ws2_32.dll": NTDLL_UNIX_HANDLE + 1}
+
+
+def unix_funcs_handle(nt: NtPersonality, addr: int, view: ImageView | None) -> int | None:
+    """NtQueryVirtualMemory(MemoryWineUnixFuncs) for ``addr`` in the image ``view``: None when
+    that image has no Unix side."""
+    if nt.wine is not None and nt.wine.base <= addr < nt.wine.base + nt.wine.view.size:
+        return NTDLL_UNIX_HANDLE
+    if view is None or view.info is None:
+        return None
+    return UNIX_LIBS.get(os.path.basename(view.info.path).lower())
+
 
 def __wine_unix_call(nt: NtPersonality, call: NtSyscall) -> int:
     handle, code, params = call.args[:3]
     code &= 0xFFFFFFFF
     if handle != NTDLL_UNIX_HANDLE:
-        return st.STATUS_INVALID_HANDLE
+        lib = next((name for name, h in UNIX_LIBS.items() if h == handle), None)
+        if lib is None:
+            return st.STATUS_INVALID_HANDLE
+        return nt._unimplemented_class(call, code, f"{lib} Unix call")
     if code == SYSTEM_TIME_PRECISE:
         call.write(params, struct.pack("<q", process.system_time()))
         return st.STATUS_SUCCESS

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import _memory as memory
 from .. import status as st
-from .. import wine
+from . import unixcall
 
 if TYPE_CHECKING:
     from ..image import ImageView
@@ -198,9 +198,10 @@ def NtQueryVirtualMemory(nt: NtPersonality, call: NtSyscall) -> int:
         return st.STATUS_INVALID_HANDLE
     cls &= 0xFFFFFFFF
     if cls == MEMORY_WINE_UNIX_FUNCS:
-        if nt.wine is None or not nt.wine.base <= addr < nt.wine.base + nt.wine.view.size:
+        handle = unixcall.unix_funcs_handle(nt, addr, view_of(nt, addr))
+        if handle is None:
             return st.STATUS_DLL_NOT_FOUND
-        nt.put_u64(call, buf, wine.NTDLL_UNIX_HANDLE)
+        nt.put_u64(call, buf, handle)
         return st.STATUS_SUCCESS
     if cls != 0:  # MemoryBasicInformation only
         return nt._unimplemented_class(call, cls)
