@@ -567,9 +567,10 @@ def render_trace(result: dict[str, object]) -> str:
     if bd:
         lines.append(
             "where pysud trace's time per call goes (in-process, us): "
-            f"total {bd['total']:.2f} = SIGSYS round trip {bd['sigsys_floor']:.2f} "
-            f"+ dispatch, native call and dd's own work {bd['run_untraced'] - bd['sigsys_floor']:.2f} "
-            f"+ recording in C {bd['record']:.2f} + decoding/formatting in Python {bd['decode']:.2f} "
+            f"total {bd['total']:.2f} = the untraced run {bd['run_untraced']:.2f} (dispatch, native call "
+            f"and dd's own work, on rewritten sites; a trapping site adds the SIGSYS round trip, "
+            f"{bd['sigsys_floor']:.2f}) + recording in C {bd['record']:.2f} "
+            f"+ decoding/formatting {bd['decode']:.2f} "
             f"+ output {bd['output']:.2f} (decoding measured in line; `pysud trace` decodes on a thread of "
             "its own where the process may use more than one CPU, off the program's per-call path)"
         )
