@@ -267,6 +267,41 @@ class NtPersonality:
         if ptr:
             call.write(ptr, struct.pack("<I", value & 0xFFFFFFFF))
 
+    def put_handle(self, call: NtSyscall, out: int, obj: objects.NtObject) -> int:
+        """A new handle to ``obj``, written to ``*out``; none is left behind if ``out`` is a bad
+        pointer (the GuestMemoryError goes on to the table's wrapper)."""
+        h = self.handles.add(obj)
+        try:
+            self.put_u64(call, out, h)
+        except Exception:
+            self.handles.remove(h)
+            raise
+        return h
+
+    def put_info(
+        self,
+        call: NtSyscall,
+        buf: int,
+        length: int,
+        ret: int,
+        data: bytes,
+        *,
+        exact: bool = False,
+        ret64: bool = False,
+    ) -> int:
+        """Answer an NtQuery*Information class: ``data`` into ``buf`` and its size to ``*ret`` (a
+        ULONG, or a SIZE_T with ``ret64``) when ``length`` holds it (is its size, for ``exact``
+        classes); STATUS_INFO_LENGTH_MISMATCH otherwise (telling an exact class's size in ``*ret``)."""
+        length &= 0xFFFFFFFF
+        put = self.put_u64 if ret64 else self.put_u32
+        if length != len(data) if exact else length < len(data):
+            if exact:
+                put(call, ret, len(data))
+            return st.STATUS_INFO_LENGTH_MISMATCH
+        call.write(buf, data)
+        put(call, ret, len(data))
+        return st.STATUS_SUCCESS
+
     def resolve_nt_path(self, name: str, root: int = 0) -> tuple[str | None, int]:
         """The host path of an NT name (relative to the directory handle ``root`` if given), or
         (None, NTSTATUS); see nt/kernel/file.py."""
@@ -321,6 +356,8 @@ class NtPersonality:
     # ------------------------------------------------------------------ threads
 
     def thread_main(self, th: objects.Thread, start: int, arg: int, stack_size: int) -> None:
+        """A thread of the program (NtCreateThreadEx): once resumed, on a stack and TEB of its own,
+        armed, it runs start(arg) as the ntdll in use starts threads."""
         th.resume.wait()
         self.tls.thread = th
         th.tid = threading.get_native_id()
@@ -330,19 +367,20 @@ class NtPersonality:
             th.mappings.append((stack, stack_size))
             self.stacks.append((stack, stack + stack_size))
             self.d.arm_thread()
-            block = _core.thread_block()
-            if self.wine is not None:
-                th.teb = process.build_teb(
-                    self._arena, self.peb, (stack + stack_size, stack), os.getpid(), th.tid, None, block
-                )
-                self._set_gs(th.teb)
+            th.teb = process.build_teb(
+                self._arena,
+                self.peb,
+                (stack + stack_size, stack),
+                os.getpid(),
+                th.tid,
+                self.image,
+                _core.thread_block(),
+            )
+            self._set_gs(th.teb)
+            if self.wine is not None:  # ntdll attaches the DLLs to the thread, then starts it
                 status = self._start_wine_thread(start, arg, stack + stack_size, "thread")
                 return
             assert self.image is not None
-            th.teb = process.build_teb(
-                self._arena, self.peb, (stack + stack_size, stack), os.getpid(), th.tid, self.image, block
-            )
-            self._set_gs(th.teb)
             for cb in self.image.tls_callbacks:
                 self._call_guest(cb, (self.image.base, 2, 0, 0), stack + stack_size, "call")  # THREAD_ATTACH
             status = self._call_guest(start, (arg, 0, 0, 0), stack + stack_size, "thread")
@@ -363,10 +401,16 @@ class NtPersonality:
     def _call_guest(self, fn: int, args: tuple[int, int, int, int], stack_top: int, mode: str) -> int:
         """Run fn(args) on this thread (Win64 ABI) until it returns or ends the thread/process."""
         assert self.ntdll is not None
-        sp = (stack_top - 0x100) & ~0xF
+        return self._enter(self.ntdll.call_thunk, fn, args, stack_top, mode)
+
+    def _enter(self, thunk: int, fn: int, args: tuple[int, int, int, int], below: int, mode: str) -> int:
+        """The one way into the program's code, for both ntdlls: ``thunk`` (the ntdll's call thunk)
+        calls fn(args) on a frame below ``below``; ``mode`` says what its PysudReturn ends (a
+        "call", the "thread", the "process").  Handler errors surface here (``d.check``)."""
+        sp = (below - 0x100) & ~0xF
         memory.poke(sp, struct.pack("<5Q", fn, *args))
         self.tls.mode = mode
-        value = _core.run_guest(self.ntdll.call_thunk, sp)
+        value = _core.run_guest(thunk, sp)
         self.d.check()
         return int(value)
 
@@ -587,12 +631,9 @@ class NtPersonality:
         exports = self.wine.exports
         ctx_at = (stack_top - 0x40 - wine.CONTEXT_SIZE) & ~0xF
         memory.poke(ctx_at, wine.initial_context(entry, arg, exports["RtlUserThreadStart"], stack_top))
-        sp = (ctx_at - 0x100) & ~0xF
-        memory.poke(sp, struct.pack("<5Q", exports["LdrInitializeThunk"], ctx_at, 0, 0, 0))
-        self.tls.mode = mode
-        value = _core.run_guest(self._helpers.call_thunk, sp)
-        self.d.check()
-        return int(value)
+        return self._enter(
+            self._helpers.call_thunk, exports["LdrInitializeThunk"], (ctx_at, 0, 0, 0), ctx_at, mode
+        )
 
     def windows_path(self, host: str) -> str:
         """A host path as the program sees it: under a mapped drive, else on Z: (as Wine does)."""

@@ -57,12 +57,8 @@ _COMMENTS = {
 _TICKS_1601_TO_1970 = process.EPOCH_DELTA
 
 
-class RegistryError(Exception):
+class RegistryError(st.NtStatusError):
     """A registry operation failed; ``status`` is the NTSTATUS it means."""
-
-    def __init__(self, status: int, message: str = "") -> None:
-        super().__init__(message or f"NTSTATUS {status:#x}")
-        self.status = status
 
 
 class RegFormatError(ValueError):

@@ -256,11 +256,7 @@ def NtQueryInformationProcess(nt: NtPersonality, call: NtSyscall) -> int:
         if cls != 0:
             return nt._unimplemented_class(call, cls)
         data = struct.pack("<QQQQQQ", child.exit_code, 0, 1, 8, child.pid, os.getpid())
-        if (length & 0xFFFFFFFF) < len(data):
-            return st.STATUS_INFO_LENGTH_MISMATCH
-        call.write(buf, data)
-        nt.put_u32(call, ret, len(data))
-        return st.STATUS_SUCCESS
+        return nt.put_info(call, buf, length, ret, data)
     if cls == 0:  # ProcessBasicInformation
         data = struct.pack(
             "<QQQQQQ", 0x103, nt.peb, (1 << (os.cpu_count() or 1)) - 1, 8, os.getpid(), os.getppid()
@@ -276,12 +272,7 @@ def NtQueryInformationProcess(nt: NtPersonality, call: NtSyscall) -> int:
         data = view.info.section_image_information()
     else:
         return nt._unimplemented_class(call, cls)
-    if (length & 0xFFFFFFFF) != len(data):
-        nt.put_u32(call, ret, len(data))
-        return st.STATUS_INFO_LENGTH_MISMATCH
-    call.write(buf, data)
-    nt.put_u32(call, ret, len(data))
-    return st.STATUS_SUCCESS
+    return nt.put_info(call, buf, length, ret, data, exact=True)
 
 
 HANDLERS: dict[str, Any] = {
