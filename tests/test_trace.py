@@ -469,6 +469,20 @@ def test_compiled_formatters_equal_reference_decoders():
         rec = R.REC.pack(R.REC.size + len(raw), R.REC_FULL, 1, 7, 1, 0, 0, *args, 32) + raw
         text = _core.format_records(rec, 0, programs, {7: b""}, errors, F.error_text, strsize, False)[0]
         assert text.decode() == "write(1, " + D.quote(v) + ", 32) = 32\n"
+    # -T (the record's times), a prefix (-f), an error result, and a stop at a thread with no prefix
+    fmt_t = F.formatter(write, write.captures(strsize), strsize, True)
+    assert fmt_t is not None
+    v = b"ab\n"
+    raw = R.CAP.pack(1, B.CAP_ENTRY, R.CAP_OK, 3, 0x1000) + v + b"\0" * 5
+    for ret, (t0, t1) in [(3, (10**18, 10**18 + 123456)), (-9, (5, 5 + 2_500_000_001)), (-512, (0, 999))]:
+        args = (1, 0x1000, 3, 0, 0, 0)
+        rec = R.REC.pack(R.REC.size + len(raw), R.REC_FULL, 1, 42, 1, t0, t1, *args, ret) + raw
+        other = R.REC.pack(R.REC.size + len(raw), R.REC_FULL, 1, 43, 1, t0, t1, *args, ret) + raw
+        text, off, n, stop = _core.format_records(
+            rec + other, 0, programs, {42: b"[pid    42] "}, errors, F.error_text, strsize, True
+        )
+        assert (off, n, stop) == (len(rec), 1, 2)
+        assert text.decode() == fmt_t("[pid    42] ", *args, ret, (v,), t1 - t0)
 
 
 def test_bench_trace_rows():
@@ -476,7 +490,7 @@ def test_bench_trace_rows():
     if shutil.which("strace") is None or shutil.which("dd") is None:
         pytest.skip("strace or dd missing")
     bench = [sys.executable, "-m", "pysud", "bench", "--iterations", "300", "--rounds", "1"]
-    args = ["--program-runs", "0", "--trace-runs", "1", "--trace-count", "500"]
+    args = ["--program-runs", "0", "--trace-runs", "1", "--trace-count", "500", "--exe-runs", "0"]
     r = subprocess.run([*bench, "--json", *args], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     import json

@@ -18,10 +18,6 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from elftools.common.exceptions import ELFError
-from elftools.construct import ConstructError
-from elftools.elf.structs import ELFStructs
-
 from . import _memory
 from ._errors import PysudError
 from ._memory import (
@@ -255,6 +251,10 @@ def _parse(path: str, data: bytearray) -> _Parsed:
         raise ELFLoadError(f"{path}: invalid ELF class {data[4]} in e_ident")
     if data[5] != 1:
         raise ELFLoadError(f"{path}: not a little-endian ELF file (EI_DATA={data[5]})")
+    # pyelftools is imported where an ELF file is parsed, not by whoever imports this module
+    from elftools.common.exceptions import ELFError
+    from elftools.construct import ConstructError
+
     try:
         return _parse_checked(path, data)
     except ELFLoadError:
@@ -266,6 +266,8 @@ def _parse(path: str, data: bytearray) -> _Parsed:
 def _parse_checked(path: str, data: bytearray) -> _Parsed:
     # The structures alone (what ELFFile builds first): no ELFFile, whose import pulls in the DWARF
     # readers (~20 ms of every `pysud run`'s start-up); a loader needs only these two headers.
+    from elftools.elf.structs import ELFStructs
+
     structs = ELFStructs(little_endian=True, elfclass=64)
     structs.create_basic_structs()
     hdr = structs.Elf_Ehdr.parse(bytes(data[:_EHDR_SIZE]))

@@ -67,6 +67,12 @@ def _bench(args: argparse.Namespace) -> int:
         result["trace"] = traced
         if not args.json:
             print("\n" + render_trace(traced), flush=True)
+    if args.exe_runs > 0:
+        from ._bench import measure_nt_startup, render_nt_startup
+
+        result["nt_startup"] = nt = measure_nt_startup(runs=args.exe_runs)
+        if not args.json:
+            print("\n" + render_nt_startup(nt), flush=True)
     if args.json:
         import json
 
@@ -330,6 +336,8 @@ def _run_nt(args: argparse.Namespace) -> int:
         )
 
     def setup(nt: Any) -> None:
+        if args.no_rewrite:
+            nt.d.set_rewrite(False)  # (the personality switched it on, with its TEB locator)
         if hooks is not None:
             hooks(nt)
         if sink is not None:
@@ -394,6 +402,12 @@ def _bench_arguments(b: argparse.ArgumentParser) -> None:
         type=int,
         default=40000,
         help="busybox dd bs=1 count for the trace rows (default 40000)",
+    )
+    b.add_argument(
+        "--exe-runs",
+        type=int,
+        default=5,
+        help="rounds of the hello.exe rows, pysud vs wine (default 5; 0 skips them)",
     )
 
 

@@ -6,12 +6,12 @@ export them, otherwise from the UAPI header named beside the table.
 
 from __future__ import annotations
 
+import _socket  # socket.py's C half: the same constants, as ints (socket.py makes enums of them: slow)
 import errno as _errno
 import mmap as _mmap
 import os as _os
 import resource as _resource
 import signal as _signal
-import socket as _socket
 
 Flags = tuple[tuple[int, str], ...]
 

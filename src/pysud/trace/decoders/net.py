@@ -3,7 +3,7 @@ sockaddr.c, msghdr.c)."""
 
 from __future__ import annotations
 
-import socket as _socket
+import _socket  # socket.py's C half: the same constants, as ints (socket.py makes enums of them: slow)
 import struct
 from typing import Any
 
