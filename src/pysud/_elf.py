@@ -18,11 +18,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from elftools.common.exceptions import ELFError
-from elftools.construct import ConstructError
-from elftools.elf.structs import ELFStructs
-
-from . import _memory
+from . import _cache, _memory
 from ._errors import PysudError
 from ._memory import (
     MAP_FIXED,
@@ -202,7 +198,7 @@ class _Segment:
     flags: int
 
 
-def _read_file(path: str) -> bytearray:
+def _read_file_stat(path: str) -> tuple[bytearray, os.stat_result]:
     try:
         st = os.stat(path)
     except OSError as exc:
@@ -213,7 +209,7 @@ def _read_file(path: str) -> bytearray:
         raise ELFLoadError(f"{path}: not a regular file", _errno.EACCES)
     try:
         with open(path, "rb") as f:
-            return bytearray(f.read())
+            return bytearray(f.read()), os.fstat(f.fileno())
     except OSError as exc:
         raise ELFLoadError(f"{path}: cannot read: {exc.strerror}", exc.errno or _errno.EIO) from exc
 
@@ -241,8 +237,58 @@ class _Parsed:
     exec_stack: bool
 
 
-def _parse(path: str, data: bytearray) -> _Parsed:
-    """Validate the ELF header and program headers as binfmt_elf does; raise ELFLoadError on anything off."""
+def _parse(path: str, data: bytearray, st: os.stat_result | None = None) -> _Parsed:
+    """Validate the ELF header and program headers as binfmt_elf does; raise ELFLoadError on anything off.
+
+    With the file's ``st`` (taken with ``data``), a valid file's result is kept in the persistent
+    cache (:mod:`pysud._cache`) under its identity, and a later run takes it from there without
+    importing pyelftools.
+    """
+    key = None
+    if st is not None and st.st_size == len(data):
+        key = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+        parsed = _from_cache(_cache.ELF.get(key))
+        if parsed is None:
+            parsed = _parse_headers(path, data)
+            _cache.ELF.put(key, _to_cache(parsed))
+    else:
+        parsed = _parse_headers(path, data)
+    if parsed.interp is not None:
+        try:
+            ist = os.stat(parsed.interp)
+        except OSError as exc:
+            raise ELFLoadError(
+                f"{path}: interpreter {parsed.interp} does not exist ({exc.strerror})",
+                exc.errno or _errno.ENOENT,
+            ) from exc
+        if not stat.S_ISREG(ist.st_mode):
+            raise ELFLoadError(f"{path}: interpreter {parsed.interp} is not a regular file")
+    return parsed
+
+
+def _to_cache(p: _Parsed) -> list[Any]:
+    loads = [[s.vaddr, s.offset, s.filesz, s.memsz, s.flags] for s in p.loads]
+    return [p.e_type, p.entry, p.phoff, p.phnum, loads, p.phdr_vaddr, p.interp, p.exec_stack]
+
+
+def _from_cache(value: Any) -> _Parsed | None:
+    """A cached _Parsed, or None if there is none or it is not the shape _to_cache writes."""
+    if value is None:
+        return None
+    try:
+        e_type, entry, phoff, phnum, loads, phdr_vaddr, interp, exec_stack = value
+        segs = [_Segment(*(int(v) for v in seg)) for seg in loads]
+        if not segs or any(len(seg) != 5 for seg in loads):
+            return None
+        if interp is not None and not isinstance(interp, str):
+            return None
+        phdr = int(phdr_vaddr) if phdr_vaddr is not None else None
+        return _Parsed(int(e_type), int(entry), int(phoff), int(phnum), segs, phdr, interp, bool(exec_stack))
+    except (TypeError, ValueError):
+        return None
+
+
+def _parse_headers(path: str, data: bytearray) -> _Parsed:
     if len(data) == 0:
         raise ELFLoadError(f"{path}: empty file, not an ELF executable")
     if data[:4] != b"\x7fELF":
@@ -255,6 +301,9 @@ def _parse(path: str, data: bytearray) -> _Parsed:
         raise ELFLoadError(f"{path}: invalid ELF class {data[4]} in e_ident")
     if data[5] != 1:
         raise ELFLoadError(f"{path}: not a little-endian ELF file (EI_DATA={data[5]})")
+    from elftools.common.exceptions import ELFError
+    from elftools.construct import ConstructError
+
     try:
         return _parse_checked(path, data)
     except ELFLoadError:
@@ -266,6 +315,8 @@ def _parse(path: str, data: bytearray) -> _Parsed:
 def _parse_checked(path: str, data: bytearray) -> _Parsed:
     # The structures alone (what ELFFile builds first): no ELFFile, whose import pulls in the DWARF
     # readers (~20 ms of every `pysud run`'s start-up); a loader needs only these two headers.
+    from elftools.elf.structs import ELFStructs
+
     structs = ELFStructs(little_endian=True, elfclass=64)
     structs.create_basic_structs()
     hdr = structs.Elf_Ehdr.parse(bytes(data[:_EHDR_SIZE]))
@@ -335,15 +386,6 @@ def _parse_checked(path: str, data: bytearray) -> _Parsed:
             exec_stack = bool(flags & PF_X)
     if not loads:
         raise ELFLoadError(f"{path}: no PT_LOAD segment, nothing to load")
-    if interp is not None:
-        try:
-            ist = os.stat(interp)
-        except OSError as exc:
-            raise ELFLoadError(
-                f"{path}: interpreter {interp} does not exist ({exc.strerror})", exc.errno or _errno.ENOENT
-            ) from exc
-        if not stat.S_ISREG(ist.st_mode):
-            raise ELFLoadError(f"{path}: interpreter {interp} is not a regular file")
     # Where the program headers are in memory: the kernel uses the PT_LOAD holding e_phoff's bytes.
     for seg in loads:
         if seg.offset <= phoff and phoff + phnum * phentsize <= seg.offset + seg.filesz:
@@ -397,9 +439,9 @@ def check_image(path: str | os.PathLike[str]) -> None:
     raises ELFLoadError (its ``errno`` is what execve fails with) if either would not load.
     """
     spath = os.fspath(path)
-    parsed = _parse(spath, _read_file(spath))
+    parsed = _parse(spath, *_read_file_stat(spath))
     if parsed.interp is not None:
-        _parse(parsed.interp, _read_file(parsed.interp))
+        _parse(parsed.interp, *_read_file_stat(parsed.interp))
 
 
 def load_image(path: str | os.PathLike[str], *, base_hint: int | None = None) -> LoadedImage:
@@ -410,8 +452,8 @@ def load_image(path: str | os.PathLike[str], *, base_hint: int | None = None) ->
     ELFLoadError is raised.  Release with :func:`unload`.
     """
     spath = os.fspath(path)
-    data = _read_file(spath)
-    parsed = _parse(spath, data)
+    data, st = _read_file_stat(spath)
+    parsed = _parse(spath, data, st)
     lo = _page_down(min(s.vaddr for s in parsed.loads))
     hi = _page_up(max(s.vaddr + s.memsz for s in parsed.loads))
     span = hi - lo

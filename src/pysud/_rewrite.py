@@ -212,6 +212,23 @@ def plan(end: int, before: bytes, after: bytes) -> tuple[int, int, int] | int:
     return size, pad, disp
 
 
+def cached_plan(end: int, before: bytes, after: bytes) -> tuple[int, int, int] | int:
+    """:func:`plan` through the persistent cache (:mod:`pysud._cache`): its answer depends only
+    on the bytes and on ``end``'s place in a 16-byte line, so one decision serves every site of
+    that shape, in this run and later ones, without importing capstone."""
+    from . import _cache
+
+    key = f"{end % 16}:{bytes(before).hex()}:{bytes(after).hex()}"
+    hit = _cache.PLAN.get(key)
+    if isinstance(hit, int) and not isinstance(hit, bool) and -len(REASONS) < hit < 0:
+        return hit
+    if isinstance(hit, list) and len(hit) == 3 and all(type(v) is int for v in hit):
+        return hit[0], hit[1], hit[2]
+    result = plan(end, before, after)
+    _cache.PLAN.put(key, result if isinstance(result, int) else list(result))
+    return result
+
+
 def install_planner() -> None:
-    """Let the core ask :func:`plan` about sites its patterns do not cover."""
-    _core.rewrite_planner(plan)
+    """Let the core ask :func:`plan` (through the cache) about sites its patterns do not cover."""
+    _core.rewrite_planner(cached_plan)
