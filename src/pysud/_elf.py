@@ -15,7 +15,6 @@ import errno as _errno
 import os
 import stat
 import struct
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import _cache, _memory
@@ -155,32 +154,84 @@ _page_up = _memory.page_up
 # --- the image -----------------------------------------------------------------------------------
 
 
-@dataclass
-class LoadedImage:
-    """An ELF file mapped into this process, with what the auxiliary vector needs to describe it."""
+class _Record:
+    """Equality and a field-by-field repr for the plain classes below (no ``dataclasses``: its
+    import brings ``inspect`` with ``ast``, ``dis`` and ``tokenize``, a visible part of every
+    ``pysud run``'s start-up)."""
 
-    path: str
-    #: Load bias: what was added to every p_vaddr (0 for ET_EXEC).
-    base: int
-    #: Absolute entry point.
-    entry: int
-    #: Absolute address of the program header table in memory, for AT_PHDR.
-    phdr: int
-    phent: int
-    phnum: int
-    #: PT_INTERP's path, or None for a static program or an interpreter itself.
-    interp: str | None
-    #: The mapped range [start, end); everything the image occupies lies inside it.
-    start: int
-    end: int
-    #: Page-aligned end of the highest segment including its bss: where the program break starts.
-    brk_start: int
-    #: (addr, size) ranges to munmap on unload.
-    mappings: list[tuple[int, int]] = field(default_factory=list)
-    #: ET_EXEC or ET_DYN.
-    e_type: int = ET_DYN
-    #: PT_GNU_STACK asks for an executable stack.
-    exec_stack: bool = False
+    __slots__: tuple[str, ...] = ()
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({inner})"
+
+
+class LoadedImage(_Record):
+    """An ELF file mapped into this process, with what the auxiliary vector needs to describe it.
+
+    ``path``; ``base``: the load bias, what was added to every p_vaddr (0 for ET_EXEC);
+    ``entry``: the absolute entry point; ``phdr``: the absolute address of the program header
+    table in memory, for AT_PHDR; ``phent``, ``phnum``; ``interp``: PT_INTERP's path, or None for
+    a static program or an interpreter itself; ``start``, ``end``: the mapped range [start, end),
+    everything the image occupies lies inside it; ``brk_start``: the page-aligned end of the
+    highest segment including its bss, where the program break starts; ``mappings``: (addr, size)
+    ranges to munmap on unload; ``e_type``: ET_EXEC or ET_DYN; ``exec_stack``: PT_GNU_STACK asks
+    for an executable stack.
+    """
+
+    __slots__ = (
+        "base",
+        "brk_start",
+        "e_type",
+        "end",
+        "entry",
+        "exec_stack",
+        "interp",
+        "mappings",
+        "path",
+        "phdr",
+        "phent",
+        "phnum",
+        "start",
+    )
+
+    def __init__(
+        self,
+        path: str,
+        base: int,
+        entry: int,
+        phdr: int,
+        phent: int,
+        phnum: int,
+        interp: str | None,
+        start: int,
+        end: int,
+        brk_start: int,
+        mappings: list[tuple[int, int]] | None = None,
+        e_type: int = ET_DYN,
+        exec_stack: bool = False,
+    ) -> None:
+        self.path = path
+        self.base = base
+        self.entry = entry
+        self.phdr = phdr
+        self.phent = phent
+        self.phnum = phnum
+        self.interp = interp
+        self.start = start
+        self.end = end
+        self.brk_start = brk_start
+        self.mappings: list[tuple[int, int]] = [] if mappings is None else mappings
+        self.e_type = e_type
+        self.exec_stack = exec_stack
 
     def __repr__(self) -> str:
         return (
@@ -189,13 +240,15 @@ class LoadedImage:
         )
 
 
-@dataclass
-class _Segment:
-    vaddr: int
-    offset: int
-    filesz: int
-    memsz: int
-    flags: int
+class _Segment(_Record):
+    __slots__ = ("filesz", "flags", "memsz", "offset", "vaddr")
+
+    def __init__(self, vaddr: int, offset: int, filesz: int, memsz: int, flags: int) -> None:
+        self.vaddr = vaddr
+        self.offset = offset
+        self.filesz = filesz
+        self.memsz = memsz
+        self.flags = flags
 
 
 def _read_file_stat(path: str) -> tuple[bytearray, os.stat_result]:
@@ -225,16 +278,28 @@ _E_TYPES = {"ET_NONE": 0, "ET_REL": 1, "ET_EXEC": ET_EXEC, "ET_DYN": ET_DYN, "ET
 _P_TYPES = {"PT_LOAD": PT_LOAD, "PT_INTERP": PT_INTERP, "PT_PHDR": PT_PHDR, "PT_GNU_STACK": PT_GNU_STACK}
 
 
-@dataclass
-class _Parsed:
-    e_type: int
-    entry: int
-    phoff: int
-    phnum: int
-    loads: list[_Segment]
-    phdr_vaddr: int | None
-    interp: str | None
-    exec_stack: bool
+class _Parsed(_Record):
+    __slots__ = ("e_type", "entry", "exec_stack", "interp", "loads", "phdr_vaddr", "phnum", "phoff")
+
+    def __init__(
+        self,
+        e_type: int,
+        entry: int,
+        phoff: int,
+        phnum: int,
+        loads: list[_Segment],
+        phdr_vaddr: int | None,
+        interp: str | None,
+        exec_stack: bool,
+    ) -> None:
+        self.e_type = e_type
+        self.entry = entry
+        self.phoff = phoff
+        self.phnum = phnum
+        self.loads = loads
+        self.phdr_vaddr = phdr_vaddr
+        self.interp = interp
+        self.exec_stack = exec_stack
 
 
 def _parse(path: str, data: bytearray, st: os.stat_result | None = None) -> _Parsed:

@@ -11,7 +11,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from . import _core, _rewrite
@@ -127,17 +126,15 @@ def die_of_signal(sig: int) -> NoReturn:
     os._exit(128 + sig)  # only if the default action did not end the process
 
 
-@dataclass
 class _Brk:
-    """The program's own heap: brk emulated in a region of its own, never the host's."""
+    """The program's own heap: brk emulated in a region of its own, never the host's.
 
-    start: int
-    cur: int = 0
-    mapped_end: int = 0
-    mappings: list[tuple[int, int]] = field(default_factory=list)
+    (A plain class: ``dataclasses`` imports ``inspect``, a visible part of start-up.)"""
 
-    def __post_init__(self) -> None:
-        self.cur = self.mapped_end = self.start
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.cur = self.mapped_end = start
+        self.mappings: list[tuple[int, int]] = []
 
     def set(self, want: int) -> int:
         if want < self.start:
