@@ -18,7 +18,11 @@ from __future__ import annotations
 import atexit
 import json
 import os
-from typing import Any
+
+#: ``typing`` only for the type checker: its import is a visible part of every start-up.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Environment variable: ``0`` turns the persistent cache off.
 ENV = "PYSUD_CACHE"

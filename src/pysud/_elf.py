@@ -15,7 +15,6 @@ import errno as _errno
 import os
 import stat
 import struct
-from typing import Any
 
 from . import _cache, _memory
 from ._errors import PysudError
@@ -31,6 +30,11 @@ from ._memory import (
     PROT_WRITE,
     MappingError,
 )
+
+#: ``typing`` only for the type checker: its import is a visible part of every start-up.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "AT_BASE",

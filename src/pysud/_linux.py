@@ -11,11 +11,15 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, NoReturn
 
 from . import _core, _rewrite
 from ._dispatch import NATIVE, Dispatcher, Syscall, chain
 from ._errors import GuestMemoryError, PysudError
+
+#: ``typing`` only for the type checker: its import is a visible part of every start-up.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 ARCH_SET_FS = 0x1002
 ARCH_GET_FS = 0x1003

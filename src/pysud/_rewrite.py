@@ -13,11 +13,14 @@ padding after the site for a two-byte hop.  The patching itself stays in C.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, NamedTuple
 
 from . import _core
 
+#: ``typing`` only for the type checker: its import is a visible part of every start-up.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import NamedTuple
+
     from capstone import Cs
 
 #: Environment variable: ``0`` turns rewriting off by default (CI runs the suite both ways).
@@ -43,14 +46,22 @@ _PATTERN, _RELOCATION, _NO_PADDING = 1, 8, 9
 RELOCATABLE = frozenset("mov movabs movzx movsx movsxd lea xor add sub and or".split())
 
 
-class Site(NamedTuple):
-    """One syscall site the core examined after its first trap."""
+if TYPE_CHECKING:
 
-    end: int  #: the address after the syscall instruction (``Syscall.call_addr``)
-    nr: int  #: the number it was called with when examined
-    patched: bool
-    reason: str  #: "patched", or why it keeps trapping
-    trampoline: int  #: the trampoline's address when patched, else 0
+    class Site(NamedTuple):
+        """One syscall site the core examined after its first trap."""
+
+        end: int  #: the address after the syscall instruction (``Syscall.call_addr``)
+        nr: int  #: the number it was called with when examined
+        patched: bool
+        reason: str  #: "patched", or why it keeps trapping
+        trampoline: int  #: the trampoline's address when patched, else 0
+
+else:  # the same tuple, without importing typing
+    from collections import namedtuple
+
+    Site = namedtuple("Site", "end nr patched reason trampoline")
+    Site.__doc__ = "One syscall site the core examined after its first trap."
 
 
 def default() -> bool:
