@@ -104,7 +104,7 @@ def main() -> int:
         ]
         paths: dict[str, list[str]] = {
             "pysud ntdll, through ntdll (trap)": [*builtin, loop],
-            "pysud ntdll, direct syscall (trap)": [*builtin, loop_direct],
+            "pysud ntdll, direct syscall (rewritten site)": [*builtin, loop_direct],
         }
         if hasattr(_core, "direct_entry_address"):
             paths["pysud ntdll, through ntdll (flip-switch)"] = [*builtin, "--flip-switch", loop]
@@ -124,7 +124,7 @@ def main() -> int:
                 "--flip-switch",
                 loop,
             ]
-            paths["pysud + Wine's DLLs, direct syscall, build's number (trap)"] = [
+            paths["pysud + Wine's DLLs, direct syscall, build's number (rewritten)"] = [
                 *on_wine,
                 *win11,
                 loop_direct,

@@ -11,8 +11,9 @@ Rows, each a fresh process, interleaved rounds, median reported:
   rewritten with the core's patterns only (musl's read goes through __syscall_cp: it traps), and
   with the planner (the instruction before its syscall runs in a trampoline).
 The per-call rows (trapped vs rewritten vs flip switch vs native) are in `pysud bench`.
---sites: instead, how many of the syscall sites each of a few programs traps at are patched,
-  with the core's patterns only and with the planner, and why the rest keep trapping.
+--sites: instead, how many of the syscall sites each of a few programs traps at are patched, and
+  how many of its calls came in without a trap, with the core's patterns only and with the
+  planner, and why the rest keep trapping.
 Usage: python3 benchmarks/bench_rewrite.py [--json] [--rounds N] [--pairs N] [--count N] [--sites]
 """
 
@@ -88,10 +89,13 @@ from pysud._linux import run_command
 if sys.argv[1] == "0":
     _rewrite.install_planner = lambda: None
     _core.rewrite_planner(None)
-status = run_command(sys.argv[3], sys.argv[4:], rewrite=True)
+held = []
+status = run_command(sys.argv[3], sys.argv[4:], rewrite=True, setup=held.append)
 if sys.argv[2] != "-":
+    d = held[0]
+    calls = {"total": sum(d.counts().values()), "direct": d.direct_calls()}
     with open(sys.argv[2], "w") as f:
-        json.dump([s._asdict() for s in _rewrite.sites()], f)
+        json.dump({"sites": [s._asdict() for s in _rewrite.sites()], "calls": calls}, f)
 sys.exit(status)
 """
 
@@ -274,20 +278,31 @@ def sites_table(as_json: bool) -> int:
                     timeout=300,
                 )
                 with open(out) as f:
-                    sites = json.load(f)
+                    got = json.load(f)
                 why: dict[str, int] = {}
-                for site in sites:
+                for site in got["sites"]:
                     why[site["reason"]] = why.get(site["reason"], 0) + 1
-                counts[planner] = {"total": len(sites), "patched": why.pop("patched", 0), "trapping": why}
+                counts[planner] = {
+                    "total": len(got["sites"]),
+                    "patched": why.pop("patched", 0),
+                    "trapping": why,
+                    "calls": got["calls"],
+                }
             result[name] = {"patterns": counts["0"], "planner": counts["1"]}
     if as_json:
         print(json.dumps(result))
         return 0
-    print(f"{'program':<44} {'patterns only':>14} {'with planner':>13}  still trapping (why)")
+    print("sites patched/trapped once, and calls that came in without a trap/all dispatched calls")
+    print(f"{'':<36} {'patterns only':^27} {'with planner':^27}")
+    print(f"{'program':<36} {'sites':>9} {'calls':>17} {'sites':>9} {'calls':>17}  still trapping (why)")
     for name, r in result.items():
         a, b = r["patterns"], r["planner"]
         why = ", ".join(f"{k} {v}" for k, v in sorted(b["trapping"].items()))
-        print(f"{name:<44} {a['patched']:>6}/{a['total']:<7} {b['patched']:>6}/{b['total']:<6}  {why}")
+        ca, cb = a["calls"], b["calls"]
+        print(
+            f"{name[:36]:<36} {a['patched']:>4}/{a['total']:<4} {ca['direct']:>8}/{ca['total']:<8}"
+            f" {b['patched']:>4}/{b['total']:<4} {cb['direct']:>8}/{cb['total']:<8}  {why}"
+        )
     return 0
 
 

@@ -136,16 +136,20 @@ def test_flip_switch_path_matches_the_trap_path(program: str, exes: dict[tuple[s
 def test_flip_switch_calls_make_no_kernel_trap(
     exes: dict[tuple[str, bool], str], dll_set: str, tmp_path
 ) -> None:
-    # strace sees every SIGSYS the kernel sends: the trap path has one per NT call, the flip
-    # switch none for calls made through ntdll (pysud's stubs jump to the core's direct entry;
-    # Wine's `call [0x7ffe1000]`, which holds pysud's entry to it).
+    # strace sees every SIGSYS the kernel sends: the trap path (no flip switch, no rewriting)
+    # has one per NT call, the flip switch none for calls made through ntdll (pysud's stubs jump
+    # to the core's direct entry; Wine's `call [0x7ffe1000]`, which holds pysud's entry to it);
+    # with rewriting on, pysud's stubs take the direct entry without the flip switch too.
     if shutil.which("strace") is None:
         pytest.skip("strace not installed (tools/run_tests.sh installs it)")
     if dll_set == "wine" and find_wine_dlls() is None:
         pytest.skip("no Wine PE DLLs installed (tools/run_tests.sh installs wine64)")
     where = ("--prefix", str(tmp_path / "pfx")) if dll_set == "wine" else ()
     counts = []
-    for opts in (("--no-flip-switch",), ("--flip-switch",)):
+    runs = [(("--no-flip-switch", "--no-rewrite"), "0"), (("--flip-switch",), "0")]
+    if dll_set == "builtin":
+        runs.append((("--no-flip-switch",), "1"))
+    for opts, rewrite in runs:
         r = subprocess.run(
             [
                 "strace",
@@ -166,6 +170,7 @@ def test_flip_switch_calls_make_no_kernel_trap(
                 exes[("files", False)],
                 "42",
             ],
+            env=dict(os.environ, PYSUD_REWRITE=rewrite),
             capture_output=True,
             timeout=120,
         )
@@ -173,6 +178,7 @@ def test_flip_switch_calls_make_no_kernel_trap(
         counts.append(r.stderr.count(b"SYS_USER_DISPATCH"))
     assert counts[0] > 20
     assert counts[1] < counts[0] // 4
+    assert all(c < counts[0] // 4 for c in counts[2:]), counts
 
 
 @requires_sud

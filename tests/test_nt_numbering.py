@@ -15,7 +15,7 @@ import pytest
 from asm import assemble
 from conftest import requires_sud
 from pysud import CodeBlob, Dispatcher
-from pysud.nt import _profiles
+from pysud.nt import _profiles, wine
 from pysud.nt.prefix import find_wine_dlls
 
 NR_GETPID = 39
@@ -219,3 +219,39 @@ def test_wines_own_numbering_when_no_build_is_selected(exes: dict[str, str], tmp
     stubs = r.stdout.decode().split("\nexported-stubs:", 1)[1]
     assert stubs == expected_stdout("win11-23h2").split("\nexported-stubs:", 1)[1]
     assert "hells-gate: NtWriteFile=0x8 " not in sections[0]  # the numbers read were Wine's
+
+
+def test_windows_numbering_gives_each_build_number_the_call_of_its_name() -> None:
+    wine_table = {0: "NtClose", 1: "NtWriteFile", 2: "__wine_dbg_write"}
+    private = {5: "PysudReturn"}
+    build = {0: "NtWriteFile", 1: "NtOpenKeyTransacted", 2: "NtClose", 3: "NtCreateCrossVmEvent"}
+    table, renumber = wine.windows_numbering(wine_table, private, build, limit=8)
+    assert [table[n] for n in renumber] == [build[nr] for nr in range(4)]
+    assert renumber[:1] == [1] and renumber[2] == 0  # Wine's numbers where Wine has the call
+    assert {n: table[n] for n in wine_table} == wine_table  # Wine's own numbering stays
+    assert not set(renumber) & set(private)  # pysud's own numbers are never handed out
+    with pytest.raises(wine.PELoadError, match="no number below 4"):
+        wine.windows_numbering(wine_table, private, build, limit=4)
+
+
+@requires_sud
+@requires_cc
+@requires_dlls
+@pytest.mark.parametrize("profile", sorted(_profiles.TABLES))
+def test_getprocaddress_reads_the_windows_numbered_export_directory(profile: str, tmp_path) -> None:
+    """Wine's loader (GetProcAddress -> LdrGetProcedureAddress) finds the build's calls, also one
+    Wine lacks, at stubs with the build's numbers, and no Zw name for Wine's non-call."""
+    assert CC is not None
+    exe = str(tmp_path / "getproc.exe")
+    subprocess.run([CC, "-O2", "-Wall", "-Werror", "-o", exe, os.path.join(SRC, "getproc.c")], check=True)
+    log = str(tmp_path / "calls.log")
+    r = run_numbering(exe, log, "--ntdll", "wine", "--prefix", str(tmp_path / "pfx"), "--nt-profile", profile)
+    by_name = {name: nr for nr, name in _profiles.TABLES[profile].items()}
+    close, timer, cross = (by_name[n] for n in ("NtClose", "NtCreateTimer", "NtCreateCrossVmEvent"))
+    assert r.stdout.decode().replace("\r\n", "\n") == (
+        f"NtClose: found, number {close:#x}\nZwClose: found, number {close:#x}\n"
+        f"NtCreateTimer: found, number {timer:#x}\nNtCreateCrossVmEvent: found, number {cross:#x}\n"
+        "ZwGetTickCount: missing, number 0xffffffff\nNtClose(0x7788) = 0xc0000008\n"
+    )
+    assert r.returncode == 0, r.stderr.decode()
+    assert [c[2:] for c in logged(log) if c[2] == "0x7788"] == [["0x7788", "block+0x1f"]]

@@ -254,7 +254,7 @@ def test_register_loaded_site_is_patched(shape):
     assert blob.run(d, [n], offset=caller) == 3 * n
     end = site_of(blob)
     assert [a for a, _ in seen] == [end] * n  # every call reached the handler, from the site
-    assert d.direct_calls() == n - 1  # the first trapped
+    assert d.direct_calls() == n - _rewrite.PLAN_AFTER  # trapped until the planner's turn
     if shape == "rip":  # the trampoline's copy of the lea computed the same address
         assert {rdx for _, rdx in seen} == {blob.address + blob.code.rindex(b"\xc3")}
     s = examined(blob)
@@ -277,7 +277,7 @@ def test_a_short_instruction_hops_back_into_padding_before_the_site():
     d = Dispatcher(rewrite=True)
     d.on("getpid", lambda call: 2)
     assert blob.run(d, [20], offset=code.index(b"\x53\x41\x54")) == 40
-    assert d.direct_calls() == 19
+    assert d.direct_calls() == 20 - _rewrite.PLAN_AFTER
     s = examined(blob)
     assert s is not None and s.patched
     now = pysud._core.read_memory(blob.address, len(code))
@@ -353,7 +353,7 @@ def test_a_jmp_across_a_cache_line_becomes_a_hop():
     d = Dispatcher(rewrite=True)
     d.on("getppid", lambda call: 2)
     assert blob.run(d, [30], offset=code.index(b"\x53\x41\x54")) == 60
-    assert d.direct_calls() == 29
+    assert d.direct_calls() == 30 - _rewrite.PLAN_AFTER
     now = pysud._core.read_memory(blob.address, len(code))
     assert now[mov_at] == 0xEB and now[mov_at + 2 + now[mov_at + 1]] == 0xE9
     d.close()
@@ -367,7 +367,7 @@ def test_signal_in_a_trampoline_is_seen_at_the_site():
         blob, caller, insn = site_loop(shape)
         d = Dispatcher(rewrite=True)
         d.on("getppid", lambda call: 1)
-        blob.run(d, [3], offset=caller)
+        blob.run(d, [_rewrite.PLAN_AFTER + 1], offset=caller)
         s = examined(blob)
         assert s is not None and s.patched
         site, sys_at = blob.address + insn, s.end - 2
@@ -490,10 +490,10 @@ def test_registers_identical_to_native_through_a_register_loaded_site(shape):
     native = dump(None)
     d = Dispatcher(rewrite=True)
     d.on(500, lambda call: -38)
-    first, second, third = dump(d), dump(d), dump(d)  # traps and patches; then the trampoline
+    dumps = [dump(d) for _ in range(_rewrite.PLAN_AFTER + 2)]  # traps, patched; the trampoline
     s = examined(blob)
     assert s is not None and s.patched and d.direct_calls() == 2
-    for got in (first, second, third):
+    for got in dumps:
         assert got == native, _describe(got, native)
     d.close()
 
@@ -540,7 +540,9 @@ def test_fork_after_patching_a_register_loaded_site():
     blob, caller, _insn = site_loop("musl_c")
     d = Dispatcher(rewrite=True)
     d.on("getppid", lambda call: 2)
-    assert blob.run(d, [5], offset=caller) == 10
+    assert blob.run(d, [_rewrite.PLAN_AFTER], offset=caller) == 2 * _rewrite.PLAN_AFTER
+    s = examined(blob)
+    assert s is not None and s.patched
 
     def child() -> int:
         before = d.direct_calls()
@@ -549,6 +551,33 @@ def test_fork_after_patching_a_register_loaded_site():
 
     assert run_in_child(child) == 0
     d.close()
+
+
+def test_the_planner_is_asked_at_the_sites_plan_after_th_trap_once():
+    """A site called fewer than PLAN_AFTER times stays "waiting" without costing a plan (start-up
+    calls never import capstone); at that trap the planner is asked once, and the site patched."""
+    blob, caller, _insn = site_loop("go")
+    asked: list[int] = []
+
+    def spy(end: int, before: bytes, after: bytes) -> tuple[int, int, int] | int:
+        asked.append(end)
+        return _rewrite.plan(end, before, after)
+
+    d = Dispatcher(rewrite=True)
+    pysud._core.rewrite_planner(spy)
+    try:
+        d.on("getppid", lambda call: 1)
+        k = _rewrite.PLAN_AFTER
+        assert blob.run(d, [k - 1], offset=caller) == k - 1
+        s = examined(blob)
+        assert s is not None and s.reason == "waiting" and not asked
+        assert blob.run(d, [k + 5], offset=caller) == k + 5
+        s = examined(blob)
+        assert s is not None and s.patched and asked == [s.end]
+        assert d.direct_calls() == k + 4 and d.counts()["getppid"] == 2 * k + 4  # one more trap
+    finally:
+        _rewrite.install_planner()
+        d.close()
 
 
 def test_a_broken_planner_leaves_the_site_trapping(monkeypatch):
@@ -859,7 +888,7 @@ def test_static_musl_read_site_is_rewritten(tmp_path):
     assert site["patched"] and site["nr"] in (0, 2)
     code = Path(exe).read_bytes()
     assert b"\x48\x89\xca\x0f\x05" in code  # (musl as built here: `mov %rcx,%rdx; syscall`)
-    assert data["direct"] >= 2999
+    assert data["direct"] >= 3000 - _rewrite.PLAN_AFTER
 
 
 def test_signals_interrupting_trampolines_are_delivered_at_the_site(tmp_path):

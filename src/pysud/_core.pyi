@@ -4,6 +4,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 CORE_API: int
+REWRITE_PLAN_AFTER: int
 ACT_PYTHON: int
 ACT_NATIVE: int
 ACT_ERRNO: int

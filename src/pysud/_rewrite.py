@@ -4,7 +4,7 @@ patterns do not cover, and what the core did at each site.
 The core (``_core/sud_rewrite.c``) patches a trapped ``mov $nr,%eax; syscall`` site of the
 program so its later calls enter the dispatcher without a kernel trap.  Other sites (the number
 comes from a register: musl's ``__syscall_cp``, Go's ``Syscall6``; or the ``mov`` is not right
-before the ``syscall``) are decided here, once, at their first trap: :func:`plan` decodes the
+before the ``syscall``) are decided here, once, at their ``PLAN_AFTER``-th trap: :func:`plan` decodes the
 code around the site with capstone and names the one instruction before the ``syscall`` that the
 trampoline can run in its place, and, when that instruction is shorter than a ``jmp rel32``, dead
 padding after the site for a two-byte hop.  The patching itself stays in C.
@@ -38,7 +38,13 @@ REASONS = {
     7: "mprotect",  # the page could not be made writable
     8: "relocation",  # the instruction before the syscall cannot run elsewhere (branch, rip-relative...)
     9: "no padding",  # shorter than a jmp rel32, and no dead padding within a jmp rel8's reach
+    10: "waiting",  # trapped fewer than PLAN_AFTER times: the planner decides at that trap
 }
+
+#: A site none of the core's patterns matches goes to :func:`plan` at this trap, not its first:
+#: the calls a program makes only once or twice (its start-up) never cost a plan (capstone's
+#: import alone is tens of ms).
+PLAN_AFTER = _core.REWRITE_PLAN_AFTER
 _PATTERN, _RELOCATION, _NO_PADDING = 1, 8, 9
 
 #: Instructions that compute the same anywhere (given no rip-relative operand): the ones

@@ -333,6 +333,8 @@ def _run_nt(args: argparse.Namespace) -> int:
         )
 
     def setup(nt: Any) -> None:
+        if args.no_rewrite:
+            nt.d.set_rewrite(False)  # (the personality switched it on, with its TEB locator)
         if hooks is not None:
             hooks(nt)
         if sink is not None:

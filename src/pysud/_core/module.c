@@ -78,6 +78,7 @@ PyMODINIT_FUNC PyInit__core(void)
     if (PyModule_AddObject(m, "Frame", (PyObject *)&Frame_Type) < 0 ||
         PyModule_AddObject(m, "Policy", (PyObject *)&Policy_Type) < 0 ||
         PyModule_AddIntConstant(m, "CORE_API", CORE_API) < 0 ||
+        PyModule_AddIntConstant(m, "REWRITE_PLAN_AFTER", SUD_REWRITE_PLAN_AFTER) < 0 ||
         PyModule_AddIntConstant(m, "ACT_PYTHON", SUD_ACT_PYTHON) < 0 ||
         PyModule_AddIntConstant(m, "ACT_NATIVE", SUD_ACT_NATIVE) < 0 ||
         PyModule_AddIntConstant(m, "ACT_ERRNO", SUD_ACT_ERRNO) < 0 ||

@@ -367,6 +367,7 @@ uint64_t sud_rewrite_signal_rip(uint64_t rip, uint64_t r11); /* signal context: 
 uint64_t sud_rewrite_fault_fixup(uint64_t rip); /* signal context: a fault in the GS check: resume here */
 int sud_filter_wants(const struct sud_policy *p, const struct sud_frame *f);
 #define SUD_REWRITE_LINUX_LOCATOR ((uint32_t)offsetof(struct sud_thread, self))
+#define SUD_REWRITE_PLAN_AFTER 8 /* a site no pattern matches goes to the planner at this trap */
 
 /* ---- guest threads and program exit (sud_guest.c) ---- */
 #define SUD_SIG_KICK 63 /* real-time signal that tells a guest thread its program is exiting */

@@ -66,6 +66,7 @@ struct site {
     uint64_t tramp; /* its trampoline, when patched */
     uint32_t state, nr;
     uint8_t reason, len;
+    uint16_t traps; /* traps seen while waiting for the planner (SUD_REWRITE_PLAN_AFTER) */
     uint8_t expect[EXPECT]; /* the bytes before addr when examined (after patching) */
 };
 
@@ -438,6 +439,7 @@ static int match(const uint8_t *end, uint64_t nr, uint64_t end_addr, const uint8
 }
 
 enum { WHY_PATTERN = 1, WHY_MAPPING, WHY_HOST, WHY_LINE, WHY_SIGRETURN, WHY_ROOM, WHY_PROTECT, WHY_RELOCATION };
+#define WHY_WAITING 10 /* (9: the planner's "no padding") fewer traps than SUD_REWRITE_PLAN_AFTER so far */
 
 /* One 8-byte store inside a cache line covers the bytes that change where a
  * thread may be executing (5: jmp rel32, 2: jmp rel8): the word it writes. */
@@ -631,10 +633,15 @@ void sud_rewrite_trapped(struct sud_frame *f, uint32_t locator)
     int same = s && s->state != SITE_FREE;
     for (int i = 0; same && i < EXPECT; i++)
         same = s->expect[i] == last[i];
-    if (!s || same) {
+    /* A site only the planner could patch waits for its SUD_REWRITE_PLAN_AFTER-th trap: the
+     * calls a program makes once or twice (start-up) never cost a plan. */
+    int waiting = same && s->state == SITE_REJECTED && s->reason == WHY_WAITING;
+    if (!s || (same && !(waiting && ++s->traps >= SUD_REWRITE_PLAN_AFTER))) {
         lock_drop();
         return;
     }
+    if (!same)
+        s->traps = 1;
     s->addr = end;
     s->nr = (uint32_t)f->nr;
     s->tramp = 0;
@@ -650,7 +657,10 @@ void sud_rewrite_trapped(struct sud_frame *f, uint32_t locator)
         len = 0; /* out of a jmp rel8's reach from the site */
     if (len >= 5 && !one_store(end - 2 - (uint64_t)len, 5))
         len = 0, why = WHY_LINE; /* the jmp would cross a cache line: the planner may find padding for a hop */
-    if (!len && sud_rewrite_plan && f->nr != SYS_rt_sigreturn && !in_host(end - 2)) {
+    if (!len && sud_rewrite_plan && f->nr != SYS_rt_sigreturn && !in_host(end - 2) &&
+        s->traps < SUD_REWRITE_PLAN_AFTER) {
+        why = WHY_WAITING;
+    } else if (!len && sud_rewrite_plan && f->nr != SYS_rt_sigreturn && !in_host(end - 2)) {
         sud_xsave(f); /* the interpreter may use vector registers */
         int64_t p = 0;
         int r = sud_rewrite_plan(end, code + BEFORE - nbefore, nbefore, after, avail, &p, &disp);
@@ -736,7 +746,7 @@ uint64_t sud_rewrite_signal_rip(uint64_t rip, uint64_t r11)
         rel |= (uint32_t)jmp[1 + i] << (8 * i);
     uint64_t to = rip + 5 + (uint64_t)(int64_t)(int32_t)rel;
     h = slot_of(to);
-    if (!h || to != (uint64_t)h + TRAMP_HDR || h->len >= 5)
+    if (!h || to != (uint64_t)h + TRAMP_HDR)
         return rip;
     if (!read_code(h->site, hop, 2) && hop[0] == 0xeb && h->site + 2 + (uint64_t)(int64_t)(int8_t)hop[1] == rip)
         return h->site + h->len;

@@ -13,7 +13,11 @@ syscall-number order, exported as both ``NtX`` and ``ZwX`` (one address, as in W
     e9 <rel32>            jmp trampoline                ; where Windows has int 2e; ret
 
 The trampoline is the flip-switch path: it loads the thread block from the TEB and jumps to the
-core's direct entry (no kernel trap) with r11 = a ``ret``.  The user-mode helpers that ntdll-only
+core's direct entry (no kernel trap) with r11 = a ``ret``.  With ``direct=True`` (the personality
+asks for it when rewriting is on) the ``jne +3`` is a ``jmp +3``: every call through the stubs
+takes that path whatever SystemCall says, and the ``syscall`` at +0x12 stays for code that jumps
+to it (indirect syscalls), which traps.  (Windows' stub cannot be rewritten as a program's site
+is: the instruction before its ``syscall`` is the ``jne``.)  The user-mode helpers that ntdll-only
 programs import (RtlInitUnicodeString, RtlAllocateHeap, memset, ...) have the same kind of stub
 with numbers of pysud's own, above every build's table, and run in Python too.
 """
@@ -61,13 +65,14 @@ IMAGE_BASE_HINT = 0x7FF700000000
 _SECTION_ALIGN = 0x1000
 
 
-def _stub(nr: int, at: int, trampoline: int) -> bytes:
+def _stub(nr: int, at: int, trampoline: int, direct: bool = False) -> bytes:
     head = (
         b"\x4c\x8b\xd1\xb8"
         + struct.pack("<I", nr)
         + b"\xf6\x04\x25"
         + struct.pack("<I", KUSER_SYSTEM_CALL)
-        + b"\x01\x75\x03\x0f\x05\xc3"
+        + (b"\x01\xeb\x03" if direct else b"\x01\x75\x03")  # jmp +3 / jne +3
+        + b"\x0f\x05\xc3"
     )
     assert len(head) == 0x15
     jmp = b"\xe9" + struct.pack("<i", trampoline - (at + 0x15 + 5))
@@ -97,8 +102,9 @@ def _align(x: int, a: int = _SECTION_ALIGN) -> int:
     return (x + a - 1) & ~(a - 1)
 
 
-def build(table: dict[int, str], os_version: tuple[int, int, int]) -> NtdllImage:
-    """Map a fresh ntdll.dll for one syscall table (a profile)."""
+def build(table: dict[int, str], os_version: tuple[int, int, int], direct: bool = False) -> NtdllImage:
+    """Map a fresh ntdll.dll for one syscall table (a profile); ``direct``: the stubs always take
+    the trampoline (the direct entry once the personality fills its slot), not SystemCall's pick."""
     calls = sorted(table.items())
     helpers = sorted(PRIVATE.items())
     text_rva = _SECTION_ALIGN
@@ -217,7 +223,7 @@ def build(table: dict[int, str], os_version: tuple[int, int, int]) -> NtdllImage
     stubs: dict[int, int] = {}
     for i, (nr, _name) in enumerate(calls + helpers):
         at = text + i * STUB_SIZE
-        image[text_rva + i * STUB_SIZE : text_rva + (i + 1) * STUB_SIZE] = _stub(nr, at, tramp)
+        image[text_rva + i * STUB_SIZE : text_rva + (i + 1) * STUB_SIZE] = _stub(nr, at, tramp, direct)
         stubs[nr] = at
     slot = base + data_rva
     # With the slot set: the direct entry (flip-switch path).  Without: the trap path, with

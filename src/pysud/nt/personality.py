@@ -356,10 +356,13 @@ class NtPersonality:
         if self.wine is not None:
             return self._run_wine(path, args or [], env, command_line)
         self._begin(process.Arena())
-        self.ntdll = ntdll_mod.build(_profiles.TABLES[self.profile], self.version)
+        # Rewriting on: the stubs enter the core directly (their `syscall` cannot be rewritten:
+        # a `jne` stands before it), as with the flip switch but without changing SystemCall.
+        direct = self.flip_switch or self.d.rewrite
+        self.ntdll = ntdll_mod.build(_profiles.TABLES[self.profile], self.version, direct=self.d.rewrite)
         try:
             self.image = load_pe(path, self.ntdll)
-            if self.flip_switch:
+            if direct:
                 memory.poke(self.ntdll.direct_slot, struct.pack("<Q", _core.direct_entry_address()))
             # KUSER_SHARED_DATA.SystemCall picks the path in every stub, as on Windows: clear, the
             # stub's own `syscall` traps (SUD); set, the stub jumps to the trampoline, which enters

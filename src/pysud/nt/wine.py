@@ -15,6 +15,7 @@ ends with ``NtContinue(context)``, which starts the program.
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 from dataclasses import dataclass
@@ -321,8 +322,10 @@ def _map_after(addr: int, size: int) -> int:
     for _ in range(64):
         try:
             return memory.map_at(at, size, rw, "pysud's Windows-numbered ntdll stubs")
-        except Exception:  # noqa: BLE001 - taken: try the next 16 MiB
-            at += 16 << 20
+        except memory.MappingError as e:
+            if e.errno != errno.EEXIST:
+                raise
+            at += 16 << 20  # taken: try the next 16 MiB
     raise PELoadError("no room for pysud's ntdll stubs within 4 GiB of ntdll.dll")
 
 
