@@ -141,6 +141,7 @@ def _runs(tmp_path: Path, argv: list[str], *, rewrite: bool) -> list[dict[str, o
     """Cold, warm and cache-off runs of the same program under pysud: what each saw and printed."""
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "xdg"))
     env.pop(_cache.ENV, None)
+    env[_rewrite.ENV] = "1" if rewrite else "0"  # as asked, also in the suite's PYSUD_REWRITE=0 pass
     args = ["run", *([] if rewrite else ["--no-rewrite"]), *argv]
     out = []
     for off in (False, False, True):
