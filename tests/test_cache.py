@@ -188,3 +188,30 @@ def test_run_with_an_unwritable_cache_directory(tmp_path: Path) -> None:
     )
     assert (r.returncode, r.stdout) == (3, "cached\n"), r.stderr
     assert "Traceback" not in r.stderr
+
+
+def _identity(path: str) -> str:
+    st = os.stat(path)
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:"
+
+
+@requires_sud
+def test_forked_child_and_death_by_signal_keep_what_they_learned(tmp_path: Path) -> None:
+    """The ways out that skip atexit (a forked child's os._exit, dying of the program's signal)
+    write the cache too: the program a child exec'd, and the one that died, are in it."""
+    true = shutil.which("true") or "/bin/true"
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    env.pop(_cache.ENV, None)
+    script = f"{true}; echo child-done; kill -TERM $$"
+    native = subprocess.run([SH, "-c", script], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "pysud", "run", SH, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (r.returncode, r.stdout) == (native.returncode, native.stdout) == (-15, "child-done\n"), r.stderr
+    keys = json.loads((tmp_path / "xdg" / "pysud" / "elf-v1.json").read_text())
+    for path in (true, SH):
+        assert any(k.startswith(_identity(os.path.realpath(path))) for k in keys), path

@@ -106,6 +106,14 @@ def inherited_ignored() -> int:
     return mask
 
 
+def _flush_cache() -> None:
+    """Write the persistent cache's new entries now: the ways out below skip atexit."""
+    if "pysud._cache" in sys.modules:
+        from . import _cache
+
+        _cache.flush()
+
+
 def die_of_signal(sig: int) -> NoReturn:
     """End this process by signal ``sig``, as the program it ran ended: a parent's wait() sees WIFSIGNALED.
 
@@ -118,6 +126,7 @@ def die_of_signal(sig: int) -> NoReturn:
             stream.flush()
         except (OSError, ValueError):
             pass
+    _flush_cache()
     libc = ctypes.CDLL(None)
     if sig in _CORE_SIGNALS:
         libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
@@ -608,6 +617,7 @@ class LinuxPersonality:
         """A forked child of the program ends here, never back in the caller of run()."""
         if self.on_end is not None:
             self.on_end(value, self.fault)
+        _flush_cache()  # what it learned (a program it exec'd: its headers), before os._exit
         # one that died of a signal dies of it for real, so its parent sees that
         if self.fault is not None and value == 128 + self.fault[0]:
             die_of_signal(self.fault[0])
