@@ -215,3 +215,18 @@ def test_forked_child_and_death_by_signal_keep_what_they_learned(tmp_path: Path)
     keys = json.loads((tmp_path / "xdg" / "pysud" / "elf-v1.json").read_text())
     for path in (true, SH):
         assert any(k.startswith(_identity(os.path.realpath(path))) for k in keys), path
+
+
+def test_two_writers_merge_and_the_oldest_entries_go(cache_home: Path) -> None:
+    first, second = _cache.Store("t", 1, 3), _cache.Store("t", 1, 3)
+    assert first.get("a") is None and second.get("z") is None  # both read the (empty) file
+    first.put("a", 1)
+    first.save()
+    second.put("b", 2)
+    second.save()  # merged with what first wrote meanwhile
+    assert json.loads((cache_home / "t-v1.json").read_text()) == {"a": 1, "b": 2}
+    for i, key in enumerate("cde"):
+        second.put(key, i)
+    second.save()
+    assert json.loads((cache_home / "t-v1.json").read_text()) == {"c": 0, "d": 1, "e": 2}
+    assert not [p for p in cache_home.iterdir() if p.name.endswith(".tmp")]
