@@ -62,6 +62,12 @@ def test_bad_entry_is_parsed_again(cache_home: Path, monkeypatch: pytest.MonkeyP
     (cache_home / "elf-v1.json").write_text(json.dumps({k: ["x", None] for k in data}))
     monkeypatch.setattr(_cache.ELF, "_entries", None)
     assert _parse_file(SH) == cold
+    # the right shape, but a segment that would copy bytes from beyond the file's end
+    bad = _elf._to_cache(cold)
+    bad[4][0][2] = bad[4][0][3] = 1 << 40
+    (cache_home / "elf-v1.json").write_text(json.dumps(dict.fromkeys(data, bad)))
+    monkeypatch.setattr(_cache.ELF, "_entries", None)
+    assert _parse_file(SH) == cold
 
 
 def test_warm_parse_equals_cold_and_skips_pyelftools(

@@ -317,7 +317,7 @@ def _parse(path: str, data: bytearray, st: os.stat_result | None = None) -> _Par
     if st is not None and st.st_size == len(data):
         key = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
         parsed = _from_cache(_cache.ELF.get(key))
-        if parsed is None:
+        if parsed is None or not _in_bounds(parsed, len(data)):
             parsed = _parse_headers(path, data)
             _cache.ELF.put(key, _to_cache(parsed))
     else:
@@ -355,6 +355,27 @@ def _from_cache(value: Any) -> _Parsed | None:
         return _Parsed(int(e_type), int(entry), int(phoff), int(phnum), segs, phdr, interp, bool(exec_stack))
     except (TypeError, ValueError):
         return None
+
+
+def _in_bounds(p: _Parsed, size: int) -> bool:
+    """The bounds the loader relies on (copying file bytes, mapping segments) hold for a cached
+    result, as _parse_checked made sure for a parsed one: an edited cache file cannot make the
+    loader read outside the file or map outside user space."""
+    if not 1 <= p.phnum <= _MAX_PHNUM or p.phoff < 0 or p.phoff + p.phnum * _PHDR_SIZE > size:
+        return False
+    if not 0 <= p.entry < TASK_SIZE or p.e_type not in (ET_EXEC, ET_DYN):
+        return False
+    for seg in p.loads:
+        if (
+            min(seg.vaddr, seg.offset, seg.filesz, seg.flags) < 0
+            or not 0 < seg.memsz <= TASK_SIZE - seg.vaddr
+        ):
+            return False
+        if seg.filesz > seg.memsz or (
+            seg.filesz and (seg.offset + seg.filesz > size or seg.offset < seg.vaddr % PAGE_SIZE)
+        ):
+            return False
+    return True
 
 
 def _parse_headers(path: str, data: bytearray) -> _Parsed:
