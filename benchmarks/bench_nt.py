@@ -27,11 +27,11 @@ import sys
 import tempfile
 import time
 
+from pysud._bench import WarmWine, find_wine
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(HERE, "..", "tests", "nt")
-WINE = next(
-    (w for w in ("/usr/lib/wine/wine64", shutil.which("wine64") or "") if w and os.path.exists(w)), None
-)
+WINE = find_wine()
 
 
 def build(out: str, name: str, direct: bool = False) -> str:
@@ -76,6 +76,12 @@ def timed(argv: list[str], env: dict[str, str] | None = None, status: int = 0) -
     if r.returncode != status:
         raise SystemExit(f"{' '.join(argv)}: exit status {r.returncode}, expected {status}")
     return elapsed
+
+
+def per_call(argv: list[str], env: dict[str, str] | None, calls: int) -> float:
+    """Seconds per call of a loop program given its count as last argument: (t(N) - t(0)) / N,
+    so start-up cancels out."""
+    return (timed([*argv, str(calls)], env) - timed([*argv, "0"], env)) / calls
 
 
 def main() -> int:
@@ -129,13 +135,9 @@ def main() -> int:
                 *win11,
                 loop_direct,
             ]
-        env = None
-        wineserver = os.path.join(os.path.dirname(WINE), "wineserver") if WINE else None
+        warm = WarmWine(WINE, tmp) if WINE else None  # its wineserver stays up: warm for every run
+        env = warm.env if warm else None
         if WINE:
-            env = dict(os.environ, WINEPREFIX=os.path.join(tmp, "wine"), WINEDEBUG="-all")
-            subprocess.run([WINE, "wineboot", "-i"], env=env, capture_output=True, timeout=600)
-            if wineserver and os.path.exists(wineserver):
-                subprocess.run([wineserver, "-p"], env=env, timeout=60)  # persistent: warm for every run
             paths["wine"] = [WINE, loop]
         samples: dict[str, list[float]] = {k: [] for k in paths}
         starts: dict[str, list[float]] = {"pysud ntdll hello (ntdll only)": []}
@@ -147,10 +149,7 @@ def main() -> int:
         try:
             for _ in range(args.rounds):
                 for name, argv in paths.items():
-                    e = env if name == "wine" else None
-                    full = timed([*argv, str(args.calls)], e)
-                    empty = timed([*argv, "0"], e)
-                    samples[name].append((full - empty) / args.calls * 1e9)
+                    samples[name].append(per_call(argv, env if name == "wine" else None, args.calls) * 1e9)
                 starts["pysud ntdll hello (ntdll only)"].append(timed([*builtin, hello], status=7) * 1e3)
                 if wine_dlls:
                     starts["pysud + Wine's DLLs hello (msvcrt)"].append(
@@ -164,8 +163,8 @@ def main() -> int:
                         timed([WINE, mingw_hello], env, status=42) * 1e3
                     )
         finally:
-            if WINE and wineserver and os.path.exists(wineserver):
-                subprocess.run([wineserver, "-k"], env=env, timeout=60)
+            if warm is not None:
+                warm.close()
     _core.disarm()
     native = min(_core.bench_loop(110, args.calls, False) for _ in range(5)) / args.calls  # getppid
     result = {

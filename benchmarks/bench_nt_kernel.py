@@ -4,7 +4,8 @@ set-and-wait and mutant wait-and-release.
 
 tests/nt/kloop.c makes N calls of one kind; the cost per call is (time(N) - time(0)) / N, so
 start-up cancels out.  pysud runs it on its own ntdll (--ntdll builtin) in a fresh prefix; Wine in a
-fresh WINEPREFIX (its wineserver started beforehand and kept, as a Wine user has it).  Each row is
+fresh WINEPREFIX (its wineserver started beforehand and kept, as a Wine user has it).  The
+program, the timing and the Wine set-up are bench_nt.py's.  Each row is
 the median of --rounds runs, interleaved.
 
 Usage: python3 benchmarks/bench_nt_kernel.py [--json] [--calls N] [--rounds R]
@@ -16,11 +17,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 
-from bench_nt import WINE, build, timed
+from bench_nt import WINE, WarmWine, build, per_call
 
 OPS = {
     "query": "NtQueryValueKey",
@@ -46,22 +46,19 @@ def main() -> int:
                 dict(os.environ, PYSUD_PREFIX=os.path.join(tmp, "prefix")),
             )
         }
-        if WINE:
-            env = dict(os.environ, WINEPREFIX=os.path.join(tmp, "wine"), WINEDEBUG="-all")
-            subprocess.run([WINE, "wineboot", "-i"], env=env, capture_output=True, timeout=600)
-            runners["wine"] = ([WINE, exe], env)
+        warm = WarmWine(WINE, tmp) if WINE else None
+        if WINE and warm:
+            runners["wine"] = ([WINE, exe], warm.env)
         samples: dict[tuple[str, str], list[float]] = {(r, op): [] for r in runners for op in OPS}
-        for _ in range(args.rounds):
-            for (runner, op), values in samples.items():
-                argv, env = runners[runner]
-                calls = max(1, int(args.calls * SCALE[op]))
-                full = timed([*argv, op, str(calls)], env)
-                empty = timed([*argv, op, "0"], env)
-                values.append((full - empty) / calls * 1e6)
-        if WINE:  # let the prefix's wineserver save and exit before the directory goes
-            server = os.path.join(os.path.dirname(WINE), "wineserver")
-            subprocess.run([server, "-k"], env=runners["wine"][1], capture_output=True, timeout=60)
-            subprocess.run([server, "-w"], env=runners["wine"][1], capture_output=True, timeout=60)
+        try:
+            for _ in range(args.rounds):
+                for (runner, op), values in samples.items():
+                    argv, env = runners[runner]
+                    calls = max(1, int(args.calls * SCALE[op]))
+                    values.append(per_call([*argv, op], env, calls) * 1e6)
+        finally:
+            if warm is not None:  # the wineserver saves and exits before the directory goes
+                warm.close()
     result = {
         "us_per_call": {
             f"{runner} {OPS[op]}": round(statistics.median(v), 1) for (runner, op), v in samples.items()

@@ -192,3 +192,61 @@ def test_bad_pointers_give_access_violation(tmp_path, monkeypatch: pytest.Monkey
         assert not nt.handles._objects  # no handle left behind by a call that failed half-way
     finally:
         nt.close()
+
+
+class _Call:
+    """Just enough of an NT call for a handler: its arguments, checked memory access."""
+
+    def __init__(self, *args: int) -> None:
+        from pysud._dispatch import Syscall
+
+        self.read = Syscall.read
+        self.write = Syscall.write
+        self.args = (*args, *(0,) * (16 - len(args)))
+
+
+def test_an_nt_status_error_from_below_is_the_calls_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    # what a handler calls may fail with an NTSTATUS (the registry's RegistryError does): the
+    # tables' wrapper answers it, as it answers a bad pointer with STATUS_ACCESS_VIOLATION
+    from pysud.nt import status
+
+    def NtSetEvent(nt: object, call: object) -> int:
+        raise status.NtStatusError(status.STATUS_OBJECT_NAME_NOT_FOUND)
+
+    class Module:
+        __name__ = "fake"
+        HANDLERS = {"NtSetEvent": NtSetEvent}
+
+    monkeypatch.setattr(kernel, "MODULES", (Module,))
+    assert kernel.handlers()["NtSetEvent"](None, None) == status.STATUS_OBJECT_NAME_NOT_FOUND
+
+
+@pytest.mark.parametrize("call_name", ["NtOpenFile", "NtCreateFile"])
+def test_a_bad_handle_pointer_leaves_no_handle_behind(call_name: str, tmp_path) -> None:
+    import ctypes
+    import struct
+
+    (tmp_path / "there.txt").write_text("x")
+    nt = NtPersonality(ntdll="builtin", drives={"C": str(tmp_path)})
+    try:
+        text = "\\??\\C:\\there.txt".encode("utf-16-le")
+        buf = ctypes.create_string_buffer(text)
+        name = ctypes.create_string_buffer(
+            struct.pack("<HHIQ", len(text), len(text) + 2, 0, ctypes.addressof(buf))
+        )
+        oa = ctypes.create_string_buffer(
+            struct.pack("<I4xQQI4xQQ", 48, 0, ctypes.addressof(name), 0x40, 0, 0)
+        )
+        iosb = ctypes.create_string_buffer(16)
+        bad = 0x10  # where the handle would go
+        args = (bad, 0x80100000, ctypes.addressof(oa), ctypes.addressof(iosb))
+        if call_name == "NtOpenFile":
+            args += (7, 0x40)  # share all, FILE_NON_DIRECTORY_FILE
+        else:
+            args += (0, 0x80, 7, 1, 0x40)  # no allocation size, normal attributes, FILE_OPEN
+        h = nt.d.handler_of(call_name)
+        assert h is not None
+        assert h(_Call(*args)) == 0xC0000005
+        assert not nt.handles._objects  # the file opened on the way is closed again
+    finally:
+        nt.close()

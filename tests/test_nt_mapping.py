@@ -143,3 +143,42 @@ def test_a_main_stack_that_cannot_be_mapped_is_a_clear_nt_error(hello: str, tmp_
     assert r.returncode == 2, err
     assert f"{exe}: its main stack: mmap of" in err and "ENOMEM" in err, err
     assert "Traceback" not in err and "ELFLoadError" not in err
+
+
+def test_a_commit_the_host_refuses_is_status_no_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    # NtAllocateVirtualMemory(MEM_COMMIT) inside a reservation: an mprotect the kernel refuses
+    # (ENOMEM: over the commit limit) is STATUS_NO_MEMORY for the program, not a handler error
+    from pysud._dispatch import Syscall
+    from pysud.nt.personality import NtPersonality
+
+    class Call:
+        read = staticmethod(Syscall.read)
+        write = staticmethod(Syscall.write)
+
+        def __init__(self, *args: int) -> None:
+            self.args = (*args, *(0,) * (16 - len(args)))
+
+    nt = NtPersonality(ntdll="builtin")
+    try:
+        allocate = nt.d.handler_of("NtAllocateVirtualMemory")
+        free = nt.d.handler_of("NtFreeVirtualMemory")
+        assert allocate is not None and free is not None
+        base, size = ctypes.c_uint64(0), ctypes.c_uint64(0x10000)
+        where = (ctypes.addressof(base), 0, ctypes.addressof(size))
+        assert allocate(Call(2**64 - 1, *where, 0x2000, 0x04)) == 0  # MEM_RESERVE, PAGE_READWRITE
+        reserved = base.value
+        assert reserved
+
+        def refuse(*args: object) -> int:
+            ctypes.set_errno(errno.ENOMEM)
+            return -1
+
+        with monkeypatch.context() as m:
+            m.setattr(_memory, "_mprotect", refuse)
+            assert allocate(Call(2**64 - 1, *where, 0x1000, 0x04)) == 0xC0000017  # MEM_COMMIT
+        assert nt.pages[reserved] == (0x2000, 0)  # still reserved only
+        assert allocate(Call(2**64 - 1, *where, 0x1000, 0x04)) == 0  # and committed when it can be
+        size.value = 0
+        assert free(Call(2**64 - 1, ctypes.addressof(base), ctypes.addressof(size), 0x8000)) == 0
+    finally:
+        nt.close()

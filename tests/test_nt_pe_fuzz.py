@@ -132,6 +132,7 @@ def _fuzz_inputs() -> tuple[bytes, ntdll.NtdllImage]:
     bytes_=st.lists(st.tuples(st.integers(0, 0x3FF), st.integers(0, 255)), max_size=8),
 )
 @example(directories=[], bytes_=[(213, 97)])  # SizeOfHeaders past the image: mprotect failed (ELFLoadError)
+@example(directories=[(BASERELOC, 208, 1)], bytes_=[])  # pefile's relocation pass raised TypeError
 def test_mutated_program_only_raises_peloaderror(
     directories: list[tuple[int, int, int]], bytes_: list[tuple[int, int]]
 ) -> None:

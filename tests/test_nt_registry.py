@@ -122,6 +122,25 @@ def test_processes_of_one_prefix_see_each_others_changes(tmp_path: Path) -> None
     assert a.resolve(r"\Registry\Machine\Software\FromChild").values["c"].data == rg.sz("hi")
 
 
+def test_setting_an_identical_value_changes_nothing(tmp_path: Path) -> None:
+    # Wine's server (set_value in server/registry.c) skips a value equal to the one stored: the key's
+    # write time stays, no notification fires, and here no branch file is written either
+    from pysud.nt import objects
+
+    r = rg.Registry(str(tmp_path))
+    key, _ = r.create(r"\Registry\Machine\Software\Same")
+    r.set_value(key, "n", rg.REG_SZ, rg.sz("one"))
+    modif, inode = key.modif, os.stat(tmp_path / "system.reg").st_ino
+    ev = objects.Event(manual_reset=True, state=False)
+    key.watchers.append((ev, False))
+    r.set_value(key, "N", rg.REG_SZ, rg.sz("one"))  # names compare case-insensitively
+    assert (key.modif, os.stat(tmp_path / "system.reg").st_ino, ev.state) == (modif, inode, False)
+    assert key.values["n"].name == "n"
+    r.set_value(key, "n", rg.REG_EXPAND_SZ, rg.sz("one"))  # another type is a change
+    assert key.modif != modif and os.stat(tmp_path / "system.reg").st_ino != inode and ev.state
+    assert rg.Registry(str(tmp_path)).resolve(r"\Registry\Machine\Software\Same").values["n"].type == 2
+
+
 def test_links_and_volatile_keys(tmp_path: Path) -> None:
     reg = rg.Registry(str(tmp_path))
     target, _ = reg.create(r"\Registry\Machine\Software\Target")

@@ -498,7 +498,7 @@ def test_bench_program_rows():
     """One run per row: every row measured, the strace row exactly when strace is installed."""
     bench = [sys.executable, "-m", "pysud", "bench", "--iterations", "300", "--rounds", "1"]
     r = subprocess.run(
-        [*bench, "--json", "--program-runs", "1", "--trace-runs", "0"],
+        [*bench, "--json", "--program-runs", "1", "--trace-runs", "0", "--exe-runs", "0"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -523,7 +523,10 @@ def test_bench_program_rows():
     assert set(secs) == want
     assert all(v > 0 for v in secs.values())
     table = subprocess.run(
-        [*bench, "--program-runs", "1", "--trace-runs", "0"], capture_output=True, text=True, timeout=300
+        [*bench, "--program-runs", "1", "--trace-runs", "0", "--exe-runs", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert table.returncode == 0, table.stderr
     assert "pysud run /" in table.stdout and "per system call over native" in table.stdout

@@ -490,7 +490,7 @@ def test_bench_trace_rows():
     if shutil.which("strace") is None or shutil.which("dd") is None:
         pytest.skip("strace or dd missing")
     bench = [sys.executable, "-m", "pysud", "bench", "--iterations", "300", "--rounds", "1"]
-    args = ["--program-runs", "0", "--trace-runs", "1", "--trace-count", "500"]
+    args = ["--program-runs", "0", "--trace-runs", "1", "--trace-count", "500", "--exe-runs", "0"]
     r = subprocess.run([*bench, "--json", *args], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     import json

@@ -587,3 +587,181 @@ def render_trace(result: dict[str, object]) -> str:
         )
     lines += [f"note: {x}" for x in notes]
     return "\n".join(lines)
+
+
+# ---- a Windows program: hello.exe (mingw, msvcrt) start to exit under pysud and under wine
+
+#: the program of the rows (tests/nt/wine/hello.c): printf through msvcrt, argv, status 42
+HELLO_C = r"""/* printf through msvcrt, argv, the exit status from main. */
+#include <stdio.h>
+
+int main(int argc, char **argv)
+{
+    printf("hello from a mingw program, %d arguments\n", argc);
+    for (int i = 1; i < argc; i++)
+        printf("argv[%d] = %s\n", i, argv[i]);
+    fflush(stdout);
+    return 42;
+}
+"""
+HELLO_STATUS = 42
+#: a row of measure_nt_startup: (label, argv, environment or None for this one's, exit status)
+_Command = tuple[str, list[str], "dict[str, str] | None", int]
+
+
+def find_wine() -> str | None:
+    """Wine's 64-bit loader (Debian installs it off PATH), or None."""
+    import os
+    import shutil
+
+    for w in ("/usr/lib/wine/wine64", shutil.which("wine64"), shutil.which("wine")):
+        if w and os.path.exists(w):
+            return w
+    return None
+
+
+class WarmWine:
+    """A throw-away WINEPREFIX whose wineserver stays up (``wineserver -p``) while the object is
+    open, as a Wine user has it after a first program; ``env`` runs programs in it."""
+
+    def __init__(self, wine: str, directory: str) -> None:
+        import os
+        import subprocess
+
+        self.wine = wine
+        self.server = os.path.join(os.path.dirname(wine), "wineserver")
+        self.env = dict(os.environ, WINEPREFIX=os.path.join(directory, "wine"), WINEDEBUG="-all")
+        null = subprocess.DEVNULL  # no pipes: the server forks and stays, holding what it inherited
+        os.makedirs(self.env["WINEPREFIX"], exist_ok=True)  # the server starts in it
+        if os.path.exists(self.server):  # first, so that wineboot's programs use it
+            subprocess.run([self.server, "-p"], env=self.env, stdout=null, stderr=null, timeout=60)
+        subprocess.run([wine, "wineboot", "-i"], env=self.env, stdout=null, stderr=null, timeout=600)
+
+    def close(self) -> None:
+        """Stop the wineserver and wait until it saved the prefix (before its directory goes)."""
+        import os
+        import subprocess
+
+        if os.path.exists(self.server):
+            for flag in ("-k", "-w"):
+                subprocess.run([self.server, flag], env=self.env, stdout=subprocess.DEVNULL, timeout=60)
+
+
+def measure_nt_startup(runs: int = 5) -> dict[str, object]:
+    """Wall time of hello.exe (mingw, printf through msvcrt) from start to exit: `pysud run` on
+    Wine's DLLs in a warm prefix, the first run in a new prefix, and `wine` with a warm wineserver;
+    `pysud run /usr/bin/true` is Python's and the CLI's floor.  Medians of interleaved rounds."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    from ._errors import PysudError
+    from .nt.prefix import find_wine_dlls
+
+    notes: list[str] = []
+    cc = shutil.which("x86_64-w64-mingw32-gcc")
+    dlls = find_wine_dlls()
+    wine = find_wine()
+    if cc is None:
+        notes.append("x86_64-w64-mingw32-gcc not installed (gcc-mingw-w64-x86-64): no hello.exe rows")
+    if dlls is None:
+        notes.append("no Wine PE DLLs (wine64 8.0+): no `pysud run hello.exe` row")
+    if wine is None:
+        notes.append("wine not installed: no wine row")
+    true = shutil.which("true") or "/bin/true"
+    rows: dict[str, _Command] = {}
+    first: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="pysud-bench-nt-", ignore_cleanup_errors=True) as tmp:
+        rows["true_pysud"] = (
+            f"pysud run {true} (the Python floor)",
+            [sys.executable, "-m", "pysud", "run", true],
+            None,
+            0,
+        )
+        warm = None
+        cold: _Command | None = None
+        if cc is not None:
+            src, exe = os.path.join(tmp, "hello.c"), os.path.join(tmp, "hello.exe")
+            with open(src, "w") as f:
+                f.write(HELLO_C)
+            subprocess.run([cc, "-O2", "-o", exe, src], check=True)
+            if dlls is not None:
+                run = [sys.executable, "-m", "pysud", "run", "--ntdll", "wine", "--prefix"]
+                rows["hello_pysud"] = (
+                    "pysud run hello.exe (Wine's DLLs, warm prefix)",
+                    [*run, os.path.join(tmp, "prefix"), exe],
+                    None,
+                    HELLO_STATUS,
+                )
+                cold = ("", [*run, os.path.join(tmp, "cold"), exe], None, HELLO_STATUS)
+            if wine is not None:
+                warm = WarmWine(wine, tmp)
+                rows["hello_wine"] = ("wine hello.exe (warm wineserver)", [wine, exe], warm.env, HELLO_STATUS)
+
+        def once(row: _Command) -> float:
+            _label, argv, env, status = row
+            t0 = time.perf_counter()
+            done = subprocess.run(
+                argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, timeout=600
+            )
+            t = time.perf_counter() - t0
+            if done.returncode != status:
+                raise PysudError(
+                    f"bench: {' '.join(argv)} exited with {done.returncode}, not {status}: "
+                    + done.stderr.decode(errors="replace")[-400:]
+                )
+            return t
+
+        try:
+            if cold is not None:  # one run only: a new prefix is made once
+                first["hello_pysud_cold"] = once(cold)
+            samples: dict[str, list[float]] = {k: [] for k in rows}
+            for row in rows.values():  # warm-up: page cache, the prefix's cache, the wineserver
+                once(row)
+            for _ in range(runs):
+                for key, row in rows.items():
+                    samples[key].append(once(row))
+        finally:
+            if warm is not None:
+                warm.close()
+    by = {k: statistics.median(v) for k, v in samples.items()}
+    by.update(first)
+    return {
+        "runs": runs,
+        "seconds_per_run": by,
+        "labels": {k: label for k, (label, _a, _e, _s) in rows.items()},
+        "notes": notes,
+    }
+
+
+def render_nt_startup(result: dict[str, object]) -> str:
+    secs = result["seconds_per_run"]
+    labels = result["labels"]
+    notes = result["notes"]
+    assert isinstance(secs, dict) and isinstance(labels, dict) and isinstance(notes, list)
+    lines = [
+        f"a Windows program, start to exit: median of {result['runs']} interleaved rounds",
+        f"{'program':<56} {'ms/run':>9} {'x wine':>9}",
+        "-" * 76,
+    ]
+    wine = secs.get("hello_wine")
+    for key, label in labels.items():
+        ratio = f"{secs[key] / wine:>9.2f}" if wine else f"{'-':>9}"
+        lines.append(f"{label:<56} {secs[key] * 1e3:>9.1f} {ratio}")
+    lines.append("-" * 76)
+    if "hello_pysud_cold" in secs:
+        lines.append(
+            f"first pysud run in a new prefix (makes drive_c, the registry, the image cache): "
+            f"{secs['hello_pysud_cold'] * 1e3:.0f} ms"
+        )
+    import sys
+
+    if sys.flags.dont_write_bytecode:
+        lines.append(
+            "note: PYTHONDONTWRITEBYTECODE is set: a module without a current .pyc is compiled in every run"
+        )
+    lines += [f"note: {n}" for n in notes]
+    return "\n".join(lines)

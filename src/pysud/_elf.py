@@ -391,6 +391,7 @@ def _parse_headers(path: str, data: bytearray) -> _Parsed:
         raise ELFLoadError(f"{path}: invalid ELF class {data[4]} in e_ident")
     if data[5] != 1:
         raise ELFLoadError(f"{path}: not a little-endian ELF file (EI_DATA={data[5]})")
+    # pyelftools is imported where an ELF file is parsed, not by whoever imports this module
     from elftools.common.exceptions import ELFError
     from elftools.construct import ConstructError
 

@@ -246,6 +246,18 @@ def cached_plan(end: int, before: bytes, after: bytes) -> tuple[int, int, int] |
     return result
 
 
-def install_planner() -> None:
-    """Let the core ask :func:`plan` (through the cache) about sites its patterns do not cover."""
-    _core.rewrite_planner(cached_plan)
+def install_planner(unrelocatable: frozenset[int] = frozenset()) -> None:
+    """Let the core ask :func:`cached_plan` about sites its patterns do not cover.
+
+    ``unrelocatable``: ends of sites a personality knows the shape of, whose instruction before the
+    syscall cannot run elsewhere (Wine's ntdll stubs: ``jne +3; syscall``); they keep trapping with
+    the reason :func:`plan` gives them, without decoding anything (capstone is not even imported).
+    """
+    if not unrelocatable:
+        _core.rewrite_planner(cached_plan)
+        return
+
+    def planner(end: int, before: bytes, after: bytes) -> tuple[int, int, int] | int:
+        return -_RELOCATION if end in unrelocatable else cached_plan(end, before, after)
+
+    _core.rewrite_planner(planner)

@@ -70,6 +70,12 @@ def _bench(args: argparse.Namespace) -> int:
         result["trace"] = traced
         if not args.json:
             print("\n" + render_trace(traced), flush=True)
+    if args.exe_runs > 0:
+        from ._bench import measure_nt_startup, render_nt_startup
+
+        result["nt_startup"] = nt = measure_nt_startup(runs=args.exe_runs)
+        if not args.json:
+            print("\n" + render_nt_startup(nt), flush=True)
     if args.json:
         import json
 
@@ -392,6 +398,12 @@ def _bench_arguments(b: argparse.ArgumentParser) -> None:
         type=int,
         default=40000,
         help="busybox dd bs=1 count for the trace rows (default 40000)",
+    )
+    b.add_argument(
+        "--exe-runs",
+        type=int,
+        default=5,
+        help="rounds of the hello.exe rows, pysud vs wine (default 5; 0 skips them)",
     )
 
 

@@ -4,8 +4,11 @@ The kernel's part of loading a DLL is small: headers and sections at their RVAs 
 protections, at the preferred base when it is free (else elsewhere, and the caller hears
 STATUS_IMAGE_NOT_AT_BASE: ntdll relocates the image itself).  :class:`ImageInfo` is what
 NtQuerySection(SectionImageInformation) reports.  Headers are read with pefile's fast load only
-(no directory is parsed), so a 6.5 MB kernelbase costs a few milliseconds; parsed headers are
-cached per file (path, size, mtime), in the process and in a file in the prefix.
+(no directory is parsed), so a 6.5 MB kernelbase costs a few milliseconds; parsed headers (and
+the export table of the DLLs pysud reads it from, ntdll) are cached per file (path, size, mtime),
+in the process and in a file in the prefix, so a warm start does not import pefile at all.
+Sections whose file offset and address are page-aligned (Wine's DLLs: FileAlignment 0x1000) are
+mapped from the file, copy-on-write, as the NT kernel and Wine map images; others are copied.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import json
 import os
 import struct
 from dataclasses import dataclass, field
-
-import pefile
+from typing import TYPE_CHECKING
 
 from .. import _memory as memory
 from .._errors import PysudError
+
+if TYPE_CHECKING:
+    import pefile  # imported where a file is parsed: a warm start on Wine's DLLs needs none
 
 IMAGE_FILE_MACHINE_AMD64 = 0x8664
 PE32_PLUS = 0x20B
@@ -55,6 +60,7 @@ class Section:
     raw_size: int
     prot: int  # Linux PROT_*
     page_prot: int  # NT PAGE_*
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,9 +117,13 @@ class ImageInfo:
         )
 
 
-_CACHE: dict[tuple[str, int, int], ImageInfo] = {}
+_Key = tuple[str, int, int]  # (path, size, mtime_ns)
+_CACHE: dict[_Key, ImageInfo] = {}
+_EXPORTS: dict[_Key, ExportTable] = {}
 #: a file of parsed headers that outlives the process (set by the personality: in the prefix)
 DISK_CACHE: str | None = None
+#: the disk cache's layout; a file of another version is ignored (and rewritten)
+DISK_CACHE_VERSION = 3
 _disk_loaded = False
 _disk_dirty = False
 
@@ -126,6 +136,14 @@ def use_disk_cache(path: str) -> None:
         _disk_loaded = False
 
 
+def _key(path: str) -> _Key:
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise PELoadError(f"{path}: cannot read: {e.strerror}") from None
+    return (path, st.st_size, st.st_mtime_ns)
+
+
 def _load_disk_cache() -> None:
     global _disk_loaded
     _disk_loaded = True
@@ -133,35 +151,108 @@ def _load_disk_cache() -> None:
         return
     try:
         with open(DISK_CACHE) as f:
-            entries = json.load(f)
-        for e in entries:
+            cache = json.load(f)
+        if cache.get("version") != DISK_CACHE_VERSION:
+            return
+        images, exports = {}, {}
+        for e in cache["images"]:
             e["sections"] = tuple(Section(**sec) for sec in e["sections"])
             e["subsystem_version"] = tuple(e["subsystem_version"])
             e["os_version"] = tuple(e["os_version"])
             key = (e["path"], e["file_size"], e.pop("mtime_ns"))
-            _CACHE.setdefault(key, ImageInfo(**e))
-    except (OSError, ValueError, TypeError, KeyError):
-        pass  # no cache, or one from another version: headers are parsed again
+            images[key] = ImageInfo(**e)
+        for path, size, mtime, base, functions, names in cache["exports"]:
+            exports[(path, size, mtime)] = ExportTable(
+                int(base), [int(f) for f in functions], {str(k): int(v) for k, v in names.items()}
+            )
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return  # no cache, or one from another version: headers are parsed again
+    for key, info in images.items():
+        _CACHE.setdefault(key, info)
+    for key, names in exports.items():
+        _EXPORTS.setdefault(key, names)
+
+
+def _current(key: _Key) -> bool:
+    """Is the file of a cache entry still the one parsed (same path, size and mtime)?"""
+    try:
+        return _key(key[0]) == key
+    except PELoadError:
+        return False
 
 
 def save_disk_cache() -> None:
-    """Write the parsed headers of every image seen to DISK_CACHE (atomically), if any are new."""
+    """Write the parsed headers of every image seen to DISK_CACHE (atomically), if any are new;
+    entries of files since removed or changed are left out (programs built and deleted, as tests
+    do, would otherwise grow the file without end)."""
     global _disk_dirty
     if DISK_CACHE is None or not _disk_dirty:
         return
-    entries = []
-    for (_path, _size, mtime), info in _CACHE.items():
-        e = dataclasses.asdict(info)
-        e["mtime_ns"] = mtime
-        entries.append(e)
+    images = []
+    for key, info in _CACHE.items():
+        if _current(key):
+            e = dataclasses.asdict(info)
+            e["mtime_ns"] = key[2]
+            images.append(e)
+    exports = [[*key, t.ordinal_base, t.functions, t.names] for key, t in _EXPORTS.items() if _current(key)]
     tmp = f"{DISK_CACHE}.{os.getpid()}"
     try:
         with open(tmp, "w") as f:
-            json.dump(entries, f)
+            json.dump({"version": DISK_CACHE_VERSION, "images": images, "exports": exports}, f)
         os.replace(tmp, DISK_CACHE)
         _disk_dirty = False
     except OSError:
         pass
+
+
+@dataclass(frozen=True)
+class ExportTable:
+    """A DLL's export directory as pefile reads it: ordinal base, function RVAs, names."""
+
+    ordinal_base: int
+    functions: list[int]  # RVA per ordinal - ordinal_base (0: unused)
+    names: dict[str, int]  # name -> index into functions
+
+
+def export_table(path: str) -> ExportTable:
+    """The export directory of a DLL (pefile; cached per file, in the process and on disk)."""
+    global _disk_dirty
+    key = _key(path)
+    if not _disk_loaded:
+        _load_disk_cache()
+    got = _EXPORTS.get(key)
+    if got is not None:
+        return got
+    import pefile
+
+    try:
+        pe = pefile.PE(path, fast_load=True)
+        pe.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_EXPORT"]])
+    except pefile.PEFormatError as e:
+        raise PELoadError(f"{path}: malformed PE file: {e.value}") from None
+    directory = getattr(pe, "DIRECTORY_ENTRY_EXPORT", None)
+    base = directory.struct.Base if directory is not None else 1
+    functions = [0] * (directory.struct.NumberOfFunctions if directory is not None else 0)
+    names: dict[str, int] = {}
+    for sym in getattr(directory, "symbols", []):
+        index = sym.ordinal - base
+        if 0 <= index < len(functions):
+            functions[index] = sym.address or 0
+            if sym.name:
+                names[sym.name.decode(errors="replace")] = index
+    got = _EXPORTS[key] = ExportTable(base, functions, names)
+    _disk_dirty = True
+    return got
+
+
+def section_data(info: ImageInfo, name: str) -> bytes | None:
+    """The raw bytes of the image's section ``name`` as stored in the file, or None if it has none."""
+    for s in info.sections:
+        if s.name == name:
+            with open(info.path, "rb") as f:
+                f.seek(s.raw_offset)
+                return f.read(s.raw_size)
+    return None
 
 
 def _prot(characteristics: int) -> int:
@@ -177,11 +268,8 @@ def _prot(characteristics: int) -> int:
 
 def read_info(path: str) -> ImageInfo:
     """Parse (or take from the cache) the headers of a PE32+ image; PELoadError if it is not one."""
-    try:
-        st = os.stat(path)
-    except OSError as e:
-        raise PELoadError(f"{path}: cannot read: {e.strerror}") from None
-    key = (path, st.st_size, st.st_mtime_ns)
+    key = _key(path)
+    file_size = key[1]
     if not _disk_loaded:
         _load_disk_cache()
     info = _CACHE.get(key)
@@ -194,13 +282,13 @@ def read_info(path: str) -> ImageInfo:
                 raise PELoadError(f"{path}: not a PE file (no MZ header)")
             (nt_off,) = struct.unpack_from("<I", head, 0x3C) if len(head) >= 0x40 else (0,)
             # The section table may run past the first page: read what the headers claim.
-            want = min(max(0x1000, nt_off + 0x400), st.st_size, 1 << 20)
+            want = min(max(0x1000, nt_off + 0x400), file_size, 1 << 20)
             if want > len(head):
                 f.seek(0)
                 head = f.read(want)
     except OSError as e:
         raise PELoadError(f"{path}: cannot read: {e.strerror}") from None
-    info = info_of(path, head, st.st_size)
+    info = info_of(path, head, file_size)
     _CACHE[key] = info
     global _disk_dirty
     _disk_dirty = True
@@ -211,6 +299,8 @@ def info_of(path: str, head: bytes, file_size: int, pe: pefile.PE | None = None)
     """The ImageInfo of an image whose file starts with ``head`` (its headers, at least); no cache.
     ``pe``: the file already parsed by pefile, if the caller has it."""
     if pe is None:
+        import pefile
+
         try:
             pe = pefile.PE(data=head, fast_load=True)
         except pefile.PEFormatError as e:
@@ -242,6 +332,7 @@ def info_of(path: str, head: bytes, file_size: int, pe: pefile.PE | None = None)
                 raw_size=min(raw, vsize, max(0, file_size - s.PointerToRawData)),
                 prot=prot,
                 page_prot=_PAGE[prot & 7],
+                name=s.Name.rstrip(b"\0").decode(errors="replace"),
             )
         )
     reloc_dir = opt.DATA_DIRECTORY[5] if len(opt.DATA_DIRECTORY) > 5 else None
@@ -291,8 +382,9 @@ class ImageView:
 def map_view(info: ImageInfo, fd: int | None = None, at: int = 0, *, final: bool = True) -> ImageView:
     """Map the image: at ``at`` if given, else its preferred base if free, else anywhere (64K aligned).
 
-    Headers and sections are copied from the file; ``final``: with the sections' protections (else
-    everything stays writable until :func:`protect_view`, for a loader that fills the image in)."""
+    Headers are copied from the file, sections mapped from it or copied (:func:`_fill_section`);
+    ``final``: with the sections' protections (else everything stays writable until
+    :func:`protect_view`, for a loader that fills the image in)."""
     rw = memory.PROT_READ | memory.PROT_WRITE
     size = info.size
     want = at or info.image_base
@@ -319,9 +411,11 @@ def map_view(info: ImageInfo, fd: int | None = None, at: int = 0, *, final: bool
         assert fd is not None
         try:
             memory.poke(base, os.pread(fd, info.headers_size, 0))
+            # file pages can be mapped where the file system lets them be executable
+            mappable = not os.fstatvfs(fd).f_flag & os.ST_NOEXEC
             for s in info.sections:
                 if s.raw_size:
-                    memory.poke(base + s.rva, os.pread(fd, s.raw_size, s.raw_offset))
+                    _fill_section(info, fd, base + s.rva, s, mappable)
         finally:
             if own:
                 os.close(fd)
@@ -331,6 +425,23 @@ def map_view(info: ImageInfo, fd: int | None = None, at: int = 0, *, final: bool
         view.release()
         raise
     return view
+
+
+def _fill_section(info: ImageInfo, fd: int, at: int, s: Section, mappable: bool) -> None:
+    """A section's raw bytes at ``at``: the file's pages mapped copy-on-write when the file offset is
+    page-aligned (the kernel reads only the pages the program touches), else copied."""
+    if mappable and not s.raw_offset & 0xFFF:
+        length = _page_up(s.raw_size)  # <= s.vsize; the bytes past raw_size are zeroed below
+        rw = memory.PROT_READ | memory.PROT_WRITE
+        try:
+            memory.map_fd(at, length, rw, memory.MAP_PRIVATE | memory.MAP_FIXED, fd, s.raw_offset, info.path)
+        except memory.MappingError:
+            pass  # not a file the kernel maps (e.g. a pipe): copy
+        else:
+            if length > s.raw_size:
+                memory.poke(at + s.raw_size, bytes(length - s.raw_size))
+            return
+    memory.poke(at, os.pread(fd, s.raw_size, s.raw_offset))
 
 
 def protect_view(view: ImageView) -> None:
@@ -371,6 +482,8 @@ def apply_relocations(view: ImageView, pe: pefile.PE | None = None) -> None:
     if not delta:
         return
     if pe is None:
+        import pefile
+
         try:
             pe = pefile.PE(info.path, fast_load=True)
             pe.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_BASERELOC"]])

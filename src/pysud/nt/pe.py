@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass, field
-
-import pefile
+from typing import TYPE_CHECKING
 
 from .. import _memory as memory
 from . import image as image_mod
 from .image import PELoadError as PELoadError
 from .ntdll import NtdllImage
+
+if TYPE_CHECKING:
+    import pefile  # imported where a file is parsed: a warm start on Wine's DLLs needs none
 
 IMAGE_FILE_MACHINE_AMD64 = 0x8664
 IMAGE_FILE_MACHINE_I386 = 0x014C
@@ -42,6 +44,8 @@ class LoadedPE:
 
 def parse(path: str) -> tuple[pefile.PE, bytes]:
     """Parse and validate; PELoadError for anything pysud cannot run.  The parsed file and its bytes."""
+    import pefile
+
     try:
         with open(path, "rb") as f:
             data = f.read()

@@ -18,12 +18,12 @@ import os
 import signal
 import struct
 import sys
-import tempfile
 import threading
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import _core
+from .. import _core, _rewrite
 from .. import _memory as memory
 from .._abi import SyscallABI, nt_x64
 from .._dispatch import Dispatcher, Return, Syscall
@@ -42,6 +42,9 @@ from .pe import load as load_pe
 from .prefix import Prefix, find_wine_dlls, windows_environment
 from .registry import Registry
 
+if TYPE_CHECKING:
+    import tempfile  # imported only for a scratch C: drive
+
 ARCH_SET_GS = 0x1001
 SYS_ARCH_PRCTL = 158
 SYS_TGKILL = 234
@@ -49,6 +52,8 @@ CURRENT_PROCESS = 0xFFFFFFFFFFFFFFFF
 CURRENT_THREAD = 0xFFFFFFFFFFFFFFFE
 HEAP_HANDLE = 0x000001A0_0000_0000 >> 16  # an opaque, recognisable value for PEB.ProcessHeap
 DEFAULT_STACK = 1 << 20
+#: how long the end of a process waits for its other threads to leave the program (kicked)
+THREAD_LEAVE_TIMEOUT = 2.0
 
 
 class NtSyscall(Syscall):
@@ -149,12 +154,21 @@ class NtPersonality:
         self.d = Dispatcher(Return(st.STATUS_NOT_IMPLEMENTED), abi=self.abi, frame_type=frame)
         if self.d.rewrite:  # a rewritten site finds the thread block where the stubs do: in the TEB
             self.d.set_rewrite(True, locator=ntdll_mod.TEB_THREAD_BLOCK)
+            if self.wine is not None:  # ~30 stubs trap in a start: known shapes, no decoding for them
+                stubs = [
+                    self.wine.exports[name] for name in self.wine.table.values() if name in self.wine.exports
+                ]
+                if self.block is not None:
+                    stubs += [self.block.stubs + nr * wine.STUB_SIZE for nr in range(max(build) + 1)]
+                _rewrite.install_planner(wine.stub_sites(stubs))
         if renumber and self.wine is not None:
             self.d.renumber(renumber, (self.wine.base, self.wine.base + self.wine.view.size))
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         if drives is None and self.prefix is not None:
             drives = self.prefix.drives
         if drives is None:
+            import tempfile
+
             self._scratch = tempfile.TemporaryDirectory(prefix="pysud-nt-c-")
             drives = {"C": self._scratch.name}
         self.drives = {k.upper().rstrip(":"): os.path.abspath(v) for k, v in drives.items()}
@@ -253,6 +267,41 @@ class NtPersonality:
         if ptr:
             call.write(ptr, struct.pack("<I", value & 0xFFFFFFFF))
 
+    def put_handle(self, call: NtSyscall, out: int, obj: objects.NtObject) -> int:
+        """A new handle to ``obj``, written to ``*out``; none is left behind if ``out`` is a bad
+        pointer (the GuestMemoryError goes on to the table's wrapper)."""
+        h = self.handles.add(obj)
+        try:
+            self.put_u64(call, out, h)
+        except Exception:
+            self.handles.remove(h)
+            raise
+        return h
+
+    def put_info(
+        self,
+        call: NtSyscall,
+        buf: int,
+        length: int,
+        ret: int,
+        data: bytes,
+        *,
+        exact: bool = False,
+        ret64: bool = False,
+    ) -> int:
+        """Answer an NtQuery*Information class: ``data`` into ``buf`` and its size to ``*ret`` (a
+        ULONG, or a SIZE_T with ``ret64``) when ``length`` holds it (is its size, for ``exact``
+        classes); STATUS_INFO_LENGTH_MISMATCH otherwise (telling an exact class's size in ``*ret``)."""
+        length &= 0xFFFFFFFF
+        put = self.put_u64 if ret64 else self.put_u32
+        if length != len(data) if exact else length < len(data):
+            if exact:
+                put(call, ret, len(data))
+            return st.STATUS_INFO_LENGTH_MISMATCH
+        call.write(buf, data)
+        put(call, ret, len(data))
+        return st.STATUS_SUCCESS
+
     def resolve_nt_path(self, name: str, root: int = 0) -> tuple[str | None, int]:
         """The host path of an NT name (relative to the directory handle ``root`` if given), or
         (None, NTSTATUS); see nt/kernel/file.py."""
@@ -292,9 +341,23 @@ class NtPersonality:
             if tid and tid != me:
                 _core.syscall(SYS_TGKILL, os.getpid(), tid, KICK_SIGNAL)
 
+    def _await_threads(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the program's other threads to leave it; whether some
+        are still in it (their memory must then stay mapped)."""
+        deadline = time.monotonic() + timeout
+        with objects.CHANGED:
+            while not all(th.done for th in self.threads):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return True
+                objects.CHANGED.wait(remaining)
+        return False
+
     # ------------------------------------------------------------------ threads
 
     def thread_main(self, th: objects.Thread, start: int, arg: int, stack_size: int) -> None:
+        """A thread of the program (NtCreateThreadEx): once resumed, on a stack and TEB of its own,
+        armed, it runs start(arg) as the ntdll in use starts threads."""
         th.resume.wait()
         self.tls.thread = th
         th.tid = threading.get_native_id()
@@ -304,19 +367,20 @@ class NtPersonality:
             th.mappings.append((stack, stack_size))
             self.stacks.append((stack, stack + stack_size))
             self.d.arm_thread()
-            block = _core.thread_block()
-            if self.wine is not None:
-                th.teb = process.build_teb(
-                    self._arena, self.peb, (stack + stack_size, stack), os.getpid(), th.tid, None, block
-                )
-                self._set_gs(th.teb)
+            th.teb = process.build_teb(
+                self._arena,
+                self.peb,
+                (stack + stack_size, stack),
+                os.getpid(),
+                th.tid,
+                self.image,
+                _core.thread_block(),
+            )
+            self._set_gs(th.teb)
+            if self.wine is not None:  # ntdll attaches the DLLs to the thread, then starts it
                 status = self._start_wine_thread(start, arg, stack + stack_size, "thread")
                 return
             assert self.image is not None
-            th.teb = process.build_teb(
-                self._arena, self.peb, (stack + stack_size, stack), os.getpid(), th.tid, self.image, block
-            )
-            self._set_gs(th.teb)
             for cb in self.image.tls_callbacks:
                 self._call_guest(cb, (self.image.base, 2, 0, 0), stack + stack_size, "call")  # THREAD_ATTACH
             status = self._call_guest(start, (arg, 0, 0, 0), stack + stack_size, "thread")
@@ -337,10 +401,16 @@ class NtPersonality:
     def _call_guest(self, fn: int, args: tuple[int, int, int, int], stack_top: int, mode: str) -> int:
         """Run fn(args) on this thread (Win64 ABI) until it returns or ends the thread/process."""
         assert self.ntdll is not None
-        sp = (stack_top - 0x100) & ~0xF
+        return self._enter(self.ntdll.call_thunk, fn, args, stack_top, mode)
+
+    def _enter(self, thunk: int, fn: int, args: tuple[int, int, int, int], below: int, mode: str) -> int:
+        """The one way into the program's code, for both ntdlls: ``thunk`` (the ntdll's call thunk)
+        calls fn(args) on a frame below ``below``; ``mode`` says what its PysudReturn ends (a
+        "call", the "thread", the "process").  Handler errors surface here (``d.check``)."""
+        sp = (below - 0x100) & ~0xF
         memory.poke(sp, struct.pack("<5Q", fn, *args))
         self.tls.mode = mode
-        value = _core.run_guest(self.ntdll.call_thunk, sp)
+        value = _core.run_guest(thunk, sp)
         self.d.check()
         return int(value)
 
@@ -462,18 +532,21 @@ class NtPersonality:
         for th in self.threads:
             if not th.done:
                 th.resume.set()
+        # a kicked thread runs on in the program's code (its images, the helpers' kick stub,
+        # KUSER_SHARED_DATA) until its signal lands: none of that goes while it may
+        left = self._await_threads(THREAD_LEAVE_TIMEOUT) if self.wine is not None else False
         try:
             _core.syscall(SYS_ARCH_PRCTL, ARCH_SET_GS, 0)
         except OSError:
             pass
         self.handles.close_all()
-        if self._kuser is not None:
+        if self._kuser is not None and not left:
             self._kuser.release()
             self._kuser = None
         if self.image is not None:
             self.image.release()
         for base, view in list(self.views.items()):
-            if self.wine is None or base != self.wine.base:
+            if (self.wine is None or base != self.wine.base) and not left:
                 view.release()
                 del self.views[base]
         stack, size = self._main_stack
@@ -483,9 +556,9 @@ class NtPersonality:
         self.nls_views.clear()
         if self.ntdll is not None:
             self.ntdll.release()
-        if self._helpers is not None:
+        if self._helpers is not None and not left:
             self._helpers.release()
-        if self._flip_slot:
+        if self._flip_slot and not left:
             memory.unmap(self._flip_slot, 0x1000)
             self._flip_slot = 0
         if self.wine is not None:
@@ -558,12 +631,9 @@ class NtPersonality:
         exports = self.wine.exports
         ctx_at = (stack_top - 0x40 - wine.CONTEXT_SIZE) & ~0xF
         memory.poke(ctx_at, wine.initial_context(entry, arg, exports["RtlUserThreadStart"], stack_top))
-        sp = (ctx_at - 0x100) & ~0xF
-        memory.poke(sp, struct.pack("<5Q", exports["LdrInitializeThunk"], ctx_at, 0, 0, 0))
-        self.tls.mode = mode
-        value = _core.run_guest(self._helpers.call_thunk, sp)
-        self.d.check()
-        return int(value)
+        return self._enter(
+            self._helpers.call_thunk, exports["LdrInitializeThunk"], (ctx_at, 0, 0, 0), ctx_at, mode
+        )
 
     def windows_path(self, host: str) -> str:
         """A host path as the program sees it: under a mapped drive, else on Z: (as Wine does)."""
@@ -574,6 +644,8 @@ class NtPersonality:
         return "Z:" + host.replace("/", "\\")
 
     def close(self) -> None:
+        if self.wine is not None and self.d.rewrite:
+            _rewrite.install_planner()  # its stubs' addresses mean nothing once they are unmapped
         if self.wine is not None:
             self.views.pop(self.wine.base, None)
             self.wine.release()

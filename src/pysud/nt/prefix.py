@@ -10,7 +10,6 @@ created on first use.  Registry files (system.reg, user.reg, userdef.reg) live i
 from __future__ import annotations
 
 import os
-import socket
 
 #: Where Debian/Ubuntu (and Wine's own default build) install the x64 PE DLLs and the NLS files.
 WINE_DLL_DIRS = (
@@ -107,7 +106,7 @@ def windows_environment(host: dict[str, str]) -> dict[str, str]:
     """A top-level program's environment as Wine builds it: the host's variables (but HOME, PWD and
     the Unix PATH) and the Windows ones (PATH to system32, SystemRoot, ComSpec, user folders, ...)."""
     user = host.get("USER") or host.get("LOGNAME") or "user"
-    computer = socket.gethostname().split(".")[0].upper() or "PYSUD"
+    computer = os.uname().nodename.split(".")[0].upper() or "PYSUD"
     env = {k: v for k, v in host.items() if k not in ("HOME", "PWD", "PATH", "TEMP", "TMP")}
     profile = f"C:\\users\\{user}"
     env.update(

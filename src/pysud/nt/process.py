@@ -204,15 +204,12 @@ def build_peb(
     std_handles: tuple[int, int, int],
     heap: int,
 ) -> int:
-    peb = arena.alloc(PEB_SIZE, 0x1000)
+    """The PEB of a program on pysud's own ntdll: Ldr lists the program and ntdll, the heap is
+    ``heap`` (RtlAllocateHeap answers in Python)."""
+    peb = _peb(arena, image.base, version, image.subsystem)
     ldr = arena.alloc(0x58)
-    major, minor, build = version
-    memory.poke(peb + PEB_IMAGE_BASE, struct.pack("<QQ", image.base, ldr))
+    memory.poke(peb + PEB_LDR, struct.pack("<Q", ldr))
     memory.poke(peb + PEB_PROCESS_HEAP, struct.pack("<Q", heap))
-    memory.poke(peb + PEB_NUMBER_OF_PROCESSORS, struct.pack("<I", os.cpu_count() or 1))
-    memory.poke(peb + PEB_OS_MAJOR, struct.pack("<IIHHI", major, minor, build, 0, 2))  # VER_PLATFORM_WIN32_NT
-    memory.poke(peb + PEB_IMAGE_SUBSYSTEM, struct.pack("<III", image.subsystem, 6, 0))
-    memory.poke(peb + PEB_SESSION_ID, struct.pack("<I", 1))
 
     # Ldr: the program first, then ntdll.dll, in all three orders (no init routine runs)
     exe_name = image_path.rsplit("\\", 1)[-1]
@@ -223,19 +220,28 @@ def build_peb(
     _link(ldr + 0x20, [exe, dll], 0x10)
     _link(ldr + 0x30, [dll], 0x20)
 
-    pp = arena.alloc(PP_SIZE)
-    memory.poke(pp, struct.pack("<IIII", PP_SIZE, PP_SIZE, 1, 0))  # RTL_USER_PROC_PARAMS_NORMALIZED
-    memory.poke(pp + PP_STDIN, struct.pack("<QQQ", *std_handles))
-    arena.unicode_string(pp + PP_CURDIR, current_dir if current_dir.endswith("\\") else current_dir + "\\")
-    arena.unicode_string(pp + PP_DLLPATH, "C:\\Windows\\System32")
-    arena.unicode_string(pp + PP_IMAGE, image_path)
-    arena.unicode_string(pp + PP_CMDLINE, command_line)
-    arena.unicode_string(pp + PP_WINDOW_TITLE, image_path)
-    env = "".join(f"{k}={v}\0" for k, v in environment.items()) + "\0"
-    raw = env.encode("utf-16-le")
-    memory.poke(pp + PP_ENVIRONMENT, struct.pack("<Q", arena.put(raw)))
-    memory.poke(pp + PP_ENVIRONMENT_SIZE, struct.pack("<Q", len(raw)))
+    pp = _process_parameters(
+        arena,
+        image_path=image_path,
+        command_line=command_line,
+        current_dir=current_dir,
+        environment=environment,
+        std_handles=std_handles,
+        dll_path="C:\\Windows\\System32",
+    )
     memory.poke(peb + PEB_PARAMETERS, struct.pack("<Q", pp))
+    return peb
+
+
+def _peb(arena: Arena, image_base: int, version: tuple[int, int, int], subsystem: int) -> int:
+    """A PEB with what both ntdlls read first: image base, processors, OS version, subsystem, session."""
+    peb = arena.alloc(PEB_SIZE, 0x1000)
+    major, minor, build = version
+    memory.poke(peb + PEB_IMAGE_BASE, struct.pack("<Q", image_base))
+    memory.poke(peb + PEB_NUMBER_OF_PROCESSORS, struct.pack("<I", os.cpu_count() or 1))
+    memory.poke(peb + PEB_OS_MAJOR, struct.pack("<IIHHI", major, minor, build, 0, 2))  # VER_PLATFORM_WIN32_NT
+    memory.poke(peb + PEB_IMAGE_SUBSYSTEM, struct.pack("<III", subsystem, 6, 0))
+    memory.poke(peb + PEB_SESSION_ID, struct.pack("<I", 1))
     return peb
 
 
@@ -282,13 +288,7 @@ def build_wine_peb(
     subsystem: int,
 ) -> int:
     """The PEB as Wine's ntdll expects it before LdrInitializeThunk (it fills Ldr and the heap itself)."""
-    peb = arena.alloc(PEB_SIZE, 0x1000)
-    major, minor, build = version
-    memory.poke(peb + PEB_IMAGE_BASE, struct.pack("<Q", image_base))
-    memory.poke(peb + PEB_NUMBER_OF_PROCESSORS, struct.pack("<I", os.cpu_count() or 1))
-    memory.poke(peb + PEB_OS_MAJOR, struct.pack("<IIHHI", major, minor, build, 0, 2))
-    memory.poke(peb + PEB_IMAGE_SUBSYSTEM, struct.pack("<III", subsystem, 6, 0))
-    memory.poke(peb + PEB_SESSION_ID, struct.pack("<I", 1))
+    peb = _peb(arena, image_base, version, subsystem)
     if apiset is not None:
         memory.poke(peb + PEB_API_SET_MAP, struct.pack("<Q", arena.put(apiset, 0x1000)))
     pp = _process_parameters(

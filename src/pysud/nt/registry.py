@@ -18,10 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import shutil
-import socket
 import struct
-import tempfile
 import threading
 import weakref
 from collections.abc import Iterator
@@ -60,12 +57,8 @@ _COMMENTS = {
 _TICKS_1601_TO_1970 = process.EPOCH_DELTA
 
 
-class RegistryError(Exception):
+class RegistryError(st.NtStatusError):
     """A registry operation failed; ``status`` is the NTSTATUS it means."""
-
-    def __init__(self, status: int, message: str = "") -> None:
-        super().__init__(message or f"NTSTATUS {status:#x}")
-        self.status = status
 
 
 class RegFormatError(ValueError):
@@ -464,6 +457,9 @@ class Registry:
     ) -> None:
         self._tmp: weakref.finalize[..., Registry] | None = None
         if directory is None:  # a registry of its own, removed with the object
+            import shutil
+            import tempfile
+
             directory = tempfile.mkdtemp(prefix="pysud-registry-")
             self._tmp = weakref.finalize(self, shutil.rmtree, directory, ignore_errors=True)
         self.directory = os.path.abspath(directory)
@@ -771,8 +767,13 @@ class Registry:
         self._notify(parent)
 
     def set_value(self, key: Key, name: str, type_: int, data: bytes) -> None:
-        with self.change(key):
-            key.set(name, type_, data)
+        with self._file_lock():
+            self._reload()
+            old = key.values.get(name.lower())
+            if not key.deleted and old is not None and old.type == type_ and old.data == data:
+                return  # as in Wine's server: no new write time, no notification, no save
+            with self.change(key):
+                key.set(name, type_, data)
 
     def delete_value(self, key: Key, name: str) -> None:
         with self.change(key):
@@ -822,7 +823,7 @@ _TIME_ZONES = {
 
 def computer_name() -> str:
     """The host name as Windows shows a NetBIOS name: upper case, at most 15 characters."""
-    return (socket.gethostname().split(".")[0] or "PYSUD").upper()[:15]
+    return (os.uname().nodename.split(".")[0] or "PYSUD").upper()[:15]
 
 
 def version_values(version: tuple[int, int, int]) -> dict[str, tuple[int, bytes]]:
@@ -871,7 +872,7 @@ def seed_defaults(reg: Registry, version: tuple[int, int, int] = (10, 0, 22631))
     put(
         m,
         f"{ccs}\\Services\\Tcpip\\Parameters",
-        {"Hostname": s(socket.gethostname().split(".")[0]), "Domain": s("")},
+        {"Hostname": s(os.uname().nodename.split(".")[0]), "Domain": s("")},
     )
     ncpu = os.cpu_count() or 1
     put(

@@ -96,3 +96,12 @@ def from_errno(err: int) -> int:
         e.EINVAL: STATUS_INVALID_PARAMETER,
         e.ENOMEM: STATUS_NO_MEMORY,
     }.get(err, STATUS_UNSUCCESSFUL)
+
+
+class NtStatusError(Exception):
+    """An NT call fails with ``status``: raised by what a handler calls, answered by the kernel
+    tables' wrapper (nt/kernel/__init__.py) as that NTSTATUS."""
+
+    def __init__(self, status: int, message: str = "") -> None:
+        super().__init__(message or f"NTSTATUS {status:#x}")
+        self.status = status

@@ -18,9 +18,8 @@ from __future__ import annotations
 import errno
 import os
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
-
-import pefile
 
 from .. import _memory as memory
 from . import image
@@ -105,45 +104,13 @@ class WineNtdll:
         self.view.release()
 
 
-@dataclass(frozen=True)
-class ExportTable:
-    """A DLL's export directory as pefile reads it: ordinal base, function RVAs, names."""
-
-    ordinal_base: int
-    functions: list[int]  # RVA per ordinal - ordinal_base (0: unused)
-    names: dict[str, int]  # name -> index into functions
-
-
-_EXPORTS: dict[tuple[str, int, int], ExportTable] = {}
-
-
-def export_table(path: str) -> ExportTable:
-    """The export directory of a DLL (pefile, cached per file)."""
-    st = os.stat(path)
-    key = (path, st.st_size, st.st_mtime_ns)
-    got = _EXPORTS.get(key)
-    if got is None:
-        try:
-            pe = pefile.PE(path, fast_load=True)
-            pe.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_EXPORT"]])
-        except pefile.PEFormatError as e:
-            raise PELoadError(f"{path}: malformed PE file: {e.value}") from None
-        directory = getattr(pe, "DIRECTORY_ENTRY_EXPORT", None)
-        base = directory.struct.Base if directory is not None else 1
-        functions = [0] * (directory.struct.NumberOfFunctions if directory is not None else 0)
-        names: dict[str, int] = {}
-        for sym in getattr(directory, "symbols", []):
-            index = sym.ordinal - base
-            if 0 <= index < len(functions):
-                functions[index] = sym.address or 0
-                if sym.name:
-                    names[sym.name.decode(errors="replace")] = index
-        got = _EXPORTS[key] = ExportTable(base, functions, names)
-    return got
+#: a DLL's export directory (ordinal base, function RVAs, names), cached with the image headers
+ExportTable = image.ExportTable
+export_table = image.export_table
 
 
 def exports_of(path: str) -> dict[str, int]:
-    """Name -> RVA of a DLL's exports."""
+    """Name -> RVA of a DLL's exports (cached per file, in the process and in the prefix)."""
     table = export_table(path)
     return {name: table.functions[i] for name, i in table.names.items()}
 
@@ -160,6 +127,22 @@ def numbering(exports: dict[str, int], base: int) -> dict[int, str]:
             continue
         table[nr] = name if not name.startswith("Zw") else "Nt" + name[2:]
     return table
+
+
+#: the bytes a Wine-style stub's `syscall` ends with, 0x14 bytes from its start: ``jne +3; syscall``
+_STUB_SYSCALL = b"\x75\x03\x0f\x05"
+
+
+def stub_sites(stubs: Iterable[int]) -> frozenset[int]:
+    """Where the `syscall` of each Wine-style stub at these addresses ends (a site's address for
+    the rewrite): the instruction before it is the stub's ``jne``, which no trampoline can run
+    elsewhere, so a rewrite planner need not decode them."""
+    ends = set()
+    for at in stubs:
+        code = memory.peek(at, 0x14)
+        if code[:4] == _STUB and code[0x10:] == _STUB_SYSCALL:
+            ends.add(at + 0x14)
+    return frozenset(ends)
 
 
 def load_ntdll(dll_dir: str) -> WineNtdll:
@@ -428,10 +411,6 @@ def apiset_map(dll_dir: str) -> bytes | None:
     if not os.path.isfile(path):
         return None
     try:
-        pe = pefile.PE(path, fast_load=True)
-    except pefile.PEFormatError:
+        return image.section_data(image.read_info(path), ".apiset")
+    except (PELoadError, OSError):
         return None
-    for s in pe.sections:
-        if s.Name.rstrip(b"\0") == b".apiset":
-            return bytes(s.get_data())
-    return None

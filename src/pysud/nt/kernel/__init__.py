@@ -7,7 +7,8 @@ lacks is not registered).  To add a subsystem: write ``nt/kernel/<topic>.py`` wi
 ``HANDLERS``, list it in ``MODULES``.
 
 A handler that meets a bad pointer of the program's (GuestMemoryError) returns
-STATUS_ACCESS_VIOLATION: the registered function is the module's, wrapped once (``__wrapped__``);
+STATUS_ACCESS_VIOLATION, one that raises ``status.NtStatusError`` (a RegistryError...) returns that
+error's status: the registered function is the module's, wrapped once (``__wrapped__``);
 a module of library functions (``PROBE = False``: rtl) is registered unwrapped.
 
 A name that only pysud's own ntdll exports (numbered by ``ntdll.PRIVATE``, not a call of any
@@ -22,7 +23,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ..._errors import GuestMemoryError
-from ..status import STATUS_ACCESS_VIOLATION
+from ..status import STATUS_ACCESS_VIOLATION, NtStatusError
 from . import (
     exception,
     file,
@@ -92,6 +93,8 @@ def _probed(fn: Handler) -> Handler:
             return fn(nt, call)
         except GuestMemoryError:
             return STATUS_ACCESS_VIOLATION
+        except NtStatusError as e:
+            return e.status
 
     return probed
 

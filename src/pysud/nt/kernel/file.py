@@ -192,7 +192,7 @@ def _open(
         nt.put_iosb(call, iosb, status, 0)
         return status
     obj.delete_on_close = bool(options & FILE_DELETE_ON_CLOSE)
-    nt.put_u64(call, out, nt.handles.add(obj))
+    nt.put_handle(call, out, obj)
     nt.put_iosb(call, iosb, st.STATUS_SUCCESS, info)
     return st.STATUS_SUCCESS
 
@@ -228,13 +228,21 @@ def _signal_event(nt: NtPersonality, handle: int) -> None:
             objects.CHANGED.notify_all()
 
 
-def NtReadFile(nt: NtPersonality, call: NtSyscall) -> int:
-    handle, event, _apc, _ctx, iosb, buf, length, offset_ptr = call.args[:8]
+def _data_file(nt: NtPersonality, handle: int) -> objects.File | int:
+    """The file NtReadFile/NtWriteFile may move data through, or the NTSTATUS to return."""
     f = _file(nt, handle)
     if f is None:
         return st.STATUS_INVALID_HANDLE
     if f.directory:
         return st.STATUS_INVALID_DEVICE_REQUEST
+    return f
+
+
+def NtReadFile(nt: NtPersonality, call: NtSyscall) -> int:
+    handle, event, _apc, _ctx, iosb, buf, length, offset_ptr = call.args[:8]
+    f = _data_file(nt, handle)
+    if isinstance(f, int):
+        return f
     length &= 0xFFFFFFFF
     off = _position(call, offset_ptr)
     try:
@@ -254,11 +262,9 @@ def NtReadFile(nt: NtPersonality, call: NtSyscall) -> int:
 
 def NtWriteFile(nt: NtPersonality, call: NtSyscall) -> int:
     handle, event, _apc, _ctx, iosb, buf, length, offset_ptr = call.args[:8]
-    f = _file(nt, handle)
-    if f is None:
-        return st.STATUS_INVALID_HANDLE
-    if f.directory:
-        return st.STATUS_INVALID_DEVICE_REQUEST
+    f = _data_file(nt, handle)
+    if isinstance(f, int):
+        return f
     if not f.console and not f.access & WRITE_ACCESS:
         return st.STATUS_ACCESS_DENIED
     data = call.read(buf, length & 0xFFFFFFFF) if length & 0xFFFFFFFF else b""

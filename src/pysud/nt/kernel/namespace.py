@@ -51,16 +51,6 @@ def full_name(nt: NtPersonality, call: NtSyscall, oa: int) -> tuple[str, int] | 
     return name, attrs
 
 
-def _put_new(nt: NtPersonality, call: NtSyscall, out: int, obj: objects.NtObject) -> int:
-    h = nt.handles.add(obj)
-    try:
-        nt.put_u64(call, out, h)
-    except Exception:
-        nt.handles.remove(h)
-        raise
-    return h
-
-
 def create(
     nt: NtPersonality, call: NtSyscall, out: int, oa: int, kind: type[T], make: Callable[[], T]
 ) -> int:
@@ -80,13 +70,13 @@ def create(
                     return st.STATUS_OBJECT_NAME_COLLISION
                 if not isinstance(old, kind):
                     return st.STATUS_OBJECT_TYPE_MISMATCH
-                _put_new(nt, call, out, old)
+                nt.put_handle(call, out, old)
                 return STATUS_OBJECT_NAME_EXISTS
         obj = make()
         if name:
             obj.name = name
             nt.handles.namespace[name.lower()] = obj
-        _put_new(nt, call, out, obj)
+        nt.put_handle(call, out, obj)
     return st.STATUS_SUCCESS
 
 
@@ -108,8 +98,20 @@ def open_named(nt: NtPersonality, call: NtSyscall, out: int, oa: int, kind: type
         return st.STATUS_OBJECT_NAME_NOT_FOUND
     if not isinstance(obj, kind):
         return st.STATUS_OBJECT_TYPE_MISMATCH
-    _put_new(nt, call, out, obj)
+    nt.put_handle(call, out, obj)
     return st.STATUS_SUCCESS
+
+
+def opener(name: str, kind: type[T]) -> Callable[[NtPersonality, NtSyscall], int]:
+    """The handler of ``name``, an NtOpen<Object>(&handle, access, OBJECT_ATTRIBUTES) of ``kind``."""
+
+    def handler(nt: NtPersonality, call: NtSyscall) -> int:
+        out, _access, oa = call.args[:3]
+        return open_named(nt, call, out, oa, kind)
+
+    handler.__name__ = handler.__qualname__ = name
+    handler.__doc__ = f"{name}: a new handle to the named {kind.__name__} object."
+    return handler
 
 
 def NtCreateDirectoryObject(nt: NtPersonality, call: NtSyscall) -> int:
@@ -133,7 +135,7 @@ def NtOpenDirectoryObject(nt: NtPersonality, call: NtSyscall) -> int:
     if not known and not _BUILTIN_DIRS.match(path):
         nt.put_u64(call, out, 0)
         return st.STATUS_OBJECT_NAME_NOT_FOUND
-    _put_new(nt, call, out, objects.Directory(path=path or "\\"))
+    nt.put_handle(call, out, objects.Directory(path=path or "\\"))
     return st.STATUS_SUCCESS
 
 
@@ -164,7 +166,7 @@ def NtDuplicateObject(nt: NtPersonality, call: NtSyscall) -> int:
     if obj is None:
         return st.STATUS_INVALID_HANDLE if src != CURRENT_PROCESS else st.STATUS_NOT_SUPPORTED
     if out and dst_process:
-        _put_new(nt, call, out, obj)
+        nt.put_handle(call, out, obj)
     if options & DUPLICATE_CLOSE_SOURCE and nt.handles.get(src) is not None:
         nt.handles.remove(src)
     return st.STATUS_SUCCESS

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -21,6 +20,8 @@ from .. import status as st
 from .virtual import view_of
 
 if TYPE_CHECKING:
+    import subprocess  # imported when a child starts
+
     from ..personality import NtPersonality, NtSyscall
 
 CURRENT_PROCESS = 0xFFFFFFFFFFFFFFFF
@@ -50,6 +51,8 @@ class Process(objects.Waitable):
     def start(self) -> None:
         if self.popen is not None:
             return
+        import subprocess
+
         try:
             self.popen = subprocess.Popen(
                 self.argv,
@@ -253,11 +256,7 @@ def NtQueryInformationProcess(nt: NtPersonality, call: NtSyscall) -> int:
         if cls != 0:
             return nt._unimplemented_class(call, cls)
         data = struct.pack("<QQQQQQ", child.exit_code, 0, 1, 8, child.pid, os.getpid())
-        if (length & 0xFFFFFFFF) < len(data):
-            return st.STATUS_INFO_LENGTH_MISMATCH
-        call.write(buf, data)
-        nt.put_u32(call, ret, len(data))
-        return st.STATUS_SUCCESS
+        return nt.put_info(call, buf, length, ret, data)
     if cls == 0:  # ProcessBasicInformation
         data = struct.pack(
             "<QQQQQQ", 0x103, nt.peb, (1 << (os.cpu_count() or 1)) - 1, 8, os.getpid(), os.getppid()
@@ -273,12 +272,7 @@ def NtQueryInformationProcess(nt: NtPersonality, call: NtSyscall) -> int:
         data = view.info.section_image_information()
     else:
         return nt._unimplemented_class(call, cls)
-    if (length & 0xFFFFFFFF) != len(data):
-        nt.put_u32(call, ret, len(data))
-        return st.STATUS_INFO_LENGTH_MISMATCH
-    call.write(buf, data)
-    nt.put_u32(call, ret, len(data))
-    return st.STATUS_SUCCESS
+    return nt.put_info(call, buf, length, ret, data, exact=True)
 
 
 HANDLERS: dict[str, Any] = {

@@ -110,12 +110,7 @@ def _open_target(nt: NtPersonality, call: NtSyscall, oa: int) -> tuple[rg.Key | 
 
 
 def _put_handle(nt: NtPersonality, call: NtSyscall, out: int, key: rg.Key, access: int) -> int:
-    h = nt.handles.add(objects.KeyObject(key=key, access=map_access(access)))
-    try:
-        nt.put_u64(call, out, h)
-    except Exception:
-        nt.handles.remove(h)
-        raise
+    nt.put_handle(call, out, objects.KeyObject(key=key, access=map_access(access)))
     return st.STATUS_SUCCESS
 
 
@@ -367,6 +362,9 @@ def NtQueryMultipleValueKey(nt: NtPersonality, call: NtSyscall) -> int:
     return st.STATUS_SUCCESS
 
 
+# The registry's RegistryError is an NtStatusError: the tables' wrapper answers its status.
+
+
 def NtSetValueKey(nt: NtPersonality, call: NtSyscall) -> int:
     handle, name_ptr, _title, type_, data_ptr, size = call.args[:6]
     k = _key(nt, handle, KEY_SET_VALUE)
@@ -377,10 +375,7 @@ def NtSetValueKey(nt: NtPersonality, call: NtSyscall) -> int:
     if len(name) > 16383:
         return st.STATUS_INVALID_PARAMETER
     data = call.read(data_ptr, size) if size else b""
-    try:
-        registry_of(nt).set_value(k.key, name, type_ & 0xFFFFFFFF, data)
-    except rg.RegistryError as e:
-        return e.status
+    registry_of(nt).set_value(k.key, name, type_ & 0xFFFFFFFF, data)
     return st.STATUS_SUCCESS
 
 
@@ -389,10 +384,7 @@ def NtDeleteValueKey(nt: NtPersonality, call: NtSyscall) -> int:
     k = _key(nt, handle, KEY_SET_VALUE)
     if isinstance(k, int):
         return k
-    try:
-        registry_of(nt).delete_value(k.key, _value_name(nt, call, name_ptr))
-    except rg.RegistryError as e:
-        return e.status
+    registry_of(nt).delete_value(k.key, _value_name(nt, call, name_ptr))
     return st.STATUS_SUCCESS
 
 
@@ -403,10 +395,7 @@ def NtDeleteKey(nt: NtPersonality, call: NtSyscall) -> int:
     k = _key(nt, call.args[0], DELETE)
     if isinstance(k, int):
         return k
-    try:
-        registry_of(nt).delete(k.key)
-    except rg.RegistryError as e:
-        return e.status
+    registry_of(nt).delete(k.key)
     return st.STATUS_SUCCESS
 
 
@@ -417,10 +406,7 @@ def NtRenameKey(nt: NtPersonality, call: NtSyscall) -> int:
         return k
     if not name_ptr:
         return st.STATUS_ACCESS_VIOLATION
-    try:
-        registry_of(nt).rename(k.key, nt.read_unicode(call, name_ptr))
-    except rg.RegistryError as e:
-        return e.status
+    registry_of(nt).rename(k.key, nt.read_unicode(call, name_ptr))
     return st.STATUS_SUCCESS
 
 

@@ -73,7 +73,7 @@ def NtCreateSection(nt: NtPersonality, call: NtSyscall) -> int:
             fd = os.memfd_create("pysud-section", os.MFD_CLOEXEC)
             os.ftruncate(fd, size)
         sec = Section(size=size, protect=protect, fd=fd)
-    nt.put_u64(call, out, nt.handles.add(sec))
+    nt.put_handle(call, out, sec)
     return st.STATUS_SUCCESS
 
 
@@ -96,11 +96,7 @@ def NtQuerySection(nt: NtPersonality, call: NtSyscall) -> int:
         data = sec.info.section_image_information()
     else:
         return nt._unimplemented_class(call, cls)
-    if (length & 0xFFFFFFFF) < len(data):
-        return st.STATUS_INFO_LENGTH_MISMATCH
-    call.write(buf, data)
-    nt.put_u64(call, ret, len(data))
-    return st.STATUS_SUCCESS
+    return nt.put_info(call, buf, length, ret, data, ret64=True)
 
 
 def NtMapViewOfSection(nt: NtPersonality, call: NtSyscall) -> int:

@@ -243,12 +243,7 @@ def _process_ok(nt: NtPersonality, handle: int) -> int:
 def _give(nt: NtPersonality, call: NtSyscall, out: int, obj: objects.NtObject) -> int:
     if not out:
         return st.STATUS_ACCESS_VIOLATION
-    h = nt.handles.add(obj)
-    try:
-        nt.put_u64(call, out, h)
-    except Exception:
-        nt.handles.remove(h)
-        raise
+    nt.put_handle(call, out, obj)
     return st.STATUS_SUCCESS
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import struct
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import objects
 from .. import status as st
@@ -28,6 +29,7 @@ STATUS_SEMAPHORE_LIMIT_EXCEEDED = st.STATUS_SEMAPHORE_LIMIT_EXCEEDED
 STATUS_INVALID_PARAMETER_1 = st.STATUS_INVALID_PARAMETER_1
 STATUS_INVALID_PARAMETER_3 = st.STATUS_INVALID_PARAMETER_3
 MAXIMUM_WAIT_OBJECTS = 64
+ObjT = TypeVar("ObjT", bound=objects.NtObject)
 
 
 def _bad_handle(nt: NtPersonality, handle: int) -> int:
@@ -51,6 +53,14 @@ def _changed() -> None:
     objects.CHANGED.notify_all()
 
 
+#: NtOpen<Object>(&handle, access, OBJECT_ATTRIBUTES): a new handle to the named object of that type
+NtOpenEvent = namespace.opener("NtOpenEvent", objects.Event)
+NtOpenMutant = namespace.opener("NtOpenMutant", objects.Mutant)
+NtOpenSemaphore = namespace.opener("NtOpenSemaphore", objects.Semaphore)
+NtOpenTimer = namespace.opener("NtOpenTimer", objects.Timer)
+NtOpenKeyedEvent = namespace.opener("NtOpenKeyedEvent", objects.KeyedEvent)
+
+
 # ---------------------------------------------------------------------------------- events
 
 
@@ -67,11 +77,6 @@ def NtCreateEvent(nt: NtPersonality, call: NtSyscall) -> int:
         objects.Event,
         lambda: objects.Event(manual_reset=kind == 0, state=bool(initial & 0xFF)),
     )
-
-
-def NtOpenEvent(nt: NtPersonality, call: NtSyscall) -> int:
-    out, _access, oa = call.args[:3]
-    return namespace.open_named(nt, call, out, oa, objects.Event)
 
 
 def _set_event(nt: NtPersonality, call: NtSyscall, state: bool) -> int:
@@ -115,10 +120,11 @@ def NtClearEvent(nt: NtPersonality, call: NtSyscall) -> int:
 
 
 def _query(
-    nt: NtPersonality, call: NtSyscall, kind: type[objects.NtObject], size: int
-) -> objects.NtObject | int:
-    """Checks common to NtQuery<Object>: the object, or the NTSTATUS to return."""
-    handle, cls, buf, length, _result = call.args[:5]
+    nt: NtPersonality, call: NtSyscall, kind: type[ObjT], size: int, info: Callable[[ObjT], bytes]
+) -> int:
+    """NtQuery<Object>(handle, class 0, buffer, length, &result): the checks they share, then
+    ``info(object)`` (``size`` bytes, its only class) written to the buffer."""
+    handle, cls, buf, length, result = call.args[:5]
     obj = nt.handles.get(handle)
     if obj is None or not isinstance(obj, kind):
         return _bad_handle(nt, handle)
@@ -128,18 +134,16 @@ def _query(
         return st.STATUS_INFO_LENGTH_MISMATCH
     if not buf:
         return st.STATUS_ACCESS_VIOLATION
-    return obj
+    call.write(buf, info(obj))
+    nt.put_u32(call, result, size)
+    return st.STATUS_SUCCESS
 
 
 def NtQueryEvent(nt: NtPersonality, call: NtSyscall) -> int:
     """EventBasicInformation: EVENT_TYPE EventType; LONG EventState."""
-    ev = _query(nt, call, objects.Event, 8)
-    if isinstance(ev, int):
-        return ev
-    assert isinstance(ev, objects.Event)
-    call.write(call.args[2], struct.pack("<Ii", 0 if ev.manual_reset else 1, int(ev.state)))
-    nt.put_u32(call, call.args[4], 8)
-    return st.STATUS_SUCCESS
+    return _query(
+        nt, call, objects.Event, 8, lambda ev: struct.pack("<Ii", 0 if ev.manual_reset else 1, int(ev.state))
+    )
 
 
 # ---------------------------------------------------------------------------------- mutants
@@ -157,11 +161,6 @@ def NtCreateMutant(nt: NtPersonality, call: NtSyscall) -> int:
     return namespace.create(nt, call, out, oa, objects.Mutant, make)
 
 
-def NtOpenMutant(nt: NtPersonality, call: NtSyscall) -> int:
-    out, _access, oa = call.args[:3]
-    return namespace.open_named(nt, call, out, oa, objects.Mutant)
-
-
 def _release_mutant(m: objects.Mutant) -> int | None:
     """Release once; the previous count, or None if the caller does not own it."""
     with objects.CHANGED:
@@ -175,6 +174,16 @@ def _release_mutant(m: objects.Mutant) -> int | None:
         return prev
 
 
+def NtQueryMutant(nt: NtPersonality, call: NtSyscall) -> int:
+    """MutantBasicInformation: LONG CurrentCount; BOOLEAN OwnedByCaller, AbandonedState."""
+
+    def info(m: objects.Mutant) -> bytes:
+        with objects.CHANGED:
+            return struct.pack("<iBB2x", m.current_count(), m.owner == threading.get_native_id(), m.abandoned)
+
+    return _query(nt, call, objects.Mutant, 8, info)
+
+
 def NtReleaseMutant(nt: NtPersonality, call: NtSyscall) -> int:
     handle, prev_ptr = call.args[:2]
     m = nt.handles.get(handle)
@@ -184,20 +193,6 @@ def NtReleaseMutant(nt: NtPersonality, call: NtSyscall) -> int:
     if prev is None:
         return STATUS_MUTANT_NOT_OWNED
     nt.put_u32(call, prev_ptr, prev)
-    return st.STATUS_SUCCESS
-
-
-def NtQueryMutant(nt: NtPersonality, call: NtSyscall) -> int:
-    """MutantBasicInformation: LONG CurrentCount; BOOLEAN OwnedByCaller, AbandonedState."""
-    m = _query(nt, call, objects.Mutant, 8)
-    if isinstance(m, int):
-        return m
-    assert isinstance(m, objects.Mutant)
-    with objects.CHANGED:
-        count = m.current_count()
-        info = struct.pack("<iBB2x", count, m.owner == threading.get_native_id(), m.abandoned)
-    call.write(call.args[2], info)
-    nt.put_u32(call, call.args[4], 8)
     return st.STATUS_SUCCESS
 
 
@@ -219,11 +214,6 @@ def _i32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
-def NtOpenSemaphore(nt: NtPersonality, call: NtSyscall) -> int:
-    out, _access, oa = call.args[:3]
-    return namespace.open_named(nt, call, out, oa, objects.Semaphore)
-
-
 def _release_semaphore(s: objects.Semaphore, count: int) -> int | None:
     with objects.CHANGED:
         if count <= 0:
@@ -234,6 +224,11 @@ def _release_semaphore(s: objects.Semaphore, count: int) -> int | None:
         s.count += count
         _changed()
         return prev
+
+
+def NtQuerySemaphore(nt: NtPersonality, call: NtSyscall) -> int:
+    """SemaphoreBasicInformation: LONG CurrentCount, MaximumCount."""
+    return _query(nt, call, objects.Semaphore, 8, lambda s: struct.pack("<ii", s.count, s.maximum))
 
 
 def NtReleaseSemaphore(nt: NtPersonality, call: NtSyscall) -> int:
@@ -250,17 +245,6 @@ def NtReleaseSemaphore(nt: NtPersonality, call: NtSyscall) -> int:
     return st.STATUS_SUCCESS
 
 
-def NtQuerySemaphore(nt: NtPersonality, call: NtSyscall) -> int:
-    """SemaphoreBasicInformation: LONG CurrentCount, MaximumCount."""
-    s = _query(nt, call, objects.Semaphore, 8)
-    if isinstance(s, int):
-        return s
-    assert isinstance(s, objects.Semaphore)
-    call.write(call.args[2], struct.pack("<ii", s.count, s.maximum))
-    nt.put_u32(call, call.args[4], 8)
-    return st.STATUS_SUCCESS
-
-
 # ---------------------------------------------------------------------------------- timers
 
 
@@ -272,9 +256,16 @@ def NtCreateTimer(nt: NtPersonality, call: NtSyscall) -> int:
     return namespace.create(nt, call, out, oa, objects.Timer, lambda: objects.Timer(manual_reset=kind == 0))
 
 
-def NtOpenTimer(nt: NtPersonality, call: NtSyscall) -> int:
-    out, _access, oa = call.args[:3]
-    return namespace.open_named(nt, call, out, oa, objects.Timer)
+def NtQueryTimer(nt: NtPersonality, call: NtSyscall) -> int:
+    """TimerBasicInformation: LARGE_INTEGER RemainingTime (100 ns); BOOLEAN TimerState."""
+
+    def info(t: objects.Timer) -> bytes:
+        with objects.CHANGED:
+            t.tick()
+            left = max(0, round((t.due - time.monotonic()) * 1e7)) if t.due is not None else 0
+            return struct.pack("<qB7x", left, t.state)
+
+    return _query(nt, call, objects.Timer, 16, info)
 
 
 def NtSetTimer(nt: NtPersonality, call: NtSyscall) -> int:
@@ -312,21 +303,6 @@ def NtCancelTimer(nt: NtPersonality, call: NtSyscall) -> int:
         t.period = 0.0
         state = t.state
     nt.put_u32(call, state_ptr, int(state))
-    return st.STATUS_SUCCESS
-
-
-def NtQueryTimer(nt: NtPersonality, call: NtSyscall) -> int:
-    """TimerBasicInformation: LARGE_INTEGER RemainingTime (100 ns); BOOLEAN TimerState."""
-    t = _query(nt, call, objects.Timer, 16)
-    if isinstance(t, int):
-        return t
-    assert isinstance(t, objects.Timer)
-    with objects.CHANGED:
-        t.tick()
-        left = max(0, round((t.due - time.monotonic()) * 1e7)) if t.due is not None else 0
-        info = struct.pack("<qB7x", left, t.state)
-    call.write(call.args[2], info)
-    nt.put_u32(call, call.args[4], 16)
     return st.STATUS_SUCCESS
 
 
@@ -389,11 +365,6 @@ def NtSignalAndWaitForSingleObject(nt: NtPersonality, call: NtSyscall) -> int:
 def NtCreateKeyedEvent(nt: NtPersonality, call: NtSyscall) -> int:
     out, _access, oa, _flags = call.args[:4]
     return namespace.create(nt, call, out, oa, objects.KeyedEvent, objects.KeyedEvent)
-
-
-def NtOpenKeyedEvent(nt: NtPersonality, call: NtSyscall) -> int:
-    out, _access, oa = call.args[:3]
-    return namespace.open_named(nt, call, out, oa, objects.KeyedEvent)
 
 
 def _keyed(nt: NtPersonality, handle: int) -> objects.KeyedEvent | None:

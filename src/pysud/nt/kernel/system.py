@@ -61,12 +61,7 @@ def NtQuerySystemInformation(nt: NtPersonality, call: NtSyscall) -> int:
         data = struct.pack("<qqIIQQQ", boot, process.system_time(), 0, 0, 0, 0, 0)
     else:
         return nt._unimplemented_class(call, cls)
-    if (length & 0xFFFFFFFF) != len(data):
-        nt.put_u32(call, ret, len(data))
-        return st.STATUS_INFO_LENGTH_MISMATCH
-    call.write(buf, data)
-    nt.put_u32(call, ret, len(data))
-    return st.STATUS_SUCCESS
+    return nt.put_info(call, buf, length, ret, data, exact=True)
 
 
 def NtQuerySystemTime(nt: NtPersonality, call: NtSyscall) -> int:

@@ -95,11 +95,7 @@ def NtQueryInformationThread(nt: NtPersonality, call: NtSyscall) -> int:
         data = struct.pack("<I", int(th is None and all(t.done for t in nt.threads)))
     else:
         return nt._unimplemented_class(call, cls)
-    if (length & 0xFFFFFFFF) < len(data):
-        return st.STATUS_INFO_LENGTH_MISMATCH
-    call.write(buf, data)
-    nt.put_u32(call, ret, len(data))
-    return st.STATUS_SUCCESS
+    return nt.put_info(call, buf, length, ret, data)
 
 
 def NtSetInformationThread(nt: NtPersonality, call: NtSyscall) -> int:

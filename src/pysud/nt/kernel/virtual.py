@@ -82,7 +82,10 @@ def NtAllocateVirtualMemory(nt: NtPersonality, call: NtSyscall) -> int:
             end = (base + size + 0xFFF) & ~0xFFF
             if any(p not in nt.pages for p in range(start, end, 0x1000)):
                 return st.STATUS_CONFLICTING_ADDRESSES
-            memory.protect(start, end - start, lin, "NtAllocate commit")
+            try:
+                memory.protect(start, end - start, lin, "NtAllocate commit")
+            except memory.MappingError:  # the host will not commit that much
+                return st.STATUS_NO_MEMORY
             for page in range(start, end, 0x1000):
                 nt.pages[page] = (MEM_COMMIT, prot)
             base, size = start, end - start
