@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
+import shutil
 import sys
+import tempfile
 
 import pytest
 
@@ -13,6 +16,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 import pysud
 
 SUPPORT = pysud.support()
+
+# pysud's persistent cache (pysud._cache) goes to a directory of the session's own, not the
+# user's ~/.cache: the suite starts cold and leaves nothing behind (programs it runs inherit it).
+os.environ["XDG_CACHE_HOME"] = _CACHE_HOME = tempfile.mkdtemp(prefix="pysud-test-cache-")
+atexit.register(shutil.rmtree, _CACHE_HOME, True)
 
 if not SUPPORT.usable and os.environ.get("CI"):
     # In CI an unusable kernel must fail loudly, never skip the whole suite.

@@ -510,6 +510,7 @@ def test_bench_program_rows():
         "true_native",
         "python_import",
         "true_pysud",
+        "true_pysud_cold",
         "true_inprocess",
         "dd_native",
         "dd_pysud",

@@ -6,8 +6,6 @@ security boundary: code under dispatch can flip its own selector.
 
 from __future__ import annotations
 
-import typing as _typing
-
 from . import _core
 from ._abi import I386, X86_64, SyscallABI
 from ._dispatch import (
@@ -33,11 +31,15 @@ from ._errors import (
     UnknownSyscall,
 )
 
-if _typing.TYPE_CHECKING:
+TYPE_CHECKING = False  # (no `typing` import: it is a visible part of every start-up)
+if TYPE_CHECKING:
+    from typing import Any
+
     from . import lowlevel
     from ._kernel import Support, support
     from ._linux import ProgramError, run
     from ._native import CodeBlob, InterceptedFunction
+del TYPE_CHECKING
 
 # Imported on first use (PEP 562): `import pysud` stays cheap for what needs only the dispatcher,
 # and the command line's start-up pays only for what its subcommand uses.
@@ -52,7 +54,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> _typing.Any:
+def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'pysud' has no attribute {name!r}")

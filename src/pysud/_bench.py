@@ -212,6 +212,7 @@ class ProgramRow:
     argv: list[str]
     group: str  # rows in a group are compared with the group's first row
     seconds: float = 0.0
+    env: dict[str, str] | None = None  # set in the environment for this row
 
 
 def _program_rows(count: int) -> tuple[list[ProgramRow], list[str]]:
@@ -230,7 +231,14 @@ def _program_rows(count: int) -> tuple[list[ProgramRow], list[str]]:
             [py, "-c", "import pysud"],
             "start-up",
         ),
-        ProgramRow("true_pysud", f"pysud run {true}", [*run, true], "start-up"),
+        ProgramRow("true_pysud", f"pysud run {true} (warm cache)", [*run, true], "start-up"),
+        ProgramRow(
+            "true_pysud_cold",
+            f"PYSUD_CACHE=0 pysud run {true} (cold)",
+            [*run, true],
+            "start-up",
+            env={"PYSUD_CACHE": "0"},
+        ),
         ProgramRow("true_inprocess", f"pysud.run({true!r}) in this process", [], "start-up"),
     ]
     notes = []
@@ -268,6 +276,7 @@ def measure_programs(runs: int = 10, heavy_runs: int = 3, count: int = 20000) ->
     write per byte) ``heavy_runs`` times.  Subprocess rows include the interpreter's start-up,
     which the ``python3 -c 'import pysud'`` row measures alone.
     """
+    import os
     import subprocess
     import time
 
@@ -283,7 +292,8 @@ def measure_programs(runs: int = 10, heavy_runs: int = 3, count: int = 20000) ->
         if not row.argv:
             status = run_program(true_path, dispatcher=d)
         else:
-            done = subprocess.run(row.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            env = {**os.environ, **row.env} if row.env else None
+            done = subprocess.run(row.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
             status = done.returncode
         t = time.perf_counter() - t0
         if status != 0:
@@ -425,7 +435,8 @@ def measure_trace(runs: int = 3, count: int = 40000) -> dict[str, object]:
 
         def once(row: ProgramRow) -> float:
             t0 = time.perf_counter()
-            done = subprocess.run(row.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            env = {**os.environ, **row.env} if row.env else None
+            done = subprocess.run(row.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
             t = time.perf_counter() - t0
             if done.returncode != 0:
                 raise PysudError(

@@ -13,7 +13,6 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import IntEnum
-from typing import Any, Final
 
 from . import _core, _rewrite
 from ._abi import BY_AUDIT_ARCH, X86_64, SyscallABI
@@ -25,6 +24,11 @@ from ._errors import (
     UnhandledSyscall,
     UnknownSyscall,
 )
+
+#: ``typing`` only for the type checker: its import is a visible part of every start-up.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 
 class Mode(IntEnum):
@@ -143,7 +147,8 @@ _ENOSYS = Errno(_errno.ENOSYS)  # the default answer of a call whose handler rai
 
 FastAction = _Native | Errno | Return
 Default = _Native | _Raise | Errno | Return
-Handler = Callable[[Any], Any]  # receives a Syscall, or a DeferredCall for lock-hazard calls
+if TYPE_CHECKING:
+    Handler = Callable[[Any], Any]  # receives a Syscall, or a DeferredCall for lock-hazard calls
 
 # Calls the host's libc makes while holding locks a Python handler would need
 # (malloc's arena lock around mmap/brk/madvise, the GIL's mutex around futex,

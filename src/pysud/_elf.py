@@ -15,10 +15,8 @@ import errno as _errno
 import os
 import stat
 import struct
-from dataclasses import dataclass, field
-from typing import Any
 
-from . import _memory
+from . import _cache, _memory
 from ._errors import PysudError
 from ._memory import (
     MAP_FIXED,
@@ -32,6 +30,11 @@ from ._memory import (
     PROT_WRITE,
     MappingError,
 )
+
+#: ``typing`` only for the type checker: its import is a visible part of every start-up.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "AT_BASE",
@@ -155,32 +158,84 @@ _page_up = _memory.page_up
 # --- the image -----------------------------------------------------------------------------------
 
 
-@dataclass
-class LoadedImage:
-    """An ELF file mapped into this process, with what the auxiliary vector needs to describe it."""
+class _Record:
+    """Equality and a field-by-field repr for the plain classes below (no ``dataclasses``: its
+    import brings ``inspect`` with ``ast``, ``dis`` and ``tokenize``, a visible part of every
+    ``pysud run``'s start-up)."""
 
-    path: str
-    #: Load bias: what was added to every p_vaddr (0 for ET_EXEC).
-    base: int
-    #: Absolute entry point.
-    entry: int
-    #: Absolute address of the program header table in memory, for AT_PHDR.
-    phdr: int
-    phent: int
-    phnum: int
-    #: PT_INTERP's path, or None for a static program or an interpreter itself.
-    interp: str | None
-    #: The mapped range [start, end); everything the image occupies lies inside it.
-    start: int
-    end: int
-    #: Page-aligned end of the highest segment including its bss: where the program break starts.
-    brk_start: int
-    #: (addr, size) ranges to munmap on unload.
-    mappings: list[tuple[int, int]] = field(default_factory=list)
-    #: ET_EXEC or ET_DYN.
-    e_type: int = ET_DYN
-    #: PT_GNU_STACK asks for an executable stack.
-    exec_stack: bool = False
+    __slots__: tuple[str, ...] = ()
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({inner})"
+
+
+class LoadedImage(_Record):
+    """An ELF file mapped into this process, with what the auxiliary vector needs to describe it.
+
+    ``path``; ``base``: the load bias, what was added to every p_vaddr (0 for ET_EXEC);
+    ``entry``: the absolute entry point; ``phdr``: the absolute address of the program header
+    table in memory, for AT_PHDR; ``phent``, ``phnum``; ``interp``: PT_INTERP's path, or None for
+    a static program or an interpreter itself; ``start``, ``end``: the mapped range [start, end),
+    everything the image occupies lies inside it; ``brk_start``: the page-aligned end of the
+    highest segment including its bss, where the program break starts; ``mappings``: (addr, size)
+    ranges to munmap on unload; ``e_type``: ET_EXEC or ET_DYN; ``exec_stack``: PT_GNU_STACK asks
+    for an executable stack.
+    """
+
+    __slots__ = (
+        "base",
+        "brk_start",
+        "e_type",
+        "end",
+        "entry",
+        "exec_stack",
+        "interp",
+        "mappings",
+        "path",
+        "phdr",
+        "phent",
+        "phnum",
+        "start",
+    )
+
+    def __init__(
+        self,
+        path: str,
+        base: int,
+        entry: int,
+        phdr: int,
+        phent: int,
+        phnum: int,
+        interp: str | None,
+        start: int,
+        end: int,
+        brk_start: int,
+        mappings: list[tuple[int, int]] | None = None,
+        e_type: int = ET_DYN,
+        exec_stack: bool = False,
+    ) -> None:
+        self.path = path
+        self.base = base
+        self.entry = entry
+        self.phdr = phdr
+        self.phent = phent
+        self.phnum = phnum
+        self.interp = interp
+        self.start = start
+        self.end = end
+        self.brk_start = brk_start
+        self.mappings: list[tuple[int, int]] = [] if mappings is None else mappings
+        self.e_type = e_type
+        self.exec_stack = exec_stack
 
     def __repr__(self) -> str:
         return (
@@ -189,16 +244,18 @@ class LoadedImage:
         )
 
 
-@dataclass
-class _Segment:
-    vaddr: int
-    offset: int
-    filesz: int
-    memsz: int
-    flags: int
+class _Segment(_Record):
+    __slots__ = ("filesz", "flags", "memsz", "offset", "vaddr")
+
+    def __init__(self, vaddr: int, offset: int, filesz: int, memsz: int, flags: int) -> None:
+        self.vaddr = vaddr
+        self.offset = offset
+        self.filesz = filesz
+        self.memsz = memsz
+        self.flags = flags
 
 
-def _read_file(path: str) -> bytearray:
+def _read_file_stat(path: str) -> tuple[bytearray, os.stat_result]:
     try:
         st = os.stat(path)
     except OSError as exc:
@@ -209,7 +266,7 @@ def _read_file(path: str) -> bytearray:
         raise ELFLoadError(f"{path}: not a regular file", _errno.EACCES)
     try:
         with open(path, "rb") as f:
-            return bytearray(f.read())
+            return bytearray(f.read()), os.fstat(f.fileno())
     except OSError as exc:
         raise ELFLoadError(f"{path}: cannot read: {exc.strerror}", exc.errno or _errno.EIO) from exc
 
@@ -225,20 +282,103 @@ _E_TYPES = {"ET_NONE": 0, "ET_REL": 1, "ET_EXEC": ET_EXEC, "ET_DYN": ET_DYN, "ET
 _P_TYPES = {"PT_LOAD": PT_LOAD, "PT_INTERP": PT_INTERP, "PT_PHDR": PT_PHDR, "PT_GNU_STACK": PT_GNU_STACK}
 
 
-@dataclass
-class _Parsed:
-    e_type: int
-    entry: int
-    phoff: int
-    phnum: int
-    loads: list[_Segment]
-    phdr_vaddr: int | None
-    interp: str | None
-    exec_stack: bool
+class _Parsed(_Record):
+    __slots__ = ("e_type", "entry", "exec_stack", "interp", "loads", "phdr_vaddr", "phnum", "phoff")
+
+    def __init__(
+        self,
+        e_type: int,
+        entry: int,
+        phoff: int,
+        phnum: int,
+        loads: list[_Segment],
+        phdr_vaddr: int | None,
+        interp: str | None,
+        exec_stack: bool,
+    ) -> None:
+        self.e_type = e_type
+        self.entry = entry
+        self.phoff = phoff
+        self.phnum = phnum
+        self.loads = loads
+        self.phdr_vaddr = phdr_vaddr
+        self.interp = interp
+        self.exec_stack = exec_stack
 
 
-def _parse(path: str, data: bytearray) -> _Parsed:
-    """Validate the ELF header and program headers as binfmt_elf does; raise ELFLoadError on anything off."""
+def _parse(path: str, data: bytearray, st: os.stat_result | None = None) -> _Parsed:
+    """Validate the ELF header and program headers as binfmt_elf does; raise ELFLoadError on anything off.
+
+    With the file's ``st`` (taken with ``data``), a valid file's result is kept in the persistent
+    cache (:mod:`pysud._cache`) under its identity, and a later run takes it from there without
+    importing pyelftools.
+    """
+    key = None
+    if st is not None and st.st_size == len(data):
+        key = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+        parsed = _from_cache(_cache.ELF.get(key))
+        if parsed is None or not _in_bounds(parsed, len(data)):
+            parsed = _parse_headers(path, data)
+            _cache.ELF.put(key, _to_cache(parsed))
+    else:
+        parsed = _parse_headers(path, data)
+    if parsed.interp is not None:
+        try:
+            ist = os.stat(parsed.interp)
+        except OSError as exc:
+            raise ELFLoadError(
+                f"{path}: interpreter {parsed.interp} does not exist ({exc.strerror})",
+                exc.errno or _errno.ENOENT,
+            ) from exc
+        if not stat.S_ISREG(ist.st_mode):
+            raise ELFLoadError(f"{path}: interpreter {parsed.interp} is not a regular file")
+    return parsed
+
+
+def _to_cache(p: _Parsed) -> list[Any]:
+    loads = [[s.vaddr, s.offset, s.filesz, s.memsz, s.flags] for s in p.loads]
+    return [p.e_type, p.entry, p.phoff, p.phnum, loads, p.phdr_vaddr, p.interp, p.exec_stack]
+
+
+def _from_cache(value: Any) -> _Parsed | None:
+    """A cached _Parsed, or None if there is none or it is not the shape _to_cache writes."""
+    if value is None:
+        return None
+    try:
+        e_type, entry, phoff, phnum, loads, phdr_vaddr, interp, exec_stack = value
+        segs = [_Segment(*(int(v) for v in seg)) for seg in loads]
+        if not segs or any(len(seg) != 5 for seg in loads):
+            return None
+        if interp is not None and not isinstance(interp, str):
+            return None
+        phdr = int(phdr_vaddr) if phdr_vaddr is not None else None
+        return _Parsed(int(e_type), int(entry), int(phoff), int(phnum), segs, phdr, interp, bool(exec_stack))
+    except (TypeError, ValueError):
+        return None
+
+
+def _in_bounds(p: _Parsed, size: int) -> bool:
+    """The bounds the loader relies on (copying file bytes, mapping segments) hold for a cached
+    result, as _parse_checked made sure for a parsed one: an edited cache file cannot make the
+    loader read outside the file or map outside user space."""
+    if not 1 <= p.phnum <= _MAX_PHNUM or p.phoff < 0 or p.phoff + p.phnum * _PHDR_SIZE > size:
+        return False
+    if not 0 <= p.entry < TASK_SIZE or p.e_type not in (ET_EXEC, ET_DYN):
+        return False
+    for seg in p.loads:
+        if (
+            min(seg.vaddr, seg.offset, seg.filesz, seg.flags) < 0
+            or not 0 < seg.memsz <= TASK_SIZE - seg.vaddr
+        ):
+            return False
+        if seg.filesz > seg.memsz or (
+            seg.filesz and (seg.offset + seg.filesz > size or seg.offset < seg.vaddr % PAGE_SIZE)
+        ):
+            return False
+    return True
+
+
+def _parse_headers(path: str, data: bytearray) -> _Parsed:
     if len(data) == 0:
         raise ELFLoadError(f"{path}: empty file, not an ELF executable")
     if data[:4] != b"\x7fELF":
@@ -337,15 +477,6 @@ def _parse_checked(path: str, data: bytearray) -> _Parsed:
             exec_stack = bool(flags & PF_X)
     if not loads:
         raise ELFLoadError(f"{path}: no PT_LOAD segment, nothing to load")
-    if interp is not None:
-        try:
-            ist = os.stat(interp)
-        except OSError as exc:
-            raise ELFLoadError(
-                f"{path}: interpreter {interp} does not exist ({exc.strerror})", exc.errno or _errno.ENOENT
-            ) from exc
-        if not stat.S_ISREG(ist.st_mode):
-            raise ELFLoadError(f"{path}: interpreter {interp} is not a regular file")
     # Where the program headers are in memory: the kernel uses the PT_LOAD holding e_phoff's bytes.
     for seg in loads:
         if seg.offset <= phoff and phoff + phnum * phentsize <= seg.offset + seg.filesz:
@@ -399,9 +530,9 @@ def check_image(path: str | os.PathLike[str]) -> None:
     raises ELFLoadError (its ``errno`` is what execve fails with) if either would not load.
     """
     spath = os.fspath(path)
-    parsed = _parse(spath, _read_file(spath))
+    parsed = _parse(spath, *_read_file_stat(spath))
     if parsed.interp is not None:
-        _parse(parsed.interp, _read_file(parsed.interp))
+        _parse(parsed.interp, *_read_file_stat(parsed.interp))
 
 
 def load_image(path: str | os.PathLike[str], *, base_hint: int | None = None) -> LoadedImage:
@@ -412,8 +543,8 @@ def load_image(path: str | os.PathLike[str], *, base_hint: int | None = None) ->
     ELFLoadError is raised.  Release with :func:`unload`.
     """
     spath = os.fspath(path)
-    data = _read_file(spath)
-    parsed = _parse(spath, data)
+    data, st = _read_file_stat(spath)
+    parsed = _parse(spath, data, st)
     lo = _page_down(min(s.vaddr for s in parsed.loads))
     hi = _page_up(max(s.vaddr + s.memsz for s in parsed.loads))
     span = hi - lo

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import errno as _errno
-from typing import Any
+
+#: ``typing`` only for the type checker: its import is a visible part of every start-up.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class PysudError(Exception):

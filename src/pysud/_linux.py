@@ -11,12 +11,15 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, NoReturn
 
 from . import _core, _rewrite
 from ._dispatch import NATIVE, Dispatcher, Syscall, chain
 from ._errors import GuestMemoryError, PysudError
+
+#: ``typing`` only for the type checker: its import is a visible part of every start-up.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 ARCH_SET_FS = 0x1002
 ARCH_GET_FS = 0x1003
@@ -103,6 +106,14 @@ def inherited_ignored() -> int:
     return mask
 
 
+def _flush_cache() -> None:
+    """Write the persistent cache's new entries now: the ways out below skip atexit."""
+    if "pysud._cache" in sys.modules:
+        from . import _cache
+
+        _cache.flush()
+
+
 def die_of_signal(sig: int) -> NoReturn:
     """End this process by signal ``sig``, as the program it ran ended: a parent's wait() sees WIFSIGNALED.
 
@@ -115,6 +126,7 @@ def die_of_signal(sig: int) -> NoReturn:
             stream.flush()
         except (OSError, ValueError):
             pass
+    _flush_cache()
     libc = ctypes.CDLL(None)
     if sig in _CORE_SIGNALS:
         libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
@@ -127,17 +139,15 @@ def die_of_signal(sig: int) -> NoReturn:
     os._exit(128 + sig)  # only if the default action did not end the process
 
 
-@dataclass
 class _Brk:
-    """The program's own heap: brk emulated in a region of its own, never the host's."""
+    """The program's own heap: brk emulated in a region of its own, never the host's.
 
-    start: int
-    cur: int = 0
-    mapped_end: int = 0
-    mappings: list[tuple[int, int]] = field(default_factory=list)
+    (A plain class: ``dataclasses`` imports ``inspect``, a visible part of start-up.)"""
 
-    def __post_init__(self) -> None:
-        self.cur = self.mapped_end = self.start
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.cur = self.mapped_end = start
+        self.mappings: list[tuple[int, int]] = []
 
     def set(self, want: int) -> int:
         if want < self.start:
@@ -607,6 +617,7 @@ class LinuxPersonality:
         """A forked child of the program ends here, never back in the caller of run()."""
         if self.on_end is not None:
             self.on_end(value, self.fault)
+        _flush_cache()  # what it learned (a program it exec'd: its headers), before os._exit
         # one that died of a signal dies of it for real, so its parent sees that
         if self.fault is not None and value == 128 + self.fault[0]:
             die_of_signal(self.fault[0])

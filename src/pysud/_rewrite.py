@@ -13,11 +13,14 @@ padding after the site for a two-byte hop.  The patching itself stays in C.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, NamedTuple
 
 from . import _core
 
+#: ``typing`` only for the type checker: its import is a visible part of every start-up.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import NamedTuple
+
     from capstone import Cs
 
 #: Environment variable: ``0`` turns rewriting off by default (CI runs the suite both ways).
@@ -49,14 +52,22 @@ _PATTERN, _RELOCATION, _NO_PADDING = 1, 8, 9
 RELOCATABLE = frozenset("mov movabs movzx movsx movsxd lea xor add sub and or".split())
 
 
-class Site(NamedTuple):
-    """One syscall site the core examined after its first trap."""
+if TYPE_CHECKING:
 
-    end: int  #: the address after the syscall instruction (``Syscall.call_addr``)
-    nr: int  #: the number it was called with when examined
-    patched: bool
-    reason: str  #: "patched", or why it keeps trapping
-    trampoline: int  #: the trampoline's address when patched, else 0
+    class Site(NamedTuple):
+        """One syscall site the core examined after its first trap."""
+
+        end: int  #: the address after the syscall instruction (``Syscall.call_addr``)
+        nr: int  #: the number it was called with when examined
+        patched: bool
+        reason: str  #: "patched", or why it keeps trapping
+        trampoline: int  #: the trampoline's address when patched, else 0
+
+else:  # the same tuple, without importing typing
+    from collections import namedtuple
+
+    Site = namedtuple("Site", "end nr patched reason trampoline")
+    Site.__doc__ = "One syscall site the core examined after its first trap."
 
 
 def default() -> bool:
@@ -218,18 +229,35 @@ def plan(end: int, before: bytes, after: bytes) -> tuple[int, int, int] | int:
     return size, pad, disp
 
 
+def cached_plan(end: int, before: bytes, after: bytes) -> tuple[int, int, int] | int:
+    """:func:`plan` through the persistent cache (:mod:`pysud._cache`): its answer depends only
+    on the bytes and on ``end``'s place in a 16-byte line, so one decision serves every site of
+    that shape, in this run and later ones, without importing capstone."""
+    from . import _cache
+
+    key = f"{end % 16}:{bytes(before).hex()}:{bytes(after).hex()}"
+    hit = _cache.PLAN.get(key)
+    if isinstance(hit, int) and not isinstance(hit, bool) and -len(REASONS) < hit < 0:
+        return hit
+    if isinstance(hit, list) and len(hit) == 3 and all(type(v) is int for v in hit):
+        return hit[0], hit[1], hit[2]
+    result = plan(end, before, after)
+    _cache.PLAN.put(key, result if isinstance(result, int) else list(result))
+    return result
+
+
 def install_planner(unrelocatable: frozenset[int] = frozenset()) -> None:
-    """Let the core ask :func:`plan` about sites its patterns do not cover.
+    """Let the core ask :func:`cached_plan` about sites its patterns do not cover.
 
     ``unrelocatable``: ends of sites a personality knows the shape of, whose instruction before the
     syscall cannot run elsewhere (Wine's ntdll stubs: ``jne +3; syscall``); they keep trapping with
     the reason :func:`plan` gives them, without decoding anything (capstone is not even imported).
     """
     if not unrelocatable:
-        _core.rewrite_planner(plan)
+        _core.rewrite_planner(cached_plan)
         return
 
     def planner(end: int, before: bytes, after: bytes) -> tuple[int, int, int] | int:
-        return -_RELOCATION if end in unrelocatable else plan(end, before, after)
+        return -_RELOCATION if end in unrelocatable else cached_plan(end, before, after)
 
     _core.rewrite_planner(planner)

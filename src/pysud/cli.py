@@ -7,7 +7,11 @@ import os
 import struct
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+
+#: ``typing`` only for the type checker: its import is a visible part of every start-up.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class _Formatter(argparse.HelpFormatter):
