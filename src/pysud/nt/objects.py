@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from . import process
 from . import status as st
@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 #: One condition for every waitable object: waits on several objects stay simple and correct.
 CHANGED = threading.Condition()
+
+
+K = TypeVar("K", bound="NtObject")
 
 
 class NtObject:
@@ -228,6 +231,11 @@ class HandleTable:
 
     def get(self, handle: int) -> NtObject | None:
         return self._objects.get(handle & 0xFFFFFFFFFFFFFFFF)
+
+    def get_as(self, handle: int, kind: type[K]) -> K | None:
+        """The object behind ``handle`` when it is a ``kind``, else None."""
+        obj = self._objects.get(handle & 0xFFFFFFFFFFFFFFFF)
+        return obj if isinstance(obj, kind) else None
 
     def remove(self, handle: int) -> NtObject | None:
         with self._lock:

@@ -8,6 +8,7 @@ import os
 import re
 import stat
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import objects, process
@@ -208,8 +209,7 @@ def NtOpenFile(nt: NtPersonality, call: NtSyscall) -> int:
 
 
 def _file(nt: NtPersonality, handle: int) -> objects.File | None:
-    obj = nt.handles.get(handle)
-    return obj if isinstance(obj, objects.File) else None
+    return nt.handles.get_as(handle, objects.File)
 
 
 def _position(call: NtSyscall, offset_ptr: int) -> int | None:
@@ -453,7 +453,8 @@ def NtDeviceIoControlFile(nt: NtPersonality, call: NtSyscall) -> int:
     return st.STATUS_NOT_SUPPORTED
 
 
-def NtQueryAttributesFile(nt: NtPersonality, call: NtSyscall) -> int:
+def _query_attributes(nt: NtPersonality, call: NtSyscall, encode: Callable[[os.stat_result], bytes]) -> int:
+    """NtQuery(Full)AttributesFile(OBJECT_ATTRIBUTES, info): the named file's ``encode``d stat."""
     oa, info = call.args[:2]
     path, status = host_path(nt, call, oa)
     if path is None:
@@ -462,21 +463,16 @@ def NtQueryAttributesFile(nt: NtPersonality, call: NtSyscall) -> int:
         s = os.stat(path)
     except OSError as e:
         return st.from_errno(e.errno or 0)
-    call.write(info, _basic(s))
+    call.write(info, encode(s))
     return st.STATUS_SUCCESS
+
+
+def NtQueryAttributesFile(nt: NtPersonality, call: NtSyscall) -> int:
+    return _query_attributes(nt, call, _basic)
 
 
 def NtQueryFullAttributesFile(nt: NtPersonality, call: NtSyscall) -> int:
-    oa, info = call.args[:2]
-    path, status = host_path(nt, call, oa)
-    if path is None:
-        return status
-    try:
-        s = os.stat(path)
-    except OSError as e:
-        return st.from_errno(e.errno or 0)
-    call.write(info, _network_open(s))
-    return st.STATUS_SUCCESS
+    return _query_attributes(nt, call, _network_open)
 
 
 def NtDeleteFile(nt: NtPersonality, call: NtSyscall) -> int:

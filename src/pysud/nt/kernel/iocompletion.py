@@ -36,8 +36,7 @@ class IoCompletion(objects.Waitable):
 
 
 def _port(nt: NtPersonality, handle: int) -> IoCompletion | None:
-    obj = nt.handles.get(handle)
-    return obj if isinstance(obj, IoCompletion) else None
+    return nt.handles.get_as(handle, IoCompletion)
 
 
 def NtCreateIoCompletion(nt: NtPersonality, call: NtSyscall) -> int:
@@ -45,9 +44,7 @@ def NtCreateIoCompletion(nt: NtPersonality, call: NtSyscall) -> int:
     return namespace.create(nt, call, out, oa, IoCompletion, IoCompletion)
 
 
-def NtOpenIoCompletion(nt: NtPersonality, call: NtSyscall) -> int:
-    out, _access, oa = call.args[:3]
-    return namespace.open_named(nt, call, out, oa, IoCompletion)
+NtOpenIoCompletion = namespace.opener("NtOpenIoCompletion", IoCompletion)
 
 
 def NtSetIoCompletion(nt: NtPersonality, call: NtSyscall) -> int:

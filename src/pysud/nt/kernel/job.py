@@ -49,8 +49,7 @@ class Job(objects.NtObject):
 
 
 def _job(nt: NtPersonality, handle: int) -> Job | None:
-    obj = nt.handles.get(handle)
-    return obj if isinstance(obj, Job) else None
+    return nt.handles.get_as(handle, Job)
 
 
 def NtCreateJobObject(nt: NtPersonality, call: NtSyscall) -> int:
@@ -58,9 +57,7 @@ def NtCreateJobObject(nt: NtPersonality, call: NtSyscall) -> int:
     return namespace.create(nt, call, out, oa, Job, Job)
 
 
-def NtOpenJobObject(nt: NtPersonality, call: NtSyscall) -> int:
-    out, _access, oa = call.args[:3]
-    return namespace.open_named(nt, call, out, oa, Job)
+NtOpenJobObject = namespace.opener("NtOpenJobObject", Job)
 
 
 def NtQueryInformationJobObject(nt: NtPersonality, call: NtSyscall) -> int:

@@ -38,8 +38,7 @@ def _bad_handle(nt: NtPersonality, handle: int) -> int:
 
 
 def _event(nt: NtPersonality, handle: int) -> objects.Event | None:
-    obj = nt.handles.get(handle)
-    return obj if isinstance(obj, objects.Event) else None
+    return nt.handles.get_as(handle, objects.Event)
 
 
 def _waitable(nt: NtPersonality, handle: int) -> objects.Waitable | None:
