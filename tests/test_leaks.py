@@ -150,6 +150,8 @@ def test_program_threads_leave_nothing_behind(tmp_path):
     )
     data = run(
         """
+import capstone  # the rewrite planner's lazy import: its first use may come in any run (a site's
+                 # 8th trap depends on the threads' timing), a one-time cost, not a leak
 d = pysud.Dispatcher()
 d.on("getppid", lambda call: pysud.NATIVE)
 for i in range(15):

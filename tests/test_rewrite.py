@@ -580,6 +580,92 @@ def test_the_planner_is_asked_at_the_sites_plan_after_th_trap_once():
         d.close()
 
 
+TWO_SITES = """
+    {lead}
+    ret
+caller_a:
+    push rbx
+    push r12
+    mov r12, rdi
+    xor ebx, ebx
+1:  mov esi, 39
+    call site_a
+    add rbx, rax
+    dec r12
+    jnz 1b
+    jmp 2f
+caller_b:
+    push rbx
+    push r12
+    mov r12, rdi
+    xor ebx, ebx
+1:  mov esi, 110
+    call site_b
+    add rbx, rax
+    dec r12
+    jnz 1b
+2:  mov rax, rbx
+    pop r12
+    pop rbx
+    ret
+    .p2align 4
+site_a:
+    mov rax, rsi
+    lea rdx, [rip + after]
+    syscall
+    ret
+    .p2align 4, 0x90
+site_b:
+    mov rax, rsi
+    lea rdx, [rip + after]
+    syscall
+    ret
+    .p2align 4, 0x90
+after:
+    ret
+"""
+
+
+@pytest.mark.parametrize("first", ["a", "b"])
+def test_the_planner_sees_the_code_as_loaded_not_its_neighbours_patches(first):
+    """Two register-loaded sites 16 bytes apart, planned in either order: the planner is shown
+    the blob's own bytes both times, the neighbour's jmp undone in its view (so its answer, and
+    the persistent cache's key, do not depend on which site a run patched first)."""
+    code = assemble(TWO_SITES.format(lead=LEAD))
+    blob = CodeBlob(code, nargs=1)
+    views: list[tuple[int, bytes, bytes]] = []
+
+    def spy(end: int, before: bytes, after: bytes) -> tuple[int, int, int] | int:
+        views.append((end, bytes(before), bytes(after)))
+        return _rewrite.plan(end, before, after)
+
+    d = Dispatcher(rewrite=True)
+    pysud._core.rewrite_planner(spy)
+    try:
+        d.on("getpid", lambda call: 1)
+        d.on("getppid", lambda call: 2)
+        n = _rewrite.PLAN_AFTER + 4
+        callers = {"a": (code.index(b"\x53\x41\x54"), 1), "b": (code.rindex(b"\x53\x41\x54"), 2)}
+        order = [first, "b" if first == "a" else "a"]
+        for which in order:
+            offset, result = callers[which]
+            assert blob.run(d, [n], offset=offset) == result * n
+        ends = [blob.address + code.index(b"\x0f\x05") + 2, blob.address + code.rindex(b"\x0f\x05") + 2]
+        assert sorted(end for end, _b, _a in views) == ends  # each site planned once
+        assert all(s.patched for s in _rewrite.sites() if s.end in ends)
+        now = pysud._core.read_memory(blob.address, len(code))
+        assert now != code  # both patched: the second one's window held the first's jmp
+        for end, before, after in views:
+            at = end - blob.address  # the oracle: the blob's bytes as it was loaded
+            lo = max(0, at - len(before))
+            assert before[len(before) - (at - lo) :] == code[lo:at]
+            assert after[: len(code) - at] == code[at : at + len(after)]
+    finally:
+        _rewrite.install_planner()
+        d.close()
+        blob.close()
+
+
 def test_a_broken_planner_leaves_the_site_trapping(monkeypatch):
     """The planner's exception is reported (sys.unraisablehook) and the site keeps trapping."""
     blob, caller, _insn = site_loop("go")
