@@ -498,44 +498,6 @@ def test_registers_identical_to_native_through_a_register_loaded_site(shape):
     d.close()
 
 
-def test_eight_threads_hammer_a_register_loaded_site_while_it_is_patched():
-    """As below for a two-byte hop: a thread that already ran the instruction before the syscall
-    (preempted, or in the call) finds the syscall where it was; exact per-thread counts."""
-    nthreads, n = 8, 2000
-    blob, caller, _insn = site_loop("go")
-    d = Dispatcher(rewrite=True)
-    counts: dict[int, int] = {}
-    lock = threading.Lock()
-
-    def handler(call):
-        with lock:
-            counts[call.tid] = counts.get(call.tid, 0) + 1
-        return 1
-
-    d.on("getppid", handler)
-    barrier = threading.Barrier(nthreads)
-    results: dict[int, int] = {}
-
-    def worker():
-        d.arm_thread()
-        barrier.wait()
-        results[threading.get_native_id()] = blob.run(d, [n], offset=caller)
-
-    threads = [threading.Thread(target=worker) for _ in range(nthreads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert len(results) == nthreads
-    assert all(v == n for v in results.values()), results
-    assert counts == {tid: n for tid in results}
-    assert d.counts()["getppid"] == nthreads * n
-    s = examined(blob)
-    assert s is not None and s.patched
-    assert 0 < d.direct_calls() < nthreads * n
-    d.close()
-
-
 def test_fork_after_patching_a_register_loaded_site():
     blob, caller, _insn = site_loop("musl_c")
     d = Dispatcher(rewrite=True)
@@ -691,11 +653,22 @@ def test_a_broken_planner_leaves_the_site_trapping(monkeypatch):
         _rewrite.install_planner()
 
 
-def test_eight_threads_hammer_one_site_while_it_is_patched():
-    """Exact per-thread counts: no call lost or doubled while the jmp lands under running threads
-    (a thread between the mov and the syscall, or in the call, finds the syscall where it was)."""
-    nthreads, n = 8, 3000
-    blob = CodeBlob(loop("mov eax, {nr}"))
+def _hammer_site(kind: str) -> tuple[CodeBlob, str, int, int]:
+    """(blob, call, offset, calls per thread): a `mov $nr` site (the 5-byte jmp) or a register-
+    loaded one (Go's shape: a two-byte hop, planned at the site's PLAN_AFTER-th trap)."""
+    if kind == "mov":
+        return CodeBlob(loop("mov eax, {nr}")), "getpid", 0, 3000
+    blob, caller, _insn = site_loop("go")
+    return blob, "getppid", caller, 2000
+
+
+@pytest.mark.parametrize("kind", ["mov", "register_loaded"])
+def test_eight_threads_hammer_one_site_while_it_is_patched(kind):
+    """Exact per-thread counts: no call lost or doubled while the jmp (or the hop) lands under
+    running threads (a thread between the instruction before the syscall and the syscall,
+    preempted or in the call, finds the syscall where it was)."""
+    nthreads = 8
+    blob, call, offset, n = _hammer_site(kind)
     d = Dispatcher(rewrite=True)
     counts: dict[int, int] = {}
     lock = threading.Lock()
@@ -705,14 +678,14 @@ def test_eight_threads_hammer_one_site_while_it_is_patched():
             counts[call.tid] = counts.get(call.tid, 0) + 1
         return 1
 
-    d.on("getpid", handler)
+    d.on(call, handler)
     barrier = threading.Barrier(nthreads)
     results: dict[int, int] = {}
 
     def worker():
         d.arm_thread()
         barrier.wait()
-        results[threading.get_native_id()] = blob.run(d, [n])
+        results[threading.get_native_id()] = blob.run(d, [n], offset=offset)
 
     threads = [threading.Thread(target=worker) for _ in range(nthreads)]
     for t in threads:
@@ -722,7 +695,7 @@ def test_eight_threads_hammer_one_site_while_it_is_patched():
     assert len(results) == nthreads
     assert all(v == n for v in results.values()), results  # each thread got all its results
     assert counts == {tid: n for tid in results}  # and its handler saw exactly its calls
-    assert d.counts()["getpid"] == nthreads * n
+    assert d.counts()[call] == nthreads * n
     s = examined(blob)
     assert s is not None and s.patched
     assert 0 < d.direct_calls() < nthreads * n  # some trapped before the patch, most did not
