@@ -360,9 +360,9 @@ def test_signals_program_matches_native(build, tmp_path):
 
 
 def test_sigterm_to_a_child_in_execve_ends_it_as_natively(build, tmp_path):
-    """A signal that reaches a child while pysud loads the image it exec'd (or while pysud's
-    execve handler runs) is pending for the new image, as execve keeps it: every child dies of
-    SIGTERM, and `pysud trace -f` shows each one killed by it after its execve."""
+    """A signal that reaches a child while pysud's execve handler runs or loads the new image is
+    pending for the new image, as execve keeps it: every child (forked, vforked, spawned) dies of
+    SIGTERM, and `pysud trace -f` shows the parent reaping each one killed by it."""
     exe = build.c("term_exec")
     native, ours = both([exe, "8"], tmp_path)
     assert native.stdout.count(b"8 children, 0 not ended by SIGTERM, 0 ended otherwise") == 3, native.stdout
