@@ -51,6 +51,8 @@ class ProgramError(PysudError):
     """A program could not be run (not found, not loadable)."""
 
 
+_SYS_RT_SIGACTION, _SYS_RT_SIGPROCMASK, _SYS_TGKILL = 13, 14, 234
+
 #: Signals whose default action dumps core (signal(7)).
 _CORE_SIGNALS = frozenset(
     {
@@ -130,6 +132,26 @@ def die_of_signal(sig: int) -> NoReturn:
     libc = ctypes.CDLL(None)
     if sig in _CORE_SIGNALS:
         libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    if 32 <= sig < signal.SIGRTMIN:
+        # glibc's own SIGCANCEL/SIGSETXID (a musl program's SIGTIMER/SIGCANCEL): glibc's
+        # sigaction, sigprocmask and raise refuse or skip them; the kernel's calls do not.
+        dfl = (ctypes.c_uint64 * 4)()
+        unblock = ctypes.c_uint64(1 << (sig - 1))
+        libc.syscall(ctypes.c_long(_SYS_RT_SIGACTION), ctypes.c_long(sig), dfl, None, ctypes.c_long(8))
+        libc.syscall(
+            ctypes.c_long(_SYS_RT_SIGPROCMASK),
+            ctypes.c_long(signal.SIG_UNBLOCK),
+            ctypes.byref(unblock),
+            None,
+            ctypes.c_long(8),
+        )
+        libc.syscall(
+            ctypes.c_long(_SYS_TGKILL),
+            ctypes.c_long(os.getpid()),
+            ctypes.c_long(threading.get_native_id()),
+            ctypes.c_long(sig),
+        )
+        os._exit(128 + sig)
     try:
         signal.signal(sig, signal.SIG_DFL)
     except ValueError:  # not Python's main thread: set the kernel's default directly

@@ -239,6 +239,12 @@ long sud_native(struct sud_frame *f, long nr, const long a[6])
         }
         return 0;
     }
+    case SYS_tkill:
+    case SYS_tgkill:
+        /* 32 and 33 are also the host glibc's: the program's are sent marked. */
+        if (t->guest_depth > 0)
+            return sud_vsig_send(nr, a);
+        break;
     case SYS_execve:
     case SYS_execveat:
         /* The kernel's execve keeps ignored signals ignored: the program's are virtual. */
@@ -253,7 +259,10 @@ long sud_native(struct sud_frame *f, long nr, const long a[6])
         break;
     }
     if (cp) {
-        long r = sud_gate_syscall_cp(t, nr, a);
+        long r;
+        do
+            r = sud_gate_syscall_cp(t, nr, a);
+        while (r == -SUD_CP_RERUN);
         return r == -SUD_CP_NOT_STARTED ? not_started(t) : r;
     }
     return sud_gate_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
