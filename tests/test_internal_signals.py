@@ -38,7 +38,9 @@ def hooks(d):
 """
 
 
-def raw_run(argv: list[str], env: dict[str, str] | None = None, timeout: float = 60) -> tuple[bytes, bytes, int]:
+def raw_run(
+    argv: list[str], env: dict[str, str] | None = None, timeout: float = 60
+) -> tuple[bytes, bytes, int]:
     """stdout, stderr and the raw wait status (os.waitpid's)."""
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:

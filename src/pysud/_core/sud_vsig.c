@@ -438,8 +438,13 @@ static void interrupt_call(struct sud_thread *t, greg_t *g)
         g[REG_RIP] = (greg_t)sud_cp_cancel;
         return;
     }
+    /* At another syscall instruction of the gate: sud_gate_syscall6 zeroes
+     * RCX before it, so RCX 0 means the call has not started: it runs when
+     * this handler returns and its result is the program's (close, getpid
+     * never fail with EINTR); the held signal follows when the dispatch ends.
+     * Otherwise the kernel rewound it to restart it. */
     if (rip >= (uint64_t)sud_gate_start && rip + 2 <= (uint64_t)sud_gate_end && *(const uint16_t *)rip == 0x050f &&
-        rip != (uint64_t)sud_gate_rt_sigreturn) {
+        rip != (uint64_t)sud_gate_rt_sigreturn && g[REG_RCX] != 0) {
         g[REG_RAX] = -EINTR;
         g[REG_RIP] = (greg_t)(rip + 2);
         t->vrestart = 1;
