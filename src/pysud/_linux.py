@@ -478,13 +478,21 @@ class LinuxPersonality:
 
     # ---- pysud's own descriptors, out of the program's reach
 
+    def _own_fds(self) -> set[int]:
+        """pysud's descriptors: the copies of the host's stdio, and a vfork child's channel."""
+        own = set(self.hidden.values())
+        vfork = _core.vfork_fd()
+        if vfork >= 0:
+            own.add(vfork)
+        return own
+
     def _close(self, call: Syscall) -> Any:
         """close, dup, fcntl: one of pysud's descriptors is a free number to the program."""
-        return -_errno.EBADF if call.args[0] & 0xFFFFFFFF in self.hidden.values() else NATIVE
+        return -_errno.EBADF if call.args[0] & 0xFFFFFFFF in self._own_fds() else NATIVE
 
     def _dup2(self, call: Syscall) -> Any:
         old, new = call.args[0] & 0xFFFFFFFF, call.args[1] & 0xFFFFFFFF
-        if old in self.hidden.values():
+        if old in self._own_fds():
             return -_errno.EBADF
         for std, copy in self.hidden.items():
             if copy == new:  # the program wants this number: ours moves up, out of the way
@@ -494,7 +502,7 @@ class LinuxPersonality:
 
     def _close_range(self, call: Syscall) -> Any:
         first, last, flags = call.args[0] & 0xFFFFFFFF, call.args[1] & 0xFFFFFFFF, call.args[2]
-        mine = sorted(fd for fd in self.hidden.values() if first <= fd <= last)
+        mine = sorted(fd for fd in self._own_fds() if first <= fd <= last)
         if not mine or first > last:
             return NATIVE
         lo = first
@@ -550,6 +558,7 @@ class LinuxPersonality:
             return -exc.errno
         self.execfn, path = path.encode(), target
         self.next_exec = (path, argv, envp)
+        _core.vfork_release()  # past the point of no return: a vfork parent goes on
         # From any thread: the program's other threads end (as the kernel kills them), and the
         # loop of its first thread (or, in a child forked by another thread, _orphan) loads it.
         call.exit_program(_EXEC)

@@ -26,9 +26,15 @@ PyObject *m_run_guest(PyObject *m, PyObject *args)
 {
     (void)m;
     unsigned long long entry, sp;
-    long long mask = -1;
-    if (!PyArg_ParseTuple(args, "KK|L", &entry, &sp, &mask))
+    PyObject *mask_arg = Py_None;
+    if (!PyArg_ParseTuple(args, "KK|O", &entry, &sp, &mask_arg))
         return NULL;
+    /* 64 bits, unsigned (signal 64 blocked is bit 63); -1, all ones, means none
+     * (a real mask never holds SIGKILL) */
+    uint64_t mask = mask_arg == Py_None ? ~0ull : PyLong_AsUnsignedLongLongMask(mask_arg);
+    if (PyErr_Occurred())
+        return NULL;
+    int with_mask = mask != ~0ull;
     struct sud_thread *t = sud_self;
     if (!t || t->op == SUD_OP_OFF) {
         PyErr_SetString(PyExc_RuntimeError, "this thread is not armed");
@@ -44,7 +50,7 @@ PyObject *m_run_guest(PyObject *m, PyObject *args)
     sud_vsig_begin();
     /* The program's mask, set only now that its signals are virtual: signals
      * the caller blocked while it loaded the image reach the program. */
-    if (mask != -1)
+    if (with_mask)
         sud_gate_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, 8, 0, 0);
     Py_BEGIN_ALLOW_THREADS r = sud_run_guest(entry, sp, t);
     /* The program has ended on this thread: its other threads end too (a
@@ -70,7 +76,7 @@ PyObject *m_run_guest(PyObject *m, PyObject *args)
             ;
         sud_gate_syscall6(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&stale, 0, 8, 0, 0);
     }
-    if (mask != -1) {
+    if (with_mask) {
         uint64_t held = between_images, was = 0;
         sud_gate_syscall6(SYS_rt_sigprocmask, SIG_BLOCK, (long)&held, (long)&was, 8, 0, 0);
         guest_mask_at_end = was;
@@ -148,4 +154,20 @@ PyObject *m_last_fault(PyObject *m, PyObject *unused)
     }
     return Py_BuildValue("(iiKN)", sud_last_fault.sig, sud_last_fault.code,
                          (unsigned long long)sud_last_fault.addr, regs);
+}
+
+/* vfork_release(): an in-process execve passed the kernel's checks (sud_dispatch.c, "vfork"). */
+PyObject *m_vfork_release(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    sud_vfork_release();
+    Py_RETURN_NONE;
+}
+
+PyObject *m_vfork_fd(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    return PyLong_FromLong(sud_vfork_fd());
 }

@@ -404,6 +404,8 @@ long sud_vsig_sigaction(long sig, uint64_t act, uint64_t oact, long size);
 void sud_vsig_deliver(struct sud_frame *f);
 void sud_vsig_exec(int before);
 void sud_vsig_retake(void);
+void sud_vfork_release(void);
+int sud_vfork_fd(void);
 long sud_vsig_send(long nr, const long a[6]);
 void sud_vsig_handler(int sig, siginfo_t *si, void *uc);
 long sud_safe_copy(void *dst, const void *src, size_t n, int to_foreign);
