@@ -91,6 +91,8 @@ def test_a_signal_at_the_gates_syscall_instruction_fakes_no_eintr(tmp_path, gate
     assert f"before {before}" in err  # the instruction is the gate's we mean
     assert (p.returncode, p.stdout) == (0, native.stdout), err
     handled = int(err.split("handled ")[1].split()[0])
+    if handled == 0:  # (no signal, no EINTR possible either: nothing was tested)
+        pytest.skip("perf breakpoints open but never fire here (no debug registers in this VM?)")
     assert handled >= rounds, err  # the breakpoint's signal came in every round
 
 

@@ -303,13 +303,16 @@ static long native_clone(struct sud_frame *f, long nr, const long a[6])
         }
     } else if (chan[0] >= 0) {
         gs(SYS_close, chan[1], 0, 0);
+    }
+    if (protocol)
+        sud_fork_hook(r == 0 ? SUD_FORK_CHILD : SUD_FORK_PARENT);
+    if (r != 0 && chan[0] >= 0) {
+        /* (after the fork protocol: the program's other threads keep the interpreter meanwhile) */
         if (r > 0)
             vfork_wait(t, chan[0]);
         else
             gs(SYS_close, chan[0], 0, 0);
     }
-    if (protocol)
-        sud_fork_hook(r == 0 ? SUD_FORK_CHILD : SUD_FORK_PARENT);
     return r;
 }
 
