@@ -540,9 +540,9 @@ def _run_words(words: list[str]) -> argparse.Namespace | None:
     """``run`` [flags] [--hooks FILE] PROGRAM [ARGS]: the namespace argparse gives, or None.
 
     None for anything else (an option written any other way, an abbreviation, ``--`` before or
-    right after the program, ``-h``, a program whose name starts with ``-``, no program): argparse parses those, so its help and
-    errors stay its own.  The defaults are _run_arguments's (tests/test_cli.py checks both agree
-    on many command lines)."""
+    right after the program, ``-h``, a program whose name starts with ``-``, no program):
+    argparse parses those, so its help and errors stay its own.  The defaults are
+    _run_arguments's (tests/test_cli.py checks both agree on many command lines)."""
     if len(words) < 2 or words[0] != "run":
         return None
     values: dict[str, Any] = {
