@@ -145,7 +145,7 @@ def test_run_words_take_the_plain_command_lines() -> None:
 
 
 #: what a warm `pysud run` of a small program does not import: the parsers whose results are
-#: cached (pyelftools, capstone), argparse and what it brings, json (and its re), the other
+#: cached (pyelftools, capstone), argparse and what it brings, json (and its re), threading, the other
 #: personalities and subcommands
 _NOT_ON_THE_RUN_PATH = {
     "argparse",
@@ -157,6 +157,7 @@ _NOT_ON_THE_RUN_PATH = {
     "shutil",
     "inspect",
     "subprocess",
+    "threading",
     "elftools",
     "capstone",
     "pefile",
@@ -196,3 +197,34 @@ def test_warm_pysud_run_imports_none_of_the_heavy_modules(rewrite: str, tmp_path
     assert false_rc == 1
     usage_rc, _ = _imports([str(SCRIPT), "run"], env)
     assert usage_rc == 2
+
+
+_LATE_THREAD_HOOKS = """
+import atexit, os, threading, time
+
+def hooks(d):
+    atexit.register(lambda: os.write(1, b"atexit\\n"))
+    def late():
+        time.sleep(0.3)
+        os.write(1, b"thread-done\\n")
+    threading.Thread(target=late).start()  # still running when the program has ended
+"""
+
+
+@requires_sud
+@pytest.mark.parametrize("threads", [False, True], ids=["alone", "thread-left"])
+def test_command_exit_runs_exit_functions_and_waits_for_threads(threads: bool, tmp_path: Path) -> None:
+    """The command's way out (entry): the exit functions run, the status is the program's, and
+    a Python thread still running (a hooks file's) is waited for as Python's own exit does."""
+    hooks = tmp_path / "hooks.py"
+    body = _LATE_THREAD_HOOKS if threads else _LATE_THREAD_HOOKS.split("    def late")[0]
+    hooks.write_text(body)
+    false = shutil.which("false") or "/bin/false"
+    r = subprocess.run(
+        [sys.executable, str(SCRIPT), "run", "--hooks", str(hooks), false],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1, r.stderr
+    assert r.stdout.splitlines() == (["thread-done", "atexit"] if threads else ["atexit"])

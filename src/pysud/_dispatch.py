@@ -7,9 +7,9 @@ functions and code blobs flip the selector to BLOCK around the native call only.
 
 from __future__ import annotations
 
+import _thread
 import errno as _errno
 import struct
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import IntEnum
@@ -28,6 +28,7 @@ from ._errors import (
 #: ``typing`` only for the type checker: its import is a visible part of every start-up.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
     from typing import Any, Final
 
 
@@ -267,6 +268,8 @@ class Syscall(_core.Frame):
 
     @property
     def thread(self) -> threading.Thread:
+        import threading  # (here: its import is a visible part of every start-up)
+
         return threading.current_thread()
 
     @staticmethod
@@ -636,11 +639,11 @@ class Dispatcher:
             self._on_error(call, exc)
 
     def _on_error(self, call: Syscall, exc: BaseException) -> None:
-        self._errors.setdefault(threading.get_native_id(), []).append((call.record(), exc))
+        self._errors.setdefault(_thread.get_native_id(), []).append((call.record(), exc))
         call.rax = -self.handler_error.errno
 
     def _on_deferred(self, records: list[tuple[int, tuple[int, ...], int, int]]) -> None:
-        tid = threading.get_native_id()
+        tid = _thread.get_native_id()
         for nr, args, result, call_addr in records:
             handler = self._handlers.get(nr)
             if handler is None:
@@ -704,14 +707,14 @@ class Dispatcher:
         if deferred:
             self._on_deferred(deferred)
         lost = _core.deferred_lost()
-        tid = threading.get_native_id()
+        tid = _thread.get_native_id()
         for nr, args, call_addr, exc in _core.take_unreported():  # the error path itself failed
             record = CallRecord(nr, self.abi.name_of(nr), args, call_addr, tid, self.abi.name, None)
             self._errors.setdefault(tid, []).append((record, exc))
         if all_threads:
             errors = [e for tid in list(self._errors) for e in self._errors.pop(tid, [])]
         else:
-            errors = self._errors.pop(threading.get_native_id(), [])
+            errors = self._errors.pop(_thread.get_native_id(), [])
         if lost:
             raise CallsLost(lost, errors)
         if errors:

@@ -646,10 +646,13 @@ def entry() -> NoReturn:
     every module and object, ~10-15 ms: a fifth of `pysud run /usr/bin/true`) is skipped: the
     exit functions run (the start-up cache, a hooks file's), the standard streams are flushed,
     and the process ends with the status.  Otherwise (threads left) Python exits as usual."""
-    import threading
+    import _thread
 
     status = main()
-    if threading.active_count() == 1:
+    # no Python thread left: none started (_thread's count, threading's threads included), and
+    # none threading knows of (a program's thread that asked a handler for call.thread)
+    threading = sys.modules.get("threading")
+    if _thread._count() == 0 and (threading is None or threading.active_count() == 1):
         import atexit
 
         atexit._run_exitfuncs()
