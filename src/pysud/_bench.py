@@ -222,13 +222,16 @@ def pysud_command() -> list[str]:
     import os
     import sys
 
-    script = os.path.join(os.path.dirname(sys.executable), "pysud")
+    here = os.path.dirname(sys.executable)
+    script = os.path.join(here, "pysud")
     try:
         with open(script, "rb") as f:
-            first = f.readline().strip()
+            interp = os.fsdecode(f.readline()[2:].strip())
     except OSError:
-        first = b""
-    if first == b"#!" + os.fsencode(sys.executable) and os.access(script, os.X_OK):
+        interp = ""
+    # (a venv's python and python3 are the same interpreter)
+    same = os.path.dirname(interp) == here and os.path.realpath(interp) == os.path.realpath(sys.executable)
+    if same and os.access(script, os.X_OK):
         return [script]
     return [sys.executable, "-m", "pysud"]
 
