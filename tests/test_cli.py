@@ -145,8 +145,8 @@ def test_run_words_take_the_plain_command_lines() -> None:
 
 
 #: what a warm `pysud run` of a small program does not import: the parsers whose results are
-#: cached (pyelftools, capstone), argparse and what it brings, json (and its re), threading, the other
-#: personalities and subcommands
+#: cached (pyelftools, capstone), argparse and what it brings, json (and its re), threading,
+#: contextlib, the other personalities and subcommands
 _NOT_ON_THE_RUN_PATH = {
     "argparse",
     "gettext",
@@ -157,6 +157,7 @@ _NOT_ON_THE_RUN_PATH = {
     "shutil",
     "inspect",
     "subprocess",
+    "contextlib",
     "threading",
     "elftools",
     "capstone",

@@ -373,6 +373,25 @@ def test_blocked_and_allowed_scopes_nest():
     assert len(seen) == 2
 
 
+def test_blocked_puts_the_selector_back_and_raises_handler_errors_at_its_end():
+    d = Dispatcher()
+
+    def broken(call):
+        raise RuntimeError("broken handler")
+
+    d.on("getppid", broken)
+    with pytest.raises(ZeroDivisionError):
+        with d.blocked():
+            1 / 0  # noqa: B018
+    assert pysud.lowlevel.get_selector() == 0
+    with pytest.raises(pysud.HandlerError) as ei:
+        with d.blocked():
+            os.getppid()  # the handler raises: the call fails, the error comes at the block's end
+            assert pysud.lowlevel.get_selector() == 1
+    assert isinstance(ei.value.__cause__, RuntimeError)
+    assert pysud.lowlevel.get_selector() == 0
+
+
 def test_dispatchers_are_independent():
     a, b = Dispatcher(), Dispatcher()
     a.on("getpid", lambda c: 1)

@@ -10,8 +10,7 @@ from __future__ import annotations
 import _thread
 import errno as _errno
 import struct
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 
 from . import _core, _rewrite
@@ -317,6 +316,28 @@ class DeferredCall:
 
 
 # ------------------------------------------------------------ dispatcher
+
+
+class _SelectorBlock:
+    """``with d.blocked():`` / ``with d.allowed():``: on entry the thread is armed and the selector
+    set, on exit the old selector is back (and, for blocked(), the calls run in C are delivered
+    and handler errors raised: :meth:`Dispatcher.check`).  A class rather than
+    ``contextlib.contextmanager``: contextlib's import is a visible part of ``import pysud``."""
+
+    __slots__ = ("_check", "_d", "_old", "_selector")
+
+    def __init__(self, d: Dispatcher, selector: Selector, *, check: bool) -> None:
+        self._d, self._selector, self._check = d, selector, check
+        self._old = 0
+
+    def __enter__(self) -> None:
+        self._d.arm_thread()
+        self._old = _core.set_selector(self._selector)
+
+    def __exit__(self, *exc: object) -> None:
+        _core.set_selector(self._old)
+        if self._check:
+            self._d.check()
 
 
 class Dispatcher:
@@ -674,27 +695,14 @@ class Dispatcher:
         """Disarm the calling thread (the kernel stops checking its calls entirely)."""
         _core.disarm()
 
-    @contextmanager
-    def blocked(self) -> Iterator[None]:
+    def blocked(self) -> _SelectorBlock:
         """Selector BLOCK for the block: every call this thread makes is dispatched,
         the Python interpreter's own included.  Nests with allowed()."""
-        self.arm_thread()
-        old = _core.set_selector(Selector.BLOCK)
-        try:
-            yield
-        finally:
-            _core.set_selector(old)
-            self.check()
+        return _SelectorBlock(self, Selector.BLOCK, check=True)
 
-    @contextmanager
-    def allowed(self) -> Iterator[None]:
+    def allowed(self) -> _SelectorBlock:
         """Selector ALLOW for the block (inside blocked(): let Python run directly)."""
-        self.arm_thread()
-        old = _core.set_selector(Selector.ALLOW)
-        try:
-            yield
-        finally:
-            _core.set_selector(old)
+        return _SelectorBlock(self, Selector.ALLOW, check=False)
 
     def check(self, *, all_threads: bool = False) -> None:
         """Deliver calls run in C to their handlers; raise HandlerError for handler errors on this thread.
