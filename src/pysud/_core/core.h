@@ -81,6 +81,10 @@ PyObject *m_features(PyObject *m, PyObject *unused);
 /* ---- memory.c */
 PyObject *m_read_memory(PyObject *m, PyObject *args);
 PyObject *m_write_memory(PyObject *m, PyObject *args);
+PyObject *m_set_memory_error(PyObject *m, PyObject *cls);
+PyObject *m_write_u64(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
+PyObject *m_write_u32(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
+PyObject *m_read_u64s(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 PyObject *m_map_code(PyObject *m, PyObject *arg);
 PyObject *m_unmap(PyObject *m, PyObject *args);
 PyObject *m_syscall(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
