@@ -69,7 +69,9 @@ def NtQuerySystemInformation(nt: NtPersonality, call: NtSyscall) -> int:
 
 
 def NtQuerySystemTime(nt: NtPersonality, call: NtSyscall) -> int:
-    nt.put_u64(call, call.args[0], process.system_time())
+    # a hot call (GetSystemTimeAsFileTime's fallback, timers): one register, one typed write;
+    # NULL is a bad pointer (STATUS_ACCESS_VIOLATION), as on Windows
+    call.write_u64(call.arg0, process.system_time())
     return st.STATUS_SUCCESS
 
 
