@@ -77,7 +77,7 @@ class NtSyscall(Syscall):
             stack = _read_u64s(self.rsp + 0x28, 12)
         except GuestMemoryError:
             stack = _NO_STACK
-        return (self.r10, self.rdx, self.r8, self.r9, *stack)
+        return (self.r10, self.rdx, self.r8, self.r9) + stack
 
 
 _read_u64s = _core.read_u64s
