@@ -1,7 +1,7 @@
 """Types of pysud's native core (src/pysud/_core/, module.c and its topic files)."""
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, overload
 
 CORE_API: int
 REWRITE_PLAN_AFTER: int
@@ -20,6 +20,21 @@ TRACE_REC_SIGNAL: int
 NSYSCALLS: int
 AUDIT_ARCH_X86_64: int
 AUDIT_ARCH_I386: int
+
+class ArgView(Sequence[int]):
+    """One call's arguments in an ArgLayout's convention, each read when asked for."""
+
+    @overload
+    def __getitem__(self, i: int) -> int: ...
+    @overload
+    def __getitem__(self, s: slice) -> tuple[int, ...]: ...
+    def __len__(self) -> int: ...
+
+class ArgLayout:
+    """A calling convention: registers (Frame's names), then stack slots from rsp + stack_offset."""
+
+    def __init__(self, registers: Sequence[str], stack_offset: int, count: int) -> None: ...
+    def __call__(self, frame: Frame) -> ArgView: ...
 
 class Frame:
     """The registers of one intercepted system call."""

@@ -23,6 +23,8 @@ static long vm_rw(uint64_t addr, void *buf, size_t n, int write)
     return syscall(write ? SYS_process_vm_writev : SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0);
 }
 
+int core_checked_read(uint64_t addr, void *buf, size_t n) { return vm_rw(addr, buf, n, 0) == (long)n ? 0 : -1; }
+
 /* The OSError subclass a bad address raises (set_memory_error; pysud's GuestMemoryError). */
 static PyObject *memory_error;
 

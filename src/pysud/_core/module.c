@@ -68,7 +68,7 @@ static struct PyModuleDef core_module = {
 
 PyMODINIT_FUNC PyInit__core(void)
 {
-    if (PyType_Ready(&Frame_Type) < 0 || PyType_Ready(&Policy_Type) < 0)
+    if (PyType_Ready(&Frame_Type) < 0 || PyType_Ready(&Policy_Type) < 0 || core_args_ready() < 0)
         return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (!m)
@@ -79,8 +79,10 @@ PyMODINIT_FUNC PyInit__core(void)
     sud_orphan_hook = orphan_hook;
     Py_INCREF(&Frame_Type);
     Py_INCREF(&Policy_Type);
+    Py_INCREF(&ArgLayout_Type);
     if (PyModule_AddObject(m, "Frame", (PyObject *)&Frame_Type) < 0 ||
         PyModule_AddObject(m, "Policy", (PyObject *)&Policy_Type) < 0 ||
+        PyModule_AddObject(m, "ArgLayout", (PyObject *)&ArgLayout_Type) < 0 ||
         PyModule_AddIntConstant(m, "CORE_API", CORE_API) < 0 ||
         PyModule_AddIntConstant(m, "REWRITE_PLAN_AFTER", SUD_REWRITE_PLAN_AFTER) < 0 ||
         PyModule_AddIntConstant(m, "ACT_PYTHON", SUD_ACT_PYTHON) < 0 ||
