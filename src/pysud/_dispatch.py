@@ -278,7 +278,10 @@ class Syscall(_core.Frame):
         return -abs(err)
 
     def record(self, result: int | None = None) -> CallRecord:
-        return CallRecord(self.nr, self.name, self.args, self.call_addr, self.tid, self.abi.name, result)
+        # a copy: a personality's args may be read when asked for (nt.NtSyscall's)
+        return CallRecord(
+            self.nr, self.name, tuple(self.args), self.call_addr, self.tid, self.abi.name, result
+        )
 
     def __repr__(self) -> str:
         return f"<Syscall {self.record()!r}>"

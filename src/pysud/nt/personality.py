@@ -26,7 +26,6 @@ from .. import _core, _rewrite
 from .. import _memory as memory
 from .._abi import SyscallABI, nt_x64
 from .._dispatch import Dispatcher, Return, Syscall
-from .._errors import GuestMemoryError
 from . import _profiles, kernel, objects, process, wine
 from . import image as image_mod
 from . import ntdll as ntdll_mod
@@ -55,10 +54,16 @@ DEFAULT_STACK = 1 << 20
 THREAD_LEAVE_TIMEOUT = 2.0
 
 
+#: the NT x64 convention as data: r10 (rcx's copy), rdx, r8, r9, then twelve stack arguments
+#: from [rsp+0x28] (the stub's return address and the 32-byte home area below them)
+NT_ARGS = _core.ArgLayout(("r10", "rdx", "r8", "r9"), 0x28, 16)
+
+
 class NtSyscall(Syscall):
-    """A trapped NT call: ``args`` are r10, rdx, r8, r9, then 12 stack arguments (read from the
-    program's stack through the checked copy; zeros if it cannot be read); ``arg0``..``arg3`` are
-    the first four alone, without reading the stack."""
+    """A trapped NT call: ``args`` are r10, rdx, r8, r9, then 12 stack arguments, a sequence that
+    reads an argument only when it is asked for (``call.args[:3]`` reads three registers; a
+    slice's stack arguments in one checked copy, zeros if the stack cannot be read there);
+    ``arg0``..``arg3`` are the first four alone."""
 
     __slots__ = ()
     nt_abi: SyscallABI
@@ -66,22 +71,17 @@ class NtSyscall(Syscall):
     arg1 = _core.Frame.rdx
     arg2 = _core.Frame.r8
     arg3 = _core.Frame.r9
+    if TYPE_CHECKING:
+
+        @property
+        def args(self) -> _core.ArgView: ...  # type: ignore[override]
+
+    else:
+        args = property(NT_ARGS)  # no Python frame: the layout reads them
 
     @property
     def abi(self) -> SyscallABI:
         return type(self).nt_abi
-
-    @property
-    def args(self) -> tuple[int, ...]:  # type: ignore[override]
-        try:
-            stack = _read_u64s(self.rsp + 0x28, 12)
-        except GuestMemoryError:
-            stack = _NO_STACK
-        return (self.r10, self.rdx, self.r8, self.r9) + stack
-
-
-_read_u64s = _core.read_u64s
-_NO_STACK = (0,) * 12
 
 
 class NtPersonality:
