@@ -81,6 +81,74 @@ def test_a_bad_pointer_is_access_violation_and_the_host_goes_on(
         memory.unmap(page, 0x1000)
 
 
+def test_args_read_when_asked_for_are_the_conventions(paths: bench.Paths) -> None:
+    # call.args is a sequence over the registers and the stack (read when asked for): every way
+    # of taking it gives what the NT convention puts there (r10, rdx, r8, r9, [rsp+0x28], ...)
+    import struct
+
+    seen: list[object] = []
+
+    def check(call: object) -> int:
+        a = call.args  # type: ignore[attr-defined]
+        regs = (call.r10, call.rdx, call.r8, call.r9)  # type: ignore[attr-defined]
+        stack = struct.unpack("<12Q", call.read(call.rsp + 0x28, 96))  # type: ignore[attr-defined]
+        full = regs + stack
+        seen.append(
+            (
+                len(a) == 16,
+                a[0] == call.arg0 == regs[0],  # type: ignore[attr-defined]
+                a[:4] == regs and a[4:] == stack and a[2:7] == full[2:7] and a[::3] == full[::3],
+                a[-1] == full[15] and a[-16] == full[0],
+                tuple(a) == full and list(a) == list(full) and a == full and repr(a) == repr(full),
+                call.record().args == full,  # type: ignore[attr-defined]
+            )
+        )
+        for bad in (16, -17):
+            with pytest.raises(IndexError):
+                a[bad]
+        with pytest.raises(TypeError):
+            a["x"]
+        return 0
+
+    paths.nt.d.on(bench.EMPTY_NR, check)
+    out = ctypes.c_int64(0)
+    for in_run in (True, False):
+        assert paths.call("flip_wine_empty", 1, ctypes.addressof(out), in_run) == 0
+    paths.nt.d.check()
+    assert seen == [(True,) * 6] * 2
+
+
+def test_args_past_the_stacks_end_read_as_zero() -> None:
+    # a stack slot that cannot be read is 0 (the program's stack ends there), never a fault
+    from pysud import _core
+
+    layout = _core.ArgLayout(("r10", "rdx"), 0x28, 6)
+    with pytest.raises(ValueError):
+        _core.ArgLayout(("nosuch",), 0, 2)
+    with pytest.raises(TypeError):
+        layout(object())  # type: ignore[arg-type]
+    got: list[object] = []
+    nt = NtPersonality(ntdll="builtin")
+    p = bench.Paths(nt)
+    try:
+
+        def handler(call: object) -> int:
+            old = call.rsp  # type: ignore[attr-defined]
+            call.rsp = 0x1000  # type: ignore[attr-defined]  # nothing mapped at 0x1028
+            got.append(tuple(layout(call)))  # type: ignore[arg-type]
+            call.rsp = old  # type: ignore[attr-defined]
+            return 0
+
+        nt.d.on(bench.EMPTY_NR, handler)
+        out = ctypes.c_int64(0)
+        assert p.call("flip_wine_empty", 1, ctypes.addressof(out), True) == 0
+        nt.d.check()
+    finally:
+        p.close()
+        nt.close()
+    assert len(got) == 1 and got[0][2:] == (0, 0, 0, 0)
+
+
 def test_a_handler_error_is_still_an_error(paths: bench.Paths) -> None:
     # only a bad pointer (and an NtStatusError) is a status: a bug in a handler stays pysud's error
     from pysud._errors import HandlerError
