@@ -328,7 +328,8 @@ def render_nt_program(result: dict[str, object]) -> str:
     assert isinstance(ns, dict) and isinstance(labels, dict) and isinstance(notes, list)
     lines = [
         f"NT rows, a real program: NtQuerySystemTime through ntdll's export x {result['calls']} "
-        f"(x 1/10 on the trap path), timed by the program, median of {result['runs']} runs",
+        "(x 1/10 on the trap path),",
+        f"timed by the program, median of {result['runs']} runs",
     ]
     for key, label in labels.items():
         if key in ns:
