@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import bisect
 import ctypes
 import errno as _errno
@@ -10,7 +11,6 @@ import functools
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable
 
 from . import _core, _rewrite
@@ -53,6 +53,8 @@ def _set_comm(name: bytes) -> None:
 class ProgramError(PysudError):
     """A program could not be run (not found, not loadable)."""
 
+
+_SYS_RT_SIGACTION, _SYS_RT_SIGPROCMASK, _SYS_TGKILL = 13, 14, 234
 
 #: Signals whose default action dumps core (signal(7)).
 _CORE_SIGNALS = frozenset(
@@ -133,6 +135,26 @@ def die_of_signal(sig: int) -> NoReturn:
     libc = ctypes.CDLL(None)
     if sig in _CORE_SIGNALS:
         libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    if 32 <= sig < signal.SIGRTMIN:
+        # glibc's own SIGCANCEL/SIGSETXID (a musl program's SIGTIMER/SIGCANCEL): glibc's
+        # sigaction, sigprocmask and raise refuse or skip them; the kernel's calls do not.
+        dfl = (ctypes.c_uint64 * 4)()
+        unblock = ctypes.c_uint64(1 << (sig - 1))
+        libc.syscall(ctypes.c_long(_SYS_RT_SIGACTION), ctypes.c_long(sig), dfl, None, ctypes.c_long(8))
+        libc.syscall(
+            ctypes.c_long(_SYS_RT_SIGPROCMASK),
+            ctypes.c_long(signal.SIG_UNBLOCK),
+            ctypes.byref(unblock),
+            None,
+            ctypes.c_long(8),
+        )
+        libc.syscall(
+            ctypes.c_long(_SYS_TGKILL),
+            ctypes.c_long(os.getpid()),
+            ctypes.c_long(threading.get_native_id()),
+            ctypes.c_long(sig),
+        )
+        os._exit(128 + sig)
     try:
         signal.signal(sig, signal.SIG_DFL)
     except ValueError:  # not Python's main thread: set the kernel's default directly
@@ -187,7 +209,7 @@ class _Regions:
     def __init__(self) -> None:
         self.starts: list[int] = []  # disjoint, sorted; ends[i] belongs to starts[i]
         self.ends: list[int] = []
-        self.lock = threading.Lock()  # the program's threads map concurrently
+        self.lock = _thread.allocate_lock()  # the program's threads map concurrently
 
     def remove(self, lo: int, hi: int) -> None:
         with self.lock:
@@ -469,13 +491,22 @@ class LinuxPersonality:
         wants its number and it moves to another."""
         self.own[fd] = moved
 
+    def _own_fds(self) -> set[int]:
+        """pysud's descriptors: the copies of the host's stdio, a tracer's output (keep_fd), and
+        a vfork child's channel."""
+        own = set(self.own)
+        vfork = _core.vfork_fd()
+        if vfork >= 0:
+            own.add(vfork)
+        return own
+
     def _close(self, call: Syscall) -> Any:
         """close, dup, fcntl: one of pysud's descriptors is a free number to the program."""
-        return -_errno.EBADF if call.args[0] & 0xFFFFFFFF in self.own else NATIVE
+        return -_errno.EBADF if call.args[0] & 0xFFFFFFFF in self._own_fds() else NATIVE
 
     def _dup2(self, call: Syscall) -> Any:
         old, new = call.args[0] & 0xFFFFFFFF, call.args[1] & 0xFFFFFFFF
-        if old in self.own:
+        if old in self._own_fds():
             return -_errno.EBADF
         if new in self.own:  # the program wants this number: ours moves up, out of the way
             moved = self.own.pop(new)
@@ -487,7 +518,7 @@ class LinuxPersonality:
 
     def _close_range(self, call: Syscall) -> Any:
         first, last, flags = call.args[0] & 0xFFFFFFFF, call.args[1] & 0xFFFFFFFF, call.args[2]
-        mine = sorted(fd for fd in self.own if first <= fd <= last)
+        mine = sorted(fd for fd in self._own_fds() if first <= fd <= last)
         if not mine or first > last:
             return NATIVE
         lo = first
@@ -543,6 +574,7 @@ class LinuxPersonality:
             return -exc.errno
         self.execfn, path = path.encode(), target
         self.next_exec = (path, argv, envp)
+        _core.vfork_release()  # past the point of no return: a vfork parent goes on
         # From any thread: the program's other threads end (as the kernel kills them), and the
         # loop of its first thread (or, in a child forked by another thread, _orphan) loads it.
         call.exit_program(_EXEC)

@@ -75,6 +75,8 @@ PyObject *m_get_selector(PyObject *m, PyObject *unused);
 PyObject *m_selector_address(PyObject *m, PyObject *unused);
 PyObject *m_prctl_raw(PyObject *m, PyObject *args);
 PyObject *m_gate_range(PyObject *m, PyObject *unused);
+PyObject *m_vfork_release(PyObject *m, PyObject *unused);
+PyObject *m_vfork_fd(PyObject *m, PyObject *unused);
 PyObject *m_hazard_ranges(PyObject *m, PyObject *unused);
 PyObject *m_ptrace_get_config(PyObject *m, PyObject *args);
 PyObject *m_ptrace_set_config(PyObject *m, PyObject *args);

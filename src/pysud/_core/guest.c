@@ -146,3 +146,19 @@ PyObject *m_last_fault(PyObject *m, PyObject *unused)
     return Py_BuildValue("(iiKN)", sud_last_fault.sig, sud_last_fault.code,
                          (unsigned long long)sud_last_fault.addr, regs);
 }
+
+/* vfork_release(): an in-process execve passed the kernel's checks (sud_dispatch.c, "vfork"). */
+PyObject *m_vfork_release(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    sud_vfork_release();
+    Py_RETURN_NONE;
+}
+
+PyObject *m_vfork_fd(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    return PyLong_FromLong(sud_vfork_fd());
+}

@@ -62,6 +62,7 @@
 #define SUD_FRAME_EXIT 4   /* leave the guest: sud_run_guest returns RAX */
 #define SUD_FRAME_TRAP 8   /* trapped by SIGSYS from a 2-byte `syscall`: RIP - 2 re-runs the call */
 #define SUD_CP_NOT_STARTED 513 /* -ERESTARTNOINTR: sud_gate_syscall_cp did not enter the kernel */
+#define SUD_CP_RERUN 514       /* -ERESTARTNOHAND: only a host glibc signal interrupted it: run it again */
 #define SUD_FRAME_DIRECT 16 /* came in through a direct entry (no kernel trap) */
 
 #ifndef __ASSEMBLER__
@@ -404,6 +405,10 @@ void sud_vsig_reset(int keep_ignored, uint64_t ignored);
 long sud_vsig_sigaction(long sig, uint64_t act, uint64_t oact, long size);
 void sud_vsig_deliver(struct sud_frame *f);
 void sud_vsig_exec(int before);
+void sud_vsig_retake(void);
+void sud_vfork_release(void);
+int sud_vfork_fd(void);
+long sud_vsig_send(long nr, const long a[6]);
 void sud_vsig_handler(int sig, siginfo_t *si, void *uc);
 long sud_safe_copy(void *dst, const void *src, size_t n, int to_foreign);
 

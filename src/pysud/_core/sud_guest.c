@@ -184,6 +184,7 @@ long sud_spawn_guest_thread(struct sud_frame *f, uint64_t flags, uint64_t sp, ui
     pthread_t th;
     int r = pthread_create(&th, &attr, guest_thread_main, &s);
     pthread_attr_destroy(&attr);
+    sud_vsig_retake(); /* the process's first pthread_create installs glibc's SIGSETXID handler */
     if (r)
         return -r;
     int tid;
