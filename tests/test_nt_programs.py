@@ -7,6 +7,7 @@ Every run is bounded (run_pysud's timeout): a hang fails the test.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import shutil
@@ -189,6 +190,70 @@ def test_msvc_launcher_child_runs_under_pysud(mingw_exes: dict[str, str], prefix
         "NtAssignProcessToJobObject(",
     ):
         assert call in trace, call
+    assert "NtTerminateProcess(ProcessHandle=0xffffffffffffffff, ExitStatus=0x3)" in trace
+
+
+# ---- another MSVC program: setuptools' script launcher (cli-64.exe) starting another program
+
+
+def _setuptools_launcher(tmp_path, target: str) -> str:
+    """setuptools' launcher layout: ``NAME.exe`` (cli-64.exe) runs the program named by the shebang
+    of ``NAME-script.py`` next to it, with that script's path and its own arguments."""
+    spec = importlib.util.find_spec("setuptools")  # found, not imported (no distutils hack)
+    origin = spec.origin if spec else None
+    cli64 = os.path.join(os.path.dirname(origin), "cli-64.exe") if origin else ""
+    if not os.path.exists(cli64):
+        pytest.skip("no setuptools with its Windows launchers (setuptools/cli-64.exe) is installed")
+    exe = str(tmp_path / "launch.exe")
+    shutil.copy(cli64, exe)
+    (tmp_path / "launch-script.py").write_text(f"#!{target}\nraise SystemExit('not python')\n")
+    return exe
+
+
+@requires_wine
+@pytest.mark.slow
+def test_setuptools_launcher_runs_its_program_as_wine_does(
+    mingw_exes: dict[str, str],
+    prefix: str,  # noqa: F811
+    wine_env: dict[str, str],  # noqa: F811
+    tmp_path,
+) -> None:
+    """cli-64.exe (MSVC, no NX_COMPAT: ntdll asks to turn DEP off, refused as Wine does) finds
+    launch-script.py from its own name, reads the shebang, starts the program, waits and exits
+    with the child's code."""
+    exe = _setuptools_launcher(tmp_path, _windows_path(mingw_exes["exitwith"]))
+    (tmp_path / "w").mkdir()
+    (tmp_path / "p").mkdir()
+    for code in ("0", "42", "0x1234"):
+        wine_out, _err, wine_status = run_wine(wine_env, exe, code, cwd=str(tmp_path / "w"))
+        ours = run_pysud(exe, code, prefix=prefix, cwd=str(tmp_path / "p"))
+        assert ours.stdout == wine_out, ours.stderr.decode()
+        assert ours.returncode == wine_status == int(code, 0) & 0xFF, ours.stderr.decode()
+        assert b"not implemented" not in ours.stderr, ours.stderr.decode()
+    for d in ("w", "p"):  # neither left a file behind
+        assert os.listdir(tmp_path / d) == []
+
+
+@requires_wine
+@pytest.mark.slow
+def test_setuptools_launcher_child_runs_under_pysud(
+    mingw_exes: dict[str, str],
+    prefix: str,  # noqa: F811
+    wine_env: dict[str, str],  # noqa: F811
+    tmp_path,
+) -> None:
+    exe = _setuptools_launcher(tmp_path, _windows_path(mingw_exes["whoruns"]))
+    r = run_pysud(exe, "a", "b c", prefix=prefix, cwd=str(tmp_path), options=("--trace",))
+    assert r.returncode == 3, r.stderr.decode()[-3000:]
+    script = _windows_path(str(tmp_path / "launch-script.py"))
+    expected = [f"argv[1] = {script}", "argv[2] = a", "argv[3] = b c"]
+    # the child saw the script's path and the arguments, and its process is a pysud
+    assert r.stdout.decode().splitlines() == ["run by pysud: yes", *expected]
+    wine_out, _err, wine_status = run_wine(wine_env, exe, "a", "b c", cwd=str(tmp_path))
+    assert (wine_out.decode().splitlines(), wine_status) == (["run by pysud: no", *expected], 3)
+    trace = r.stderr.decode()
+    assert "launch-script.py" in trace and "NtCreateUserProcess(" in trace
+    assert "NtSetInformationProcess(0xffffffffffffffff, 0x22" in trace  # DEP off, refused
     assert "NtTerminateProcess(ProcessHandle=0xffffffffffffffff, ExitStatus=0x3)" in trace
 
 
