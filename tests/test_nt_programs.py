@@ -112,6 +112,60 @@ def test_vector_state_in_contexts_matches_wine(
     assert "NtContinue(" in r.stderr.decode()
 
 
+@requires_cc
+@requires_wine
+@pytest.mark.slow
+def test_user_apcs_match_wine(
+    prefix: str,  # noqa: F811
+    wine_env: dict[str, str],  # noqa: F811
+    tmp_path,
+) -> None:
+    """QueueUserAPC to the same thread and to another, run by alertable waits only (SleepEx,
+    WaitFor*ObjectsEx returning WAIT_IO_COMPLETION), NtTestAlert and before a new thread's entry
+    point, in queue order, through Wine's KiUserApcDispatcher; NtContinue back to the wait."""
+    assert CC is not None
+    exe = str(tmp_path / "apc.exe")
+    subprocess.run([CC, "-O2", "-Wall", "-Werror", "-o", exe, os.path.join(SRC, "apc.c")], check=True)
+    _compare(exe, (), prefix, wine_env, tmp_path)
+    r = run_pysud(exe, prefix=prefix, cwd=str(tmp_path), options=("--trace",))
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    out = r.stdout.decode()
+    assert "SleepEx(5000, TRUE) = 0xc0" in out and "apc 23 (#7) in the main thread" in out
+    assert "worker: wait returned 0xc0" in out and "apc 8 (#11) in another thread" in out
+    trace = r.stderr.decode()
+    # every APC went through pysud's queue: 11 routines run, one call refused (the ended thread)
+    # and one without a routine
+    assert trace.count("NtQueueApcThread(") == 13
+    assert "ApcArgument2=0x9, ApcArgument3=0) = STATUS_UNSUCCESSFUL" in trace  # the ended thread
+    assert "NtTestAlert(" in trace
+    assert "not implemented" not in trace
+
+
+@requires_cc
+@requires_wine
+@pytest.mark.slow
+def test_context_set_inside_a_blocking_call_matches_wine(
+    prefix: str,  # noqa: F811
+    wine_env: dict[str, str],  # noqa: F811
+    tmp_path,
+) -> None:
+    """SetThreadContext on a thread suspended in WaitForSingleObject: read back at once, taken
+    when the wait ends (the event set after ResumeThread), the thread goes on from it."""
+    assert CC is not None
+    exe = str(tmp_path / "setctx.exe")
+    subprocess.run([CC, "-O2", "-Wall", "-Werror", "-o", exe, os.path.join(SRC, "setctx.c")], check=True)
+    _compare(exe, (), prefix, wine_env, tmp_path)
+    r = run_pysud(exe, prefix=prefix, cwd=str(tmp_path), options=("--trace",))
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    out = r.stdout.decode().splitlines()
+    assert "suspended inside NtWaitForMultipleObjects: yes" in out
+    assert "before SetEvent: thread still waits" in out
+    assert "hijacked: rbx = 0x9abc, r12 = 0x5678" in out and "exit code 42" in out
+    trace = r.stderr.decode()
+    sets = [line for line in trace.splitlines() if "NtSetContextThread(" in line]
+    assert len(sets) == 1 and sets[0].endswith("= STATUS_SUCCESS"), sets
+
+
 # ---- an MSVC program: distlib's script launcher (pip's t64.exe) starting another program
 
 

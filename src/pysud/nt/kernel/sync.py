@@ -4,8 +4,9 @@ and waits on any waitable object (one, all or any of several, with timeouts).
 Wine 8's PE ntdll waits for critical sections, SRW locks, condition variables and
 RtlWaitOnAddress through NtWaitForAlertByThreadId/NtAlertThreadByThreadId (seen in
 tests/nt/k32sync.c's trace); Windows' ntdll and older Wine use keyed events
-(NtWaitForKeyedEvent/NtReleaseKeyedEvent) for critical sections; all of these are here.  Alertable waits are
-not woken by APCs (pysud queues none).
+(NtWaitForKeyedEvent/NtReleaseKeyedEvent) for critical sections; all of these are here.  An
+alertable wait that no object satisfies is ended by a user APC queued to the thread, which then
+runs (kernel/thread.py); keyed-event and thread-id-alert waits are not alertable here.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import objects
 from .. import status as st
-from . import namespace
+from . import namespace, thread
 
 if TYPE_CHECKING:
     from ..personality import NtPersonality, NtSyscall
@@ -308,16 +309,18 @@ def NtCancelTimer(nt: NtPersonality, call: NtSyscall) -> int:
 # ---------------------------------------------------------------------------------- waits
 
 
-def NtWaitForSingleObject(nt: NtPersonality, call: NtSyscall) -> int:
-    handle, _alertable, timeout = call.args[:3]
+def NtWaitForSingleObject(nt: NtPersonality, call: NtSyscall) -> Any:
+    handle, alertable, timeout = call.args[:3]
     obj = _waitable(nt, handle)
     if obj is None:
         return _bad_handle(nt, handle)
-    return objects.wait_for([obj], False, objects.timeout_deadline(call, timeout), nt.exiting)
+    deadline = objects.timeout_deadline(call, timeout)
+    alerted = thread.alertable(nt, alertable)
+    return thread.end_wait(nt, call, objects.wait_for([obj], False, deadline, nt.exiting, alerted))
 
 
-def NtWaitForMultipleObjects(nt: NtPersonality, call: NtSyscall) -> int:
-    count, handles_ptr, wait_type, _alertable, timeout = call.args[:5]
+def NtWaitForMultipleObjects(nt: NtPersonality, call: NtSyscall) -> Any:
+    count, handles_ptr, wait_type, alertable, timeout = call.args[:5]
     count &= 0xFFFFFFFF
     wait_type &= 0xFFFFFFFF
     if not 0 < count <= MAXIMUM_WAIT_OBJECTS:
@@ -329,16 +332,18 @@ def NtWaitForMultipleObjects(nt: NtPersonality, call: NtSyscall) -> int:
             return _bad_handle(nt, h)
     if wait_type not in (0, 1):  # WaitAll, WaitAny (Wine takes any non-zero value as WaitAny)
         return STATUS_INVALID_PARAMETER_3
-    return objects.wait_for(
+    status = objects.wait_for(
         [o for o in objs if o is not None],
         wait_type == 0,
         objects.timeout_deadline(call, timeout),
         nt.exiting,
+        thread.alertable(nt, alertable),
     )
+    return thread.end_wait(nt, call, status)
 
 
-def NtSignalAndWaitForSingleObject(nt: NtPersonality, call: NtSyscall) -> int:
-    signal, handle, _alertable, timeout = call.args[:4]
+def NtSignalAndWaitForSingleObject(nt: NtPersonality, call: NtSyscall) -> Any:
+    signal, handle, alertable, timeout = call.args[:4]
     obj = _waitable(nt, handle)
     if obj is None:
         return _bad_handle(nt, handle)
@@ -355,7 +360,9 @@ def NtSignalAndWaitForSingleObject(nt: NtPersonality, call: NtSyscall) -> int:
             return STATUS_MUTANT_NOT_OWNED
     else:
         return _bad_handle(nt, signal)
-    return objects.wait_for([obj], False, objects.timeout_deadline(call, timeout), nt.exiting)
+    deadline = objects.timeout_deadline(call, timeout)
+    alerted = thread.alertable(nt, alertable)
+    return thread.end_wait(nt, call, objects.wait_for([obj], False, deadline, nt.exiting, alerted))
 
 
 # ---------------------------------------------------------------------------------- keyed events
