@@ -4,10 +4,11 @@ same options, each in a working directory in its original state (test_trace*.py,
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 STRACE = shutil.which("strace")
 PYSUD = (sys.executable, "-m", "pysud")
@@ -22,6 +23,25 @@ def strace_works() -> bool:
 
 
 Run = tuple["subprocess.CompletedProcess[bytes]", str]
+RESUMED = re.compile(r"^<\.\.\. (\w+) resumed>(.*)$")
+
+
+def calls(text: str) -> Iterator[tuple[int, str]]:
+    """(pid, line) for each line of `-f -o` output, a call another process's lines split (`...
+    <unfinished ...>` then `<... NAME resumed>...`) joined back into one line."""
+    pending: dict[int, str] = {}
+    for raw in text.splitlines():
+        m = re.match(r"^(\d+)\s+(.*)$", raw)
+        if not m:
+            continue
+        pid, line = int(m.group(1)), m.group(2)
+        if line.endswith(" <unfinished ...>"):
+            pending[pid] = line[: -len(" <unfinished ...>")]
+            continue
+        r = RESUMED.match(line)
+        if r:
+            line = pending.pop(pid, r.group(1) + "(") + r.group(2)
+        yield pid, line
 
 
 def trace_both(

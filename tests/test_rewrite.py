@@ -498,44 +498,6 @@ def test_registers_identical_to_native_through_a_register_loaded_site(shape):
     d.close()
 
 
-def test_eight_threads_hammer_a_register_loaded_site_while_it_is_patched():
-    """As below for a two-byte hop: a thread that already ran the instruction before the syscall
-    (preempted, or in the call) finds the syscall where it was; exact per-thread counts."""
-    nthreads, n = 8, 2000
-    blob, caller, _insn = site_loop("go")
-    d = Dispatcher(rewrite=True)
-    counts: dict[int, int] = {}
-    lock = threading.Lock()
-
-    def handler(call):
-        with lock:
-            counts[call.tid] = counts.get(call.tid, 0) + 1
-        return 1
-
-    d.on("getppid", handler)
-    barrier = threading.Barrier(nthreads)
-    results: dict[int, int] = {}
-
-    def worker():
-        d.arm_thread()
-        barrier.wait()
-        results[threading.get_native_id()] = blob.run(d, [n], offset=caller)
-
-    threads = [threading.Thread(target=worker) for _ in range(nthreads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert len(results) == nthreads
-    assert all(v == n for v in results.values()), results
-    assert counts == {tid: n for tid in results}
-    assert d.counts()["getppid"] == nthreads * n
-    s = examined(blob)
-    assert s is not None and s.patched
-    assert 0 < d.direct_calls() < nthreads * n
-    d.close()
-
-
 def test_fork_after_patching_a_register_loaded_site():
     blob, caller, _insn = site_loop("musl_c")
     d = Dispatcher(rewrite=True)
@@ -580,6 +542,92 @@ def test_the_planner_is_asked_at_the_sites_plan_after_th_trap_once():
         d.close()
 
 
+TWO_SITES = """
+    {lead}
+    ret
+caller_a:
+    push rbx
+    push r12
+    mov r12, rdi
+    xor ebx, ebx
+1:  mov esi, 39
+    call site_a
+    add rbx, rax
+    dec r12
+    jnz 1b
+    jmp 2f
+caller_b:
+    push rbx
+    push r12
+    mov r12, rdi
+    xor ebx, ebx
+1:  mov esi, 110
+    call site_b
+    add rbx, rax
+    dec r12
+    jnz 1b
+2:  mov rax, rbx
+    pop r12
+    pop rbx
+    ret
+    .p2align 4
+site_a:
+    mov rax, rsi
+    lea rdx, [rip + after]
+    syscall
+    ret
+    .p2align 4, 0x90
+site_b:
+    mov rax, rsi
+    lea rdx, [rip + after]
+    syscall
+    ret
+    .p2align 4, 0x90
+after:
+    ret
+"""
+
+
+@pytest.mark.parametrize("first", ["a", "b"])
+def test_the_planner_sees_the_code_as_loaded_not_its_neighbours_patches(first):
+    """Two register-loaded sites 16 bytes apart, planned in either order: the planner is shown
+    the blob's own bytes both times, the neighbour's jmp undone in its view (so its answer, and
+    the persistent cache's key, do not depend on which site a run patched first)."""
+    code = assemble(TWO_SITES.format(lead=LEAD))
+    blob = CodeBlob(code, nargs=1)
+    views: list[tuple[int, bytes, bytes]] = []
+
+    def spy(end: int, before: bytes, after: bytes) -> tuple[int, int, int] | int:
+        views.append((end, bytes(before), bytes(after)))
+        return _rewrite.plan(end, before, after)
+
+    d = Dispatcher(rewrite=True)
+    pysud._core.rewrite_planner(spy)
+    try:
+        d.on("getpid", lambda call: 1)
+        d.on("getppid", lambda call: 2)
+        n = _rewrite.PLAN_AFTER + 4
+        callers = {"a": (code.index(b"\x53\x41\x54"), 1), "b": (code.rindex(b"\x53\x41\x54"), 2)}
+        order = [first, "b" if first == "a" else "a"]
+        for which in order:
+            offset, result = callers[which]
+            assert blob.run(d, [n], offset=offset) == result * n
+        ends = [blob.address + code.index(b"\x0f\x05") + 2, blob.address + code.rindex(b"\x0f\x05") + 2]
+        assert sorted(end for end, _b, _a in views) == ends  # each site planned once
+        assert all(s.patched for s in _rewrite.sites() if s.end in ends)
+        now = pysud._core.read_memory(blob.address, len(code))
+        assert now != code  # both patched: the second one's window held the first's jmp
+        for end, before, after in views:
+            at = end - blob.address  # the oracle: the blob's bytes as it was loaded
+            lo = max(0, at - len(before))
+            assert before[len(before) - (at - lo) :] == code[lo:at]
+            assert after[: len(code) - at] == code[at : at + len(after)]
+    finally:
+        _rewrite.install_planner()
+        d.close()
+        blob.close()
+
+
 def test_a_broken_planner_leaves_the_site_trapping(monkeypatch):
     """The planner's exception is reported (sys.unraisablehook) and the site keeps trapping."""
     blob, caller, _insn = site_loop("go")
@@ -605,11 +653,22 @@ def test_a_broken_planner_leaves_the_site_trapping(monkeypatch):
         _rewrite.install_planner()
 
 
-def test_eight_threads_hammer_one_site_while_it_is_patched():
-    """Exact per-thread counts: no call lost or doubled while the jmp lands under running threads
-    (a thread between the mov and the syscall, or in the call, finds the syscall where it was)."""
-    nthreads, n = 8, 3000
-    blob = CodeBlob(loop("mov eax, {nr}"))
+def _hammer_site(kind: str) -> tuple[CodeBlob, str, int, int]:
+    """(blob, call, offset, calls per thread): a `mov $nr` site (the 5-byte jmp) or a register-
+    loaded one (Go's shape: a two-byte hop, planned at the site's PLAN_AFTER-th trap)."""
+    if kind == "mov":
+        return CodeBlob(loop("mov eax, {nr}")), "getpid", 0, 3000
+    blob, caller, _insn = site_loop("go")
+    return blob, "getppid", caller, 2000
+
+
+@pytest.mark.parametrize("kind", ["mov", "register_loaded"])
+def test_eight_threads_hammer_one_site_while_it_is_patched(kind):
+    """Exact per-thread counts: no call lost or doubled while the jmp (or the hop) lands under
+    running threads (a thread between the instruction before the syscall and the syscall,
+    preempted or in the call, finds the syscall where it was)."""
+    nthreads = 8
+    blob, call, offset, n = _hammer_site(kind)
     d = Dispatcher(rewrite=True)
     counts: dict[int, int] = {}
     lock = threading.Lock()
@@ -619,14 +678,14 @@ def test_eight_threads_hammer_one_site_while_it_is_patched():
             counts[call.tid] = counts.get(call.tid, 0) + 1
         return 1
 
-    d.on("getpid", handler)
+    d.on(call, handler)
     barrier = threading.Barrier(nthreads)
     results: dict[int, int] = {}
 
     def worker():
         d.arm_thread()
         barrier.wait()
-        results[threading.get_native_id()] = blob.run(d, [n])
+        results[threading.get_native_id()] = blob.run(d, [n], offset=offset)
 
     threads = [threading.Thread(target=worker) for _ in range(nthreads)]
     for t in threads:
@@ -636,7 +695,7 @@ def test_eight_threads_hammer_one_site_while_it_is_patched():
     assert len(results) == nthreads
     assert all(v == n for v in results.values()), results  # each thread got all its results
     assert counts == {tid: n for tid in results}  # and its handler saw exactly its calls
-    assert d.counts()["getpid"] == nthreads * n
+    assert d.counts()[call] == nthreads * n
     s = examined(blob)
     assert s is not None and s.patched
     assert 0 < d.direct_calls() < nthreads * n  # some trapped before the patch, most did not

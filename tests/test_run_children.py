@@ -100,28 +100,36 @@ def test_exec_in_children_and_grandchildren_is_intercepted(tmp_path):
     assert len({pid for pid, _ in seen}) == len(execs) - 1 == 5
 
 
-def build_c(name: str, tmp_path: Path) -> str:
+def build_c(name: str, tmp_path: Path, *flags: str) -> str:
     exe = tmp_path / name
     subprocess.run(
-        ["gcc", "-O1", "-pthread", "-o", str(exe), str(HERE / "programs" / f"{name}.c")],
+        ["gcc", "-O1", "-pthread", *flags, "-o", str(exe), str(HERE / "programs" / f"{name}.c")],
         check=True,
         timeout=120,
     )
     return str(exe)
 
 
-def test_exec_in_child_of_a_non_first_thread_is_intercepted(tmp_path):
-    """A child forked by a program thread other than the first execs in-process too."""
-    exe = build_c("thread_fork", tmp_path)
+@pytest.mark.parametrize("pie", ["-pie", "-no-pie"])
+def test_exec_in_child_of_a_non_first_thread_is_intercepted(tmp_path, pie):
+    """A child forked by a program thread other than the first execs in-process too, and the
+    exec drops the old program's memory there as everywhere: the program exec'd again (-no-pie:
+    at the old image's fixed address) loads and finds a page the old one mapped gone."""
+    exe = build_c("thread_fork", tmp_path, pie)
     native = subprocess.run([exe], capture_output=True, text=True, timeout=60)
+    assert "page: gone\n" in native.stdout and "self child: 4" in native.stdout
+    execs = strace_execs([exe], tmp_path)
     r, data, lines = watch(tmp_path, [exe])
     assert r.stdout == native.stdout, r.stderr
     assert data["status"] == native.returncode == 0
     seen = [(pid, path) for pid, call, path in lines if call == "execve"]
-    assert [p for _, p in seen] == ["/bin/sh"]
-    assert seen[0][0] != data["host"]
+    assert sorted(p for _, p in seen) == sorted(execs[1:])
+    assert all(pid != data["host"] for pid, _ in seen)
     writes = [(pid, text) for pid, call, text in lines if call == "write"]
-    assert (seen[0][0], "child of a thread runs sh\n") in writes
+    sh = next(pid for pid, path in seen if path == "/bin/sh")
+    again = next(pid for pid, path in seen if path == "/proc/self/exe")
+    assert (sh, "child of a thread runs sh\n") in writes
+    assert (again, "the image again; the old program's page: gone\n") in writes
 
 
 def test_trace_follows_exec_in_children_as_strace_does(tmp_path):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import requires_sud
-from strace_oracle import STRACE, strace_works, trace_both
+from strace_oracle import STRACE, calls, strace_works, trace_both
 
 pytestmark = requires_sud
 
@@ -30,7 +30,6 @@ needs_strace = pytest.mark.skipif(
     reason="strace not installed (tools/run_tests.sh installs it)",
 )
 ENV = dict(os.environ, LC_ALL="C", GLIBC_TUNABLES="glibc.pthread.rseq=0")
-RESUMED = re.compile(r"^<\.\.\. (\w+) resumed>(.*)$")
 
 
 def _strace_can_trace() -> bool:
@@ -40,18 +39,7 @@ def _strace_can_trace() -> bool:
 def normalise(text: str, pids: set[int]) -> dict[int, list[str]]:
     """Per-process lists of normalised lines from `-f -o` output (PID prefix on every line)."""
     per: dict[int, list[str]] = {}
-    pending: dict[int, str] = {}
-    for raw in text.splitlines():
-        m = re.match(r"^(\d+)\s+(.*)$", raw)
-        if not m:
-            continue
-        pid, line = int(m.group(1)), m.group(2)
-        if line.endswith(" <unfinished ...>"):
-            pending[pid] = line[: -len(" <unfinished ...>")]
-            continue
-        r = RESUMED.match(line)
-        if r:
-            line = pending.pop(pid, r.group(1) + "(") + r.group(2)
+    for pid, line in calls(text):
         if line.startswith(("---", "+++ killed", "rt_sigreturn(")):  # when a signal comes varies
             continue
         per.setdefault(pid, []).append(_scrub(line, pids))

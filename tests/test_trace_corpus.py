@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from strace_oracle import STRACE, strace_works, trace_both
+from strace_oracle import STRACE, calls, strace_works, trace_both
 
 try:  # run as a pytest module (the script form needs no marker)
     from conftest import requires_sud
@@ -174,7 +174,6 @@ def make_tree(root: str) -> None:
         subprocess.run([*git, "commit", "-qm", "one"], check=True, env=genv)
 
 
-RESUMED = re.compile(r"^<\.\.\. (\w+) resumed>(.*)$")
 _FORK_RESULT = re.compile(r"^(?:clone3?|v?fork|wait4)\(.*\) += (\d+)$")
 
 
@@ -191,18 +190,7 @@ def normalise(text: str, masks: list[tuple[str, str]]) -> list[list[str]]:
     """Per-process lists of normalised lines, processes in order of first appearance."""
     pids = _pids(text)
     per: dict[int, list[str]] = {}
-    pending: dict[int, str] = {}
-    for raw in text.splitlines():
-        m = re.match(r"^(\d+)\s+(.*)$", raw)
-        if not m:
-            continue
-        pid, line = int(m.group(1)), m.group(2)
-        if line.endswith(" <unfinished ...>"):
-            pending[pid] = line[: -len(" <unfinished ...>")]
-            continue
-        r = RESUMED.match(line)
-        if r:
-            line = pending.pop(pid, r.group(1) + "(") + r.group(2)
+    for pid, line in calls(text):
         line = re.sub(r"\s+= ", " = ", line)
         line = re.sub(r"0x[0-9a-f]+", "ADDR", line)
         line = re.sub(r'getrandom\("[^"]*"', 'getrandom("RANDOM"', line)

@@ -21,6 +21,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
+    from ._elf import LoadedImage
+
 ARCH_SET_FS = 0x1002
 ARCH_GET_FS = 0x1003
 PAGE = 4096
@@ -301,6 +303,8 @@ class LinuxPersonality:
         self.argv: list[bytes] = []  # the running image's, for /proc/self/cmdline and environ
         self.envp: list[bytes] = []
         self.brk: _Brk | None = None
+        self._images_held: list[LoadedImage] = []  # the running image and its interpreter
+        self._stack_held: tuple[int, int] | None = None  # its stack (address, size)
         self.regions = _Regions()  # what the running image mapped itself
         self.fault: tuple[int, int, int, dict[str, int]] | None = None
         # the signal the program died of (its status is then 128 + it), None if it exited
@@ -600,6 +604,20 @@ class LinuxPersonality:
             raise ProgramError(exc.strerror) from exc
         return self._loop(path, argv, envp, vdso, start_pid, after_exec=False)
 
+    def _release_image(self) -> None:
+        """What the running image holds goes, as the kernel drops the address space at exit and
+        execve: its brk, what it mapped, its stack, its images."""
+        from . import _elf
+
+        if self.brk is not None:
+            self.brk.release()
+        self.regions.release()
+        if self._stack_held is not None:
+            _elf.unmap_region(*self._stack_held)
+        for im in self._images_held:
+            _elf.unload(im)
+        self._stack_held, self._images_held = None, []
+
     def _orphan(self, value: int) -> int:
         """In a process forked by a program thread other than the first: that thread left the program.
 
@@ -608,6 +626,9 @@ class LinuxPersonality:
         """
         if value == _EXEC and self.next_exec is not None:
             path, argv, envp = self.next_exec
+            # the old program's memory, copied into this process by the fork: the frame of
+            # run()'s loop that would release it is in the parent
+            self._release_image()
             self._mask = _mask_bits(signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS))
             return self._loop(path, argv, envp, self._vdso, self._start_pid, after_exec=True)
         self.fault = _core.last_fault()
@@ -666,10 +687,16 @@ class LinuxPersonality:
             self.exe = os.path.realpath(path).encode()  # as the kernel shows it: symlinks resolved
             self.argv, self.envp = argv, envp
             self.brk = _Brk(image.brk_start)
+            self._images_held = images
             vdso_base = _elf.host_auxv().get(33) if vdso else None  # AT_SYSINFO_EHDR
-            stack, stack_size, sp = _elf.build_stack(
-                image, interp, argv, envp, execfn=self.execfn, vdso_base=vdso_base
-            )
+            try:
+                stack, stack_size, sp = _elf.build_stack(
+                    image, interp, argv, envp, execfn=self.execfn, vdso_base=vdso_base
+                )
+            except BaseException:
+                self._release_image()
+                raise
+            self._stack_held = (stack, stack_size)
             entry = interp.entry if interp else image.entry
             if self.on_start is not None and not after_exec:
                 # argc at sp, then argv[] and its NULL, then envp[]
@@ -691,11 +718,7 @@ class LinuxPersonality:
                 self.fault = _core.last_fault()
                 self.d.check(all_threads=True)  # handler errors on any of the program's threads
             finally:
-                self.brk.release()
-                self.regions.release()
-                _elf.unmap_region(stack, stack_size)
-                for im in images:
-                    _elf.unload(im)
+                self._release_image()
             if value == _EXEC and self.next_exec is not None:
                 path, argv, envp = self.next_exec
                 after_exec = True

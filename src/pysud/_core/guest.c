@@ -21,13 +21,14 @@ static const uint64_t between_images =
  * loads an image): the program starts with that mask once its signals are
  * virtual, and when it ends the asynchronous signals are blocked again before
  * the host's handlers are back, so none reaches Python between two images;
- * guest_mask() is then the program's mask (execve keeps it). */
+ * guest_mask() is then the program's mask (execve keeps it).  The mask is 64
+ * bits, signal 64 the top one; -1 (every bit: a kernel mask never holds
+ * SIGKILL's) means none. */
 PyObject *m_run_guest(PyObject *m, PyObject *args)
 {
     (void)m;
-    unsigned long long entry, sp;
-    long long mask = -1;
-    if (!PyArg_ParseTuple(args, "KK|L", &entry, &sp, &mask))
+    unsigned long long entry, sp, mask = ~0ull;
+    if (!PyArg_ParseTuple(args, "KK|K", &entry, &sp, &mask))
         return NULL;
     struct sud_thread *t = sud_self;
     if (!t || t->op == SUD_OP_OFF) {
@@ -44,7 +45,7 @@ PyObject *m_run_guest(PyObject *m, PyObject *args)
     sud_vsig_begin();
     /* The program's mask, set only now that its signals are virtual: signals
      * the caller blocked while it loaded the image reach the program. */
-    if (mask != -1)
+    if (mask != ~0ull)
         sud_gate_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, 8, 0, 0);
     Py_BEGIN_ALLOW_THREADS r = sud_run_guest(entry, sp, t);
     /* The program has ended on this thread: its other threads end too (a
@@ -70,7 +71,7 @@ PyObject *m_run_guest(PyObject *m, PyObject *args)
             ;
         sud_gate_syscall6(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&stale, 0, 8, 0, 0);
     }
-    if (mask != -1) {
+    if (mask != ~0ull) {
         uint64_t held = between_images, was = 0;
         sud_gate_syscall6(SYS_rt_sigprocmask, SIG_BLOCK, (long)&held, (long)&was, 8, 0, 0);
         guest_mask_at_end = was;

@@ -68,6 +68,10 @@ struct site {
     uint8_t reason, len;
     uint16_t traps; /* traps seen while waiting for the planner (SUD_REWRITE_PLAN_AFTER) */
     uint8_t expect[EXPECT]; /* the bytes before addr when examined (after patching) */
+    /* A patched site's stores, for the planner's pristine view of its neighbours (see
+     * pristine()): at `at` (the relocated instruction) `nput` bytes, at `pad_at` (0: none) 5. */
+    uint8_t nput, was[5], put[5], pad_was[5], pad_put[5];
+    uint64_t at, pad_at;
 };
 
 /* The head of a trampoline slot, for the signal handlers (sud_rewrite_signal_rip,
@@ -514,13 +518,18 @@ static int try_patch(struct site *s, uint64_t site, const uint8_t *insn, int len
     if (pad) {
         /* the padding first (dead code: nothing runs it until the hop exists) */
         put32(jmp + 1, (uint32_t)(tramp - (pad + 5)));
-        for (int i = 0; i < 5; i++)
+        for (int i = 0; i < 5; i++) {
+            s->pad_was[i] = ((const volatile uint8_t *)pad)[i], s->pad_put[i] = jmp[i];
             ((volatile uint8_t *)pad)[i] = jmp[i];
+        }
         jmp[0] = 0xeb;
         jmp[1] = (uint8_t)(pad - (site + 2));
     } else {
         put32(jmp + 1, (uint32_t)(tramp - (site + 5)));
     }
+    s->at = site, s->nput = (uint8_t)nbytes, s->pad_at = pad;
+    for (int i = 0; i < nbytes; i++)
+        s->was[i] = ((const volatile uint8_t *)site)[i], s->put[i] = jmp[i];
     uint64_t old = *(volatile uint64_t *)w, neww = old;
     for (int i = 0; i < nbytes; i++) {
         int sh = (int)(site - w + (uint64_t)i) * 8;
@@ -607,6 +616,35 @@ static int read_before(uint64_t end, uint8_t *code, int n)
 int (*sud_rewrite_plan)(uint64_t end, const uint8_t *before, int nbefore, const uint8_t *after, int nafter,
                         int64_t *pad, int *disp);
 
+/* Undo, in buf (a copy of the n bytes at addr), the stores of patched sites whose bytes are
+ * still there: the planner sees the code as the program's file has it, so its answer (and the
+ * persistent cache's key, pysud._cache) does not depend on which neighbours were patched first
+ * in this run.  Under the lock. */
+static void unput(uint8_t *buf, uint64_t addr, int n, uint64_t at, int len, const uint8_t *was, const uint8_t *put)
+{
+    if (!at || at + (uint64_t)len <= addr || at >= addr + (uint64_t)n)
+        return;
+    for (int i = 0; i < len; i++) { /* only where all of the store is in view and still ours */
+        uint64_t a = at + (uint64_t)i;
+        if (a < addr || a >= addr + (uint64_t)n || buf[a - addr] != put[i])
+            return;
+    }
+    for (int i = 0; i < len; i++)
+        buf[at + (uint64_t)i - addr] = was[i];
+}
+
+static void pristine(uint8_t *buf, uint64_t addr, int n)
+{
+    for (int i = 0; i < SITE_SLOTS; i++) {
+        const struct site *s = &sites[i];
+        if (s->state != SITE_PATCHED)
+            continue;
+        unput(buf, addr, n, s->at, s->nput, s->was, s->put);
+        if (s->pad_at)
+            unput(buf, addr, n, s->pad_at, 5, s->pad_was, s->pad_put);
+    }
+}
+
 #define BEFORE 96 /* bytes before site_end the planner sees */
 #define AFTER 160 /* and after */
 
@@ -663,7 +701,14 @@ void sud_rewrite_trapped(struct sud_frame *f, uint32_t locator)
     } else if (!len && sud_rewrite_plan && f->nr != SYS_rt_sigreturn && !in_host(end - 2)) {
         sud_xsave(f); /* the interpreter may use vector registers */
         int64_t p = 0;
-        int r = sud_rewrite_plan(end, code + BEFORE - nbefore, nbefore, after, avail, &p, &disp);
+        uint8_t view_before[BEFORE], view_after[AFTER];
+        for (int i = 0; i < BEFORE; i++)
+            view_before[i] = code[i];
+        for (int i = 0; i < avail; i++)
+            view_after[i] = after[i];
+        pristine(view_before + BEFORE - nbefore, end - (uint64_t)nbefore, nbefore);
+        pristine(view_after, end, avail);
+        int r = sud_rewrite_plan(end, view_before + BEFORE - nbefore, nbefore, view_after, avail, &p, &disp);
         long reach = (long)p + r; /* the hop's rel8: from its end (end - r) to the padding (end + p) */
         int pad_ok = p > 0   ? p + 5 <= avail && nop_len(after + p, avail - (int)p)
                      : p < 0 ? -p <= nbefore && p + 5 <= -(r + 2) && nop_len(code + BEFORE + p, (int)-p)
