@@ -144,6 +144,30 @@ def test_user_apcs_match_wine(
 @requires_cc
 @requires_wine
 @pytest.mark.slow
+def test_timer_completion_routines_match_wine(
+    prefix: str,  # noqa: F811
+    wine_env: dict[str, str],  # noqa: F811
+    tmp_path,
+) -> None:
+    """SetWaitableTimer with a completion routine: an APC to the setting thread at each expiry, run
+    by its alertable waits, one queued per timer, dropped by a new setting or a cancel."""
+    assert CC is not None
+    exe = str(tmp_path / "timerapc.exe")
+    subprocess.run([CC, "-O2", "-Wall", "-Werror", "-o", exe, os.path.join(SRC, "timerapc.c")], check=True)
+    _compare(exe, (), prefix, wine_env, tmp_path)
+    r = run_pysud(exe, prefix=prefix, cwd=str(tmp_path), options=("--trace",))
+    assert r.returncode == 5, r.stderr.decode()[-3000:]
+    assert r.stdout.decode().count("routine(11)") == 3
+    err = r.stderr.decode()
+    # the routine's arguments are the expiry as a FILETIME, as Windows documents them (Wine 8
+    # passes its internal relative time)
+    assert err.count("expiry in range") == 5 and "out of range" not in err
+    assert "NtSetTimer(" in err and "TimerApcRoutine=0x" in err
+
+
+@requires_cc
+@requires_wine
+@pytest.mark.slow
 def test_context_set_inside_a_blocking_call_matches_wine(
     prefix: str,  # noqa: F811
     wine_env: dict[str, str],  # noqa: F811

@@ -101,9 +101,9 @@ class Thread(Waitable):
     #: set by NtSetContextThread while it is suspended inside a blocking call: the CONTEXT (its
     #: ContextFlags the parts set) it takes when it leaves that call (kernel/context.py)
     pending_context: bytearray | None = None
-    #: user APCs queued to it (NtQueueApcThread): (routine, arg1, arg2, arg3), run in queue order
-    #: when it waits alertably (kernel/thread.py)
-    apcs: list[tuple[int, int, int, int]] = field(default_factory=list)
+    #: user APCs queued to it: (routine, arg1, arg2, arg3, owner), run in queue order when it
+    #: waits alertably (kernel/thread.py); owner is the Timer whose completion routine it is
+    apcs: list[tuple[int, int, int, int, NtObject | None]] = field(default_factory=list)
     type_name = "Thread"
 
     def signaled(self) -> bool:
@@ -162,7 +162,16 @@ class Timer(Waitable):
     state: bool = False
     due: float | None = None  # time.monotonic() of the next expiry
     period: float = 0.0  # seconds, 0 = one-shot
+    #: the completion routine of the last NtSetTimer: (thread that set it, routine, context)
+    apc: tuple[Thread, int, int] | None = None
+    #: counts NtSetTimer/NtCancelTimer: a scheduled expiry of an older setting does nothing
+    generation: int = 0
     type_name = "Timer"
+
+    def close(self) -> None:
+        with CHANGED:
+            self.generation += 1
+            self.apc = None
 
     def tick(self) -> None:
         now = time.monotonic()

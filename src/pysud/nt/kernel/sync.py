@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .. import objects
+from .. import objects, process
 from .. import status as st
 from . import namespace, thread
 
@@ -269,12 +269,12 @@ def NtQueryTimer(nt: NtPersonality, call: NtSyscall) -> int:
 
 
 def NtSetTimer(nt: NtPersonality, call: NtSyscall) -> int:
-    handle, due_ptr, apc, _ctx, _resume, period, prev_ptr = call.args[:7]
+    handle, due_ptr, apc, apc_context, _resume, period, prev_ptr = call.args[:7]
     t = nt.handles.get(handle)
     if not isinstance(t, objects.Timer):
         return _bad_handle(nt, handle)
-    if apc:
-        return st.STATUS_NOT_SUPPORTED  # completion routines run as APCs, which pysud does not queue
+    if apc and nt.wine is None:
+        return st.STATUS_NOT_SUPPORTED  # completion routines are APCs: Wine's DLLs only
     if not due_ptr:
         return st.STATUS_ACCESS_VIOLATION
     period = _i32(period)
@@ -287,9 +287,42 @@ def NtSetTimer(nt: NtPersonality, call: NtSyscall) -> int:
         t.state = False
         t.due = due
         t.period = period / 1000.0
+        _drop_timer_apc(t)
+        if apc and due is not None:
+            t.apc = (thread.current_thread(nt), apc, apc_context)
+            _schedule_timer_apc(t, t.generation, due)
         _changed()
     nt.put_u32(call, prev_ptr, int(old))
     return st.STATUS_SUCCESS
+
+
+def _drop_timer_apc(t: objects.Timer) -> None:
+    """A new setting or a cancel: the old one's expiries do nothing, its queued routine goes."""
+    t.generation += 1
+    if t.apc is not None:
+        thread.cancel_owned_apc(t.apc[0], t)
+        t.apc = None
+
+
+def _schedule_timer_apc(t: objects.Timer, generation: int, due: float) -> None:
+    """At ``due`` the timer's completion routine is queued to the thread that set it, with the
+    expiry as a FILETIME (TimerLowValue, TimerHighValue); again each period."""
+
+    def expire() -> None:
+        with objects.CHANGED:
+            if t.generation != generation or t.apc is None:
+                return
+            t.tick()
+            setter, routine, context = t.apc
+            when = process.system_time() - round((time.monotonic() - due) * 1e7)
+            thread.queue_owned_apc(setter, t, routine, context, when & 0xFFFFFFFF, when >> 32)
+            if t.period and not setter.done:
+                _schedule_timer_apc(t, generation, due + t.period)
+            _changed()
+
+    timer = threading.Timer(max(0.0, due - time.monotonic()), expire)
+    timer.daemon = True
+    timer.start()
 
 
 def NtCancelTimer(nt: NtPersonality, call: NtSyscall) -> int:
@@ -301,6 +334,7 @@ def NtCancelTimer(nt: NtPersonality, call: NtSyscall) -> int:
         t.tick()
         t.due = None
         t.period = 0.0
+        _drop_timer_apc(t)
         state = t.state
     nt.put_u32(call, state_ptr, int(state))
     return st.STATUS_SUCCESS

@@ -184,9 +184,23 @@ def NtQueueApcThread(nt: NtPersonality, call: NtSyscall) -> int:
         if th.done:
             return st.STATUS_UNSUCCESSFUL  # Wine: a terminated thread takes no APC
         if routine:  # a NULL routine succeeds and queues nothing (Wine)
-            th.apcs.append((routine, arg1, arg2, arg3))
+            th.apcs.append((routine, arg1, arg2, arg3, None))
             objects.CHANGED.notify_all()
     return st.STATUS_SUCCESS
+
+
+def queue_owned_apc(th: objects.Thread, owner: objects.NtObject, routine: int, *args: int) -> None:
+    """Queue ``owner``'s APC (a timer's completion routine), replacing one of it still queued (Wine
+    keeps one per owner, Windows one per timer); called holding objects.CHANGED."""
+    cancel_owned_apc(th, owner)
+    if not th.done:
+        a1, a2, a3 = args
+        th.apcs.append((routine, a1, a2, a3, owner))
+        objects.CHANGED.notify_all()
+
+
+def cancel_owned_apc(th: objects.Thread, owner: objects.NtObject) -> None:
+    th.apcs[:] = [apc for apc in th.apcs if apc[4] is not owner]
 
 
 def NtTestAlert(nt: NtPersonality, call: NtSyscall) -> Any:
@@ -217,7 +231,7 @@ def deliver_apc(
     else:
         ctx = resume()  # a bad pointer: the APC stays queued, the call fails (kernel/__init__.py)
     with objects.CHANGED:
-        routine, arg1, arg2, arg3 = th.apcs.pop(0)
+        routine, arg1, arg2, arg3, _owner = th.apcs.pop(0)
     regs = dict(zip(CTX_REGS, struct.unpack_from("<16Q", ctx, CTX_RAX), strict=True))
     (rip,) = struct.unpack_from("<Q", ctx, CTX_RIP)
     stack = (regs["rsp"] - APC_FRAME) & ~0xF
