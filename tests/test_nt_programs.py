@@ -121,8 +121,9 @@ def test_user_apcs_match_wine(
     tmp_path,
 ) -> None:
     """QueueUserAPC to the same thread and to another, run by alertable waits only (SleepEx,
-    WaitFor*ObjectsEx returning WAIT_IO_COMPLETION), NtTestAlert and before a new thread's entry
-    point, in queue order, through Wine's KiUserApcDispatcher; NtContinue back to the wait."""
+    WaitFor*ObjectsEx and GetQueuedCompletionStatusEx returning WAIT_IO_COMPLETION), NtTestAlert
+    and before a new thread's entry point, in queue order, through Wine's KiUserApcDispatcher;
+    NtContinue back to the wait."""
     assert CC is not None
     exe = str(tmp_path / "apc.exe")
     subprocess.run([CC, "-O2", "-Wall", "-Werror", "-o", exe, os.path.join(SRC, "apc.c")], check=True)
@@ -131,11 +132,11 @@ def test_user_apcs_match_wine(
     assert r.returncode == 0, r.stderr.decode()[-3000:]
     out = r.stdout.decode()
     assert "SleepEx(5000, TRUE) = 0xc0" in out and "apc 23 (#7) in the main thread" in out
-    assert "worker: wait returned 0xc0" in out and "apc 8 (#11) in another thread" in out
+    assert "worker: wait returned 0xc0" in out and "apc 8 (#13) in another thread" in out
     trace = r.stderr.decode()
-    # every APC went through pysud's queue: 11 routines run, one call refused (the ended thread)
+    # every APC went through pysud's queue: 13 routines run, one call refused (the ended thread)
     # and one without a routine
-    assert trace.count("NtQueueApcThread(") == 13
+    assert trace.count("NtQueueApcThread(") == 15
     assert "ApcArgument2=0x9, ApcArgument3=0) = STATUS_UNSUCCESSFUL" in trace  # the ended thread
     assert "NtTestAlert(" in trace
     assert "not implemented" not in trace

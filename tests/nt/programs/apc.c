@@ -1,5 +1,6 @@
 /* User APCs: QueueUserAPC to the same thread and across threads, delivered only in alertable waits
- * (SleepEx, WaitForSingleObjectEx, WaitForMultipleObjectsEx with bAlertable) and by NtTestAlert,
+ * (SleepEx, WaitForSingleObjectEx, WaitForMultipleObjectsEx, GetQueuedCompletionStatusEx with
+ * bAlertable) and by NtTestAlert,
  * in queue order; an APC queued from an APC runs in the same delivery; a signaled object wins
  * over a pending APC; an APC queued to a thread created suspended runs before its entry point;
  * a thread that ended takes none. */
@@ -78,6 +79,23 @@ int main(void)
         (void *)GetProcAddress(GetModuleHandleW(L"ntdll.dll"), "NtTestAlert");
     QueueUserAPC(note, self, 4);
     printf("NtTestAlert = %#lx\n", test_alert());
+
+    /* GetQueuedCompletionStatusEx alertable: an APC ends it (FALSE, WAIT_IO_COMPLETION) */
+    HANDLE port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 1);
+    OVERLAPPED_ENTRY entry;
+    ULONG removed = 99;
+    QueueUserAPC(note, self, 40);
+    BOOL got = GetQueuedCompletionStatusEx(port, &entry, 1, &removed, INFINITE, TRUE);
+    printf("GetQueuedCompletionStatusEx alertable: %d, error %lu, removed %lu\n", got, GetLastError(), removed);
+    PostQueuedCompletionStatus(port, 5, 6, NULL);
+    QueueUserAPC(note, self, 41);
+    got = GetQueuedCompletionStatusEx(port, &entry, 1, &removed, INFINITE, TRUE);
+    printf("with a packet queued: %d, removed %lu, bytes %lu\n", got, removed, entry.dwNumberOfBytesTransferred);
+    got = GetQueuedCompletionStatusEx(port, &entry, 1, &removed, 10, TRUE);
+    printf("then: %d, error %lu\n", got, GetLastError());
+    removed = 99;
+    got = GetQueuedCompletionStatusEx(port, &entry, 1, &removed, 10, TRUE);
+    printf("timed out: %d, error %lu, removed %lu\n", got, GetLastError(), removed);
 
     /* across threads: a worker in an alertable wait runs what the main thread queues */
     HANDLE stop = CreateEventW(NULL, TRUE, FALSE, NULL);
