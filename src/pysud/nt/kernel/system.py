@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import objects, process
 from .. import status as st
+from . import thread
 
 if TYPE_CHECKING:
     from ..personality import NtPersonality, NtSyscall
@@ -83,8 +84,6 @@ def NtQueryPerformanceCounter(nt: NtPersonality, call: NtSyscall) -> int:
 
 
 def NtDelayExecution(nt: NtPersonality, call: NtSyscall) -> Any:
-    from . import thread
-
     deadline = objects.timeout_deadline(call, call.args[1])
     alerted = thread.alertable(nt, call.args[0])
     if alerted is not None:  # SleepEx(..., TRUE): a user APC ends it (and runs)

@@ -4,8 +4,9 @@ NtTestAlert and their delivery through ntdll's KiUserApcDispatcher.
 
 How a thread enters the program is the personality's (``NtPersonality.thread_main``).
 
-User APCs are queued on the target's Thread object and run only when it asks: an alertable wait
-(NtWaitForSingleObject/MultipleObjects, NtSignalAndWaitForSingleObject, NtDelayExecution with
+User APCs (NtQueueApcThread's, and timers' completion routines: kernel/sync.py) are queued on the
+target's Thread object and run only when it asks: an alertable wait (NtWaitForSingleObject/
+MultipleObjects, NtSignalAndWaitForSingleObject, NtDelayExecution, NtRemoveIoCompletionEx with
 Alertable) that no object satisfies ends with STATUS_USER_APC, NtTestAlert, and NtContinue with
 TestAlert (how KiUserApcDispatcher returns, so the whole queue runs in one delivery; Wine's
 LdrInitializeThunk ends that way, so what is queued to a new thread runs before its entry point).
