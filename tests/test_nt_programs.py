@@ -17,7 +17,7 @@ import zipfile
 import pytest
 
 from conftest import requires_sud
-from test_nt_wine import CC, DLLS, WINE, prefix, run_pysud, run_wine, wine_env  # noqa: F401 (fixtures)
+from test_nt_wine import CC, CXX, DLLS, WINE, prefix, run_pysud, run_wine, wine_env  # noqa: F401 (fixtures)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(HERE, "nt", "programs")
@@ -140,6 +140,26 @@ def test_user_apcs_match_wine(
     assert "ApcArgument2=0x9, ApcArgument3=0) = STATUS_UNSUCCESSFUL" in trace  # the ended thread
     assert "NtTestAlert(" in trace
     assert "not implemented" not in trace
+
+
+@requires_wine
+@pytest.mark.slow
+@pytest.mark.skipif(CXX is None, reason="x86_64-w64-mingw32-g++ not installed (g++-mingw-w64-x86-64)")
+def test_exception_thrown_by_an_apc_matches_wine(
+    prefix: str,  # noqa: F811
+    wine_env: dict[str, str],  # noqa: F811
+    tmp_path,
+) -> None:
+    """A C++ exception thrown in an APC routine unwinds through KiUserApcDispatcher's frame (the
+    CONTEXT pysud put below the wait's stack) to the frame that waited alertably."""
+    assert CXX is not None
+    exe = str(tmp_path / "apcthrow.exe")
+    subprocess.run([CXX, "-O2", "-static", "-o", exe, os.path.join(SRC, "apcthrow.cpp")], check=True)
+    out = _compare(exe, (), prefix, wine_env, tmp_path)
+    assert b"terminate called" not in out, out.decode()
+    r = run_pysud(exe, prefix=prefix, cwd=str(tmp_path))
+    caught = ['caught "from the first APC", kept 1234', 'caught "from another"']
+    assert r.stdout.decode().splitlines()[:2] == caught
 
 
 @requires_cc

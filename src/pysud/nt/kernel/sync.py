@@ -42,10 +42,25 @@ def _event(nt: NtPersonality, handle: int) -> objects.Event | None:
     return nt.handles.get_as(handle, objects.Event)
 
 
+class _RunningProcess(objects.Waitable):
+    """What a wait on the current-process pseudo-handle sees: this process, running while one of
+    its threads waits (its end ends the wait through ``nt.exiting``)."""
+
+    type_name = "Process"
+
+    def signaled(self) -> bool:
+        return False
+
+
+_THIS_PROCESS = _RunningProcess()
+
+
 def _waitable(nt: NtPersonality, handle: int) -> objects.Waitable | None:
     obj = nt.handles.get(handle)
     if obj is None and handle == namespace.CURRENT_THREAD:
         obj = namespace._pseudo(nt, handle)
+    elif obj is None and handle == namespace.CURRENT_PROCESS:
+        obj = _THIS_PROCESS
     return obj if isinstance(obj, objects.Waitable) else None
 
 
