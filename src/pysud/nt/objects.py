@@ -166,12 +166,17 @@ class Timer(Waitable):
     apc: tuple[Thread, int, int] | None = None
     #: counts NtSetTimer/NtCancelTimer: a scheduled expiry of an older setting does nothing
     generation: int = 0
+    #: the host timer that queues the completion routine at the next expiry (kernel/sync.py)
+    waker: threading.Timer | None = None
     type_name = "Timer"
 
     def close(self) -> None:
         with CHANGED:
             self.generation += 1
             self.apc = None
+            if self.waker is not None:
+                self.waker.cancel()
+                self.waker = None
 
     def tick(self) -> None:
         now = time.monotonic()

@@ -305,7 +305,7 @@ def NtSetTimer(nt: NtPersonality, call: NtSyscall) -> int:
         _drop_timer_apc(t)
         if apc and due is not None:
             t.apc = (thread.current_thread(nt), apc, apc_context)
-            _schedule_timer_apc(t, t.generation, due)
+            _schedule_timer_apc(t, t.generation, due, nt.exiting)
         _changed()
     nt.put_u32(call, prev_ptr, int(old))
     return st.STATUS_SUCCESS
@@ -314,30 +314,34 @@ def NtSetTimer(nt: NtPersonality, call: NtSyscall) -> int:
 def _drop_timer_apc(t: objects.Timer) -> None:
     """A new setting or a cancel: the old one's expiries do nothing, its queued routine goes."""
     t.generation += 1
+    if t.waker is not None:
+        t.waker.cancel()
+        t.waker = None
     if t.apc is not None:
         thread.cancel_owned_apc(t.apc[0], t)
         t.apc = None
 
 
-def _schedule_timer_apc(t: objects.Timer, generation: int, due: float) -> None:
+def _schedule_timer_apc(t: objects.Timer, generation: int, due: float, stop: threading.Event) -> None:
     """At ``due`` the timer's completion routine is queued to the thread that set it, with the
-    expiry as a FILETIME (TimerLowValue, TimerHighValue); again each period."""
+    expiry as a FILETIME (TimerLowValue, TimerHighValue); again each period, until the timer is
+    set again, cancelled or closed, or the program ends (``stop``)."""
 
     def expire() -> None:
         with objects.CHANGED:
-            if t.generation != generation or t.apc is None:
+            if t.generation != generation or t.apc is None or stop.is_set():
                 return
             t.tick()
             setter, routine, context = t.apc
             when = process.system_time() - round((time.monotonic() - due) * 1e7)
             thread.queue_owned_apc(setter, t, routine, context, when & 0xFFFFFFFF, when >> 32)
             if t.period and not setter.done:
-                _schedule_timer_apc(t, generation, due + t.period)
+                _schedule_timer_apc(t, generation, due + t.period, stop)
             _changed()
 
-    timer = threading.Timer(max(0.0, due - time.monotonic()), expire)
-    timer.daemon = True
-    timer.start()
+    t.waker = threading.Timer(max(0.0, due - time.monotonic()), expire)
+    t.waker.daemon = True
+    t.waker.start()
 
 
 def NtCancelTimer(nt: NtPersonality, call: NtSyscall) -> int:
