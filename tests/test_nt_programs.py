@@ -1,7 +1,9 @@
 """Real Windows programs beyond mingw C on Wine's DLLs with pysud as the kernel: Go programs (their
 runtime's threads, I/O completion port, timers and asynchronous preemption), the vector state in
-NT contexts, and Wine's console programs.  Each is compared with `wine` running the same .exe with
-the same DLLs (stdout, exit status, files left behind), and the trace shows pysud handled the calls.
+NT contexts, user APCs and timers' completion routines, a context set on a thread blocked in a
+wait, MSVC script launchers (pip's and setuptools'), and Wine's console programs.  Each is compared
+with `wine` running the same .exe with the same DLLs (stdout, exit status, files left behind), and
+the trace shows pysud handled the calls.
 Every run is bounded (run_pysud's timeout): a hang fails the test.
 """
 
