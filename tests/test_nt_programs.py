@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import os
+import re
 import shutil
 import subprocess
 import zipfile
@@ -141,6 +142,9 @@ def test_user_apcs_match_wine(
     assert trace.count("NtQueueApcThread(") == 15
     assert "ApcArgument2=0x9, ApcArgument3=0) = STATUS_UNSUCCESSFUL" in trace  # the ended thread
     assert "NtTestAlert(" in trace
+    # a wait that ran an APC does not return there (= ?): KiUserApcDispatcher's NtContinue does
+    assert re.search(r"NtDelayExecution\(Alertable=0x1, DelayInterval=0x[0-9a-f]+\) += \?", trace)
+    assert re.search(r"NtContinue\(Context=0x[0-9a-f]+, TestAlert=0x1\) += \?", trace)
     assert "not implemented" not in trace
 
 

@@ -64,6 +64,7 @@ def restore_context(call: NtSyscall, data: bytes) -> None:
 
 
 HANDLERS = {"NtContinue": NtContinue}
+SIGNATURES: dict[str, tuple[str, ...]] = {"NtContinue": ("Context", "TestAlert")}
 
 
 # ---- hardware faults become Windows exceptions (KiUserExceptionDispatcher)
