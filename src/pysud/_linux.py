@@ -6,6 +6,7 @@ import bisect
 import ctypes
 import errno as _errno
 import fcntl
+import functools
 import os
 import signal
 import sys
@@ -320,10 +321,12 @@ class LinuxPersonality:
         # (its stack built); the tracer prints the execve the kernel would have run for it
         self.on_start: Callable[[str, list[bytes], int, int], None] | None = None
         self.next_exec: tuple[str, list[bytes], list[bytes]] | None = None
-        # pysud's own descriptors (copies of the host's stdio): std fd -> copy; the program
-        # cannot see, close or replace them (close, dup and fcntl say EBADF, dup2 onto one moves
-        # ours away, close_range skips them)
-        self.hidden: dict[int, int] = {}
+        # pysud's own descriptors (copies of the host's stdio, a tracer's output, see keep_fd):
+        # fd -> what to tell when it moves; the program cannot see, close or replace them (close,
+        # dup and fcntl say EBADF, dup2 onto one moves ours away, close_range and execve's
+        # close-on-exec skip them)
+        self.own: dict[int, Callable[[int], None]] = {}
+        self.hidden: dict[int, int] = {}  # std fd -> its copy among them, while a program runs
         self._host_cloexec: set[int] = set()  # the host's close-on-exec fds: never the program's
         on = self._install
         on("exit", self._exit)
@@ -460,23 +463,31 @@ class LinuxPersonality:
 
     # ---- pysud's own descriptors, out of the program's reach
 
+    def keep_fd(self, fd: int, moved: Callable[[int], None]) -> None:
+        """Keep descriptor ``fd`` (pysud's, e.g. a trace file) out of the program's reach, in the
+        program and in every process it forks: ``moved(new)`` is called when the program's dup2
+        wants its number and it moves to another."""
+        self.own[fd] = moved
+
     def _close(self, call: Syscall) -> Any:
         """close, dup, fcntl: one of pysud's descriptors is a free number to the program."""
-        return -_errno.EBADF if call.args[0] & 0xFFFFFFFF in self.hidden.values() else NATIVE
+        return -_errno.EBADF if call.args[0] & 0xFFFFFFFF in self.own else NATIVE
 
     def _dup2(self, call: Syscall) -> Any:
         old, new = call.args[0] & 0xFFFFFFFF, call.args[1] & 0xFFFFFFFF
-        if old in self.hidden.values():
+        if old in self.own:
             return -_errno.EBADF
-        for std, copy in self.hidden.items():
-            if copy == new:  # the program wants this number: ours moves up, out of the way
-                self.hidden[std] = fcntl.fcntl(copy, fcntl.F_DUPFD_CLOEXEC, _HIDDEN_FD_BASE)
-                os.close(copy)
+        if new in self.own:  # the program wants this number: ours moves up, out of the way
+            moved = self.own.pop(new)
+            fd = fcntl.fcntl(new, fcntl.F_DUPFD_CLOEXEC, _HIDDEN_FD_BASE)
+            os.close(new)
+            self.own[fd] = moved
+            moved(fd)
         return NATIVE
 
     def _close_range(self, call: Syscall) -> Any:
         first, last, flags = call.args[0] & 0xFFFFFFFF, call.args[1] & 0xFFFFFFFF, call.args[2]
-        mine = sorted(fd for fd in self.hidden.values() if first <= fd <= last)
+        mine = sorted(fd for fd in self.own if first <= fd <= last)
         if not mine or first > last:
             return NATIVE
         lo = first
@@ -490,7 +501,7 @@ class LinuxPersonality:
 
     def _close_on_exec(self) -> None:
         """What execve does to the program's descriptors: those marked FD_CLOEXEC close."""
-        keep = self._host_cloexec | set(self.hidden.values())
+        keep = self._host_cloexec | set(self.own)
         for name in os.listdir("/proc/self/fd"):
             fd = int(name)
             if fd in keep:
@@ -570,9 +581,10 @@ class LinuxPersonality:
         saved = self.hidden = {}
         for fd in (0, 1, 2):
             try:
-                saved[fd] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIDDEN_FD_BASE)
+                saved[fd] = copy = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIDDEN_FD_BASE)
             except OSError:
-                pass
+                continue
+            self.keep_fd(copy, functools.partial(saved.__setitem__, fd))
         comm = _get_comm()
         # From here to the program's end, asynchronous signals are the program's: held in the
         # kernel while Python loads an image (its dispositions decide once it runs, Python's
@@ -591,6 +603,7 @@ class LinuxPersonality:
             _set_comm(comm)
             self.hidden = {}
             for fd, copy in saved.items():
+                del self.own[copy]
                 os.dup2(copy, fd, inheritable=True)
                 os.close(copy)
 
@@ -713,7 +726,7 @@ class LinuxPersonality:
             _core.reset_signals(after_exec, 0 if after_exec else inherited_ignored())
             try:
                 # the program's mask while it runs; asynchronous signals held again after it
-                value = _core.run_guest(entry, sp, self._mask)
+                value = _core.run_guest(entry, sp, self._mask, after_exec)  # (execve keeps pending signals)
                 self._mask = _core.guest_mask()
                 self.fault = _core.last_fault()
                 self.d.check(all_threads=True)  # handler errors on any of the program's threads
