@@ -247,23 +247,26 @@ class NtPersonality:
 
     def _traced(self, name: str, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
         def traced(call: NtSyscall) -> Any:
+            # as called: a handler may move the registers (NtContinue, an APC); call.args is a
+            # view that reads them when asked
+            args = tuple(call.args)
             try:
                 result = fn(call)
             except Exception as exc:
                 result = self._error_status(call, exc)  # the line shows what the program gets
                 if result is None:
                     raise
-            self._trace_line(call, result)
+            self._trace_line(call, result, args)
             return result
 
         traced.__name__ = f"traced_{name}"
         traced.__wrapped__ = fn  # type: ignore[attr-defined]  # (--hooks chains the handler inside)
         return traced
 
-    def _trace_line(self, call: NtSyscall, result: Any) -> None:
+    def _trace_line(self, call: NtSyscall, result: Any, args: tuple[int, ...] | None = None) -> None:
         from .trace import describe
 
-        text = describe(self, call, result)
+        text = describe(self, call, result, args)
         if text:
             print(text, file=self.trace_file, flush=True)
 

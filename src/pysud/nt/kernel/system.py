@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import objects, process
 from .. import status as st
+from . import thread
 
 _time_ns, _monotonic_ns = time.time_ns, time.monotonic_ns
 
@@ -86,8 +87,13 @@ def NtQueryPerformanceCounter(nt: NtPersonality, call: NtSyscall) -> int:
     return st.STATUS_SUCCESS
 
 
-def NtDelayExecution(nt: NtPersonality, call: NtSyscall) -> int:
+def NtDelayExecution(nt: NtPersonality, call: NtSyscall) -> Any:
     deadline = objects.timeout_deadline(call, call.args[1])
+    alerted = thread.alertable(nt, call.args[0])
+    if alerted is not None:  # SleepEx(..., TRUE): a user APC ends it (and runs)
+        if objects.wait_until(alerted, deadline, nt.exiting):
+            return thread.end_wait(nt, call, st.STATUS_USER_APC)
+        return st.STATUS_SUCCESS
     if deadline is None:
         nt.exiting.wait()
     else:
