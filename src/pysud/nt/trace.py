@@ -10,6 +10,7 @@ import os
 import struct
 import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import _core
@@ -195,11 +196,10 @@ def call_text(
     if not name.startswith("Nt"):
         return None
     specs = SIGNATURES.get(name) or _kernel_signatures().get(name)
-    if args is None:
-        args = call.args
+    values: Sequence[int] = call.args if args is None else args
     if specs is None:
-        return name, ", ".join(f"{a:#x}" if a else "0" for a in args[:4])
-    return name, ", ".join(_arg(nt, call, s, v) for s, v in zip(specs, args, strict=False))
+        return name, ", ".join(f"{a:#x}" if a else "0" for a in values[:4])
+    return name, ", ".join(_arg(nt, call, s, v) for s, v in zip(specs, values, strict=False))
 
 
 def result_text(result: Any) -> str:
