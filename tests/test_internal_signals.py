@@ -111,7 +111,10 @@ def test_host_setxid_reaches_the_programs_threads(tmp_path, libc, cc, flags, rew
         import pysud
         seen = {{}}
         def change():
-            time.sleep(0.4)
+            deadline = time.monotonic() + 10
+            while len(os.listdir("/proc/self/task")) < 4 and time.monotonic() < deadline:
+                time.sleep(0.01)  # the program's two threads are up
+            time.sleep(0.05)
             os.setegid(1)
             for path in glob.glob("/proc/self/task/*/status"):
                 with open(path) as f:

@@ -47,6 +47,7 @@ PyObject *m_run_guest(PyObject *m, PyObject *args)
      * the caller blocked while it loaded the image reach the program. */
     if (mask != ~0ull)
         sud_gate_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, 8, 0, 0);
+    t->faults_blocked = 0;
     Py_BEGIN_ALLOW_THREADS r = sud_run_guest(entry, sp, t);
     /* The program has ended on this thread: its other threads end too (a
      * thread's exit here is the program's exit), before its memory goes. */
