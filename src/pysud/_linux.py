@@ -6,6 +6,7 @@ import bisect
 import ctypes
 import errno as _errno
 import fcntl
+import functools
 import os
 import signal
 import sys
@@ -342,10 +343,12 @@ class LinuxPersonality:
         # (its stack built); the tracer prints the execve the kernel would have run for it
         self.on_start: Callable[[str, list[bytes], int, int], None] | None = None
         self.next_exec: tuple[str, list[bytes], list[bytes]] | None = None
-        # pysud's own descriptors (copies of the host's stdio): std fd -> copy; the program
-        # cannot see, close or replace them (close, dup and fcntl say EBADF, dup2 onto one moves
-        # ours away, close_range skips them)
-        self.hidden: dict[int, int] = {}
+        # pysud's own descriptors (copies of the host's stdio, a tracer's output, see keep_fd):
+        # fd -> what to tell when it moves; the program cannot see, close or replace them (close,
+        # dup and fcntl say EBADF, dup2 onto one moves ours away, close_range and execve's
+        # close-on-exec skip them)
+        self.own: dict[int, Callable[[int], None]] = {}
+        self.hidden: dict[int, int] = {}  # std fd -> its copy among them, while a program runs
         self._host_cloexec: set[int] = set()  # the host's close-on-exec fds: never the program's
         on = self._install
         on("exit", self._exit)
@@ -482,9 +485,15 @@ class LinuxPersonality:
 
     # ---- pysud's own descriptors, out of the program's reach
 
+    def keep_fd(self, fd: int, moved: Callable[[int], None]) -> None:
+        """Keep descriptor ``fd`` (pysud's, e.g. a trace file) out of the program's reach, in the
+        program and in every process it forks: ``moved(new)`` is called when the program's dup2
+        wants its number and it moves to another."""
+        self.own[fd] = moved
+
     def _own_fds(self) -> set[int]:
-        """pysud's descriptors: the copies of the host's stdio, and a vfork child's channel."""
-        own = set(self.hidden.values())
+        """pysud's descriptors: those it keeps (keep_fd), and a vfork child's channel."""
+        own = set(self.own)
         vfork = _core.vfork_fd()
         if vfork >= 0:
             own.add(vfork)
@@ -498,10 +507,12 @@ class LinuxPersonality:
         old, new = call.args[0] & 0xFFFFFFFF, call.args[1] & 0xFFFFFFFF
         if old in self._own_fds():
             return -_errno.EBADF
-        for std, copy in self.hidden.items():
-            if copy == new:  # the program wants this number: ours moves up, out of the way
-                self.hidden[std] = fcntl.fcntl(copy, fcntl.F_DUPFD_CLOEXEC, _HIDDEN_FD_BASE)
-                os.close(copy)
+        if new in self.own:  # the program wants this number: ours moves up, out of the way
+            moved = self.own.pop(new)
+            fd = fcntl.fcntl(new, fcntl.F_DUPFD_CLOEXEC, _HIDDEN_FD_BASE)
+            os.close(new)
+            self.own[fd] = moved
+            moved(fd)
         return NATIVE
 
     def _close_range(self, call: Syscall) -> Any:
@@ -520,7 +531,7 @@ class LinuxPersonality:
 
     def _close_on_exec(self) -> None:
         """What execve does to the program's descriptors: those marked FD_CLOEXEC close."""
-        keep = self._host_cloexec | set(self.hidden.values())
+        keep = self._host_cloexec | set(self.own)
         for name in os.listdir("/proc/self/fd"):
             fd = int(name)
             if fd in keep:
@@ -601,9 +612,10 @@ class LinuxPersonality:
         saved = self.hidden = {}
         for fd in (0, 1, 2):
             try:
-                saved[fd] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIDDEN_FD_BASE)
+                saved[fd] = copy = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIDDEN_FD_BASE)
             except OSError:
-                pass
+                continue
+            self.keep_fd(copy, functools.partial(saved.__setitem__, fd))
         comm = _get_comm()
         # From here to the program's end, asynchronous signals are the program's: held in the
         # kernel while Python loads an image (its dispositions decide once it runs, Python's
@@ -622,6 +634,7 @@ class LinuxPersonality:
             _set_comm(comm)
             self.hidden = {}
             for fd, copy in saved.items():
+                del self.own[copy]
                 os.dup2(copy, fd, inheritable=True)
                 os.close(copy)
 
@@ -744,7 +757,7 @@ class LinuxPersonality:
             _core.reset_signals(after_exec, 0 if after_exec else inherited_ignored())
             try:
                 # the program's mask while it runs; asynchronous signals held again after it
-                value = _core.run_guest(entry, sp, self._mask)
+                value = _core.run_guest(entry, sp, self._mask, after_exec)  # (execve keeps pending signals)
                 self._mask = _core.guest_mask()
                 self.fault = _core.last_fault()
                 self.d.check(all_threads=True)  # handler errors on any of the program's threads

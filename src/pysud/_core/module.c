@@ -11,7 +11,7 @@
 #define CORE_API 1
 
 static PyMethodDef module_methods[] = {
-    {"run_guest", m_run_guest, METH_VARARGS, "run_guest(entry, sp, mask=-1) -> value given to exit_guest()."},
+    {"run_guest", m_run_guest, METH_VARARGS, "run_guest(entry, sp, mask=-1, keep_pending=False) -> value given to exit_guest()."},
     {"direct_entry_address", m_direct_entry_address, METH_NOARGS, "Address of the flip-switch entry."},
     {"thread_block", m_thread_block, METH_NOARGS, "This armed thread's block (RCX for the direct entry)."},
     {"rewrite_config", m_rewrite_config, METH_VARARGS, "rewrite_config(policy, on, locator) -> enabled."},

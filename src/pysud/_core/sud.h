@@ -386,6 +386,8 @@ void sud_group_exit(struct sud_thread *self, long status);
 int sud_group_count(int group, struct sud_thread *except);
 void sud_kick_handler(int sig, siginfo_t *si, void *uc);
 long sud_guest_aborted(struct sud_thread *t);
+void sud_guest_keep_signals(struct sud_thread *t, int keeping);
+void sud_guest_kept_signals(struct sud_thread *t, int requeue);
 int sud_any_guest_tid(void);
 
 /* ---- the program's signals (sud_vsig.c): signal-context safe ---- */

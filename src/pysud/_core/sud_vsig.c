@@ -566,6 +566,7 @@ void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
          * too); the host lives on.  A blocking call on its behalf ends now. */
         trace_signal(t, sig, si);
         record_fault(sig, si, (const uint64_t *)g);
+        t->vinfo[sig] = *si; /* (an execve asked for meanwhile keeps it pending: guest.c) */
         t->vfatal = sig;
         t->exit_requested = 1;
         if (in_guest_code) {
