@@ -8,6 +8,7 @@ modules a run imported.
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import shutil
 import subprocess
@@ -38,34 +39,51 @@ def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home / "pysud"
 
 
+def _file(directory: Path, name: str) -> Path:
+    """A store's file: ``<name>-v1.<cache tag>.marshal``."""
+    return directory / f"{name}-v1.{sys.implementation.cache_tag}.marshal"
+
+
+def _load(path: Path) -> object:
+    return marshal.loads(path.read_bytes())
+
+
+def _write(path: Path, value: object) -> None:
+    path.write_bytes(marshal.dumps(value))
+
+
 def _parse_file(path: str) -> _elf._Parsed:
     return _elf._parse(path, *_elf._read_file_stat(path))
 
 
 def test_corrupt_or_foreign_cache_file_is_ignored(cache_home: Path) -> None:
     cache_home.mkdir(parents=True)
-    for junk in (b"\x00garbage{", b"[1, 2, 3]", b'{"k": ', "\udcff".encode("utf-8", "surrogatepass")):
-        (cache_home / "elf-v1.json").write_bytes(junk)
+    junks = (b"\x00garbage{", b"[1, 2, 3]", b'{"k": ', "\udcff".encode("utf-8", "surrogatepass"))
+    # and marshal's own: truncated, a list instead of a dict, a code object, an unknown type code
+    good = marshal.dumps({"k": [1, 2]})
+    foreign = (good[:-3], marshal.dumps([1, 2, 3]), marshal.dumps(compile("1", "f", "eval")), b"\xff\x00")
+    for junk in (*junks, *foreign):
+        _file(cache_home, "elf").write_bytes(junk)
         store = _cache.Store("elf", 1, 8)
         assert store.get("k") is None
         store.put("k", [1, 2])
         store.save()
-        assert json.loads((cache_home / "elf-v1.json").read_text()) == {"k": [1, 2]}
+        assert _load(_file(cache_home, "elf")) == {"k": [1, 2]}
 
 
 def test_bad_entry_is_parsed_again(cache_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An entry of the wrong shape under the right key: the file is parsed again, as cold."""
     cold = _parse_file(SH)
     _cache.flush()
-    data = json.loads((cache_home / "elf-v1.json").read_text())
-    assert len(data) >= 1
-    (cache_home / "elf-v1.json").write_text(json.dumps({k: ["x", None] for k in data}))
+    data = _load(_file(cache_home, "elf"))
+    assert isinstance(data, dict) and len(data) >= 1
+    _write(_file(cache_home, "elf"), {k: ["x", None] for k in data})
     monkeypatch.setattr(_cache.ELF, "_entries", None)
     assert _parse_file(SH) == cold
     # the right shape, but a segment that would copy bytes from beyond the file's end
     bad = _elf._to_cache(cold)
     bad[4][0][2] = bad[4][0][3] = 1 << 40
-    (cache_home / "elf-v1.json").write_text(json.dumps(dict.fromkeys(data, bad)))
+    _write(_file(cache_home, "elf"), dict.fromkeys(data, bad))
     monkeypatch.setattr(_cache.ELF, "_entries", None)
     assert _parse_file(SH) == cold
 
@@ -77,7 +95,7 @@ def test_warm_parse_equals_cold_and_skips_pyelftools(
     assert cold.interp is not None  # a dynamic program: its interpreter is cached too
     cold_interp = _parse_file(cold.interp)
     _cache.flush()
-    assert (cache_home / "elf-v1.json").exists()
+    assert _file(cache_home, "elf").exists()
     monkeypatch.setattr(_cache.ELF, "_entries", None)  # as a new process: from the file
 
     def no_parse(path: str, data: bytearray) -> _elf._Parsed:
@@ -123,7 +141,8 @@ def test_cache_file_contents_are_the_planner_s_decisions(tmp_path: Path) -> None
     runs = _runs(tmp_path, DD_ARGS, rewrite=True)
     assert runs[0]["sites"] == runs[1]["sites"] == runs[2]["sites"]
     assert all(r["rc"] == 0 for r in runs)
-    plans = json.loads((tmp_path / "xdg" / "pysud" / "plan-v1.json").read_text())
+    plans = _load(_file(tmp_path / "xdg" / "pysud", "plan"))
+    assert isinstance(plans, dict)
     assert plans, "the run consulted the planner: dd has hot sites no C pattern covers"
     for key, value in plans.items():
         mod, before, after = key.split(":")
@@ -175,7 +194,7 @@ def test_cold_warm_and_off_runs_behave_alike(rewrite: bool, tmp_path: Path) -> N
     assert "elftools" not in warm["mods"]  # the headers came from the cache
     if not rewrite:
         assert "capstone" not in warm["mods"]
-    assert (tmp_path / "xdg" / "pysud" / "elf-v1.json").exists()
+    assert _file(tmp_path / "xdg" / "pysud", "elf").exists()
 
 
 @requires_sud
@@ -218,7 +237,8 @@ def test_forked_child_and_death_by_signal_keep_what_they_learned(tmp_path: Path)
         timeout=120,
     )
     assert (r.returncode, r.stdout) == (native.returncode, native.stdout) == (-15, "child-done\n"), r.stderr
-    keys = json.loads((tmp_path / "xdg" / "pysud" / "elf-v1.json").read_text())
+    keys = _load(_file(tmp_path / "xdg" / "pysud", "elf"))
+    assert isinstance(keys, dict)
     for path in (true, SH):
         assert any(k.startswith(_identity(os.path.realpath(path))) for k in keys), path
 
@@ -230,9 +250,9 @@ def test_two_writers_merge_and_the_oldest_entries_go(cache_home: Path) -> None:
     first.save()
     second.put("b", 2)
     second.save()  # merged with what first wrote meanwhile
-    assert json.loads((cache_home / "t-v1.json").read_text()) == {"a": 1, "b": 2}
+    assert _load(_file(cache_home, "t")) == {"a": 1, "b": 2}
     for i, key in enumerate("cde"):
         second.put(key, i)
     second.save()
-    assert json.loads((cache_home / "t-v1.json").read_text()) == {"c": 0, "d": 1, "e": 2}
+    assert _load(_file(cache_home, "t")) == {"c": 0, "d": 1, "e": 2}
     assert not [p for p in cache_home.iterdir() if p.name.endswith(".tmp")]

@@ -373,6 +373,25 @@ def test_blocked_and_allowed_scopes_nest():
     assert len(seen) == 2
 
 
+def test_blocked_puts_the_selector_back_and_raises_handler_errors_at_its_end():
+    d = Dispatcher()
+
+    def broken(call):
+        raise RuntimeError("broken handler")
+
+    d.on("getppid", broken)
+    with pytest.raises(ZeroDivisionError):
+        with d.blocked():
+            1 / 0  # noqa: B018
+    assert pysud.lowlevel.get_selector() == 0
+    with pytest.raises(pysud.HandlerError) as ei:
+        with d.blocked():
+            os.getppid()  # the handler raises: the call fails, the error comes at the block's end
+            assert pysud.lowlevel.get_selector() == 1
+    assert isinstance(ei.value.__cause__, RuntimeError)
+    assert pysud.lowlevel.get_selector() == 0
+
+
 def test_dispatchers_are_independent():
     a, b = Dispatcher(), Dispatcher()
     a.on("getpid", lambda c: 1)
@@ -478,3 +497,46 @@ def test_foreign_code_cannot_block_sigsys_or_take_it_over():
     sigaction = CodeBlob(assemble("mov eax, 13\nmov r10, rcx\nsyscall\nret"))
     assert sigaction.run(d, [signal.SIGSYS, ctypes.addressof(act), 0, 8]) == -errno.EINVAL
     assert sigaction.run(d, [signal.SIGUSR2, 0, ctypes.addressof(act), 8]) == 0  # reading works
+
+
+def _blob(nr: int) -> CodeBlob:
+    return CodeBlob(assemble(f"mov eax, {nr}\nsyscall\nret"))
+
+
+@pytest.mark.parametrize("lock_safe", [True, False])
+def test_default_table_in_one_call_is_the_per_number_one(lock_safe: bool) -> None:
+    """The default setter writes the core's whole action table at once; each number's action
+    there is the one the per-number path (_sync) writes: handlers, fast actions, recorded calls
+    and lock hazards keep theirs, every other number gets the default."""
+    d = Dispatcher(lock_safe=lock_safe)
+    d.on("getpid", lambda call: 7)
+    d.set_fast("getppid", Return(9))
+    d._recorded.add(102)  # (as the recorder marks getuid)
+    for default in (Errno(errno.EPERM), Return(5), RAISE, NATIVE):
+        d.default = default
+        bulk = d._policy.actions()
+        for nr in range(pysud._core.NSYSCALLS):
+            d._sync(nr)
+        assert d._policy.actions() == bulk, default
+    hazard = {nr for nr in range(pysud._core.NSYSCALLS) if bulk[nr * 16 + 4]}
+    assert hazard == ({9, 10, 11, 12, 25, 28, 56, 57, 58, 202, 435} if lock_safe else set())  # mmap...clone3
+    d._recorded.discard(102)
+    d.default = Errno(errno.EPERM)
+    # and what the calls then do
+    assert _blob(NR_GETPID).run(d) == 7
+    assert _blob(NR_GETPPID).run(d) == 9
+    assert _blob(102).run(d) == -errno.EPERM  # getuid: the default
+    d.default = NATIVE
+    assert _blob(102).run(d) == os.getuid()
+    d.remove("getpid")
+    assert _blob(NR_GETPID).run(d) == os.getpid()
+
+
+def test_action_table_is_checked() -> None:
+    d = Dispatcher()
+    table = d._policy.actions()
+    with pytest.raises(ValueError, match="entries"):
+        d._policy.set_actions(table[:-1])
+    with pytest.raises(ValueError, match="unknown action kind"):
+        d._policy.set_actions(b"\x7f" * len(table))
+    assert d._policy.actions() == table  # a refused table changes nothing

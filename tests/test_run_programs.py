@@ -568,6 +568,7 @@ def test_bench_program_rows():
     secs = programs["seconds_per_run"]
     want = {
         "true_native",
+        "python_floor",
         "python_import",
         "true_pysud",
         "true_pysud_cold",

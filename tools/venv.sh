@@ -67,7 +67,7 @@ find_python() {
 
 # What the installed pysud was built from: reinstall when it changed (Python sources are
 # live in an editable install; the C core and the build configuration are not).
-inputs=$(cat pyproject.toml setup.py src/pysud/_core/*.[chS] | sha256sum)
+inputs=$(cat pyproject.toml setup.py scripts/pysud src/pysud/_core/*.[chS] | sha256sum)
 inputs=${inputs%% *}
 have_extras() {
     # the stamp's extras include every one asked for

@@ -215,6 +215,27 @@ class ProgramRow:
     env: dict[str, str] | None = None  # set in the environment for this row
 
 
+def pysud_command() -> list[str]:
+    """The `pysud` command as a user runs it: the script pip installed next to this interpreter
+    (scripts/pysud) when it runs with this interpreter, else ``python -m pysud`` (which imports
+    runpy's modules besides)."""
+    import os
+    import sys
+
+    here = os.path.dirname(sys.executable)
+    script = os.path.join(here, "pysud")
+    try:
+        with open(script, "rb") as f:
+            interp = os.fsdecode(f.readline()[2:].strip())
+    except OSError:
+        interp = ""
+    # (a venv's python and python3 are the same interpreter)
+    same = os.path.dirname(interp) == here and os.path.realpath(interp) == os.path.realpath(sys.executable)
+    if same and os.access(script, os.X_OK):
+        return [script]
+    return [sys.executable, "-m", "pysud"]
+
+
 def _program_rows(count: int) -> tuple[list[ProgramRow], list[str]]:
     """The rows this machine can measure, and notes on the ones it cannot."""
     import shutil
@@ -222,9 +243,10 @@ def _program_rows(count: int) -> tuple[list[ProgramRow], list[str]]:
 
     py = sys.executable
     true = shutil.which("true") or "/bin/true"
-    run = [py, "-m", "pysud", "run"]
+    run = [*pysud_command(), "run"]
     rows = [
         ProgramRow("true_native", f"native {true}", [true], "start-up"),
+        ProgramRow("python_floor", "python3 -c pass (Python itself)", [py, "-c", "pass"], "start-up"),
         ProgramRow(
             "python_import",
             "python3 -c 'import pysud' (the CLI's floor)",

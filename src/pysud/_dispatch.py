@@ -7,11 +7,10 @@ functions and code blobs flip the selector to BLOCK around the native call only.
 
 from __future__ import annotations
 
+import _thread
 import errno as _errno
 import struct
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 
 from . import _core, _rewrite
@@ -28,6 +27,7 @@ from ._errors import (
 #: ``typing`` only for the type checker: its import is a visible part of every start-up.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
     from typing import Any, Final
 
 
@@ -157,6 +157,8 @@ if TYPE_CHECKING:
 LOCK_HAZARD_CALLS: Final = frozenset(
     {"mmap", "munmap", "mremap", "brk", "madvise", "mprotect", "futex", "clone", "clone3", "fork", "vfork"}
 )
+#: One number's action as the core keeps it (struct sud_action): kind, hazard (int32), value (int64).
+_ACTION = struct.Struct("=iiq")
 
 
 # -------------------------------------------------------------- the call
@@ -265,6 +267,8 @@ class Syscall(_core.Frame):
 
     @property
     def thread(self) -> threading.Thread:
+        import threading  # (here: its import is a visible part of every start-up)
+
         return threading.current_thread()
 
     @staticmethod
@@ -312,6 +316,28 @@ class DeferredCall:
 
 
 # ------------------------------------------------------------ dispatcher
+
+
+class _SelectorBlock:
+    """``with d.blocked():`` / ``with d.allowed():``: on entry the thread is armed and the selector
+    set, on exit the old selector is back (and, for blocked(), the calls run in C are delivered
+    and handler errors raised: :meth:`Dispatcher.check`).  A class rather than
+    ``contextlib.contextmanager``: contextlib's import is a visible part of ``import pysud``."""
+
+    __slots__ = ("_check", "_d", "_old", "_selector")
+
+    def __init__(self, d: Dispatcher, selector: Selector, *, check: bool) -> None:
+        self._d, self._selector, self._check = d, selector, check
+        self._old = 0
+
+    def __enter__(self) -> None:
+        self._d.arm_thread()
+        self._old = _core.set_selector(self._selector)
+
+    def __exit__(self, *exc: object) -> None:
+        _core.set_selector(self._old)
+        if self._check:
+            self._d.check()
 
 
 class Dispatcher:
@@ -406,9 +432,17 @@ class Dispatcher:
         if not isinstance(value, _Native | _Raise | Errno | Return):
             raise TypeError(f"default must be NATIVE, RAISE, Errno(e) or Return(v), not {value!r}")
         self._default = value
-        for nr in range(_core.NSYSCALLS):
-            self._sync(nr)
-        self._policy.set_action(-1, *self._encode(value), 0)
+        # every number's action in one call (one _sync per number was ~2 ms of each start-up)
+        kind, code = self._encode(value)
+        table = bytearray(_ACTION.pack(kind, 0, code) * _core.NSYSCALLS)
+        if self.lock_safe:
+            for nr, name in self.abi.table.items():
+                if name in LOCK_HAZARD_CALLS and 0 <= nr < _core.NSYSCALLS:
+                    _ACTION.pack_into(table, nr * _ACTION.size, kind, 1, code)
+        for nr in self._fast.keys() | self._recorded | self._handlers.keys():
+            _ACTION.pack_into(table, nr * _ACTION.size, *self._action(nr))
+        self._policy.set_actions(table)
+        self._policy.set_action(-1, kind, code, 0)
 
     def _nr(self, call: str | int) -> int:
         if isinstance(call, bool) or not isinstance(call, int | str):
@@ -432,10 +466,9 @@ class Dispatcher:
             return _core.ACT_RETURN, action.value
         return _core.ACT_PYTHON, 0  # RAISE is decided in Python
 
-    def _sync(self, nr: int) -> None:
-        """Push the effective action for one number into the C policy."""
+    def _action(self, nr: int) -> tuple[int, int, int]:
+        """The effective action for one number: kind, hazard, value (the core's layout)."""
         hazard = int(self.lock_safe and self.abi.name_of(nr) in LOCK_HAZARD_CALLS)
-        self._policy.set_handler(nr, self._handlers.get(nr))
         if nr in self._fast:
             kind, value = self._encode(self._fast[nr])
         elif nr in self._recorded:
@@ -444,6 +477,12 @@ class Dispatcher:
             kind, value = _core.ACT_PYTHON, 0
         else:
             kind, value = self._encode(self._default)
+        return kind, hazard, value
+
+    def _sync(self, nr: int) -> None:
+        """Push the effective action and handler for one number into the C policy."""
+        self._policy.set_handler(nr, self._handlers.get(nr))
+        kind, hazard, value = self._action(nr)
         self._policy.set_action(nr, kind, value, hazard)
 
     def on(self, call: str | int, handler: Handler | None = None) -> Any:
@@ -621,11 +660,11 @@ class Dispatcher:
             self._on_error(call, exc)
 
     def _on_error(self, call: Syscall, exc: BaseException) -> None:
-        self._errors.setdefault(threading.get_native_id(), []).append((call.record(), exc))
+        self._errors.setdefault(_thread.get_native_id(), []).append((call.record(), exc))
         call.rax = -self.handler_error.errno
 
     def _on_deferred(self, records: list[tuple[int, tuple[int, ...], int, int]]) -> None:
-        tid = threading.get_native_id()
+        tid = _thread.get_native_id()
         for nr, args, result, call_addr in records:
             handler = self._handlers.get(nr)
             if handler is None:
@@ -656,27 +695,14 @@ class Dispatcher:
         """Disarm the calling thread (the kernel stops checking its calls entirely)."""
         _core.disarm()
 
-    @contextmanager
-    def blocked(self) -> Iterator[None]:
+    def blocked(self) -> _SelectorBlock:
         """Selector BLOCK for the block: every call this thread makes is dispatched,
         the Python interpreter's own included.  Nests with allowed()."""
-        self.arm_thread()
-        old = _core.set_selector(Selector.BLOCK)
-        try:
-            yield
-        finally:
-            _core.set_selector(old)
-            self.check()
+        return _SelectorBlock(self, Selector.BLOCK, check=True)
 
-    @contextmanager
-    def allowed(self) -> Iterator[None]:
+    def allowed(self) -> _SelectorBlock:
         """Selector ALLOW for the block (inside blocked(): let Python run directly)."""
-        self.arm_thread()
-        old = _core.set_selector(Selector.ALLOW)
-        try:
-            yield
-        finally:
-            _core.set_selector(old)
+        return _SelectorBlock(self, Selector.ALLOW, check=False)
 
     def check(self, *, all_threads: bool = False) -> None:
         """Deliver calls run in C to their handlers; raise HandlerError for handler errors on this thread.
@@ -689,14 +715,14 @@ class Dispatcher:
         if deferred:
             self._on_deferred(deferred)
         lost = _core.deferred_lost()
-        tid = threading.get_native_id()
+        tid = _thread.get_native_id()
         for nr, args, call_addr, exc in _core.take_unreported():  # the error path itself failed
             record = CallRecord(nr, self.abi.name_of(nr), args, call_addr, tid, self.abi.name, None)
             self._errors.setdefault(tid, []).append((record, exc))
         if all_threads:
             errors = [e for tid in list(self._errors) for e in self._errors.pop(tid, [])]
         else:
-            errors = self._errors.pop(threading.get_native_id(), [])
+            errors = self._errors.pop(_thread.get_native_id(), [])
         if lost:
             raise CallsLost(lost, errors)
         if errors:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import bisect
 import ctypes
 import errno as _errno
@@ -10,7 +11,6 @@ import functools
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable
 
 from . import _core, _rewrite
@@ -209,7 +209,7 @@ class _Regions:
     def __init__(self) -> None:
         self.starts: list[int] = []  # disjoint, sorted; ends[i] belongs to starts[i]
         self.ends: list[int] = []
-        self.lock = threading.Lock()  # the program's threads map concurrently
+        self.lock = _thread.allocate_lock()  # the program's threads map concurrently
 
     def remove(self, lo: int, hi: int) -> None:
         with self.lock:
@@ -492,7 +492,8 @@ class LinuxPersonality:
         self.own[fd] = moved
 
     def _own_fds(self) -> set[int]:
-        """pysud's descriptors: those it keeps (keep_fd), and a vfork child's channel."""
+        """pysud's descriptors: the copies of the host's stdio, a tracer's output (keep_fd), and
+        a vfork child's channel."""
         own = set(self.own)
         vfork = _core.vfork_fd()
         if vfork >= 0:

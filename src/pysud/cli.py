@@ -1,35 +1,43 @@
-"""The `pysud` command: check, bench."""
+"""The `pysud` command: check, bench, run, trace.
+
+argparse parses every command line, with one exception kept for start-up's sake: a plain
+``pysud run [--no-vdso] [--no-rewrite] [--native-exec] [--hooks FILE] PROGRAM [ARGS]`` is read
+by :func:`_run_words`, which gives exactly the namespace argparse would (tests/test_cli.py
+compares the two).  Anything else (help, an error, any other option) goes to argparse, so its
+messages are argparse's.  argparse with gettext, locale and re, and the parsers built with them,
+are ~8 ms of a ~60 ms `pysud run /usr/bin/true`.
+"""
 
 from __future__ import annotations
 
-import argparse
 import os
-import struct
 import sys
 from collections.abc import Callable, Sequence
 
-#: ``typing`` only for the type checker: its import is a visible part of every start-up.
+#: ``typing`` and ``argparse`` only for the type checker: their imports are a visible part of
+#: every start-up.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any, NoReturn
 
 
-class _Formatter(argparse.HelpFormatter):
+def _formatter(prog: str) -> argparse.HelpFormatter:
     """argparse's formatter, measuring the terminal as shutil.get_terminal_size does without
     importing shutil (argparse makes a formatter for every option it adds: shutil and the
     compression modules it imports were a visible part of every `pysud` start-up)."""
+    import argparse
 
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24) -> None:
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
         try:
-            columns = int(os.environ.get("COLUMNS", "0"))
-        except ValueError:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
             columns = 0
-        if columns <= 0:
-            try:
-                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-            except (AttributeError, ValueError, OSError):
-                columns = 0
-        super().__init__(prog, indent_increment, max_help_position, (columns or 80) - 2)
+    return argparse.HelpFormatter(prog, width=(columns or 80) - 2)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -238,6 +246,8 @@ def _trace(args: argparse.Namespace) -> int:
 
 
 def _trace_arguments(t: argparse.ArgumentParser) -> None:
+    import argparse
+
     t.add_argument("-o", dest="output", metavar="FILE", help="write the trace to FILE (default: stderr)")
     t.add_argument("-f", dest="follow", action="store_true", help="follow forked children (and threads)")
     t.add_argument("-s", dest="strsize", type=int, default=32, metavar="N", help="string limit (default 32)")
@@ -367,6 +377,8 @@ def _run_nt(args: argparse.Namespace) -> int:
         if sink is not None:
             sink.close()
     if report is not None and report.isdigit():
+        import struct
+
         try:
             os.write(int(report), struct.pack("<I", code & 0xFFFFFFFF))
             os.close(int(report))
@@ -416,6 +428,8 @@ def _bench_arguments(b: argparse.ArgumentParser) -> None:
 
 
 def _run_arguments(r: argparse.ArgumentParser) -> None:
+    import argparse
+
     r.add_argument("--no-vdso", action="store_true", help="hide the vDSO: time calls become syscalls")
     r.add_argument(
         "--no-rewrite",
@@ -518,24 +532,86 @@ _COMMANDS: tuple[tuple[str, str, str | None, Callable[[argparse.Namespace], int]
 )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+#: `pysud run`'s options that take no value, by their attribute, as :func:`_run_words` reads them
+_RUN_FLAGS = {"--no-vdso": "no_vdso", "--no-rewrite": "no_rewrite", "--native-exec": "native_exec"}
+
+
+def _run_words(words: list[str]) -> argparse.Namespace | None:
+    """``run`` [flags] [--hooks FILE] PROGRAM [ARGS]: the namespace argparse gives, or None.
+
+    None for anything else (an option written any other way, an abbreviation, ``--`` before or
+    right after the program, ``-h``, a program whose name starts with ``-``, no program):
+    argparse parses those, so its help and errors stay its own.  The defaults are
+    _run_arguments's (tests/test_cli.py checks both agree on many command lines)."""
+    if len(words) < 2 or words[0] != "run":
+        return None
+    values: dict[str, Any] = {
+        "command": "run",
+        "no_vdso": False,
+        "no_rewrite": False,
+        "native_exec": False,
+        "trace": False,
+        "trace_output": None,
+        "trace_timestamps": 0,
+        "trace_durations": False,
+        "timeline": None,
+        "nt_profile": None,
+        "drive": None,
+        "flip_switch": None,
+        "ntdll": "auto",
+        "dlls": None,
+        "nt_command_line": None,
+        "prefix": None,
+        "hooks": None,
+    }
+    i = 1
+    while i < len(words):
+        word = words[i]
+        if not word.startswith("-"):
+            break
+        if word in _RUN_FLAGS:
+            values[_RUN_FLAGS[word]] = True
+        elif word == "--hooks" and i + 1 < len(words) and words[i + 1][:1] not in ("", "-"):
+            i += 1
+            values["hooks"] = [*(values["hooks"] or ()), words[i]]
+        else:
+            return None
+        i += 1
+    else:
+        return None  # no program: argparse's error
+    if words[i + 1 : i + 2] == ["--"]:
+        return None  # (argparse takes a `--` right after the program away)
+    import types
+
+    values.update(program=words[i], args=words[i + 1 :], func=_run)
+    return types.SimpleNamespace(**values)  # type: ignore[return-value]  # (argparse's, by duck typing)
+
+
+def _parse(words: list[str]) -> argparse.Namespace:
+    """The command line by argparse (exits with its message for help and errors)."""
+    import argparse
+
     ap = argparse.ArgumentParser(
         prog="pysud",
         description="Syscall User Dispatch for Python: native code at full speed, "
         "its system calls in Python. Not a security boundary.",
-        formatter_class=_Formatter,
+        formatter_class=_formatter,
     )
     sub = ap.add_subparsers(dest="command", required=True)
-    words = list(sys.argv[1:] if argv is None else argv)
     # Only the command given gets its options (a few dozen add_argument calls are a visible part
     # of every start-up); without a known command, every one does (help, errors).
     chosen = words[0] if words and words[0] in {c[0] for c in _COMMANDS} else None
     for name, summary, description, func, add_arguments in _COMMANDS:
-        p = sub.add_parser(name, help=summary, description=description, formatter_class=_Formatter)
+        p = sub.add_parser(name, help=summary, description=description, formatter_class=_formatter)
         if chosen is None or chosen == name:
             add_arguments(p)
         p.set_defaults(func=func)
-    args = ap.parse_args(argv)
+    return ap.parse_args(words)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = _run_words(words) or _parse(words)
     try:
         return int(args.func(args))
     except Exception as e:  # the CLI reports, never dumps a traceback on a user
@@ -570,10 +646,13 @@ def entry() -> NoReturn:
     every module and object, ~10-15 ms: a fifth of `pysud run /usr/bin/true`) is skipped: the
     exit functions run (the start-up cache, a hooks file's), the standard streams are flushed,
     and the process ends with the status.  Otherwise (threads left) Python exits as usual."""
-    import threading
+    import _thread
 
     status = main()
-    if threading.active_count() == 1:
+    # no Python thread left: none started (_thread's count, threading's threads included), and
+    # none threading knows of (a program's thread that asked a handler for call.thread)
+    threading = sys.modules.get("threading")
+    if _thread._count() == 0 and (threading is None or threading.active_count() == 1):
         import atexit
 
         atexit._run_exitfuncs()

@@ -111,6 +111,50 @@ static PyObject *policy_set_action(PolicyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* set_actions(table): set_action for every number at once (a Dispatcher's default: one call, not
+ * one per number); table holds a struct sud_action per number, in order, native-endian. */
+static PyObject *policy_set_actions(PolicyObject *self, PyObject *arg)
+{
+    Py_buffer table;
+    if (PyObject_GetBuffer(arg, &table, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (table.len != (Py_ssize_t)sizeof self->p->act) {
+        PyBuffer_Release(&table);
+        PyErr_Format(PyExc_ValueError, "action table: %d entries of %d bytes", SUD_NSYSCALLS,
+                     (int)sizeof(struct sud_action));
+        return NULL;
+    }
+    struct sud_action v[SUD_NSYSCALLS];
+    memcpy(v, table.buf, sizeof v); /* (the buffer may be unaligned) */
+    PyBuffer_Release(&table);
+    for (int i = 0; i < SUD_NSYSCALLS; i++) {
+        if (v[i].kind < SUD_ACT_PYTHON || v[i].kind > SUD_ACT_TRACE) {
+            PyErr_Format(PyExc_ValueError, "action table: unknown action kind for number %d", i);
+            return NULL;
+        }
+    }
+    for (int i = 0; i < SUD_NSYSCALLS; i++) { /* as set_action: the kind last, for armed threads */
+        struct sud_action *a = &self->p->act[i];
+        a->value = v[i].value;
+        a->hazard = v[i].hazard;
+        __atomic_store_n(&a->kind, v[i].kind, __ATOMIC_RELEASE);
+    }
+    Py_RETURN_NONE;
+}
+
+/* actions(): the table as set_actions takes it (what armed threads read now) */
+static PyObject *policy_actions(PolicyObject *self, PyObject *unused)
+{
+    (void)unused;
+    struct sud_action v[SUD_NSYSCALLS];
+    for (int i = 0; i < SUD_NSYSCALLS; i++) {
+        v[i].kind = __atomic_load_n(&self->p->act[i].kind, __ATOMIC_ACQUIRE);
+        v[i].hazard = self->p->act[i].hazard;
+        v[i].value = self->p->act[i].value;
+    }
+    return PyBytes_FromStringAndSize((const char *)v, sizeof v);
+}
+
 /* set_renumber(keep_lo, keep_len, table): calls from outside the range take
  * number table[nr] (table: native-endian uint16 per number; b"" turns it off).
  * Set it before threads make calls with the policy. */
@@ -226,6 +270,9 @@ static PyMethodDef policy_methods[] = {
     {"trace_lost", (PyCFunction)policy_trace_lost, METH_NOARGS, "Records that found no room."},
     {"set_action", (PyCFunction)policy_set_action, METH_VARARGS,
      "set_action(nr, kind, value, hazard); nr -1 sets the action for other calls."},
+    {"set_actions", (PyCFunction)policy_set_actions, METH_O,
+     "set_actions(table): every number's action at once (kind, hazard: int32; value: int64; each)."},
+    {"actions", (PyCFunction)policy_actions, METH_NOARGS, "Every number's action, as set_actions takes them."},
     {"set_handler", (PyCFunction)policy_set_handler, METH_VARARGS, "set_handler(nr, handler or None)."},
     {"set_renumber", (PyCFunction)policy_set_renumber, METH_VARARGS,
      "set_renumber(keep_lo, keep_len, table): calls from outside the range take table[nr] (uint16 each)."},
