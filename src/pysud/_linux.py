@@ -151,7 +151,7 @@ def die_of_signal(sig: int) -> NoReturn:
         libc.syscall(
             ctypes.c_long(_SYS_TGKILL),
             ctypes.c_long(os.getpid()),
-            ctypes.c_long(threading.get_native_id()),
+            ctypes.c_long(_thread.get_native_id()),
             ctypes.c_long(sig),
         )
         os._exit(128 + sig)
