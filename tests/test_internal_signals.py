@@ -111,7 +111,10 @@ def test_host_setxid_reaches_the_programs_threads(tmp_path, libc, cc, flags, rew
         import pysud
         seen = {{}}
         def change():
-            time.sleep(0.4)
+            deadline = time.monotonic() + 10
+            while len(os.listdir("/proc/self/task")) < 4 and time.monotonic() < deadline:
+                time.sleep(0.01)  # the program's two threads are up
+            time.sleep(0.05)
             os.setegid(1)
             for path in glob.glob("/proc/self/task/*/status"):
                 with open(path) as f:
@@ -166,3 +169,14 @@ def test_pysud_trace_shows_musls_cancel_signals_as_strace(tmp_path, rewrite):
             "--- SIGRT_1 {si_signo=SIGRT_1, si_code=SI_TKILL, si_pid=N, si_uid=0} ---",
         }
     )
+
+
+@pytest.mark.parametrize("rewrite", REWRITE)
+@pytest.mark.parametrize(("libc", "cc", "flags"), COMPILERS, ids=[c[0] for c in COMPILERS])
+def test_sigev_thread_timers_fire_as_natively(tmp_path, libc, cc, flags, rewrite):
+    exe = program(tmp_path, "timer_thread", cc, flags)
+    n_out, _, n_status = raw_run([exe])
+    assert (n_out, n_status) == (b"fired 3+\n", 0)
+    env = dict(os.environ, PYSUD_REWRITE=rewrite)
+    out, err, status = raw_run([sys.executable, "-m", "pysud", "run", exe], env)
+    assert (out, status) == (n_out, n_status), err.decode(errors="replace")

@@ -52,6 +52,7 @@ PyObject *m_run_guest(PyObject *m, PyObject *args)
     if (mask != ~0ull)
         sud_gate_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, 8, 0, 0);
     sud_guest_kept_signals(t, keep_pending);
+    t->faults_blocked = 0;
     Py_BEGIN_ALLOW_THREADS r = sud_run_guest(entry, sp, t);
     /* The program has ended on this thread: its other threads end too (a
      * thread's exit here is the program's exit), before its memory goes. */

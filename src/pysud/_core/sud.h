@@ -252,6 +252,10 @@ struct sud_thread {
     struct sud_thread *self; /* the GS base points here for rewritten sites (sud_rewrite.c) */
     int kop;                 /* the kernel's dispatch mode for this thread as last set (-1: */
     uint64_t koffset, klen;  /* armed with another selector); its range */
+    /* Does the thread's mask block SIGSEGV or SIGBUS (the recorder's recoverable copy needs
+     * them)?  0: unknown (asked of the kernel at the next copy), 1: no, 2: yes.  Every place
+     * the core sees the program's mask change sets it back to 0. */
+    int faults_blocked;
 };
 
 _Static_assert(offsetof(struct sud_thread, selector) == T_SELQ, "T_SELQ");

@@ -366,6 +366,7 @@ long sud_native(struct sud_frame *f, long nr, const long a[6])
         /* SIGSYS must stay deliverable: a trap with it blocked kills the process;
          * so must the kick that ends a guest program's threads. */
         long r = sud_gate_syscall6(nr, a[0], a[1], a[2], a[3], 0, 0);
+        t->faults_blocked = 0;
         unsigned long sys = (1ul << (SIGSYS - 1)) | (1ul << (SUD_SIG_KICK - 1));
         sud_gate_syscall6(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&sys, 0, 8, 0, 0);
         return r;

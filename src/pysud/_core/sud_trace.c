@@ -66,11 +66,22 @@ static uint64_t now_ns(const struct sud_trace *tr)
  * that it recovers, unless the thread has SIGSEGV or SIGBUS blocked (musl's
  * pthread_exit blocks every signal): a fault then would kill the process;
  * otherwise the kernel checks the pointer. */
+static int faults_deliverable(void)
+{
+    struct sud_thread *t = sud_self;
+    if (!t)
+        return 0;
+    if (!t->faults_blocked) {
+        uint64_t mask = ~0ull, faults = (1ull << (SIGSEGV - 1)) | (1ull << (SIGBUS - 1));
+        sud_gate_syscall6(SYS_rt_sigprocmask, SIG_BLOCK, 0, (long)&mask, 8, 0, 0);
+        t->faults_blocked = (mask & faults) ? 2 : 1;
+    }
+    return t->faults_blocked == 1;
+}
+
 static long peek(int tid, void *dst, uint64_t src, uint64_t n)
 {
-    uint64_t mask = ~0ull, faults = (1ull << (SIGSEGV - 1)) | (1ull << (SIGBUS - 1));
-    if (sud_vsig_active() && src + n >= src && src + n <= 0x800000000000ull &&
-        sud_gate_syscall6(SYS_rt_sigprocmask, SIG_BLOCK, 0, (long)&mask, 8, 0, 0) == 0 && !(mask & faults))
+    if (sud_vsig_active() && src + n >= src && src + n <= 0x800000000000ull && faults_deliverable())
         return sud_probe_copy(dst, (const void *)src, n) ? -EFAULT : (long)n;
     struct iovec local = {dst, n}, remote = {(void *)src, n};
     return sud_gate_syscall6(SYS_process_vm_readv, tid, (long)&local, 1, (long)&remote, 1, 0);

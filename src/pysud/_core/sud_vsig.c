@@ -481,6 +481,7 @@ static void hold(struct sud_thread *t, int sig, const siginfo_t *si, ucontext_t 
     if (!(uc->uc_sigmask.__val[0] & bit)) {
         uc->uc_sigmask.__val[0] |= bit;
         t->vblocked |= bit;
+        t->faults_blocked = 0;
     }
 }
 
@@ -557,6 +558,7 @@ void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
          * has returned, to the program's code or to a dispatch. */
         requeue(sig, si);
         uc->uc_sigmask.__val[0] |= SIGBIT(sig);
+        t->faults_blocked = 0;
         return;
     }
     if (a->handler == (uint64_t)SIG_DFL) {
@@ -616,6 +618,7 @@ void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
     g[REG_RAX] = (greg_t)rax;
     g[REG_EFL] = (greg_t)rfl;
     uc->uc_sigmask.__val[0] = mask;
+    t->faults_blocked = 0;
 }
 
 /* ------------------------------------------- delivery after a dispatch */
@@ -730,4 +733,5 @@ void sud_vsig_deliver(struct sud_frame *f)
         if (rest & 1)
             requeue(sig, &t->vinfo[sig]);
     gsys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, 8);
+    t->faults_blocked = 0;
 }
