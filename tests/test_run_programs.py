@@ -378,6 +378,16 @@ def test_sigterm_to_a_child_in_execve_ends_it_as_natively(build, tmp_path):
     assert len(killed) == 24 and len(sleepers) >= 12 and sleepers <= killed, text[-2000:]
 
 
+def test_bad_pointers_with_every_signal_blocked_are_efault(build, tmp_path):
+    """pysud reads openat's and execve's paths itself (the core's path filter, the execve
+    handler) with a copy whose fault its handler recovers: with SIGSEGV blocked, as musl's
+    pthread_exit leaves it, that fault would kill the process; the kernel checks them instead."""
+    exe = build.c("blocked_efault")
+    native, ours = both([exe], tmp_path)
+    assert native.stdout == b"openat -1 Bad address\nexecve -1 Bad address\n"
+    assert_same(native, ours)
+
+
 def test_crashing_program_gives_a_signal_status(build, tmp_path):
     exe = build.c("crash")
     native, ours = both([exe], tmp_path)

@@ -9,10 +9,12 @@
 
 /* While a program runs the core's fault handler recovers a fault in
  * sud_probe_copy: a plain copy (~20 ns) instead of a process_vm_readv/writev
- * (~0.5-1 us, its own syscall); otherwise the kernel checks the address. */
+ * (~0.5-1 us, its own syscall), unless the thread has SIGSEGV or SIGBUS
+ * blocked (the fault would kill the process); otherwise the kernel checks the
+ * address. */
 static long vm_rw(uint64_t addr, void *buf, size_t n, int write)
 {
-    if (sud_vsig_active() && addr + n >= addr && addr + n <= 0x800000000000ull) {
+    if (sud_vsig_active() && addr + n >= addr && addr + n <= 0x800000000000ull && sud_faults_deliverable()) {
         long r = write ? sud_probe_copy((void *)(uintptr_t)addr, buf, n) : sud_probe_copy(buf, (const void *)(uintptr_t)addr, n);
         if (r == 0)
             return (long)n;

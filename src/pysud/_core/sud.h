@@ -152,6 +152,7 @@ uint64_t sud_trace_take(struct sud_trace *tr, int tid, uint8_t **spare);
 long sud_probe_copy(void *dst, const void *src, uint64_t n);
 extern char sud_probe_copy_insn[], sud_probe_copy_fixup[];
 int sud_vsig_active(void);
+int sud_faults_deliverable(void); /* sud_trace.c: the recoverable copy is safe on this thread */
 void sud_trace_forget(struct sud_trace *tr);
 
 /* An argument filter (sud_filter.c): the call reaches Python only when
