@@ -254,27 +254,6 @@ def mingw_exes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return built
 
 
-@requires_wine
-@pytest.mark.slow
-def test_msvc_launcher_runs_its_program_as_wine_does(
-    mingw_exes: dict[str, str],
-    prefix: str,  # noqa: F811
-    wine_env: dict[str, str],  # noqa: F811
-    tmp_path,
-) -> None:
-    """pip's t64.exe (MSVC: static CRT, kernel32, shlwapi) reads its shebang, makes a job object
-    that kills the child with it, starts the program with its own path and arguments, waits, and
-    exits with the child's code."""
-    exe = _launcher(tmp_path, _windows_path(mingw_exes["exitwith"]))
-    (tmp_path / "w").mkdir()
-    (tmp_path / "p").mkdir()
-    for code in ("0", "42", "0x1234"):
-        wine_out, _err, wine_status = run_wine(wine_env, exe, code, cwd=str(tmp_path / "w"))
-        ours = run_pysud(exe, code, prefix=prefix, cwd=str(tmp_path / "p"))
-        assert ours.stdout == wine_out, ours.stderr.decode()
-        assert ours.returncode == wine_status == int(code, 0) & 0xFF, ours.stderr.decode()
-
-
 @pytest.mark.slow
 def test_msvc_launcher_child_runs_under_pysud(mingw_exes: dict[str, str], prefix: str, tmp_path) -> None:  # noqa: F811
     exe = _launcher(tmp_path, _windows_path(mingw_exes["whoruns"]))
@@ -317,16 +296,20 @@ def _setuptools_launcher(tmp_path, target: str) -> str:
 
 @requires_wine
 @pytest.mark.slow
-def test_setuptools_launcher_runs_its_program_as_wine_does(
+@pytest.mark.parametrize("launcher", ["pip", "setuptools"])
+def test_msvc_launcher_runs_its_program_as_wine_does(
+    launcher: str,
     mingw_exes: dict[str, str],
     prefix: str,  # noqa: F811
     wine_env: dict[str, str],  # noqa: F811
     tmp_path,
 ) -> None:
-    """cli-64.exe (MSVC, no NX_COMPAT: ntdll asks to turn DEP off, refused as Wine does) finds
-    launch-script.py from its own name, reads the shebang, starts the program, waits and exits
-    with the child's code."""
-    exe = _setuptools_launcher(tmp_path, _windows_path(mingw_exes["exitwith"]))
+    """pip's t64.exe (MSVC: static CRT, kernel32, shlwapi) reads its shebang, makes a job object
+    that kills the child with it, starts the program with its own path and arguments, waits, and
+    exits with the child's code; setuptools' cli-64.exe (MSVC, no NX_COMPAT: ntdll asks to turn
+    DEP off, refused as Wine does) does the same from launch-script.py's shebang."""
+    make = _launcher if launcher == "pip" else _setuptools_launcher
+    exe = make(tmp_path, _windows_path(mingw_exes["exitwith"]))
     (tmp_path / "w").mkdir()
     (tmp_path / "p").mkdir()
     for code in ("0", "42", "0x1234"):
