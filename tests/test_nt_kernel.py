@@ -85,17 +85,56 @@ def test_builtin_only_names_are_marked_and_every_other_name_is_numbered() -> Non
     assert not BUILTIN_ONLY - names, sorted(BUILTIN_ONLY - names)
 
 
+def answer(nt: NtPersonality, name: str, call: object) -> int:
+    """What the program gets from the handler of ``name``: its result, or, when it raises, what
+    the dispatcher's error path makes of the exception (as the core takes that path)."""
+    call.nr = nt.abi.number_of(name)  # type: ignore[attr-defined]
+    h = nt.d.handler_of(name)
+    assert h is not None, name
+    try:
+        return int(h(call))
+    except Exception as exc:  # noqa: BLE001 - the error path decides
+        nt.d._on_error(call, exc)  # type: ignore[arg-type]
+        return int(call.rax)  # type: ignore[attr-defined]
+
+
 def test_library_functions_are_registered_unprobed() -> None:
     # rtl.py's C-library and Rtl helpers are functions, not kernel calls: a bad pointer is the
-    # program's crash, not STATUS_ACCESS_VIOLATION; every other handler is probed
-    names = kernel.handlers()
+    # program's crash, not STATUS_ACCESS_VIOLATION; every other call answers it, from the
+    # dispatcher's error path (no wrapper around the handler)
+    from pysud._errors import GuestMemoryError, HandlerError
+
     assert kernel.rtl.PROBE is False
+    assert kernel.library_names() == set(kernel.rtl.HANDLERS)
+    names = kernel.handlers()
     for module in kernel.MODULES:
         for name, fn in module.HANDLERS.items():  # type: ignore[attr-defined]
-            if module is kernel.rtl:
-                assert names[name] is fn, name
+            assert names[name] is fn, name
+
+    class Call:
+        rax = 0
+
+        def record(self) -> object:
+            return "call"
+
+    nt = NtPersonality(ntdll="builtin")
+    try:
+        bad = GuestMemoryError(14, "bad address")
+        library = sorted(kernel.library_names() & set(nt.abi.numbers))
+        assert library
+        for name in (library[0], "NtSetEvent"):
+            call = Call()
+            call.nr = nt.abi.number_of(name)  # type: ignore[attr-defined]
+            nt.d._on_error(call, bad)  # type: ignore[arg-type]
+            if name in library:
+                assert call.rax == -38  # ENOSYS: pysud's handler error, reported by check()
+                with pytest.raises(HandlerError):
+                    nt.d.check()
             else:
-                assert names[name] is not fn and names[name].__wrapped__ is fn, name  # type: ignore[attr-defined]
+                assert call.rax == 0xC0000005
+                nt.d.check()  # nothing to report
+    finally:
+        nt.close()
 
 
 def test_the_personality_has_no_handler_methods() -> None:
@@ -170,6 +209,8 @@ def test_bad_pointers_give_access_violation(tmp_path, monkeypatch: pytest.Monkey
     class Call:
         read = staticmethod(Syscall.read)
         write = staticmethod(Syscall.write)
+        write_u64 = staticmethod(Syscall.write_u64)
+        write_u32 = staticmethod(Syscall.write_u32)
 
         def __init__(self, *args: int) -> None:
             self.args = (*args, *(0,) * (16 - len(args)))
@@ -192,9 +233,8 @@ def test_bad_pointers_give_access_violation(tmp_path, monkeypatch: pytest.Monkey
             "NtOpenProcessToken": (0xFFFFFFFFFFFFFFFF, 8, bad),  # handle out at 0x10
         }
         for call_name, args in cases.items():
-            h = nt.d.handler_of(call_name)
-            assert h is not None
-            assert h(Call(*args)) == 0xC0000005, call_name
+            assert answer(nt, call_name, Call(*args)) == 0xC0000005, call_name
+        nt.d.check()  # none of them was an error of pysud's
         assert not nt.handles._objects  # no handle left behind by a call that failed half-way
     finally:
         nt.close()
@@ -208,12 +248,14 @@ class _Call:
 
         self.read = Syscall.read
         self.write = Syscall.write
+        self.write_u64 = Syscall.write_u64
+        self.write_u32 = Syscall.write_u32
         self.args = (*args, *(0,) * (16 - len(args)))
 
 
 def test_an_nt_status_error_from_below_is_the_calls_status(monkeypatch: pytest.MonkeyPatch) -> None:
     # what a handler calls may fail with an NTSTATUS (the registry's RegistryError does): the
-    # tables' wrapper answers it, as it answers a bad pointer with STATUS_ACCESS_VIOLATION
+    # dispatcher's error path answers it, as it answers a bad pointer with STATUS_ACCESS_VIOLATION
     from pysud.nt import status
 
     def NtSetEvent(nt: object, call: object) -> int:
@@ -224,7 +266,16 @@ def test_an_nt_status_error_from_below_is_the_calls_status(monkeypatch: pytest.M
         HANDLERS = {"NtSetEvent": NtSetEvent}
 
     monkeypatch.setattr(kernel, "MODULES", (Module,))
-    assert kernel.handlers()["NtSetEvent"](None, None) == status.STATUS_OBJECT_NAME_NOT_FOUND
+    assert kernel.error_status(status.NtStatusError(status.STATUS_OBJECT_NAME_NOT_FOUND)) == (
+        status.STATUS_OBJECT_NAME_NOT_FOUND
+    )
+    assert kernel.error_status(ValueError("a bug of pysud's")) is None
+    nt = NtPersonality(ntdll="builtin")
+    try:
+        assert answer(nt, "NtSetEvent", _Call()) == status.STATUS_OBJECT_NAME_NOT_FOUND
+        nt.d.check()
+    finally:
+        nt.close()
 
 
 @pytest.mark.parametrize("call_name", ["NtOpenFile", "NtCreateFile"])
@@ -250,9 +301,7 @@ def test_a_bad_handle_pointer_leaves_no_handle_behind(call_name: str, tmp_path) 
             args += (7, 0x40)  # share all, FILE_NON_DIRECTORY_FILE
         else:
             args += (0, 0x80, 7, 1, 0x40)  # no allocation size, normal attributes, FILE_OPEN
-        h = nt.d.handler_of(call_name)
-        assert h is not None
-        assert h(_Call(*args)) == 0xC0000005
+        assert answer(nt, call_name, _Call(*args)) == 0xC0000005
         assert not nt.handles._objects  # the file opened on the way is closed again
     finally:
         nt.close()

@@ -154,6 +154,8 @@ def test_a_commit_the_host_refuses_is_status_no_memory(monkeypatch: pytest.Monke
     class Call:
         read = staticmethod(Syscall.read)
         write = staticmethod(Syscall.write)
+        write_u64 = staticmethod(Syscall.write_u64)
+        write_u32 = staticmethod(Syscall.write_u32)
 
         def __init__(self, *args: int) -> None:
             self.args = (*args, *(0,) * (16 - len(args)))

@@ -1,14 +1,18 @@
 """Real Windows programs beyond mingw C on Wine's DLLs with pysud as the kernel: Go programs (their
 runtime's threads, I/O completion port, timers and asynchronous preemption), the vector state in
-NT contexts, and Wine's console programs.  Each is compared with `wine` running the same .exe with
-the same DLLs (stdout, exit status, files left behind), and the trace shows pysud handled the calls.
+NT contexts, user APCs and timers' completion routines, a context set on a thread blocked in a
+wait, MSVC script launchers (pip's and setuptools'), and Wine's console programs.  Each is compared
+with `wine` running the same .exe with the same DLLs (stdout, exit status, files left behind), and
+the trace shows pysud handled the calls.
 Every run is bounded (run_pysud's timeout): a hang fails the test.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
+import re
 import shutil
 import subprocess
 import zipfile
@@ -16,7 +20,7 @@ import zipfile
 import pytest
 
 from conftest import requires_sud
-from test_nt_wine import CC, DLLS, WINE, prefix, run_pysud, run_wine, wine_env  # noqa: F401 (fixtures)
+from test_nt_wine import CC, CXX, DLLS, WINE, prefix, run_pysud, run_wine, wine_env  # noqa: F401 (fixtures)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(HERE, "nt", "programs")
@@ -111,6 +115,108 @@ def test_vector_state_in_contexts_matches_wine(
     assert "NtContinue(" in r.stderr.decode()
 
 
+@requires_cc
+@requires_wine
+@pytest.mark.slow
+def test_user_apcs_match_wine(
+    prefix: str,  # noqa: F811
+    wine_env: dict[str, str],  # noqa: F811
+    tmp_path,
+) -> None:
+    """QueueUserAPC to the same thread and to another, run by alertable waits only (SleepEx,
+    WaitFor*ObjectsEx and GetQueuedCompletionStatusEx returning WAIT_IO_COMPLETION), NtTestAlert
+    and before a new thread's entry point, in queue order, through Wine's KiUserApcDispatcher;
+    NtContinue back to the wait."""
+    assert CC is not None
+    exe = str(tmp_path / "apc.exe")
+    subprocess.run([CC, "-O2", "-Wall", "-Werror", "-o", exe, os.path.join(SRC, "apc.c")], check=True)
+    _compare(exe, (), prefix, wine_env, tmp_path)
+    r = run_pysud(exe, prefix=prefix, cwd=str(tmp_path), options=("--trace",))
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    out = r.stdout.decode()
+    assert "SleepEx(5000, TRUE) = 0xc0" in out and "apc 23 (#7) in the main thread" in out
+    assert "worker: wait returned 0xc0" in out and "apc 8 (#13) in another thread" in out
+    trace = r.stderr.decode()
+    # every APC went through pysud's queue: 13 routines run, one call refused (the ended thread)
+    # and one without a routine
+    assert trace.count("NtQueueApcThread(") == 15
+    assert "ApcArgument2=0x9, ApcArgument3=0) = STATUS_UNSUCCESSFUL" in trace  # the ended thread
+    assert "NtTestAlert(" in trace
+    # a wait that ran an APC does not return there (= ?): KiUserApcDispatcher's NtContinue does
+    assert re.search(r"NtDelayExecution\(Alertable=0x1, DelayInterval=0x[0-9a-f]+\) += \?", trace)
+    assert re.search(r"NtContinue\(Context=0x[0-9a-f]+, TestAlert=0x1\) += \?", trace)
+    assert "not implemented" not in trace
+
+
+@requires_wine
+@pytest.mark.slow
+@pytest.mark.skipif(CXX is None, reason="x86_64-w64-mingw32-g++ not installed (g++-mingw-w64-x86-64)")
+def test_exception_thrown_by_an_apc_matches_wine(
+    prefix: str,  # noqa: F811
+    wine_env: dict[str, str],  # noqa: F811
+    tmp_path,
+) -> None:
+    """A C++ exception thrown in an APC routine unwinds through KiUserApcDispatcher's frame (the
+    CONTEXT pysud put below the wait's stack) to the frame that waited alertably."""
+    assert CXX is not None
+    exe = str(tmp_path / "apcthrow.exe")
+    subprocess.run([CXX, "-O2", "-static", "-o", exe, os.path.join(SRC, "apcthrow.cpp")], check=True)
+    out = _compare(exe, (), prefix, wine_env, tmp_path)
+    assert b"terminate called" not in out, out.decode()
+    r = run_pysud(exe, prefix=prefix, cwd=str(tmp_path))
+    caught = ['caught "from the first APC", kept 1234', 'caught "from another"']
+    assert r.stdout.decode().splitlines()[:2] == caught
+
+
+@requires_cc
+@requires_wine
+@pytest.mark.slow
+def test_timer_completion_routines_match_wine(
+    prefix: str,  # noqa: F811
+    wine_env: dict[str, str],  # noqa: F811
+    tmp_path,
+) -> None:
+    """SetWaitableTimer with a completion routine: an APC to the setting thread at each expiry, run
+    by its alertable waits, one queued per timer, dropped by a new setting or a cancel."""
+    assert CC is not None
+    exe = str(tmp_path / "timerapc.exe")
+    subprocess.run([CC, "-O2", "-Wall", "-Werror", "-o", exe, os.path.join(SRC, "timerapc.c")], check=True)
+    _compare(exe, (), prefix, wine_env, tmp_path)
+    r = run_pysud(exe, prefix=prefix, cwd=str(tmp_path), options=("--trace",))
+    assert r.returncode == 5, r.stderr.decode()[-3000:]
+    assert r.stdout.decode().count("routine(11)") == 3
+    err = r.stderr.decode()
+    # the routine's arguments are the expiry as a FILETIME, as Windows documents them (Wine 8
+    # passes its internal relative time)
+    assert err.count("expiry in range") == 5 and "out of range" not in err
+    assert "NtSetTimer(" in err and "TimerApcRoutine=0x" in err
+
+
+@requires_cc
+@requires_wine
+@pytest.mark.slow
+def test_context_set_inside_a_blocking_call_matches_wine(
+    prefix: str,  # noqa: F811
+    wine_env: dict[str, str],  # noqa: F811
+    tmp_path,
+) -> None:
+    """SetThreadContext on a thread suspended in WaitForSingleObject: read back at once, taken
+    when the wait ends (the event set after ResumeThread), the thread goes on from it."""
+    assert CC is not None
+    exe = str(tmp_path / "setctx.exe")
+    subprocess.run([CC, "-O2", "-Wall", "-Werror", "-o", exe, os.path.join(SRC, "setctx.c")], check=True)
+    _compare(exe, (), prefix, wine_env, tmp_path)
+    r = run_pysud(exe, prefix=prefix, cwd=str(tmp_path), options=("--trace",))
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    out = r.stdout.decode().splitlines()
+    assert "suspended inside NtWaitForMultipleObjects: yes" in out
+    assert "before SetEvent: thread still waits" in out
+    assert "hijacked: rbx = 0x9abc, r12 = 0x5678" in out and "exit code 42" in out
+    trace = r.stderr.decode()
+    sets = [line for line in trace.splitlines() if "NtSetContextThread(" in line]
+    assert len(sets) == 1 and sets[0].endswith("= STATUS_SUCCESS"), sets
+
+
 # ---- an MSVC program: distlib's script launcher (pip's t64.exe) starting another program
 
 
@@ -189,6 +295,70 @@ def test_msvc_launcher_child_runs_under_pysud(mingw_exes: dict[str, str], prefix
         "NtAssignProcessToJobObject(",
     ):
         assert call in trace, call
+    assert "NtTerminateProcess(ProcessHandle=0xffffffffffffffff, ExitStatus=0x3)" in trace
+
+
+# ---- another MSVC program: setuptools' script launcher (cli-64.exe) starting another program
+
+
+def _setuptools_launcher(tmp_path, target: str) -> str:
+    """setuptools' launcher layout: ``NAME.exe`` (cli-64.exe) runs the program named by the shebang
+    of ``NAME-script.py`` next to it, with that script's path and its own arguments."""
+    spec = importlib.util.find_spec("setuptools")  # found, not imported (no distutils hack)
+    origin = spec.origin if spec else None
+    cli64 = os.path.join(os.path.dirname(origin), "cli-64.exe") if origin else ""
+    if not os.path.exists(cli64):
+        pytest.skip("no setuptools with its Windows launchers (setuptools/cli-64.exe) is installed")
+    exe = str(tmp_path / "launch.exe")
+    shutil.copy(cli64, exe)
+    (tmp_path / "launch-script.py").write_text(f"#!{target}\nraise SystemExit('not python')\n")
+    return exe
+
+
+@requires_wine
+@pytest.mark.slow
+def test_setuptools_launcher_runs_its_program_as_wine_does(
+    mingw_exes: dict[str, str],
+    prefix: str,  # noqa: F811
+    wine_env: dict[str, str],  # noqa: F811
+    tmp_path,
+) -> None:
+    """cli-64.exe (MSVC, no NX_COMPAT: ntdll asks to turn DEP off, refused as Wine does) finds
+    launch-script.py from its own name, reads the shebang, starts the program, waits and exits
+    with the child's code."""
+    exe = _setuptools_launcher(tmp_path, _windows_path(mingw_exes["exitwith"]))
+    (tmp_path / "w").mkdir()
+    (tmp_path / "p").mkdir()
+    for code in ("0", "42", "0x1234"):
+        wine_out, _err, wine_status = run_wine(wine_env, exe, code, cwd=str(tmp_path / "w"))
+        ours = run_pysud(exe, code, prefix=prefix, cwd=str(tmp_path / "p"))
+        assert ours.stdout == wine_out, ours.stderr.decode()
+        assert ours.returncode == wine_status == int(code, 0) & 0xFF, ours.stderr.decode()
+        assert b"not implemented" not in ours.stderr, ours.stderr.decode()
+    for d in ("w", "p"):  # neither left a file behind
+        assert os.listdir(tmp_path / d) == []
+
+
+@requires_wine
+@pytest.mark.slow
+def test_setuptools_launcher_child_runs_under_pysud(
+    mingw_exes: dict[str, str],
+    prefix: str,  # noqa: F811
+    wine_env: dict[str, str],  # noqa: F811
+    tmp_path,
+) -> None:
+    exe = _setuptools_launcher(tmp_path, _windows_path(mingw_exes["whoruns"]))
+    r = run_pysud(exe, "a", "b c", prefix=prefix, cwd=str(tmp_path), options=("--trace",))
+    assert r.returncode == 3, r.stderr.decode()[-3000:]
+    script = _windows_path(str(tmp_path / "launch-script.py"))
+    expected = [f"argv[1] = {script}", "argv[2] = a", "argv[3] = b c"]
+    # the child saw the script's path and the arguments, and its process is a pysud
+    assert r.stdout.decode().splitlines() == ["run by pysud: yes", *expected]
+    wine_out, _err, wine_status = run_wine(wine_env, exe, "a", "b c", cwd=str(tmp_path))
+    assert (wine_out.decode().splitlines(), wine_status) == (["run by pysud: no", *expected], 3)
+    trace = r.stderr.decode()
+    assert "launch-script.py" in trace and "NtCreateUserProcess(" in trace
+    assert "NtSetInformationProcess(0xffffffffffffffff, 0x22" in trace  # DEP off, refused
     assert "NtTerminateProcess(ProcessHandle=0xffffffffffffffff, ExitStatus=0x3)" in trace
 
 

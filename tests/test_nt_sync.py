@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from conftest import requires_sud
+from pysud._dispatch import Syscall
 from pysud.nt.personality import NtPersonality
 from pysud.nt.prefix import find_wine_dlls
 from test_nt import CC, build, requires_cc, requires_wine, run_wine
@@ -87,6 +88,9 @@ class Call:
     @staticmethod
     def write(addr: int, data: bytes) -> None:
         ctypes.memmove(addr, data, len(data))
+
+    write_u64 = staticmethod(Syscall.write_u64)
+    write_u32 = staticmethod(Syscall.write_u32)
 
 
 @pytest.fixture

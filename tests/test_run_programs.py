@@ -27,6 +27,7 @@ HERE = Path(__file__).parent
 SOURCES = HERE / "programs"
 CI = bool(os.environ.get("CI"))
 BUSYBOX = shutil.which("busybox")
+PYSUD_TRACE = (sys.executable, "-m", "pysud", "trace")
 
 
 def both(
@@ -358,6 +359,35 @@ def test_signals_program_matches_native(build, tmp_path):
     assert_same(native, ours)
 
 
+def test_sigterm_to_a_child_in_execve_ends_it_as_natively(build, tmp_path):
+    """A signal that reaches a child while pysud's execve handler runs or loads the new image is
+    pending for the new image, as execve keeps it: every child (forked, vforked, spawned) dies of
+    SIGTERM, and `pysud trace -f` shows the parent reaping each one killed by it."""
+    exe = build.c("term_exec")
+    native, ours = both([exe, "8"], tmp_path)
+    assert native.stdout.count(b"8 children, 0 not ended by SIGTERM, 0 ended otherwise") == 3, native.stdout
+    assert_same(native, ours)
+    out = tmp_path / "trace.txt"
+    traced = subprocess.run(
+        [*PYSUD_TRACE, "-f", "-e", "trace=execve", "-o", str(out), exe, "8"], capture_output=True, timeout=120
+    )
+    assert traced.stdout == native.stdout, traced.stderr
+    text = out.read_text()
+    sleepers = set(re.findall(r'^(\d+) +execve\("/bin/sleep".* = 0$', text, re.M))
+    killed = set(re.findall(r"CLD_KILLED, si_pid=(\d+), si_uid=\d+, si_status=SIGTERM", text))
+    assert len(killed) == 24 and len(sleepers) >= 12 and sleepers <= killed, text[-2000:]
+
+
+def test_bad_pointers_with_every_signal_blocked_are_efault(build, tmp_path):
+    """pysud reads openat's and execve's paths itself (the core's path filter, the execve
+    handler) with a copy whose fault its handler recovers: with SIGSEGV blocked, as musl's
+    pthread_exit leaves it, that fault would kill the process; the kernel checks them instead."""
+    exe = build.c("blocked_efault")
+    native, ours = both([exe], tmp_path)
+    assert native.stdout == b"openat -1 Bad address\nexecve -1 Bad address\n"
+    assert_same(native, ours)
+
+
 def test_crashing_program_gives_a_signal_status(build, tmp_path):
     exe = build.c("crash")
     native, ours = both([exe], tmp_path)
@@ -406,8 +436,48 @@ def test_fork_and_wait_program_matches_native(build, tmp_path):
 def test_fork_in_a_thread_matches_native(build, tmp_path):
     exe = build.c("thread_fork")
     native, ours = both([exe], tmp_path)
-    assert native.stdout == b"child of a thread runs sh\nexit child: 5\nexec child: 3\n"
+    assert native.stdout == (
+        b"child of a thread runs sh\nthe image again; the old program's page: gone\n"
+        b"exit child: 5\nexec child: 3\nself child: 4\n"
+    )
     assert_same(native, ours)
+
+
+MULTIPROCESSING = """
+import concurrent.futures as cf, multiprocessing as mp, sys
+def square(x):
+    return x * x
+if __name__ == "__main__":
+    for method in ("fork", "spawn", "forkserver"):
+        with cf.ProcessPoolExecutor(2, mp_context=mp.get_context(method)) as ex:
+            print(method, sum(ex.map(square, range(50))))
+    with mp.get_context("spawn").Pool(2, maxtasksperchild=1) as pool:  # workers replaced by a thread
+        print("pool", sum(pool.map(square, range(6))))
+"""
+
+
+def test_python_multiprocessing_matches_native_and_stays_under_pysud(tmp_path):
+    """Python run as the program: its process pools by fork, spawn (fork + exec of python from a
+    pool's thread) and forkserver give what they give natively, and every python3 they exec is
+    traced by pysud (`trace -f` shows the execve in a child's pid)."""
+    script = tmp_path / "pools.py"
+    script.write_text(MULTIPROCESSING)
+    python = os.path.realpath("/usr/bin/python3")
+    native, ours = both([python, str(script)], tmp_path, timeout=120)
+    assert native.stdout == b"fork 40425\nspawn 40425\nforkserver 40425\npool 55\n", native.stderr
+    assert_same(native, ours)
+    out = tmp_path / "trace.txt"
+    traced = subprocess.run(
+        [*PYSUD_TRACE, "-f", "-e", "trace=execve", "-o", str(out), python, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+    )
+    assert traced.stdout == native.stdout and traced.returncode == 0, traced.stderr
+    execs = re.findall(r"^(\d+) +execve\(\"([^\"]+)\".* = 0$", out.read_text(), re.M)
+    first = execs[0][0]
+    children = {pid for pid, path in execs if pid != first and os.path.realpath(path) == python}
+    assert len(children) >= 4, execs  # spawn's 2 workers, the forkserver, the pool's 2+ workers
 
 
 @pytest.mark.parametrize("echo", ["/bin/echo", "busybox"])

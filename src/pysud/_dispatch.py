@@ -189,26 +189,28 @@ class CallRecord:
     __str__ = __repr__
 
 
+# A bad address in the foreign code's memory raises GuestMemoryError (an OSError, EFAULT) from
+# the core's checked copy itself: no Python frame around the copy.
+_core.set_memory_error(GuestMemoryError)
+
+
 class _Memory:
-    """Reading and writing the process's memory for handlers: bad pointers raise, never crash."""
+    """Reading and writing the process's memory for handlers: bad pointers raise, never crash.
+
+    ``read(addr, size)`` (bytes), ``write(addr, data)``, ``write_u64(addr, value)`` and
+    ``write_u32(addr, value)`` (an int's low 64 or 32 bits, little-endian), ``read_u64s(addr, n)``
+    (a tuple of n u64s): a bad address raises GuestMemoryError (EFAULT).  While a program runs
+    (its fault handler installed) the copy is a plain one the fault handler recovers; otherwise
+    the kernel checks the address (process_vm_readv/writev).
+    """
 
     __slots__ = ()
 
-    @staticmethod
-    def read(addr: int, size: int) -> bytes:
-        """``size`` bytes at ``addr``; GuestMemoryError (EFAULT) for a bad address."""
-        try:
-            return _core.read_memory(addr, size)
-        except OSError as e:
-            raise GuestMemoryError(e.errno, str(e)) from None
-
-    @staticmethod
-    def write(addr: int, data: bytes) -> None:
-        """Write ``data`` at ``addr`` (the page must be writable)."""
-        try:
-            _core.write_memory(addr, data)
-        except OSError as e:
-            raise GuestMemoryError(e.errno, str(e)) from None
+    read = staticmethod(_core.read_memory)
+    write = staticmethod(_core.write_memory)
+    write_u64 = staticmethod(_core.write_u64)
+    write_u32 = staticmethod(_core.write_u32)
+    read_u64s = staticmethod(_core.read_u64s)
 
     @classmethod
     def read_cstring(cls, addr: int, limit: int = 4096) -> bytes:
@@ -251,8 +253,11 @@ class Syscall(_core.Frame):
     __slots__ = ()
     deferred: Final = False  # see DeferredCall
 
-    read = staticmethod(_Memory.read)
-    write = staticmethod(_Memory.write)
+    read = staticmethod(_core.read_memory)
+    write = staticmethod(_core.write_memory)
+    write_u64 = staticmethod(_core.write_u64)
+    write_u32 = staticmethod(_core.write_u32)
+    read_u64s = staticmethod(_core.read_u64s)
     read_cstring = _Memory.read_cstring
     read_struct = _Memory.read_struct
     write_struct = _Memory.write_struct
@@ -277,7 +282,10 @@ class Syscall(_core.Frame):
         return -abs(err)
 
     def record(self, result: int | None = None) -> CallRecord:
-        return CallRecord(self.nr, self.name, self.args, self.call_addr, self.tid, self.abi.name, result)
+        # a copy: a personality's args may be read when asked for (nt.NtSyscall's)
+        return CallRecord(
+            self.nr, self.name, tuple(self.args), self.call_addr, self.tid, self.abi.name, result
+        )
 
     def __repr__(self) -> str:
         return f"<Syscall {self.record()!r}>"
@@ -294,7 +302,8 @@ class DeferredCall:
     __slots__ = ("args", "call_addr", "nr", "result", "tid")
     deferred: Final = True
     abi: Final = X86_64
-    read = staticmethod(_Memory.read)
+    read = staticmethod(_core.read_memory)
+    read_u64s = staticmethod(_core.read_u64s)
     read_cstring = _Memory.read_cstring
     read_struct = _Memory.read_struct
 
@@ -393,6 +402,11 @@ class Dispatcher:
         self._other_handlers: dict[tuple[int, int], Handler] = {}
         self._fast: dict[int, FastAction] = {}
         self._recorded: set[int] = set()
+        #: ``(call, exc) -> result or None``: answers a handler's exception with a result (a
+        #: personality's translation, e.g. the NT kernel's STATUS_ACCESS_VIOLATION for a bad
+        #: pointer) instead of failing the call with ``handler_error``; None: it is an error.
+        #: Taken only when a handler raises, so handlers need no try of their own.
+        self.error_result: Callable[[Any, BaseException], Any] | None = None
         # handler errors by the native id of the thread they happened on, until check()
         self._errors: dict[int, list[tuple[CallRecord, BaseException]]] = {}
         self._policy = _core.Policy(
@@ -660,6 +674,11 @@ class Dispatcher:
             self._on_error(call, exc)
 
     def _on_error(self, call: Syscall, exc: BaseException) -> None:
+        if self.error_result is not None and isinstance(exc, Exception):
+            result = self.error_result(call, exc)
+            if result is not None:
+                call.rax = result
+                return
         self._errors.setdefault(_thread.get_native_id(), []).append((call.record(), exc))
         call.rax = -self.handler_error.errno
 

@@ -7,6 +7,7 @@ import bisect
 import ctypes
 import errno as _errno
 import fcntl
+import functools
 import os
 import signal
 import sys
@@ -52,6 +53,8 @@ def _set_comm(name: bytes) -> None:
 class ProgramError(PysudError):
     """A program could not be run (not found, not loadable)."""
 
+
+_SYS_RT_SIGACTION, _SYS_RT_SIGPROCMASK, _SYS_TGKILL = 13, 14, 234
 
 #: Signals whose default action dumps core (signal(7)).
 _CORE_SIGNALS = frozenset(
@@ -132,6 +135,26 @@ def die_of_signal(sig: int) -> NoReturn:
     libc = ctypes.CDLL(None)
     if sig in _CORE_SIGNALS:
         libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    if 32 <= sig < signal.SIGRTMIN:
+        # glibc's own SIGCANCEL/SIGSETXID (a musl program's SIGTIMER/SIGCANCEL): glibc's
+        # sigaction, sigprocmask and raise refuse or skip them; the kernel's calls do not.
+        dfl = (ctypes.c_uint64 * 4)()
+        unblock = ctypes.c_uint64(1 << (sig - 1))
+        libc.syscall(ctypes.c_long(_SYS_RT_SIGACTION), ctypes.c_long(sig), dfl, None, ctypes.c_long(8))
+        libc.syscall(
+            ctypes.c_long(_SYS_RT_SIGPROCMASK),
+            ctypes.c_long(signal.SIG_UNBLOCK),
+            ctypes.byref(unblock),
+            None,
+            ctypes.c_long(8),
+        )
+        libc.syscall(
+            ctypes.c_long(_SYS_TGKILL),
+            ctypes.c_long(os.getpid()),
+            ctypes.c_long(_thread.get_native_id()),
+            ctypes.c_long(sig),
+        )
+        os._exit(128 + sig)
     try:
         signal.signal(sig, signal.SIG_DFL)
     except ValueError:  # not Python's main thread: set the kernel's default directly
@@ -320,10 +343,12 @@ class LinuxPersonality:
         # (its stack built); the tracer prints the execve the kernel would have run for it
         self.on_start: Callable[[str, list[bytes], int, int], None] | None = None
         self.next_exec: tuple[str, list[bytes], list[bytes]] | None = None
-        # pysud's own descriptors (copies of the host's stdio): std fd -> copy; the program
-        # cannot see, close or replace them (close, dup and fcntl say EBADF, dup2 onto one moves
-        # ours away, close_range skips them)
-        self.hidden: dict[int, int] = {}
+        # pysud's own descriptors (copies of the host's stdio, a tracer's output, see keep_fd):
+        # fd -> what to tell when it moves; the program cannot see, close or replace them (close,
+        # dup and fcntl say EBADF, dup2 onto one moves ours away, close_range and execve's
+        # close-on-exec skip them)
+        self.own: dict[int, Callable[[int], None]] = {}
+        self.hidden: dict[int, int] = {}  # std fd -> its copy among them, while a program runs
         self._host_cloexec: set[int] = set()  # the host's close-on-exec fds: never the program's
         on = self._install
         on("exit", self._exit)
@@ -460,23 +485,40 @@ class LinuxPersonality:
 
     # ---- pysud's own descriptors, out of the program's reach
 
+    def keep_fd(self, fd: int, moved: Callable[[int], None]) -> None:
+        """Keep descriptor ``fd`` (pysud's, e.g. a trace file) out of the program's reach, in the
+        program and in every process it forks: ``moved(new)`` is called when the program's dup2
+        wants its number and it moves to another."""
+        self.own[fd] = moved
+
+    def _own_fds(self) -> set[int]:
+        """pysud's descriptors: the copies of the host's stdio, a tracer's output (keep_fd), and
+        a vfork child's channel."""
+        own = set(self.own)
+        vfork = _core.vfork_fd()
+        if vfork >= 0:
+            own.add(vfork)
+        return own
+
     def _close(self, call: Syscall) -> Any:
         """close, dup, fcntl: one of pysud's descriptors is a free number to the program."""
-        return -_errno.EBADF if call.args[0] & 0xFFFFFFFF in self.hidden.values() else NATIVE
+        return -_errno.EBADF if call.args[0] & 0xFFFFFFFF in self._own_fds() else NATIVE
 
     def _dup2(self, call: Syscall) -> Any:
         old, new = call.args[0] & 0xFFFFFFFF, call.args[1] & 0xFFFFFFFF
-        if old in self.hidden.values():
+        if old in self._own_fds():
             return -_errno.EBADF
-        for std, copy in self.hidden.items():
-            if copy == new:  # the program wants this number: ours moves up, out of the way
-                self.hidden[std] = fcntl.fcntl(copy, fcntl.F_DUPFD_CLOEXEC, _HIDDEN_FD_BASE)
-                os.close(copy)
+        if new in self.own:  # the program wants this number: ours moves up, out of the way
+            moved = self.own.pop(new)
+            fd = fcntl.fcntl(new, fcntl.F_DUPFD_CLOEXEC, _HIDDEN_FD_BASE)
+            os.close(new)
+            self.own[fd] = moved
+            moved(fd)
         return NATIVE
 
     def _close_range(self, call: Syscall) -> Any:
         first, last, flags = call.args[0] & 0xFFFFFFFF, call.args[1] & 0xFFFFFFFF, call.args[2]
-        mine = sorted(fd for fd in self.hidden.values() if first <= fd <= last)
+        mine = sorted(fd for fd in self._own_fds() if first <= fd <= last)
         if not mine or first > last:
             return NATIVE
         lo = first
@@ -490,7 +532,7 @@ class LinuxPersonality:
 
     def _close_on_exec(self) -> None:
         """What execve does to the program's descriptors: those marked FD_CLOEXEC close."""
-        keep = self._host_cloexec | set(self.hidden.values())
+        keep = self._host_cloexec | set(self.own)
         for name in os.listdir("/proc/self/fd"):
             fd = int(name)
             if fd in keep:
@@ -532,6 +574,7 @@ class LinuxPersonality:
             return -exc.errno
         self.execfn, path = path.encode(), target
         self.next_exec = (path, argv, envp)
+        _core.vfork_release()  # past the point of no return: a vfork parent goes on
         # From any thread: the program's other threads end (as the kernel kills them), and the
         # loop of its first thread (or, in a child forked by another thread, _orphan) loads it.
         call.exit_program(_EXEC)
@@ -570,9 +613,10 @@ class LinuxPersonality:
         saved = self.hidden = {}
         for fd in (0, 1, 2):
             try:
-                saved[fd] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIDDEN_FD_BASE)
+                saved[fd] = copy = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIDDEN_FD_BASE)
             except OSError:
-                pass
+                continue
+            self.keep_fd(copy, functools.partial(saved.__setitem__, fd))
         comm = _get_comm()
         # From here to the program's end, asynchronous signals are the program's: held in the
         # kernel while Python loads an image (its dispositions decide once it runs, Python's
@@ -591,6 +635,7 @@ class LinuxPersonality:
             _set_comm(comm)
             self.hidden = {}
             for fd, copy in saved.items():
+                del self.own[copy]
                 os.dup2(copy, fd, inheritable=True)
                 os.close(copy)
 
@@ -713,7 +758,7 @@ class LinuxPersonality:
             _core.reset_signals(after_exec, 0 if after_exec else inherited_ignored())
             try:
                 # the program's mask while it runs; asynchronous signals held again after it
-                value = _core.run_guest(entry, sp, self._mask)
+                value = _core.run_guest(entry, sp, self._mask, after_exec)  # (execve keeps pending signals)
                 self._mask = _core.guest_mask()
                 self.fault = _core.last_fault()
                 self.d.check(all_threads=True)  # handler errors on any of the program's threads

@@ -70,6 +70,12 @@ def _bench(args: argparse.Namespace) -> int:
         result["nt"] = nt_rows
         if not args.json:
             print("\n" + render_nt(nt_rows), flush=True)
+    if args.nt_program_runs > 0:
+        from .nt.bench import measure_nt_program, render_nt_program
+
+        result["nt_program"] = program = measure_nt_program(runs=args.nt_program_runs)
+        if not args.json:
+            print("\n" + render_nt_program(program), flush=True)
     if args.program_runs > 0:
         result["programs"] = _bench_programs(args)
     if args.trace_runs > 0:
@@ -400,6 +406,13 @@ def _bench_arguments(b: argparse.ArgumentParser) -> None:
         type=int,
         default=7,
         help="rounds of the NT call rows (one NT call with a Python handler per path; 0 skips them)",
+    )
+    b.add_argument(
+        "--nt-program-runs",
+        type=int,
+        default=3,
+        help="runs of the NT program rows (a mingw program's NtQuerySystemTime loop under `pysud run`; "
+        "0 skips them)",
     )
     b.add_argument(
         "--program-runs",

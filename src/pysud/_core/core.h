@@ -22,6 +22,8 @@ typedef struct {
 } FrameObject;
 
 extern PyTypeObject Frame_Type;
+extern PyTypeObject ArgLayout_Type;
+int core_args_ready(void);
 
 /* ---- policy.c */
 typedef struct {
@@ -73,6 +75,8 @@ PyObject *m_get_selector(PyObject *m, PyObject *unused);
 PyObject *m_selector_address(PyObject *m, PyObject *unused);
 PyObject *m_prctl_raw(PyObject *m, PyObject *args);
 PyObject *m_gate_range(PyObject *m, PyObject *unused);
+PyObject *m_vfork_release(PyObject *m, PyObject *unused);
+PyObject *m_vfork_fd(PyObject *m, PyObject *unused);
 PyObject *m_hazard_ranges(PyObject *m, PyObject *unused);
 PyObject *m_ptrace_get_config(PyObject *m, PyObject *args);
 PyObject *m_ptrace_set_config(PyObject *m, PyObject *args);
@@ -81,6 +85,12 @@ PyObject *m_features(PyObject *m, PyObject *unused);
 /* ---- memory.c */
 PyObject *m_read_memory(PyObject *m, PyObject *args);
 PyObject *m_write_memory(PyObject *m, PyObject *args);
+PyObject *m_set_memory_error(PyObject *m, PyObject *cls);
+/* n bytes at addr into buf through the checked copy: 0, or -1 for a bad address. */
+int core_checked_read(uint64_t addr, void *buf, size_t n);
+PyObject *m_write_u64(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
+PyObject *m_write_u32(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
+PyObject *m_read_u64s(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 PyObject *m_map_code(PyObject *m, PyObject *arg);
 PyObject *m_unmap(PyObject *m, PyObject *args);
 PyObject *m_syscall(PyObject *m, PyObject *const *args, Py_ssize_t nargs);

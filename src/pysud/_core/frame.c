@@ -303,3 +303,250 @@ PyTypeObject Frame_Type = {
     .tp_getset = frame_getset,
     .tp_methods = frame_methods,
 };
+
+/* ---------------------------------------------------------------- arguments read when asked for
+ *
+ * ArgLayout(registers, stack_offset, count): a calling convention as data (Python names it):
+ * the first arguments in these registers (names of Frame's), the rest 8 bytes apart from
+ * rsp + stack_offset.  layout(frame) is an ArgView: a sequence of `count` ints that reads an
+ * argument only when it is asked for (a slice's stack arguments in one checked copy; an
+ * unreadable stack slot reads as 0), so a handler that takes its first arguments does not pay
+ * for the rest. */
+#define ARG_REGS_MAX 8
+#define ARG_COUNT_MAX 32
+
+typedef struct {
+    PyObject_HEAD size_t reg_off[ARG_REGS_MAX];
+    int nreg, count;
+    uint64_t stack_off;
+} ArgLayoutObject;
+
+typedef struct {
+    PyObject_HEAD FrameObject *frame;
+    ArgLayoutObject *layout;
+} ArgViewObject;
+
+static PyTypeObject ArgView_Type;
+
+static PyObject *layout_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    PyObject *regs;
+    unsigned long long off;
+    int count;
+    if (kw && PyDict_GET_SIZE(kw)) {
+        PyErr_SetString(PyExc_TypeError, "ArgLayout(registers, stack_offset, count) takes no keywords");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "OKi", &regs, &off, &count))
+        return NULL;
+    PyObject *seq = PySequence_Fast(regs, "registers: a sequence of register names");
+    if (!seq)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > ARG_REGS_MAX || count < 0 || count > ARG_COUNT_MAX) {
+        Py_DECREF(seq);
+        PyErr_Format(PyExc_ValueError, "at most %d registers and %d arguments", ARG_REGS_MAX, ARG_COUNT_MAX);
+        return NULL;
+    }
+    ArgLayoutObject *o = (ArgLayoutObject *)type->tp_alloc(type, 0);
+    if (!o) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const char *name = PyUnicode_Check(PySequence_Fast_GET_ITEM(seq, i))
+                               ? PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(seq, i))
+                               : NULL;
+        PyGetSetDef *g = frame_getset;
+        while (name && g->name && (strcmp(g->name, name) != 0 || g->get != reg_get))
+            g++;
+        if (!name || !g->name) {
+            Py_DECREF(seq);
+            Py_DECREF(o);
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_ValueError, "not a register of Frame's: %R", PySequence_Fast_GET_ITEM(seq, i));
+            return NULL;
+        }
+        o->reg_off[i] = (size_t)g->closure;
+    }
+    Py_DECREF(seq);
+    o->nreg = (int)n;
+    o->count = count;
+    o->stack_off = off;
+    return (PyObject *)o;
+}
+
+static PyObject *layout_call(PyObject *self, PyObject *args, PyObject *kw)
+{
+    PyObject *frame;
+    if (kw && PyDict_GET_SIZE(kw)) {
+        PyErr_SetString(PyExc_TypeError, "layout(frame) takes no keywords");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O!", &Frame_Type, &frame))
+        return NULL;
+    ArgViewObject *v = PyObject_New(ArgViewObject, &ArgView_Type);
+    if (!v)
+        return NULL;
+    v->frame = (FrameObject *)Py_NewRef(frame);
+    v->layout = (ArgLayoutObject *)Py_NewRef(self);
+    return (PyObject *)v;
+}
+
+PyTypeObject ArgLayout_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pysud._core.ArgLayout",
+    .tp_basicsize = sizeof(ArgLayoutObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "ArgLayout(registers, stack_offset, count): a calling convention; layout(frame) -> ArgView.",
+    .tp_new = layout_new,
+    .tp_call = layout_call,
+};
+
+static void view_dealloc(PyObject *self)
+{
+    ArgViewObject *v = (ArgViewObject *)self;
+    Py_DECREF(v->frame);
+    Py_DECREF(v->layout);
+    PyObject_Free(self);
+}
+
+static Py_ssize_t view_len(PyObject *self) { return ((ArgViewObject *)self)->layout->count; }
+
+/* Arguments [lo, hi) into out: registers from the frame, stack slots in one checked copy (all
+ * zero if it fails: the program's stack ends there). */
+static void view_read(ArgViewObject *v, Py_ssize_t lo, Py_ssize_t hi, uint64_t *out)
+{
+    const struct sud_frame *f = frame_view(v->frame);
+    const ArgLayoutObject *l = v->layout;
+    Py_ssize_t i = lo;
+    for (; i < hi && i < l->nreg; i++)
+        *out++ = *(const uint64_t *)((const char *)f + l->reg_off[i]);
+    if (i < hi) {
+        size_t n = (size_t)(hi - i) * 8;
+        if (core_checked_read(f->rsp + l->stack_off + (uint64_t)(i - l->nreg) * 8, out, n) != 0)
+            memset(out, 0, n);
+    }
+}
+
+static PyObject *view_item(PyObject *self, Py_ssize_t i)
+{
+    ArgViewObject *v = (ArgViewObject *)self;
+    if (i < 0 || i >= v->layout->count) {
+        PyErr_SetString(PyExc_IndexError, "argument index out of range");
+        return NULL;
+    }
+    uint64_t x;
+    view_read(v, i, i + 1, &x);
+    return PyLong_FromUnsignedLongLong(x);
+}
+
+/* A tuple of arguments [lo, hi) step 1, or of the given indices. */
+static PyObject *view_tuple(ArgViewObject *v, Py_ssize_t lo, Py_ssize_t hi)
+{
+    uint64_t x[ARG_COUNT_MAX];
+    Py_ssize_t n = hi > lo ? hi - lo : 0;
+    if (n)
+        view_read(v, lo, hi, x);
+    PyObject *t = PyTuple_New(n);
+    for (Py_ssize_t i = 0; t && i < n; i++) {
+        PyObject *e = PyLong_FromUnsignedLongLong(x[i]);
+        if (!e) {
+            Py_CLEAR(t);
+            break;
+        }
+        PyTuple_SET_ITEM(t, i, e);
+    }
+    return t;
+}
+
+static PyObject *view_subscript(PyObject *self, PyObject *key)
+{
+    ArgViewObject *v = (ArgViewObject *)self;
+    if (PyIndex_Check(key)) {
+        Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
+        if (i == -1 && PyErr_Occurred())
+            return NULL;
+        if (i < 0)
+            i += v->layout->count;
+        return view_item(self, i);
+    }
+    if (PySlice_Check(key)) {
+        Py_ssize_t start, stop, step;
+        if (PySlice_Unpack(key, &start, &stop, &step) < 0)
+            return NULL;
+        Py_ssize_t n = PySlice_AdjustIndices(v->layout->count, &start, &stop, step);
+        if (step == 1)
+            return view_tuple(v, start, start + n);
+        PyObject *all = view_tuple(v, 0, v->layout->count);
+        if (!all)
+            return NULL;
+        PyObject *r = PyObject_GetItem(all, key);
+        Py_DECREF(all);
+        return r;
+    }
+    PyErr_Format(PyExc_TypeError, "argument indices are ints or slices, not %.100s", Py_TYPE(key)->tp_name);
+    return NULL;
+}
+
+static PyObject *view_all(PyObject *self) { return view_tuple((ArgViewObject *)self, 0, view_len(self)); }
+
+static PyObject *view_repr(PyObject *self)
+{
+    PyObject *t = view_all(self);
+    if (!t)
+        return NULL;
+    PyObject *r = PyObject_Repr(t);
+    Py_DECREF(t);
+    return r;
+}
+
+static PyObject *view_richcompare(PyObject *self, PyObject *other, int op)
+{
+    PyObject *a = view_all(self);
+    if (!a)
+        return NULL;
+    PyObject *b = PyObject_TypeCheck(other, &ArgView_Type) ? view_all(other) : Py_NewRef(other);
+    if (!b) {
+        Py_DECREF(a);
+        return NULL;
+    }
+    PyObject *r = PyTuple_Check(b) ? PyObject_RichCompare(a, b, op) : Py_NewRef(Py_NotImplemented);
+    Py_DECREF(a);
+    Py_DECREF(b);
+    return r;
+}
+
+static PyObject *view_iter(PyObject *self)
+{
+    PyObject *t = view_all(self);
+    if (!t)
+        return NULL;
+    PyObject *it = PyObject_GetIter(t);
+    Py_DECREF(t);
+    return it;
+}
+
+static PySequenceMethods view_as_sequence = {
+    .sq_length = view_len,
+    .sq_item = view_item,
+};
+static PyMappingMethods view_as_mapping = {
+    .mp_length = view_len,
+    .mp_subscript = view_subscript,
+};
+
+static PyTypeObject ArgView_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pysud._core.ArgView",
+    .tp_basicsize = sizeof(ArgViewObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_SEQUENCE,
+    .tp_doc = "One call's arguments in an ArgLayout's convention, each read when asked for.",
+    .tp_dealloc = view_dealloc,
+    .tp_as_sequence = &view_as_sequence,
+    .tp_as_mapping = &view_as_mapping,
+    .tp_repr = view_repr,
+    .tp_richcompare = view_richcompare,
+    .tp_iter = view_iter,
+    .tp_hash = PyObject_HashNotImplemented,
+};
+
+int core_args_ready(void) { return PyType_Ready(&ArgLayout_Type) < 0 || PyType_Ready(&ArgView_Type) < 0 ? -1 : 0; }

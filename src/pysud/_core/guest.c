@@ -23,12 +23,16 @@ static const uint64_t between_images =
  * the host's handlers are back, so none reaches Python between two images;
  * guest_mask() is then the program's mask (execve keeps it).  The mask is 64
  * bits, signal 64 the top one; -1 (every bit: a kernel mask never holds
- * SIGKILL's) means none. */
+ * SIGKILL's) means none.  With keep_pending (an execve's next image), the
+ * signals that were pending for the program when the last run_guest with a
+ * mask ended on this thread are pending for it again (one of each number: a
+ * real-time signal queued twice arrives once). */
 PyObject *m_run_guest(PyObject *m, PyObject *args)
 {
     (void)m;
     unsigned long long entry, sp, mask = ~0ull;
-    if (!PyArg_ParseTuple(args, "KK|K", &entry, &sp, &mask))
+    int keep_pending = 0;
+    if (!PyArg_ParseTuple(args, "KK|Kp", &entry, &sp, &mask, &keep_pending))
         return NULL;
     struct sud_thread *t = sud_self;
     if (!t || t->op == SUD_OP_OFF) {
@@ -47,6 +51,8 @@ PyObject *m_run_guest(PyObject *m, PyObject *args)
      * the caller blocked while it loaded the image reach the program. */
     if (mask != ~0ull)
         sud_gate_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, 8, 0, 0);
+    sud_guest_kept_signals(t, keep_pending);
+    t->faults_blocked = 0;
     Py_BEGIN_ALLOW_THREADS r = sud_run_guest(entry, sp, t);
     /* The program has ended on this thread: its other threads end too (a
      * thread's exit here is the program's exit), before its memory goes. */
@@ -59,18 +65,9 @@ PyObject *m_run_guest(PyObject *m, PyObject *args)
     if (t->exit_requested)
         r = sud_group_status;
     sud_guest_unregister(t);
-    t->vpending = 0;
-    t->vfatal = 0;
-    /* Signals held for the program when it ended stay with it: the ones the
-     * core blocked are unblocked, their queued copies taken first. */
-    uint64_t stale = t->vblocked;
-    t->vblocked = 0;
-    if (stale) {
-        struct timespec zero = {0, 0};
-        while (sud_gate_syscall6(SYS_rt_sigtimedwait, (long)&stale, 0, (long)&zero, 8, 0, 0) > 0)
-            ;
-        sud_gate_syscall6(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&stale, 0, 8, 0, 0);
-    }
+    /* Signals held for the program when it ended stay with it (with a mask:
+     * kept for an execve's next image). */
+    sud_guest_keep_signals(t, mask != ~0ull);
     if (mask != ~0ull) {
         uint64_t held = between_images, was = 0;
         sud_gate_syscall6(SYS_rt_sigprocmask, SIG_BLOCK, (long)&held, (long)&was, 8, 0, 0);
@@ -149,4 +146,20 @@ PyObject *m_last_fault(PyObject *m, PyObject *unused)
     }
     return Py_BuildValue("(iiKN)", sud_last_fault.sig, sud_last_fault.code,
                          (unsigned long long)sud_last_fault.addr, regs);
+}
+
+/* vfork_release(): an in-process execve passed the kernel's checks (sud_dispatch.c, "vfork"). */
+PyObject *m_vfork_release(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    sud_vfork_release();
+    Py_RETURN_NONE;
+}
+
+PyObject *m_vfork_fd(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    return PyLong_FromLong(sud_vfork_fd());
 }

@@ -11,7 +11,7 @@
 #define CORE_API 1
 
 static PyMethodDef module_methods[] = {
-    {"run_guest", m_run_guest, METH_VARARGS, "run_guest(entry, sp, mask=-1) -> value given to exit_guest()."},
+    {"run_guest", m_run_guest, METH_VARARGS, "run_guest(entry, sp, mask=-1, keep_pending=False) -> value given to exit_guest()."},
     {"direct_entry_address", m_direct_entry_address, METH_NOARGS, "Address of the flip-switch entry."},
     {"thread_block", m_thread_block, METH_NOARGS, "This armed thread's block (RCX for the direct entry)."},
     {"rewrite_config", m_rewrite_config, METH_VARARGS, "rewrite_config(policy, on, locator) -> enabled."},
@@ -36,6 +36,9 @@ static PyMethodDef module_methods[] = {
     {"selector_address", m_selector_address, METH_NOARGS, "Address of this thread's selector."},
     {"prctl_raw", m_prctl_raw, METH_VARARGS, "prctl_raw(op, offset, len, selector_addr) -> 0 or -errno."},
     {"gate_range", m_gate_range, METH_NOARGS, "(start, end) of the core's gate section."},
+    {"vfork_release", m_vfork_release, METH_NOARGS,
+     "In a vfork child (a vfork run as a fork): let the parent go on, with the child's copy of its stack."},
+    {"vfork_fd", m_vfork_fd, METH_NOARGS, "In a vfork child: its end of the channel to the parent (pysud's), else -1."},
     {"hazard_ranges", m_hazard_ranges, METH_NOARGS, "Text ranges of the host's libc and ld.so."},
     {"thunk", m_thunk, METH_VARARGS, "thunk(target, policy) -> address."},
     {"take_deferred", m_take_deferred, METH_NOARGS, "Records of calls run in C on this thread."},
@@ -46,6 +49,10 @@ static PyMethodDef module_methods[] = {
      "format_records(data, off, programs, prefixes, errors, error_fn, strsize, durations) -> (text, off, n, stop)."},
     {"read_memory", m_read_memory, METH_VARARGS, "read_memory(addr, n) -> bytes."},
     {"write_memory", m_write_memory, METH_VARARGS, "write_memory(addr, data)."},
+    {"write_u64", (PyCFunction)(void (*)(void))m_write_u64, METH_FASTCALL, "write_u64(addr, value): 8 bytes."},
+    {"write_u32", (PyCFunction)(void (*)(void))m_write_u32, METH_FASTCALL, "write_u32(addr, value): 4 bytes."},
+    {"read_u64s", (PyCFunction)(void (*)(void))m_read_u64s, METH_FASTCALL, "read_u64s(addr, n) -> n u64s."},
+    {"set_memory_error", m_set_memory_error, METH_O, "set_memory_error(cls): what a bad address raises."},
     {"map_code", m_map_code, METH_O, "map_code(bytes) -> (addr, size)."},
     {"unmap", m_unmap, METH_VARARGS, "unmap(addr, size)."},
     {"syscall", (PyCFunction)(void (*)(void))m_syscall, METH_FASTCALL, "Raw syscall from the gate."},
@@ -64,7 +71,7 @@ static struct PyModuleDef core_module = {
 
 PyMODINIT_FUNC PyInit__core(void)
 {
-    if (PyType_Ready(&Frame_Type) < 0 || PyType_Ready(&Policy_Type) < 0)
+    if (PyType_Ready(&Frame_Type) < 0 || PyType_Ready(&Policy_Type) < 0 || core_args_ready() < 0)
         return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (!m)
@@ -75,8 +82,10 @@ PyMODINIT_FUNC PyInit__core(void)
     sud_orphan_hook = orphan_hook;
     Py_INCREF(&Frame_Type);
     Py_INCREF(&Policy_Type);
+    Py_INCREF(&ArgLayout_Type);
     if (PyModule_AddObject(m, "Frame", (PyObject *)&Frame_Type) < 0 ||
         PyModule_AddObject(m, "Policy", (PyObject *)&Policy_Type) < 0 ||
+        PyModule_AddObject(m, "ArgLayout", (PyObject *)&ArgLayout_Type) < 0 ||
         PyModule_AddIntConstant(m, "CORE_API", CORE_API) < 0 ||
         PyModule_AddIntConstant(m, "REWRITE_PLAN_AFTER", SUD_REWRITE_PLAN_AFTER) < 0 ||
         PyModule_AddIntConstant(m, "ACT_PYTHON", SUD_ACT_PYTHON) < 0 ||

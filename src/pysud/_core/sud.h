@@ -62,6 +62,7 @@
 #define SUD_FRAME_EXIT 4   /* leave the guest: sud_run_guest returns RAX */
 #define SUD_FRAME_TRAP 8   /* trapped by SIGSYS from a 2-byte `syscall`: RIP - 2 re-runs the call */
 #define SUD_CP_NOT_STARTED 513 /* -ERESTARTNOINTR: sud_gate_syscall_cp did not enter the kernel */
+#define SUD_CP_RERUN 514       /* -ERESTARTNOHAND: only a host glibc signal interrupted it: run it again */
 #define SUD_FRAME_DIRECT 16 /* came in through a direct entry (no kernel trap) */
 
 #ifndef __ASSEMBLER__
@@ -151,6 +152,7 @@ uint64_t sud_trace_take(struct sud_trace *tr, int tid, uint8_t **spare);
 long sud_probe_copy(void *dst, const void *src, uint64_t n);
 extern char sud_probe_copy_insn[], sud_probe_copy_fixup[];
 int sud_vsig_active(void);
+int sud_faults_deliverable(void); /* sud_trace.c: the recoverable copy is safe on this thread */
 void sud_trace_forget(struct sud_trace *tr);
 
 /* An argument filter (sud_filter.c): the call reaches Python only when
@@ -251,6 +253,10 @@ struct sud_thread {
     struct sud_thread *self; /* the GS base points here for rewritten sites (sud_rewrite.c) */
     int kop;                 /* the kernel's dispatch mode for this thread as last set (-1: */
     uint64_t koffset, klen;  /* armed with another selector); its range */
+    /* Does the thread's mask block SIGSEGV or SIGBUS (the recorder's recoverable copy needs
+     * them)?  0: unknown (asked of the kernel at the next copy), 1: no, 2: yes.  Every place
+     * the core sees the program's mask change sets it back to 0. */
+    int faults_blocked;
 };
 
 _Static_assert(offsetof(struct sud_thread, selector) == T_SELQ, "T_SELQ");
@@ -381,6 +387,8 @@ void sud_group_exit(struct sud_thread *self, long status);
 int sud_group_count(int group, struct sud_thread *except);
 void sud_kick_handler(int sig, siginfo_t *si, void *uc);
 long sud_guest_aborted(struct sud_thread *t);
+void sud_guest_keep_signals(struct sud_thread *t, int keeping);
+void sud_guest_kept_signals(struct sud_thread *t, int requeue);
 int sud_any_guest_tid(void);
 
 /* ---- the program's signals (sud_vsig.c): signal-context safe ---- */
@@ -402,6 +410,10 @@ void sud_vsig_reset(int keep_ignored, uint64_t ignored);
 long sud_vsig_sigaction(long sig, uint64_t act, uint64_t oact, long size);
 void sud_vsig_deliver(struct sud_frame *f);
 void sud_vsig_exec(int before);
+void sud_vsig_retake(void);
+void sud_vfork_release(void);
+int sud_vfork_fd(void);
+long sud_vsig_send(long nr, const long a[6]);
 void sud_vsig_handler(int sig, siginfo_t *si, void *uc);
 long sud_safe_copy(void *dst, const void *src, size_t n, int to_foreign);
 

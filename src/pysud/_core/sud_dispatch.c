@@ -12,6 +12,7 @@
  * no vector instructions here, and no libc calls that might use them. */
 #pragma GCC target("general-regs-only")
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -40,6 +41,129 @@ static int in_hazard_range(uint64_t addr)
 
 void sud_rearm_after_fork(void);
 
+/* ---------------------------------------------------------------- vfork
+ * A vfork (vfork, or posix_spawn's clone(CLONE_VM|CLONE_VFORK) on a stack
+ * of its own) runs as a fork: the child needs its own TLS and dispatch
+ * stack.  What vfork promises the parent is kept by a channel: a pipe
+ * whose write end only the child holds (close-on-exec, among pysud's own
+ * descriptors).  The parent waits, as vfork's parent does, until the child
+ * has exec'd (natively: the end closes; in-process: sud_vfork_release) or
+ * ended; and what the child wrote to the parent's stack meanwhile (glibc's
+ * posix_spawn reports the exec's errno in its parent's frame, a vfork child
+ * may set its caller's locals) comes back: at its release the child sends
+ * its copy of the parent's stack, from the parent's stack pointer up (at
+ * most SUD_VFORK_WINDOW bytes, within that mapping), and the parent puts
+ * it in place before it returns. */
+#define SUD_VFORK_WINDOW (64 * 1024)
+#define SUD_VFORK_FD_BASE 950
+static int vfork_wfd = -1; /* in a vfork child: its end of the channel */
+static uint64_t vfork_lo;  /* the parent's stack pointer at the vfork */
+
+int sud_vfork_fd(void) { return vfork_wfd; }
+
+static long gs(long nr, long a, long b, long c) { return sud_gate_syscall6(nr, a, b, c, 0, 0, 0); }
+
+static int write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        long r = gs(SYS_write, fd, (long)c, (long)n);
+        if (r == -EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        c += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* The end of the mapping that holds `addr` (from /proc/self/maps), 0 if none. */
+static uint64_t mapping_end(uint64_t addr)
+{
+    int fd = (int)gs(SYS_openat, AT_FDCWD, (long)"/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[4096];
+    size_t have = 0;
+    uint64_t end = 0;
+    for (;;) {
+        long r = gs(SYS_read, fd, (long)(buf + have), (long)(sizeof buf - have));
+        if (r == -EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+        size_t start = 0;
+        for (size_t i = 0; i < have; i++) {
+            if (buf[i] != '\n')
+                continue;
+            uint64_t lo = 0, hi = 0;
+            size_t j = start;
+            for (; j < i && buf[j] != '-'; j++)
+                lo = lo * 16 + (uint64_t)(buf[j] <= '9' ? buf[j] - '0' : buf[j] - 'a' + 10);
+            for (j++; j < i && buf[j] != ' '; j++)
+                hi = hi * 16 + (uint64_t)(buf[j] <= '9' ? buf[j] - '0' : buf[j] - 'a' + 10);
+            if (addr >= lo && addr < hi)
+                end = hi;
+            start = i + 1;
+        }
+        if (end)
+            break;
+        memmove(buf, buf + start, have - start);
+        have -= start;
+        if (have == sizeof buf)
+            have = 0; /* a line longer than the buffer: not one of ours */
+    }
+    gs(SYS_close, fd, 0, 0);
+    return end;
+}
+
+/* In a vfork child: the parent may go on.  With the child's copy of the
+ * parent's stack window unless the child exec'd natively. */
+void sud_vfork_release(void)
+{
+    int fd = vfork_wfd;
+    if (fd < 0)
+        return;
+    vfork_wfd = -1;
+    uint64_t end = mapping_end(vfork_lo);
+    uint64_t hdr[2] = {vfork_lo, 0};
+    if (end > vfork_lo)
+        hdr[1] = end - vfork_lo < SUD_VFORK_WINDOW ? end - vfork_lo : SUD_VFORK_WINDOW;
+    if (write_all(fd, hdr, sizeof hdr) == 0 && hdr[1])
+        write_all(fd, (const void *)vfork_lo, hdr[1]);
+    gs(SYS_close, fd, 0, 0);
+}
+
+/* The parent's wait: until the child's end closes; then its stack window. */
+static void vfork_wait(struct sud_thread *t, int rfd)
+{
+    uint64_t hdr[2];
+    size_t got = 0;
+    while (got < sizeof hdr) {
+        long r = gs(SYS_read, rfd, (long)((char *)hdr + got), (long)(sizeof hdr - got));
+        if (r == -EINTR && !t->exit_requested)
+            continue; /* the program's signals wait, as for vfork's parent */
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    if (got == sizeof hdr && hdr[1] <= SUD_VFORK_WINDOW) {
+        /* straight into place: the window is this thread's own stack, unchanged since the trap */
+        got = 0;
+        while (got < hdr[1]) {
+            long r = gs(SYS_read, rfd, (long)(hdr[0] + got), (long)(hdr[1] - got));
+            if (r == -EINTR && !t->exit_requested)
+                continue;
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+        }
+    }
+    gs(SYS_close, rfd, 0, 0);
+}
+
 /* Copy from/to memory that foreign code named, without faulting on a bad
  * pointer: the kernel checks it and answers EFAULT. */
 long sud_safe_copy(void *dst, const void *src, size_t n, int to_foreign)
@@ -59,6 +183,8 @@ static long native_clone(struct sud_frame *f, long nr, const long a[6])
         req.a[i] = a[i];
     uint64_t flags, child_sp = 0;
     uint64_t cargs[16]; /* a private copy of struct clone_args for clone3 */
+    int vfork = nr == SYS_vfork; /* a vfork that becomes a fork (its channel below) */
+    uint64_t parent_rsp = f->rsp;
 
     if (nr == SYS_fork || nr == SYS_vfork) {
         /* vfork would run the child on the parent's dispatch stack: fork instead. */
@@ -67,6 +193,7 @@ static long native_clone(struct sud_frame *f, long nr, const long a[6])
     } else if (nr == SYS_clone) {
         flags = (uint64_t)a[0];
         child_sp = (uint64_t)a[1];
+        vfork = (flags & SUD_CLONE_VFORK) && (flags & SUD_CLONE_VM) && !(flags & SUD_CLONE_THREAD);
         if ((flags & SUD_CLONE_VFORK) && !child_sp)
             flags &= ~(SUD_CLONE_VM | SUD_CLONE_VFORK);
         req.a[0] = (long)flags;
@@ -77,6 +204,7 @@ static long native_clone(struct sud_frame *f, long nr, const long a[6])
         if (sud_safe_copy(cargs, (void *)a[0], size, 0))
             return -EFAULT;
         flags = cargs[0];
+        vfork = (flags & SUD_CLONE_VFORK) && (flags & SUD_CLONE_VM) && !(flags & SUD_CLONE_THREAD);
         if (cargs[5]) /* stack, stack_size */
             child_sp = cargs[5] + cargs[6];
         if ((flags & SUD_CLONE_VFORK) && !child_sp) {
@@ -139,21 +267,52 @@ static long native_clone(struct sud_frame *f, long nr, const long a[6])
      * (another thread may be inside a Python handler right now).  The
      * host's own forks (from its libc: os.fork) take care of that already. */
     int protocol = !(flags & SUD_CLONE_VM) && sud_fork_hook && !from_host;
+    int chan[2] = {-1, -1};
+    vfork = vfork && !(flags & SUD_CLONE_VM) && !from_host && t->guest_depth > 0;
+    if (vfork && gs(SYS_pipe2, (long)chan, O_CLOEXEC, 0) == 0) {
+        for (int i = 0; i < 2; i++) { /* among pysud's own descriptors, out of the program's way */
+            long hi = gs(SYS_fcntl, chan[i], F_DUPFD_CLOEXEC, SUD_VFORK_FD_BASE);
+            if (hi >= 0) {
+                gs(SYS_close, chan[i], 0, 0);
+                chan[i] = (int)hi;
+            }
+        }
+    }
     if (protocol) {
         if (!(f->flags & SUD_FRAME_XSAVED))
             sud_xsave(f); /* the interpreter may use vector registers */
         sud_fork_hook(SUD_FORK_PREPARE);
     }
     long r = sud_gate_clone(&req);
+    if (r == -EINTR && f->thread->vrestart == 1)
+        f->thread->vrestart = 2; /* a signal stopped it (ERESTARTNOINTR): it always runs again */
     if (req.newstack && sud_have_fsgsbase)
         sud_wrfsbase(f->thread->host_fs);
     if (r == 0 && !(flags & SUD_CLONE_VM)) {
         sud_rearm_after_fork(); /* a forked child continues under dispatch, as armed */
         if (child_sp)
             f->rsp = child_sp;
+        if (vfork_wfd >= 0) { /* a vfork child's fork: the channel is its parent's, not this one's */
+            gs(SYS_close, vfork_wfd, 0, 0);
+            vfork_wfd = -1;
+        }
+        if (chan[0] >= 0) {
+            gs(SYS_close, chan[0], 0, 0);
+            vfork_wfd = chan[1];
+            vfork_lo = parent_rsp;
+        }
+    } else if (chan[0] >= 0) {
+        gs(SYS_close, chan[1], 0, 0);
     }
     if (protocol)
         sud_fork_hook(r == 0 ? SUD_FORK_CHILD : SUD_FORK_PARENT);
+    if (r != 0 && chan[0] >= 0) {
+        /* (after the fork protocol: the program's other threads keep the interpreter meanwhile) */
+        if (r > 0)
+            vfork_wait(t, chan[0]);
+        else
+            gs(SYS_close, chan[0], 0, 0);
+    }
     return r;
 }
 
@@ -189,12 +348,14 @@ long sud_native(struct sud_frame *f, long nr, const long a[6])
         return native_clone(f, nr, a);
     case SYS_exit:
         /* A thread of a guest program leaves it; the host thread lives on. */
+        sud_vfork_release(); /* a vfork child that ends: its parent goes on */
         if (t->guest_depth > 0 && !f->prev) {
             f->flags |= SUD_FRAME_EXIT | SUD_FRAME_DIRTY;
             return a[0];
         }
         break;
     case SYS_exit_group:
+        sud_vfork_release();
         if (t->guest_depth > 0 && !f->prev) {
             sud_group_exit(t, a[0] & 0xff);
             f->flags |= SUD_FRAME_EXIT | SUD_FRAME_DIRTY;
@@ -205,6 +366,7 @@ long sud_native(struct sud_frame *f, long nr, const long a[6])
         /* SIGSYS must stay deliverable: a trap with it blocked kills the process;
          * so must the kick that ends a guest program's threads. */
         long r = sud_gate_syscall6(nr, a[0], a[1], a[2], a[3], 0, 0);
+        t->faults_blocked = 0;
         unsigned long sys = (1ul << (SIGSYS - 1)) | (1ul << (SUD_SIG_KICK - 1));
         sud_gate_syscall6(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&sys, 0, 8, 0, 0);
         return r;
@@ -239,6 +401,12 @@ long sud_native(struct sud_frame *f, long nr, const long a[6])
         }
         return 0;
     }
+    case SYS_tkill:
+    case SYS_tgkill:
+        /* 32 and 33 are also the host glibc's: the program's are sent marked. */
+        if (t->guest_depth > 0)
+            return sud_vsig_send(nr, a);
+        break;
     case SYS_execve:
     case SYS_execveat:
         /* The kernel's execve keeps ignored signals ignored: the program's are virtual. */
@@ -253,7 +421,10 @@ long sud_native(struct sud_frame *f, long nr, const long a[6])
         break;
     }
     if (cp) {
-        long r = sud_gate_syscall_cp(t, nr, a);
+        long r;
+        do
+            r = sud_gate_syscall_cp(t, nr, a);
+        while (r == -SUD_CP_RERUN);
         return r == -SUD_CP_NOT_STARTED ? not_started(t) : r;
     }
     return sud_gate_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);

@@ -26,6 +26,7 @@ sud_gate_syscall6:
         mov     %r8, %r10
         mov     %r9, %r8
         mov     8(%rsp), %r9
+        xor     %ecx, %ecx              /* 0 until the kernel enters: a signal at the syscall sees it not started */
         syscall
         ret
         .size sud_gate_syscall6, .-sud_gate_syscall6

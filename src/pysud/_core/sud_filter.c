@@ -16,7 +16,7 @@ static long peek(char *dst, uint64_t src, long n)
     long first = 4096 - (long)(src & 4095);
     if (first > n)
         first = n;
-    int probe = sud_vsig_active();
+    int probe = sud_vsig_active() && sud_faults_deliverable(); /* (else a fault would kill) */
     long r = probe ? sud_probe_copy(dst, (const void *)src, (uint64_t)first)
                    : sud_safe_copy(dst, (const void *)src, (size_t)first, 0);
     if (r)

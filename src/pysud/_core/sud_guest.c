@@ -12,7 +12,9 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -135,6 +137,7 @@ static void *guest_thread_main(void *arg)
          * execve loads the next image here), then the process ends. */
         t->guest_depth = 0;
         sud_guest_unregister(t);
+        sud_guest_keep_signals(t, 1); /* for the image an execve loads next */
         if (sud_orphan_hook)
             status = sud_orphan_hook(t, status);
         _exit((int)(status & 0xff));
@@ -181,12 +184,70 @@ long sud_spawn_guest_thread(struct sud_frame *f, uint64_t flags, uint64_t sp, ui
     pthread_t th;
     int r = pthread_create(&th, &attr, guest_thread_main, &s);
     pthread_attr_destroy(&attr);
+    sud_vsig_retake(); /* the process's first pthread_create installs glibc's SIGSETXID handler */
     if (r)
         return -r;
     int tid;
     while ((tid = __atomic_load_n(&s.tid, __ATOMIC_ACQUIRE)) == 0)
         futex(&s.tid, FUTEX_WAIT, 0);
     return tid;
+}
+
+/* Signals held for the program when its image ended on this thread (pending:
+ * one of pysud's handlers was running, or the program blocked them), with
+ * their siginfo: execve keeps pending signals, so the next image gets them. */
+static __thread uint64_t kept;
+static __thread siginfo_t *kept_info; /* [65], made on first use (static TLS is small) */
+
+static void keep(int sig, const siginfo_t *si)
+{
+    if (!kept_info)
+        kept_info = calloc(65, sizeof *kept_info);
+    if (kept_info && sig > 0 && sig < 65 && !(kept & (1ull << (sig - 1)))) {
+        kept_info[sig] = *si;
+        kept |= 1ull << (sig - 1);
+    }
+}
+
+/* The program's image has ended on this thread: what was held for it (the
+ * virtually pending signals, one it was to die of but asked for an execve
+ * first, the queued copies the core blocked) is kept when `keeping` (an
+ * execve may follow), dropped otherwise; the core's blocks are lifted. */
+void sud_guest_keep_signals(struct sud_thread *t, int keeping)
+{
+    kept = 0;
+    uint64_t held = t->vpending;
+    for (int sig = 1; keeping && held; sig++, held >>= 1)
+        if (held & 1)
+            keep(sig, &t->vinfo[sig]);
+    if (keeping && t->vfatal) /* natively the new image dies of it: its disposition is still the default */
+        keep(t->vfatal, &t->vinfo[t->vfatal]);
+    t->vpending = 0;
+    t->vfatal = 0;
+    uint64_t stale = t->vblocked;
+    t->vblocked = 0;
+    if (stale) {
+        struct timespec zero = {0, 0};
+        siginfo_t info;
+        long sig;
+        while ((sig = sud_gate_syscall6(SYS_rt_sigtimedwait, (long)&stale, (long)&info, (long)&zero, 8, 0, 0)) > 0)
+            if (keeping)
+                keep((int)sig, &info);
+        sud_gate_syscall6(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&stale, 0, 8, 0, 0);
+    }
+}
+
+/* The next image starts on this thread: with `requeue`, what
+ * sud_guest_keep_signals kept is sent to it again (one of each number: a
+ * real-time signal queued twice arrives once); dropped otherwise. */
+void sud_guest_kept_signals(struct sud_thread *t, int requeue)
+{
+    uint64_t again = requeue ? kept : 0;
+    kept = 0;
+    long pid = sud_gate_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+    for (int sig = 1; again; sig++, again >>= 1)
+        if (again & 1)
+            sud_gate_syscall6(SYS_rt_tgsigqueueinfo, pid, t->tid, sig, (long)&kept_info[sig], 0, 0);
 }
 
 /* After sud_guest_abort (the kick, or a signal the program dies of): a fatal

@@ -122,6 +122,7 @@ void sud_sigsys_handler(int sig, siginfo_t *si, void *ucv)
         struct sud_policy *p = t->policy;
         if (p && p->trace)
             sud_trace_sigreturn(p->trace, t, (uint64_t)g[REG_RSP]); /* a line for the tracer */
+        t->faults_blocked = 0; /* the frame's mask comes back */
         if (t->gate_allowed)
             t->selector = sel;
         if (fs != t->host_fs)

@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #pragma GCC target("general-regs-only")
 #include <errno.h>
+#include <signal.h>
 #include <stddef.h>
 #include <ucontext.h>
 #include <sys/syscall.h>
@@ -60,12 +61,30 @@ static uint64_t now_ns(const struct sud_trace *tr)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Can this thread take the core's recoverable copy (sud_probe_copy)?  Not
+ * when its mask blocks SIGSEGV or SIGBUS (musl's pthread_exit blocks every
+ * signal): a fault then would kill the process.  Cached per thread
+ * (faults_blocked).  Also for call.read/call.write (memory.c). */
+int sud_faults_deliverable(void)
+{
+    struct sud_thread *t = sud_self;
+    if (!t)
+        return 0;
+    if (!t->faults_blocked) {
+        uint64_t mask = ~0ull, faults = (1ull << (SIGSEGV - 1)) | (1ull << (SIGBUS - 1));
+        sud_gate_syscall6(SYS_rt_sigprocmask, SIG_BLOCK, 0, (long)&mask, 8, 0, 0);
+        t->faults_blocked = (mask & faults) ? 2 : 1;
+    }
+    return t->faults_blocked == 1;
+}
+
 /* Read n bytes of the program's memory at src; returns bytes read or -errno.
  * While the core's fault handler is installed (a program runs) a plain copy
- * that it recovers; otherwise the kernel checks the pointer. */
+ * that it recovers, when the thread can take a fault; otherwise the kernel
+ * checks the pointer. */
 static long peek(int tid, void *dst, uint64_t src, uint64_t n)
 {
-    if (sud_vsig_active() && src + n >= src && src + n <= 0x800000000000ull)
+    if (sud_vsig_active() && src + n >= src && src + n <= 0x800000000000ull && sud_faults_deliverable())
         return sud_probe_copy(dst, (const void *)src, n) ? -EFAULT : (long)n;
     struct iovec local = {dst, n}, remote = {(void *)src, n};
     return sud_gate_syscall6(SYS_process_vm_readv, tid, (long)&local, 1, (long)&remote, 1, 0);

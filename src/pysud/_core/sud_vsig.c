@@ -50,7 +50,7 @@
 #define OWN_SIGNALS (SIGBIT(SIGSYS) | SIGBIT(SUD_SIG_KICK))
 
 static struct sud_kaction guest_act[65]; /* the program's dispositions */
-static struct sigaction host_act[65];    /* the host's, while ours are installed */
+static struct sud_kaction host_act[65];  /* the host's (kernel format), while ours are installed */
 static int installed;                    /* run_guest calls in progress */
 struct sud_fault sud_last_fault;
 
@@ -88,11 +88,34 @@ static int default_stops(int sig)
 
 static int ours_to_install(int sig)
 {
-    /* SIGKILL/SIGSTOP cannot be caught; SIGSYS and the kick are the core's;
-     * 32 and 33 are glibc's own (cancellation, setxid). */
-    return sig != SIGKILL && sig != SIGSTOP && sig != SIGSYS && sig != SUD_SIG_KICK && sig != 32 && sig != 33;
+    /* SIGKILL/SIGSTOP cannot be caught; SIGSYS and the kick are the core's. */
+    return sig != SIGKILL && sig != SIGSTOP && sig != SIGSYS && sig != SUD_SIG_KICK;
 }
 
+/* 32 and 33 are the host glibc's own signals (SIGCANCEL, SIGSETXID) and, in
+ * a musl program, its SIGTIMER and SIGCANCEL: the same numbers, two owners.
+ * The core's handler takes both while a program runs and tells them apart by
+ * the sender: the program's tkill/tgkill of these numbers is sent marked
+ * (sud_vsig_send_internal), glibc's own tgkill comes unmarked (SI_TKILL from
+ * this process) and goes to glibc's handler. */
+static int host_internal(int sig) { return sig == 32 || sig == 33; }
+#define SUD_SI_MARK 0x44555350 /* si_errno of a program's marked signal: "PSUD" */
+
+static int marked(int sig, const siginfo_t *si)
+{
+    return host_internal(sig) && si->si_code == SI_QUEUE && si->si_errno == SUD_SI_MARK;
+}
+
+/* The siginfo the program sees: a marked signal as the SI_TKILL it sent. */
+static void program_info(int sig, const siginfo_t *si, siginfo_t *out)
+{
+    *out = *si;
+    if (marked(sig, si)) {
+        out->si_code = SI_TKILL;
+        out->si_errno = 0;
+        out->si_value.sival_ptr = NULL;
+    }
+}
 static long gsys(long nr, long a, long b, long c, long d)
 {
     return sud_gate_syscall6(nr, a, b, c, d, 0, 0);
@@ -117,10 +140,8 @@ static int program_ignores(int sig)
 
 static int host_has_function(int sig)
 {
-    struct sigaction *h = &host_act[sig];
-    if (h->sa_flags & SA_SIGINFO)
-        return h->sa_sigaction != NULL;
-    return h->sa_handler != SIG_DFL && h->sa_handler != SIG_IGN;
+    uint64_t h = host_act[sig].handler;
+    return h != (uint64_t)SIG_DFL && h != (uint64_t)SIG_IGN;
 }
 
 /* What the kernel does with `sig` while a program runs.  A signal the
@@ -134,7 +155,7 @@ static void apply(int sig)
 {
     if (!installed || !ours_to_install(sig))
         return;
-    if (keep_ours || !program_ignores(sig) || host_has_function(sig)) {
+    if (keep_ours || !program_ignores(sig) || host_has_function(sig) || host_internal(sig)) {
         sud_install_handler(sig, sud_vsig_handler, SA_RESTART, ~OWN_SIGNALS, NULL);
     } else {
         struct sud_kaction k = {guest_act[sig].handler, 0, 0, 0};
@@ -182,10 +203,14 @@ int sud_vsig_begin(void)
     if (installed++)
         return 0;
     /* SA_RESTART: the kernel restarts what it would restart; whether the
-     * program's call is restarted is decided here, by its own flags. */
+     * program's call is restarted is decided here, by its own flags.  The
+     * host's dispositions are read and put back raw: glibc's sigaction
+     * refuses its own 32 and 33. */
     for (int s = 1; s <= 64; s++)
-        if (ours_to_install(s))
-            sud_install_handler(s, sud_vsig_handler, SA_RESTART, ~OWN_SIGNALS, &host_act[s]);
+        if (ours_to_install(s)) {
+            gsys(SYS_rt_sigaction, s, 0, (long)&host_act[s], 8);
+            sud_install_handler(s, sud_vsig_handler, SA_RESTART, ~OWN_SIGNALS, NULL);
+        }
     struct sud_policy *p = sud_self ? sud_self->policy : NULL;
     keep_ours = p && p->trace;
     for (int s = 1; s <= 64; s++)
@@ -199,7 +224,51 @@ void sud_vsig_end(void)
         return;
     for (int s = 1; s <= 64; s++)
         if (ours_to_install(s))
-            sigaction(s, &host_act[s], NULL);
+            gsys(SYS_rt_sigaction, s, (long)&host_act[s], 0, 8);
+}
+
+/* glibc installs its handlers for 32 and 33 lazily (SIGSETXID at the
+ * process's first pthread_create, SIGCANCEL at its first pthread_cancel),
+ * straight through the kernel: if it replaced the core's while a program
+ * runs, the one it installed is the host's from now on and the core's goes
+ * back in.  Called after the core creates a thread and before the program
+ * sends one of these numbers. */
+void sud_vsig_retake(void)
+{
+    if (!__atomic_load_n(&installed, __ATOMIC_ACQUIRE))
+        return;
+    for (int s = 32; s <= 33; s++) {
+        struct sud_kaction cur;
+        if (gsys(SYS_rt_sigaction, s, 0, (long)&cur, 8) == 0 && cur.handler != (uint64_t)sud_vsig_handler) {
+            host_act[s] = cur;
+            sud_install_handler(s, sud_vsig_handler, SA_RESTART, ~OWN_SIGNALS, NULL);
+        }
+    }
+}
+
+/* The program's tkill/tgkill of 32 or 33 to a thread of this process: sent
+ * marked, as a queued signal (rt_tgsigqueueinfo allows a code other than
+ * SI_TKILL to any thread of the process), and shown to the program's handler
+ * as the SI_TKILL it sent.  Any other target, or another signal: the call as
+ * made.  Returns the call's result. */
+long sud_vsig_send(long nr, const long a[6])
+{
+    long tgid = nr == SYS_tgkill ? a[0] : 0, tid = nr == SYS_tgkill ? a[1] : a[0], sig = nr == SYS_tgkill ? a[2] : a[1];
+    long pid = gsys(SYS_getpid, 0, 0, 0, 0);
+    if (!host_internal((int)sig) || tid <= 0 || (nr == SYS_tgkill && tgid != pid))
+        return sud_gate_syscall6(nr, a[0], a[1], a[2], 0, 0, 0);
+    sud_vsig_retake();
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = (int)sig;
+    si.si_errno = SUD_SI_MARK;
+    si.si_code = SI_QUEUE;
+    si.si_pid = (pid_t)pid;
+    si.si_uid = (uid_t)gsys(SYS_getuid, 0, 0, 0, 0);
+    long r = gsys(SYS_rt_tgsigqueueinfo, pid, tid, sig, (long)&si);
+    if (r == -ESRCH && nr == SYS_tkill)
+        return sud_gate_syscall6(nr, a[0], a[1], 0, 0, 0, 0); /* a thread of another process */
+    return r;
 }
 
 /* Around the kernel's execve of a program's thread: signals the program
@@ -257,7 +326,7 @@ static uint64_t push_frame(struct sud_thread *t, int sig, const uint64_t gregs[2
         k.uc.gregs[i] = gregs[i];
     k.uc.fpstate = fp ? fpaddr : 0;
     k.uc.sigmask = oldmask;
-    k.info = *si;
+    program_info(sig, si, &k.info);
     if (fp && sud_safe_copy((void *)fpaddr, fp, fp_len, 1))
         return 0;
     if (sud_safe_copy((void *)frame, &k, sizeof k, 1))
@@ -300,13 +369,13 @@ static void record_fault(int sig, const siginfo_t *si, const uint64_t gregs[23])
 
 static void chain_host(int sig, siginfo_t *si, void *uc)
 {
-    struct sigaction *h = &host_act[sig];
-    if ((h->sa_flags & SA_SIGINFO) && h->sa_sigaction) {
-        h->sa_sigaction(sig, si, uc);
-    } else if (h->sa_handler == SIG_IGN) {
+    struct sud_kaction *h = &host_act[sig];
+    if (h->handler == (uint64_t)SIG_IGN) {
         return;
-    } else if (h->sa_handler != SIG_DFL && h->sa_handler) {
-        h->sa_handler(sig);
+    } else if (h->handler != (uint64_t)SIG_DFL && (h->flags & SA_SIGINFO)) {
+        ((void (*)(int, siginfo_t *, void *))h->handler)(sig, si, uc);
+    } else if (h->handler != (uint64_t)SIG_DFL) {
+        ((void (*)(int))h->handler)(sig);
     } else if (!default_ignores(sig)) {
         /* The host's default: die (or stop) of it, as without pysud. */
         struct sud_kaction dfl = {0, 0, 0, 0};
@@ -321,8 +390,38 @@ static void chain_host(int sig, siginfo_t *si, void *uc)
 static void trace_signal(struct sud_thread *t, int sig, const siginfo_t *si)
 {
     struct sud_policy *p = t->policy;
-    if (p && p->trace)
-        sud_trace_signal(p->trace, t, sig, si);
+    if (p && p->trace) {
+        siginfo_t info;
+        program_info(sig, si, &info);
+        sud_trace_signal(p->trace, t, sig, &info);
+    }
+}
+
+/* glibc's own SIGCANCEL/SIGSETXID (unmarked SI_TKILL from this process) on
+ * any thread: glibc's handler, run as host code (selector ALLOW, the host's
+ * FS) even when it interrupted the program's code: a setxid broadcast of the
+ * host reaches the program's threads too (they are the host's pthreads). */
+static void host_internal_signal(struct sud_thread *t, int sig, siginfo_t *si, void *uc)
+{
+    uint8_t sel = t ? t->selector : SUD_FILTER_ALLOW;
+    uint64_t fs = t ? sud_get_fs() : 0;
+    if (t) {
+        t->selector = SUD_FILTER_ALLOW;
+        if (fs != t->host_fs)
+            sud_set_fs(t->host_fs);
+    }
+    chain_host(sig, si, uc);
+    if (t) {
+        if (fs != t->host_fs)
+            sud_set_fs(fs);
+        t->selector = sel;
+    }
+    /* A program's call it ended with EINTR (a sleep, a poll: the kernel does
+     * not restart those after a handler) runs again: natively no such signal
+     * reaches the program.  One the kernel rewound restarts by itself. */
+    greg_t *g = ((ucontext_t *)uc)->uc_mcontext.gregs;
+    if (t && t->top && (uint64_t)g[REG_RIP] == (uint64_t)sud_cp_syscall + 2 && g[REG_RAX] == -EINTR)
+        g[REG_RAX] = -SUD_CP_RERUN;
 }
 
 int sud_vsig_active(void) { return __atomic_load_n(&installed, __ATOMIC_ACQUIRE) > 0; }
@@ -339,8 +438,13 @@ static void interrupt_call(struct sud_thread *t, greg_t *g)
         g[REG_RIP] = (greg_t)sud_cp_cancel;
         return;
     }
+    /* At another syscall instruction of the gate: sud_gate_syscall6 zeroes
+     * RCX before it, so RCX 0 means the call has not started: it runs when
+     * this handler returns and its result is the program's (close, getpid
+     * never fail with EINTR); the held signal follows when the dispatch ends.
+     * Otherwise the kernel rewound it to restart it. */
     if (rip >= (uint64_t)sud_gate_start && rip + 2 <= (uint64_t)sud_gate_end && *(const uint16_t *)rip == 0x050f &&
-        rip != (uint64_t)sud_gate_rt_sigreturn) {
+        rip != (uint64_t)sud_gate_rt_sigreturn && g[REG_RCX] != 0) {
         g[REG_RAX] = -EINTR;
         g[REG_RIP] = (greg_t)(rip + 2);
         t->vrestart = 1;
@@ -377,6 +481,7 @@ static void hold(struct sud_thread *t, int sig, const siginfo_t *si, ucontext_t 
     if (!(uc->uc_sigmask.__val[0] & bit)) {
         uc->uc_sigmask.__val[0] |= bit;
         t->vblocked |= bit;
+        t->faults_blocked = 0;
     }
 }
 
@@ -406,6 +511,13 @@ void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
     int sync_fault = is_fault(sig) && si->si_code > 0;
     struct sud_kaction *a = &guest_act[sig];
 
+    if (host_internal(sig) && !marked(sig, si) && si->si_code == SI_TKILL &&
+        si->si_pid == (pid_t)gsys(SYS_getpid, 0, 0, 0, 0)) {
+        host_internal_signal(t, sig, si, uc);
+        return;
+    }
+    if (!guest && marked(sig, si))
+        return; /* sent by the program to a thread that has left it */
     if (!guest) {
         /* A host thread.  Faults and signals sent to this thread are the
          * host's; a signal sent to the process, while a program runs, is the
@@ -446,6 +558,7 @@ void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
          * has returned, to the program's code or to a dispatch. */
         requeue(sig, si);
         uc->uc_sigmask.__val[0] |= SIGBIT(sig);
+        t->faults_blocked = 0;
         return;
     }
     if (a->handler == (uint64_t)SIG_DFL) {
@@ -453,6 +566,7 @@ void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
          * too); the host lives on.  A blocking call on its behalf ends now. */
         trace_signal(t, sig, si);
         record_fault(sig, si, (const uint64_t *)g);
+        t->vinfo[sig] = *si; /* (an execve asked for meanwhile keeps it pending: guest.c) */
         t->vfatal = sig;
         t->exit_requested = 1;
         if (in_guest_code) {
@@ -504,6 +618,7 @@ void sud_vsig_handler(int sig, siginfo_t *si, void *ucv)
     g[REG_RAX] = (greg_t)rax;
     g[REG_EFL] = (greg_t)rfl;
     uc->uc_sigmask.__val[0] = mask;
+    t->faults_blocked = 0;
 }
 
 /* ------------------------------------------- delivery after a dispatch */
@@ -618,4 +733,5 @@ void sud_vsig_deliver(struct sud_frame *f)
         if (rest & 1)
             requeue(sig, &t->vinfo[sig]);
     gsys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, 8);
+    t->faults_blocked = 0;
 }

@@ -98,6 +98,12 @@ class Thread(Waitable):
     mappings: list[tuple[int, int]] = field(default_factory=list)
     suspend_count: int = 0  # NtSuspendThread - NtResumeThread
     parked_uc: int = 0  # while suspended in the program: the ucontext it resumes from
+    #: set by NtSetContextThread while it is suspended inside a blocking call: the CONTEXT (its
+    #: ContextFlags the parts set) it takes when it leaves that call (kernel/context.py)
+    pending_context: bytearray | None = None
+    #: user APCs queued to it: (routine, arg1, arg2, arg3, owner), run in queue order when it
+    #: waits alertably (kernel/thread.py); owner is the Timer whose completion routine it is
+    apcs: list[tuple[int, int, int, int, NtObject | None]] = field(default_factory=list)
     type_name = "Thread"
 
     def signaled(self) -> bool:
@@ -156,7 +162,21 @@ class Timer(Waitable):
     state: bool = False
     due: float | None = None  # time.monotonic() of the next expiry
     period: float = 0.0  # seconds, 0 = one-shot
+    #: the completion routine of the last NtSetTimer: (thread that set it, routine, context)
+    apc: tuple[Thread, int, int] | None = None
+    #: counts NtSetTimer/NtCancelTimer: a scheduled expiry of an older setting does nothing
+    generation: int = 0
+    #: the host timer that queues the completion routine at the next expiry (kernel/sync.py)
+    waker: threading.Timer | None = None
     type_name = "Timer"
+
+    def close(self) -> None:
+        with CHANGED:
+            self.generation += 1
+            self.apc = None
+            if self.waker is not None:
+                self.waker.cancel()
+                self.waker = None
 
     def tick(self) -> None:
         now = time.monotonic()
@@ -305,12 +325,19 @@ STATUS_TIMEOUT = st.STATUS_TIMEOUT
 _POLL = 0.05
 
 
-def wait_for(objects: list[Waitable], wait_all: bool, deadline: float | None, stop: threading.Event) -> int:
+def wait_for(
+    objects: list[Waitable],
+    wait_all: bool,
+    deadline: float | None,
+    stop: threading.Event,
+    alerted: Callable[[], bool] | None = None,
+) -> int:
     """Block until one (or all) of ``objects`` is signaled; the NTSTATUS of the wait.
 
     STATUS_WAIT_0 + index of the object that satisfied it (the first for a wait on all),
     STATUS_ABANDONED_WAIT_0 + index for an abandoned mutant, STATUS_TIMEOUT at the deadline or
-    when the process ends (``stop``).
+    when the process ends (``stop``).  An alertable wait passes ``alerted`` (called holding
+    CHANGED): STATUS_USER_APC once it says so, when no object satisfies the wait (Wine's order).
     """
     with CHANGED:
         while True:
@@ -322,6 +349,8 @@ def wait_for(objects: list[Waitable], wait_all: bool, deadline: float | None, st
                 for i, o in enumerate(objects):
                     if o.signaled():
                         return (STATUS_ABANDONED_WAIT_0 if o.acquire() else STATUS_WAIT_0) + i
+            if alerted is not None and alerted():
+                return st.STATUS_USER_APC
             if stop.is_set():
                 return STATUS_TIMEOUT
             now = time.monotonic()

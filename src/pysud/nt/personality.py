@@ -12,7 +12,6 @@ entered and left (run).
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 import signal
@@ -27,7 +26,6 @@ from .. import _core, _rewrite
 from .. import _memory as memory
 from .._abi import SyscallABI, nt_x64
 from .._dispatch import Dispatcher, Return, Syscall
-from .._errors import GuestMemoryError
 from . import _profiles, kernel, objects, process, wine
 from . import image as image_mod
 from . import ntdll as ntdll_mod
@@ -56,31 +54,34 @@ DEFAULT_STACK = 1 << 20
 THREAD_LEAVE_TIMEOUT = 2.0
 
 
+#: the NT x64 convention as data: r10 (rcx's copy), rdx, r8, r9, then twelve stack arguments
+#: from [rsp+0x28] (the stub's return address and the 32-byte home area below them)
+NT_ARGS = _core.ArgLayout(("r10", "rdx", "r8", "r9"), 0x28, 16)
+
+
 class NtSyscall(Syscall):
-    """A trapped NT call: ``args`` are r10, rdx, r8, r9, then 12 stack arguments."""
+    """A trapped NT call: ``args`` are r10, rdx, r8, r9, then 12 stack arguments, a sequence that
+    reads an argument only when it is asked for (``call.args[:3]`` reads three registers; a
+    slice's stack arguments in one checked copy, zeros if the stack cannot be read there);
+    ``arg0``..``arg3`` are the first four alone."""
 
     __slots__ = ()
     nt_abi: SyscallABI
-    #: (low, high) of the stacks the personality gave the program's threads: stack arguments
-    #: inside them are read directly, anything else through the checked path.
-    stacks: list[tuple[int, int]]
+    arg0 = _core.Frame.r10
+    arg1 = _core.Frame.rdx
+    arg2 = _core.Frame.r8
+    arg3 = _core.Frame.r9
+    if TYPE_CHECKING:
+
+        @property
+        def args(self) -> _core.ArgView: ...  # type: ignore[override]
+
+    else:
+        args = property(NT_ARGS)  # no Python frame: the layout reads them
 
     @property
     def abi(self) -> SyscallABI:
         return type(self).nt_abi
-
-    @property
-    def args(self) -> tuple[int, ...]:  # type: ignore[override]
-        regs = (self.r10, self.rdx, self.r8, self.r9)
-        at = self.rsp + 0x28
-        for lo, hi in type(self).stacks:
-            if lo <= at and at + 96 <= hi:
-                return regs + struct.unpack("<12Q", ctypes.string_at(at, 96))
-        try:
-            stack = struct.unpack("<12Q", self.read(at, 96))
-        except GuestMemoryError:
-            stack = (0,) * 12
-        return regs + stack
 
 
 class NtPersonality:
@@ -145,11 +146,8 @@ class NtPersonality:
             table.update(ntdll_mod.PRIVATE)
             self.private = dict(ntdll_mod.PRIVATE)
             self.abi = nt_x64(table, profile)
-        self.stacks: list[tuple[int, int]] = []
         frame = type(
-            f"NtSyscall_{profile.replace('-', '_')}",
-            (NtSyscall,),
-            {"__slots__": (), "nt_abi": self.abi, "stacks": self.stacks},
+            f"NtSyscall_{profile.replace('-', '_')}", (NtSyscall,), {"__slots__": (), "nt_abi": self.abi}
         )
         self.d = Dispatcher(Return(st.STATUS_NOT_IMPLEMENTED), abi=self.abi, frame_type=frame)
         if self.d.rewrite:  # a rewritten site finds the thread block where the stubs do: in the TEB
@@ -221,6 +219,10 @@ class NtPersonality:
         self.d.on(name, self._traced(name, handler) if self.trace else handler)
 
     def _register(self) -> None:
+        # a handler's bad pointer or NtStatusError is the call's status: the dispatcher's error
+        # path answers it (no wrapper per handler), but for the library functions (rtl)
+        self._library = {self.abi.number_of(n) for n in kernel.library_names() if n in self.abi.numbers}
+        self.d.error_result = self._error_status
         for nr in self.abi.table:
             if nr not in self.private:
                 self.d.on(nr, self._unimplemented)
@@ -238,20 +240,33 @@ class NtPersonality:
             self._trace_line(call, st.STATUS_NOT_IMPLEMENTED)
         return st.STATUS_NOT_IMPLEMENTED
 
+    def _error_status(self, call: NtSyscall, exc: BaseException) -> int | None:
+        """What a call answers when its handler raised ``exc`` (see kernel.error_status); None
+        (a handler error) for the library functions and for pysud's own errors."""
+        return None if call.nr in self._library else kernel.error_status(exc)
+
     def _traced(self, name: str, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
         def traced(call: NtSyscall) -> Any:
-            result = fn(call)
-            self._trace_line(call, result)
+            # as called: a handler may move the registers (NtContinue, an APC); call.args is a
+            # view that reads them when asked
+            args = tuple(call.args)
+            try:
+                result = fn(call)
+            except Exception as exc:
+                result = self._error_status(call, exc)  # the line shows what the program gets
+                if result is None:
+                    raise
+            self._trace_line(call, result, args)
             return result
 
         traced.__name__ = f"traced_{name}"
         traced.__wrapped__ = fn  # type: ignore[attr-defined]  # (--hooks chains the handler inside)
         return traced
 
-    def _trace_line(self, call: NtSyscall, result: Any) -> None:
+    def _trace_line(self, call: NtSyscall, result: Any, args: tuple[int, ...] | None = None) -> None:
         from .trace import describe
 
-        text = describe(self, call, result)
+        text = describe(self, call, result, args)
         if text:
             print(text, file=self.trace_file, flush=True)
 
@@ -272,17 +287,19 @@ class NtPersonality:
 
     @staticmethod
     def put_u64(call: NtSyscall, ptr: int, value: int) -> None:
+        """``value``'s low 64 bits at ``ptr``, unless it is NULL (an optional output)."""
         if ptr:
-            call.write(ptr, struct.pack("<Q", value & 0xFFFFFFFFFFFFFFFF))
+            call.write_u64(ptr, value)
 
     @staticmethod
     def put_u32(call: NtSyscall, ptr: int, value: int) -> None:
+        """``value``'s low 32 bits at ``ptr``, unless it is NULL (an optional output)."""
         if ptr:
-            call.write(ptr, struct.pack("<I", value & 0xFFFFFFFF))
+            call.write_u32(ptr, value)
 
     def put_handle(self, call: NtSyscall, out: int, obj: objects.NtObject) -> int:
         """A new handle to ``obj``, written to ``*out``; none is left behind if ``out`` is a bad
-        pointer (the GuestMemoryError goes on to the table's wrapper)."""
+        pointer (the GuestMemoryError goes on to the dispatcher's error path)."""
         h = self.handles.add(obj)
         try:
             self.put_u64(call, out, h)
@@ -379,7 +396,6 @@ class NtPersonality:
         try:
             stack = memory.map_anywhere(stack_size, memory.PROT_READ | memory.PROT_WRITE, "NT thread stack")
             th.mappings.append((stack, stack_size))
-            self.stacks.append((stack, stack + stack_size))
             self.d.arm_thread()
             th.teb = process.build_teb(
                 self._arena,
@@ -511,7 +527,6 @@ class NtPersonality:
         except memory.MappingError as e:
             raise PELoadError(str(e)) from e
         self._main_stack = (stack, size)
-        self.stacks.append((stack, stack + size))
         return stack + size
 
     def _enter_main_thread(self, stack_top: int) -> None:

@@ -10,6 +10,7 @@ import os
 import struct
 import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import _core
@@ -183,18 +184,22 @@ def _kernel_signatures() -> dict[str, tuple[str, ...]]:
     return _KERNEL_SIGNATURES
 
 
-def call_text(nt: NtPersonality, call: Syscall) -> tuple[str, str] | None:
-    """(name, arguments' text) of a call, or None for pysud's own helper calls."""
+def call_text(
+    nt: NtPersonality, call: Syscall, args: tuple[int, ...] | None = None
+) -> tuple[str, str] | None:
+    """(name, arguments' text) of a call, or None for pysud's own helper calls.  ``args``: the
+    arguments as the call was made, when its handler has moved the registers since (NtContinue,
+    a wait that runs an APC)."""
     name = call.name
     if name == "PysudNtClose":
         name = "NtClose"
     if not name.startswith("Nt"):
         return None
     specs = SIGNATURES.get(name) or _kernel_signatures().get(name)
-    args = call.args
+    values: Sequence[int] = call.args if args is None else args
     if specs is None:
-        return name, ", ".join(f"{a:#x}" if a else "0" for a in args[:4])
-    return name, ", ".join(_arg(nt, call, s, v) for s, v in zip(specs, args, strict=False))
+        return name, ", ".join(f"{a:#x}" if a else "0" for a in values[:4])
+    return name, ", ".join(_arg(nt, call, s, v) for s, v in zip(specs, values, strict=False))
 
 
 def result_text(result: Any) -> str:
@@ -202,9 +207,11 @@ def result_text(result: Any) -> str:
     return st.name(result) if isinstance(result, int) else "?"
 
 
-def describe(nt: NtPersonality, call: Syscall, result: Any) -> str | None:
+def describe(
+    nt: NtPersonality, call: Syscall, result: Any, args: tuple[int, ...] | None = None
+) -> str | None:
     """One trace line (None: pysud's own helper call, or the line went to an ``NtTrace``)."""
-    got = call_text(nt, call)
+    got = call_text(nt, call, args)
     if got is None:
         return None
     sink = getattr(nt, "trace", None)

@@ -62,6 +62,9 @@ def trace_program(
     tracer.attach(d, record=True)
     personality.on_end = tracer.ended
     personality.on_start = tracer.exec_line
+    if tracer.out is not None:  # a program that closes every descriptor (a daemon, a forkserver)
+        out = tracer.out
+        personality.keep_fd(out.fd, lambda fd: setattr(out, "fd", fd))
     argv = [os.fsencode(program)] + [os.fsencode(a) for a in (args or [])]
     environ = os.environ if env is None else env
     envp = [os.fsencode(f"{k}={v}") for k, v in environ.items()]

@@ -6,10 +6,12 @@ handler; a call name is the key, whatever numbering the loaded ntdll uses (a nam
 lacks is not registered).  To add a subsystem: write ``nt/kernel/<topic>.py`` with its
 ``HANDLERS``, list it in ``MODULES``.
 
-A handler that meets a bad pointer of the program's (GuestMemoryError) returns
-STATUS_ACCESS_VIOLATION, one that raises ``status.NtStatusError`` (a RegistryError...) returns that
-error's status: the registered function is the module's, wrapped once (``__wrapped__``);
-a module of library functions (``PROBE = False``: rtl) is registered unwrapped.
+A handler that meets a bad pointer of the program's (GuestMemoryError) answers
+STATUS_ACCESS_VIOLATION, one that raises ``status.NtStatusError`` (a RegistryError...) answers that
+error's status (:func:`error_status`): the dispatcher's error path does it (the personality's
+``error_result``), so the registered function is the module's own, bound to the personality, with
+no wrapper of its own; a module of library functions (``PROBE = False``: rtl, see
+:func:`library_names`) is left out: there such an error is pysud's handler error.
 
 A name that only pysud's own ntdll exports (numbered by ``ntdll.PRIVATE``, not a call of any
 Windows build nor of Wine) is listed in its module's ``BUILTIN_ONLY`` (see :func:`builtin_only`).
@@ -17,7 +19,6 @@ Windows build nor of Wine) is listed in its module's ``BUILTIN_ONLY`` (see :func
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -79,30 +80,33 @@ def handlers() -> dict[str, Handler]:
     owner: dict[str, str] = {}
     for module in MODULES:
         table: dict[str, Handler] = module.HANDLERS
-        probe = getattr(module, "PROBE", True)
         for name, fn in table.items():
             if name in merged:
                 raise ValueError(f"NT call {name} is handled by both {owner[name]} and {module.__name__}")
-            merged[name] = _probed(fn) if probe else fn
+            merged[name] = fn
             owner[name] = module.__name__
     return merged
 
 
-@functools.cache
-def _probed(fn: Handler) -> Handler:
-    """``fn``, answering STATUS_ACCESS_VIOLATION when it touches memory the program cannot give
-    (a bad pointer in the arguments), as Windows' probing of user buffers does."""
+def library_names() -> frozenset[str]:
+    """The names of the modules of library functions (``PROBE = False``): not kernel calls, so
+    a bad pointer there is the program's crash, not STATUS_ACCESS_VIOLATION."""
+    names: set[str] = set()
+    for module in MODULES:
+        if not getattr(module, "PROBE", True):
+            names |= set(module.HANDLERS)
+    return frozenset(names)
 
-    @functools.wraps(fn)
-    def probed(nt: Any, call: Any) -> Any:
-        try:
-            return fn(nt, call)
-        except GuestMemoryError:
-            return STATUS_ACCESS_VIOLATION
-        except NtStatusError as e:
-            return e.status
 
-    return probed
+def error_status(exc: BaseException) -> int | None:
+    """The NTSTATUS a kernel call answers when its handler raised ``exc``, as Windows' probing of
+    user buffers does: STATUS_ACCESS_VIOLATION for a bad pointer (GuestMemoryError), an
+    NtStatusError's status; None for any other error (pysud's own: a handler error)."""
+    if isinstance(exc, GuestMemoryError):
+        return STATUS_ACCESS_VIOLATION
+    if isinstance(exc, NtStatusError):
+        return exc.status
+    return None
 
 
 def builtin_only() -> frozenset[str]:

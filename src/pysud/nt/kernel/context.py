@@ -8,7 +8,9 @@ frame's ucontext: the general registers and the XSAVE image (x87, MXCSR, XMM) of
 interruption, read by NtGetContextThread and written by NtSetContextThread; the handler's return
 (an rt_sigreturn) resumes the program from it.  A thread inside a call that blocks (a wait) is
 suspended in the kernel, as on Windows: its context is the call's registers, and the signal,
-held by the core until the call ends, parks it then if it is still suspended.
+held by the core until the call ends, parks it then if it is still suspended.  A context set
+while it is there is kept (read back by NtGetContextThread) and taken when the thread leaves the
+call, whenever that is, as Wine does: with CONTEXT_INTEGER its RAX replaces the call's status.
 
 Go's runtime preempts goroutines this way (SuspendThread, GetThreadContext, SetThreadContext to
 inject a call, ResumeThread): without it a goroutine in a loop without calls stops the world.
@@ -66,6 +68,8 @@ BLOCKING = frozenset(
         "NtSuspendThread",
     }
 )
+#: the parts of a CONTEXT NtSetContextThread writes
+_PARTS = CONTEXT_CONTROL | CONTEXT_INTEGER | CONTEXT_SEGMENTS | CONTEXT_FLOATING_POINT
 #: ucontext general registers -> index (struct sigcontext: r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp)
 _UC_INDEX = {name: i for i, name in enumerate(_GREG_ORDER)}
 _UC_RIP, _UC_EFLAGS = 16, 17
@@ -78,9 +82,19 @@ def blocking(nt: NtPersonality, handler: Any) -> Any:
         tid = threading.get_native_id()
         nt.blocked[tid] = call
         try:
-            return handler(call)
+            result = handler(call)
         finally:
-            nt.blocked.pop(tid, None)
+            with objects.CHANGED:  # NtSetContextThread sees the call or none, with its context
+                nt.blocked.pop(tid, None)
+                th = getattr(nt.tls, "thread", None) or thread_by_tid(nt, tid)
+                ctx = th.pending_context if th is not None else None
+                if th is not None:
+                    th.pending_context = None
+        if ctx is None:
+            return result
+        restore_context(call, bytes(ctx))  # the context set while it was suspended in here
+        (flags,) = struct.unpack_from("<I", ctx, CTX_FLAGS)
+        return None if flags & CONTEXT_INTEGER else result
 
     tracked.__name__ = getattr(handler, "__name__", "handler")
     tracked.__wrapped__ = handler  # type: ignore[attr-defined]
@@ -238,7 +252,8 @@ def _merge(dest: bytearray, ctx: bytes | bytearray, flags: int) -> None:
 
 
 def _stopped(nt: NtPersonality, th: objects.Thread) -> bool:
-    """Wait until a suspended thread has stopped: parked, or inside a blocking call."""
+    """Wait until a suspended thread has stopped: parked, or inside a blocking call; True holding
+    objects.CHANGED (the caller's ``with``), so it stays so until the caller lets go."""
     deadline = time.monotonic() + STOP_TIMEOUT
     return objects.wait_until(
         lambda: bool(th.parked_uc) or th.tid in nt.blocked or th.done, deadline, nt.exiting
@@ -257,15 +272,15 @@ def NtGetContextThread(nt: NtPersonality, call: NtSyscall) -> int:
     else:
         if not th.suspend_count:
             return st.STATUS_UNSUCCESSFUL  # a running thread has no context to read
-        if not _stopped(nt, th) or th.done:
-            return st.STATUS_UNSUCCESSFUL
-        with objects.CHANGED:  # the frame stays while this holds the lock (see park)
+        with objects.CHANGED:  # the frame (or the call) stays while this holds the lock (see park)
+            if not _stopped(nt, th) or th.done:
+                return st.STATUS_UNSUCCESSFUL
             uc = th.parked_uc
             blocked = nt.blocked.get(th.tid)
             if uc:
                 ctx = _parked_context(call, uc)
             elif blocked is not None:
-                ctx = _call_context(blocked)
+                ctx = th.pending_context or _call_context(blocked)
             else:
                 return st.STATUS_UNSUCCESSFUL
     _merge(dest, ctx, flags)
@@ -308,13 +323,26 @@ def NtSetContextThread(nt: NtPersonality, call: NtSyscall) -> Any:
     if th.tid == threading.get_native_id():
         restore_context(call, ctx)  # this thread goes on from the new context
         return None if flags & CONTEXT_INTEGER else st.STATUS_SUCCESS
-    if not th.suspend_count or not _stopped(nt, th) or th.done:
+    if not th.suspend_count:
         return st.STATUS_UNSUCCESSFUL
-    with objects.CHANGED:  # the frame stays while this holds the lock (see park)
-        uc = th.parked_uc
-        if not uc or not th.suspend_count:  # inside a blocking call: its registers are that call's
+    with objects.CHANGED:  # the frame (or the call) stays while this holds the lock (see park)
+        if not _stopped(nt, th) or th.done or not th.suspend_count:
             return st.STATUS_UNSUCCESSFUL
-        _apply_parked(call, uc, ctx, flags)
+        uc = th.parked_uc
+        blocked = nt.blocked.get(th.tid)
+        if uc:
+            _apply_parked(call, uc, ctx, flags)
+        elif blocked is not None:  # taken when it leaves the call (see blocking)
+            pending = th.pending_context
+            if pending is None:  # the call's registers, no part of them to restore yet
+                pending = _call_context(blocked)
+                struct.pack_into("<I", pending, CTX_FLAGS, CONTEXT_AMD64)
+            _merge(pending, ctx, flags)
+            (had,) = struct.unpack_from("<I", pending, CTX_FLAGS)
+            struct.pack_into("<I", pending, CTX_FLAGS, had | (flags & _PARTS))
+            th.pending_context = pending
+        else:
+            return st.STATUS_UNSUCCESSFUL
     return st.STATUS_SUCCESS
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import _memory as memory
 from .. import status as st
-from ..wine import CTX_EFLAGS, CTX_FLAGS, CTX_FLTSAVE, CTX_RAX, CTX_REGS, CTX_RIP
+from ..wine import CONTEXT_SIZE, CTX_EFLAGS, CTX_FLAGS, CTX_FLTSAVE, CTX_RAX, CTX_REGS, CTX_RIP
 
 if TYPE_CHECKING:
     from ..personality import NtPersonality, NtSyscall
@@ -32,10 +32,16 @@ def vector_state_of(ctx: bytes) -> bytes:
 
 def NtContinue(nt: NtPersonality, call: NtSyscall) -> Any:
     """Resume at the CONTEXT: every general register, RIP, RSP and the flags (integer + control),
-    x87, MXCSR and XMM0-15 (floating point)."""
-    ctx = call.args[0]
+    x87, MXCSR and XMM0-15 (floating point).  With TestAlert (KiUserApcDispatcher's, the end of
+    LdrInitializeThunk's) a user APC queued for the thread runs first, to resume there after."""
+    ctx, test_alert = call.args[:2]
     if not ctx:
         return st.STATUS_ACCESS_VIOLATION
+    if test_alert & 0xFF and nt.wine is not None:
+        from .thread import deliver_apc
+
+        if deliver_apc(nt, call, lambda: call.read(ctx, CONTEXT_SIZE)):
+            return None
     restore_context(call, call.read(ctx, CTX_FLTSAVE + 512))
     return None
 
@@ -58,6 +64,7 @@ def restore_context(call: NtSyscall, data: bytes) -> None:
 
 
 HANDLERS = {"NtContinue": NtContinue}
+SIGNATURES: dict[str, tuple[str, ...]] = {"NtContinue": ("Context", "TestAlert")}
 
 
 # ---- hardware faults become Windows exceptions (KiUserExceptionDispatcher)

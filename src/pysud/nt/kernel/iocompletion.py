@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import struct
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import objects
 from .. import status as st
-from . import namespace
+from . import namespace, thread
 
 if TYPE_CHECKING:
     from ..personality import NtPersonality, NtSyscall
@@ -58,11 +59,20 @@ def NtSetIoCompletion(nt: NtPersonality, call: NtSyscall) -> int:
     return st.STATUS_SUCCESS
 
 
-def _take(nt: NtPersonality, call: NtSyscall, port: IoCompletion, timeout: int, most: int) -> list[Any]:
-    """Up to ``most`` packets, waiting until the first one comes or the timeout passes."""
+def _take(
+    nt: NtPersonality,
+    call: NtSyscall,
+    port: IoCompletion,
+    timeout: int,
+    most: int,
+    alerted: Callable[[], bool] | None = None,
+) -> list[Any]:
+    """Up to ``most`` packets, waiting until the first one comes or the timeout passes (or, for
+    an alertable wait, a user APC is queued: none then)."""
     deadline = objects.timeout_deadline(call, timeout)
     with objects.CHANGED:
-        if not objects.wait_until(lambda: bool(port.packets), deadline, nt.exiting):
+        ready = (lambda: bool(port.packets) or alerted()) if alerted else (lambda: bool(port.packets))
+        if not objects.wait_until(ready, deadline, nt.exiting) or not port.packets:
             return []
         return [port.packets.popleft() for _ in range(min(most, len(port.packets)))]
 
@@ -82,17 +92,22 @@ def NtRemoveIoCompletion(nt: NtPersonality, call: NtSyscall) -> int:
     return st.STATUS_SUCCESS
 
 
-def NtRemoveIoCompletionEx(nt: NtPersonality, call: NtSyscall) -> int:
-    handle, info, count, written, timeout, _alertable = call.args[:6]
+def NtRemoveIoCompletionEx(nt: NtPersonality, call: NtSyscall) -> Any:
+    """GetQueuedCompletionStatusEx; an alertable one that a user APC ends gives STATUS_USER_APC
+    (and runs the APC: kernel/thread.py)."""
+    handle, info, count, written, timeout, alertable = call.args[:6]
     count &= 0xFFFFFFFF
     port = _port(nt, handle)
     if port is None:
         return st.STATUS_INVALID_HANDLE
     if not count:
         return st.STATUS_INVALID_PARAMETER
-    got = _take(nt, call, port, timeout, count)
+    alerted = thread.alertable(nt, alertable)
+    got = _take(nt, call, port, timeout, count, alerted)
     if not got:
-        nt.put_u32(call, written, 0)
+        nt.put_u32(call, written, 1)  # Wine 8's count when nothing was removed
+        if alerted is not None and thread.deliver_apc(nt, call, None):
+            return None  # the call returns STATUS_USER_APC once the APC has run
         return st.STATUS_TIMEOUT
     call.write(info, b"".join(struct.pack("<QQQQ", k, v, s, i) for k, v, s, i in got))
     nt.put_u32(call, written, len(got))

@@ -31,6 +31,8 @@ PS_ATTRIBUTE_IMAGE_INFO = 0x00006
 THREAD_CREATE_FLAGS_CREATE_SUSPENDED = 0x1
 STILL_ACTIVE = 0x103
 PROCESS_DEFAULT_HARD_ERROR_MODE = 12
+#: ProcessExecuteFlags: ntdll asks to disable DEP for an image without NX_COMPAT (old MSVC launchers)
+PROCESS_EXECUTE_FLAGS = 34
 #: the environment variable naming the pipe a child pysud writes its 32-bit exit code to (cli.py)
 EXIT_FD_VARIABLE = "PYSUD_NT_EXIT_FD"
 # RTL_USER_PROCESS_PARAMETERS (x64)
@@ -316,6 +318,8 @@ def NtSetInformationProcess(nt: NtPersonality, call: NtSyscall) -> int:
             return st.STATUS_INFO_LENGTH_MISMATCH
         (nt.hard_error_mode,) = struct.unpack("<I", call.read(buf, 4))
         return st.STATUS_SUCCESS
+    if cls == PROCESS_EXECUTE_FLAGS:  # DEP is always on for 64-bit processes: Wine refuses too
+        return st.STATUS_INVALID_PARAMETER
     return nt._unimplemented_class(call, cls)
 
 

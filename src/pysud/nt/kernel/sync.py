@@ -4,8 +4,9 @@ and waits on any waitable object (one, all or any of several, with timeouts).
 Wine 8's PE ntdll waits for critical sections, SRW locks, condition variables and
 RtlWaitOnAddress through NtWaitForAlertByThreadId/NtAlertThreadByThreadId (seen in
 tests/nt/k32sync.c's trace); Windows' ntdll and older Wine use keyed events
-(NtWaitForKeyedEvent/NtReleaseKeyedEvent) for critical sections; all of these are here.  Alertable waits are
-not woken by APCs (pysud queues none).
+(NtWaitForKeyedEvent/NtReleaseKeyedEvent) for critical sections; all of these are here.  An
+alertable wait that no object satisfies is ended by a user APC queued to the thread, which then
+runs (kernel/thread.py); keyed-event and thread-id-alert waits are not alertable here.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .. import objects
+from .. import objects, process
 from .. import status as st
-from . import namespace
+from . import namespace, thread
 
 if TYPE_CHECKING:
     from ..personality import NtPersonality, NtSyscall
@@ -41,10 +42,25 @@ def _event(nt: NtPersonality, handle: int) -> objects.Event | None:
     return nt.handles.get_as(handle, objects.Event)
 
 
+class _RunningProcess(objects.Waitable):
+    """What a wait on the current-process pseudo-handle sees: this process, running while one of
+    its threads waits (its end ends the wait through ``nt.exiting``)."""
+
+    type_name = "Process"
+
+    def signaled(self) -> bool:
+        return False
+
+
+_THIS_PROCESS = _RunningProcess()
+
+
 def _waitable(nt: NtPersonality, handle: int) -> objects.Waitable | None:
     obj = nt.handles.get(handle)
     if obj is None and handle == namespace.CURRENT_THREAD:
         obj = namespace._pseudo(nt, handle)
+    elif obj is None and handle == namespace.CURRENT_PROCESS:
+        obj = _THIS_PROCESS
     return obj if isinstance(obj, objects.Waitable) else None
 
 
@@ -268,12 +284,12 @@ def NtQueryTimer(nt: NtPersonality, call: NtSyscall) -> int:
 
 
 def NtSetTimer(nt: NtPersonality, call: NtSyscall) -> int:
-    handle, due_ptr, apc, _ctx, _resume, period, prev_ptr = call.args[:7]
+    handle, due_ptr, apc, apc_context, _resume, period, prev_ptr = call.args[:7]
     t = nt.handles.get(handle)
     if not isinstance(t, objects.Timer):
         return _bad_handle(nt, handle)
-    if apc:
-        return st.STATUS_NOT_SUPPORTED  # completion routines run as APCs, which pysud does not queue
+    if apc and nt.wine is None:
+        return st.STATUS_NOT_SUPPORTED  # completion routines are APCs: Wine's DLLs only
     if not due_ptr:
         return st.STATUS_ACCESS_VIOLATION
     period = _i32(period)
@@ -286,9 +302,46 @@ def NtSetTimer(nt: NtPersonality, call: NtSyscall) -> int:
         t.state = False
         t.due = due
         t.period = period / 1000.0
+        _drop_timer_apc(t)
+        if apc and due is not None:
+            t.apc = (thread.current_thread(nt), apc, apc_context)
+            _schedule_timer_apc(t, t.generation, due, nt.exiting)
         _changed()
     nt.put_u32(call, prev_ptr, int(old))
     return st.STATUS_SUCCESS
+
+
+def _drop_timer_apc(t: objects.Timer) -> None:
+    """A new setting or a cancel: the old one's expiries do nothing, its queued routine goes."""
+    t.generation += 1
+    if t.waker is not None:
+        t.waker.cancel()
+        t.waker = None
+    if t.apc is not None:
+        thread.cancel_owned_apc(t.apc[0], t)
+        t.apc = None
+
+
+def _schedule_timer_apc(t: objects.Timer, generation: int, due: float, stop: threading.Event) -> None:
+    """At ``due`` the timer's completion routine is queued to the thread that set it, with the
+    expiry as a FILETIME (TimerLowValue, TimerHighValue); again each period, until the timer is
+    set again, cancelled or closed, or the program ends (``stop``)."""
+
+    def expire() -> None:
+        with objects.CHANGED:
+            if t.generation != generation or t.apc is None or stop.is_set():
+                return
+            t.tick()
+            setter, routine, context = t.apc
+            when = process.system_time() - round((time.monotonic() - due) * 1e7)
+            thread.queue_owned_apc(setter, t, routine, context, when & 0xFFFFFFFF, when >> 32)
+            if t.period and not setter.done:
+                _schedule_timer_apc(t, generation, due + t.period, stop)
+            _changed()
+
+    t.waker = threading.Timer(max(0.0, due - time.monotonic()), expire)
+    t.waker.daemon = True
+    t.waker.start()
 
 
 def NtCancelTimer(nt: NtPersonality, call: NtSyscall) -> int:
@@ -300,6 +353,7 @@ def NtCancelTimer(nt: NtPersonality, call: NtSyscall) -> int:
         t.tick()
         t.due = None
         t.period = 0.0
+        _drop_timer_apc(t)
         state = t.state
     nt.put_u32(call, state_ptr, int(state))
     return st.STATUS_SUCCESS
@@ -308,16 +362,18 @@ def NtCancelTimer(nt: NtPersonality, call: NtSyscall) -> int:
 # ---------------------------------------------------------------------------------- waits
 
 
-def NtWaitForSingleObject(nt: NtPersonality, call: NtSyscall) -> int:
-    handle, _alertable, timeout = call.args[:3]
+def NtWaitForSingleObject(nt: NtPersonality, call: NtSyscall) -> Any:
+    handle, alertable, timeout = call.args[:3]
     obj = _waitable(nt, handle)
     if obj is None:
         return _bad_handle(nt, handle)
-    return objects.wait_for([obj], False, objects.timeout_deadline(call, timeout), nt.exiting)
+    deadline = objects.timeout_deadline(call, timeout)
+    alerted = thread.alertable(nt, alertable)
+    return thread.end_wait(nt, call, objects.wait_for([obj], False, deadline, nt.exiting, alerted))
 
 
-def NtWaitForMultipleObjects(nt: NtPersonality, call: NtSyscall) -> int:
-    count, handles_ptr, wait_type, _alertable, timeout = call.args[:5]
+def NtWaitForMultipleObjects(nt: NtPersonality, call: NtSyscall) -> Any:
+    count, handles_ptr, wait_type, alertable, timeout = call.args[:5]
     count &= 0xFFFFFFFF
     wait_type &= 0xFFFFFFFF
     if not 0 < count <= MAXIMUM_WAIT_OBJECTS:
@@ -329,16 +385,18 @@ def NtWaitForMultipleObjects(nt: NtPersonality, call: NtSyscall) -> int:
             return _bad_handle(nt, h)
     if wait_type not in (0, 1):  # WaitAll, WaitAny (Wine takes any non-zero value as WaitAny)
         return STATUS_INVALID_PARAMETER_3
-    return objects.wait_for(
+    status = objects.wait_for(
         [o for o in objs if o is not None],
         wait_type == 0,
         objects.timeout_deadline(call, timeout),
         nt.exiting,
+        thread.alertable(nt, alertable),
     )
+    return thread.end_wait(nt, call, status)
 
 
-def NtSignalAndWaitForSingleObject(nt: NtPersonality, call: NtSyscall) -> int:
-    signal, handle, _alertable, timeout = call.args[:4]
+def NtSignalAndWaitForSingleObject(nt: NtPersonality, call: NtSyscall) -> Any:
+    signal, handle, alertable, timeout = call.args[:4]
     obj = _waitable(nt, handle)
     if obj is None:
         return _bad_handle(nt, handle)
@@ -355,7 +413,9 @@ def NtSignalAndWaitForSingleObject(nt: NtPersonality, call: NtSyscall) -> int:
             return STATUS_MUTANT_NOT_OWNED
     else:
         return _bad_handle(nt, signal)
-    return objects.wait_for([obj], False, objects.timeout_deadline(call, timeout), nt.exiting)
+    deadline = objects.timeout_deadline(call, timeout)
+    alerted = thread.alertable(nt, alertable)
+    return thread.end_wait(nt, call, objects.wait_for([obj], False, deadline, nt.exiting, alerted))
 
 
 # ---------------------------------------------------------------------------------- keyed events

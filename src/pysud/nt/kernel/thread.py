@@ -1,7 +1,21 @@
 """NT threads: NtCreateThreadEx starts a real host thread (armed, on a stack of its own, with a TEB),
-NtResumeThread, NtTerminateThread, NtQuery/SetInformationThread.
+NtResumeThread, NtTerminateThread, NtQuery/SetInformationThread; user APCs: NtQueueApcThread,
+NtTestAlert and their delivery through ntdll's KiUserApcDispatcher.
 
 How a thread enters the program is the personality's (``NtPersonality.thread_main``).
+
+User APCs (NtQueueApcThread's, and timers' completion routines: kernel/sync.py) are queued on the
+target's Thread object and run only when it asks: an alertable wait (NtWaitForSingleObject/
+MultipleObjects, NtSignalAndWaitForSingleObject, NtDelayExecution, NtRemoveIoCompletionEx with
+Alertable) that no object satisfies ends with STATUS_USER_APC, NtTestAlert, and NtContinue with
+TestAlert (how KiUserApcDispatcher returns, so the whole queue runs in one delivery; Wine's
+LdrInitializeThunk ends that way, so what is queued to a new thread runs before its entry point).
+Delivery is Wine 8's (dlls/ntdll/unix/signal_x86_64.c, call_user_apc_dispatcher): below the
+interrupted stack, 16-aligned, ``struct apc_stack_layout`` (home space, the routine at +0x20, the
+CONTEXT to resume at +0x30: the call's own registers with Rax = STATUS_USER_APC), the CONTEXT's Rip
+pushed as a return address, and KiUserApcDispatcher entered with Rcx = the CONTEXT and
+Rdx/R8/R9 = the three arguments; it calls routine(arg1, arg2, arg3, context) and NtContinue(context,
+TRUE).  Windows' own dispatcher finds the same things on the stack (P1Home..P4Home).
 """
 
 from __future__ import annotations
@@ -9,11 +23,13 @@ from __future__ import annotations
 import os
 import struct
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ... import _memory as memory
 from .. import objects, process
 from .. import status as st
+from ..wine import CTX_RAX, CTX_REGS, CTX_RIP
 from . import context
 from . import process as kprocess
 
@@ -126,13 +142,131 @@ def NtSetInformationThread(nt: NtPersonality, call: NtSyscall) -> int:
     return nt._unimplemented_class(call, cls)
 
 
+# ---- user APCs
+
+STATUS_USER_APC = st.STATUS_USER_APC
+#: Wine's struct apc_stack_layout: 4 home slots, the routine, padding, the CONTEXT, rbp, rip
+APC_FRAME = 0x510
+APC_ROUTINE = 0x20
+APC_CONTEXT = 0x30
+#: what KiUserApcDispatcher's frame holds of the CONTEXT besides Rip and Rsp: the callee-saved
+#: registers, as Wine enters it (an unwinder through the dispatcher finds them there)
+_NONVOLATILE = ("rbx", "rbp", "rsi", "rdi", "r12", "r13", "r14", "r15")
+
+
+def current_thread(nt: NtPersonality) -> objects.Thread:
+    """The calling thread's Thread object (the first thread's is made on demand)."""
+    th = getattr(nt.tls, "thread", None)
+    if isinstance(th, objects.Thread):
+        return th
+    found = context.thread_by_tid(nt, threading.get_native_id(), create=True)
+    assert found is not None
+    return found
+
+
+def alertable(nt: NtPersonality, flag: int) -> Callable[[], bool] | None:
+    """For a wait with this Alertable argument: the check (called holding objects.CHANGED) that a
+    user APC waits for the calling thread; None when the wait is not alertable.  Without Wine's
+    DLLs there is no KiUserApcDispatcher, and NtQueueApcThread queues nothing."""
+    if not flag & 0xFF or nt.wine is None:
+        return None
+    th = current_thread(nt)
+    return lambda: bool(th.apcs)
+
+
+def NtQueueApcThread(nt: NtPersonality, call: NtSyscall) -> int:
+    handle, routine, arg1, arg2, arg3 = call.args[:5]
+    th = context._thread(nt, handle)
+    if th is None:
+        return st.STATUS_INVALID_HANDLE if nt.handles.get(handle) is None else st.STATUS_OBJECT_TYPE_MISMATCH
+    if nt.wine is None:
+        return st.STATUS_NOT_SUPPORTED  # pysud's own ntdll has no KiUserApcDispatcher
+    with objects.CHANGED:
+        if th.done:
+            return st.STATUS_UNSUCCESSFUL  # Wine: a terminated thread takes no APC
+        if routine:  # a NULL routine succeeds and queues nothing (Wine)
+            th.apcs.append((routine, arg1, arg2, arg3, None))
+            objects.CHANGED.notify_all()
+    return st.STATUS_SUCCESS
+
+
+def queue_owned_apc(th: objects.Thread, owner: objects.NtObject, routine: int, *args: int) -> None:
+    """Queue ``owner``'s APC (a timer's completion routine), replacing one of it still queued (Wine
+    keeps one per owner, Windows one per timer); called holding objects.CHANGED."""
+    cancel_owned_apc(th, owner)
+    if not th.done:
+        a1, a2, a3 = args
+        th.apcs.append((routine, a1, a2, a3, owner))
+        objects.CHANGED.notify_all()
+
+
+def cancel_owned_apc(th: objects.Thread, owner: objects.NtObject) -> None:
+    th.apcs[:] = [apc for apc in th.apcs if apc[4] is not owner]
+
+
+def NtTestAlert(nt: NtPersonality, call: NtSyscall) -> Any:
+    """Run what is queued for this thread now; the call then returns STATUS_SUCCESS (as Wine's)."""
+    if nt.wine is None:
+        return st.STATUS_SUCCESS
+    if deliver_apc(nt, call, None, st.STATUS_SUCCESS):
+        return None
+    return st.STATUS_SUCCESS
+
+
+def deliver_apc(
+    nt: NtPersonality, call: NtSyscall, resume: Callable[[], bytes] | None, status: int = STATUS_USER_APC
+) -> bool:
+    """The first APC queued for this thread runs next: the thread leaves this call into ntdll's
+    KiUserApcDispatcher, which resumes the CONTEXT ``resume()`` reads (None: this call's return
+    with Rax = ``status``) once the routine returns.  False, touching nothing, when nothing is
+    queued."""
+    th = current_thread(nt)
+    with objects.CHANGED:
+        if not th.apcs:
+            return False
+    assert nt.wine is not None
+    if resume is None:
+        frame = context._call_context(call)
+        struct.pack_into("<Q", frame, CTX_RAX, status)
+        ctx = bytes(frame)
+    else:
+        ctx = resume()  # a bad pointer: the APC stays queued, the call fails (kernel/__init__.py)
+    with objects.CHANGED:
+        routine, arg1, arg2, arg3, _owner = th.apcs.pop(0)
+    regs = dict(zip(CTX_REGS, struct.unpack_from("<16Q", ctx, CTX_RAX), strict=True))
+    (rip,) = struct.unpack_from("<Q", ctx, CTX_RIP)
+    stack = (regs["rsp"] - APC_FRAME) & ~0xF
+    layout = bytes(APC_ROUTINE) + struct.pack("<QQ", routine, 0) + ctx
+    call.write(stack - 8, struct.pack("<Q", rip) + layout)
+    for name in _NONVOLATILE:
+        setattr(call, name, regs[name])
+    call.rcx, call.rdx, call.r8, call.r9 = stack + APC_CONTEXT, arg1, arg2, arg3
+    call.rsp = stack - 8
+    call.rip = nt.wine.exports["KiUserApcDispatcher"]
+    return True
+
+
+def end_wait(nt: NtPersonality, call: NtSyscall, status: int) -> Any:
+    """The end of a wait: an alertable one that an APC ended runs it (see deliver_apc)."""
+    if status == STATUS_USER_APC and deliver_apc(nt, call, None):
+        return None
+    return status
+
+
 HANDLERS: dict[str, Any] = {
     f.__name__: f
     for f in (
+        NtQueueApcThread,
+        NtTestAlert,
         NtCreateThreadEx,
         NtResumeThread,
         NtTerminateThread,
         NtQueryInformationThread,
         NtSetInformationThread,
     )
+}
+
+SIGNATURES: dict[str, tuple[str, ...]] = {
+    "NtQueueApcThread": ("ThreadHandle", "ApcRoutine", "ApcArgument1", "ApcArgument2", "ApcArgument3"),
+    "NtTestAlert": (),
 }
