@@ -111,3 +111,28 @@ def test_execve_of_a_bad_image_fails_as_the_kernel_says(tmp_path, damage):
     native, ours = both([BASH, "-c", f"{bad}; echo status $?"], tmp_path)
     assert native.stdout.startswith(b"status 12")
     assert_same(native, ours)
+
+
+KEEP_FD = """
+import os, sys
+import pysud
+from pysud._linux import LinuxPersonality
+d = pysud.Dispatcher()
+p = LinuxPersonality(d)
+fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)  # a low number, as a library user's
+moved = []
+p.keep_fd(fd, moved.append)
+kept = moved[-1]
+code = "import os\\ntry:\\n os.close(%d)\\n print('closed')\\n" % kept
+code += "except OSError as e:\\n print(e.strerror)"
+status = p.run("/usr/bin/python3", [b"python3", b"-c", code.encode()], [b"LC_ALL=C"])
+os.write(kept, b"")  # still ours
+print(status, kept >= 900, fd != kept)
+"""
+
+
+def test_a_kept_descriptor_is_out_of_the_programs_reach():
+    """LinuxPersonality.keep_fd moves a low descriptor into pysud's range, where the program's
+    close reaches the personality (which says EBADF) even without a handler on every call."""
+    r = subprocess.run([sys.executable, "-c", KEEP_FD], capture_output=True, text=True, timeout=60)
+    assert r.stdout == "Bad file descriptor\n0 True True\n", r.stderr

@@ -488,7 +488,18 @@ class LinuxPersonality:
     def keep_fd(self, fd: int, moved: Callable[[int], None]) -> None:
         """Keep descriptor ``fd`` (pysud's, e.g. a trace file) out of the program's reach, in the
         program and in every process it forks: ``moved(new)`` is called when the program's dup2
-        wants its number and it moves to another."""
+        wants its number and it moves to another.  One below pysud's range (900 and up) moves
+        there first: only those numbers reach the close/dup/fcntl handler when no other
+        handler (a tracer's) sees every call."""
+        if fd < _HIDDEN_FD_BASE:
+            high = fcntl.fcntl(
+                fd,
+                fcntl.F_DUPFD_CLOEXEC if fcntl.fcntl(fd, fcntl.F_GETFD) else fcntl.F_DUPFD,
+                _HIDDEN_FD_BASE,
+            )
+            os.close(fd)
+            moved(high)
+            fd = high
         self.own[fd] = moved
 
     def _own_fds(self) -> set[int]:
